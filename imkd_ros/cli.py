@@ -1,0 +1,118 @@
+"""``imkd``: the one command-line entry point, one subcommand per job (``imkd <verb> --help``).
+
+Each subcommand parses its arguments and calls one library function; no logic lives here. Errors caused by the
+user's input (missing files, bad arguments, malformed data) print one line ``imkd <verb>: error: ...`` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from imkd_ros.data.synth import write_dataset
+
+    weathers = tuple(w.strip() for w in args.weather.split(",") if w.strip())
+    summary = write_dataset(
+        Path(args.out),
+        scenes=args.scenes,
+        samples_per_scene=args.samples_per_scene,
+        seed=args.seed,
+        weathers=weathers,
+        version=args.version,
+        camera_sweeps=not args.no_camera_sweeps,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    print(summary)
+    return 0
+
+
+def _cmd_eval_results(args: argparse.Namespace) -> int:
+    from imkd_ros.evaluate import evaluate_results
+
+    out = Path(args.out)
+    summary = evaluate_results(args.data, args.version, args.split, args.results, out.parent)
+    if out.name != "metrics_summary.json":
+        out.write_text(json.dumps(summary, indent=2))
+    print(f"NDS {summary['nd_score']:.4f}  mAP {summary['mean_ap']:.4f}  -> {out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from imkd_ros.bench import run_benchmarks
+
+    results = run_benchmarks(only=args.only, repeats=args.repeats)
+    text = json.dumps(results, indent=2, sort_keys=True)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from imkd_ros.demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="imkd", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+
+    s = sub.add_parser("synth", help="write a synthetic dataset in the nuScenes on-disk format")
+    s.add_argument("--out", required=True, help="dataroot to create (must not exist or be empty)")
+    s.add_argument("--scenes", type=int, default=4, help="number of scenes (default 4)")
+    s.add_argument("--samples-per-scene", type=int, default=10, help="keyframes (2 Hz) per scene (default 10)")
+    s.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for a seed")
+    s.add_argument("--weather", default="clear,rain,fog,night", help="comma list cycled over scenes")
+    s.add_argument("--version", default="v1.0-synth", help="version folder name (default v1.0-synth)")
+    s.add_argument("--no-camera-sweeps", action="store_true", help="write camera images at keyframes only")
+    s.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    s.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty directory")
+    s.set_defaults(func=_cmd_synth)
+
+    e = sub.add_parser("eval-results", help="score a results JSON with the nuscenes-devkit detection eval")
+    e.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    e.add_argument("--version", default="v1.0-synth", help="dataset version folder (default v1.0-synth)")
+    e.add_argument("--split", default="synth_val", help="split name (splits.json or the devkit's)")
+    e.add_argument("--results", required=True, help="results JSON in the devkit submission format")
+    e.add_argument("--out", required=True, help="METRICS.json to write (the devkit files go beside it)")
+    e.set_defaults(func=_cmd_eval_results)
+
+    b = sub.add_parser("bench", help="run benchmarks and write flat JSON")
+    b.add_argument("--only", default=None, help="comma list of benchmark names (default: all)")
+    b.add_argument("--repeats", type=int, default=3, help="repeats per benchmark; medians are reported")
+    b.add_argument("--out", default=None, help="JSON file to write")
+    b.set_defaults(func=_cmd_bench)
+
+    d = sub.add_parser("demo", help="the main job on the embedded synthetic default")
+    d.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from imkd_ros.errors import ImkdError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ImkdError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"imkd {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"imkd {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Shared fixtures. ``synth_root`` is one small synthetic nuScenes-format dataset per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataroot written by the synthetic world: 4 scenes (clear, rain, fog, night) x 4 samples, seed 0,
+    version ``v1.0-synth``; splits ``synth_train`` (3 scenes) and ``synth_val`` (1 scene)."""
+    from imkd_ros.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, scenes=4, samples_per_scene=4, seed=0, weathers=("clear", "rain", "fog", "night"))
+    return root
