@@ -1,0 +1,433 @@
+"""Read any nuScenes-format dataroot (the real nuScenes or the synthetic world) into :class:`imkd_ros.types.Frame`.
+
+Plain JSON: the tables are loaded once and indexed by token; the devkit's ``NuScenes`` class is not used (it loads
+and reverse-indexes everything, and needs the maps). Tables read from ``<dataroot>/<version>/``: scene, sample,
+sample_data, ego_pose, calibrated_sensor, sensor, sample_annotation, instance, category, attribute.
+
+Reference frame of a :class:`Frame`: the ego vehicle at the timestamp of the camera keyframe (that sample_data's own
+``ego_pose``). Radar and LiDAR sweeps, and the ground truth, are moved into it through the global frame:
+``sensor -> ego(sweep time) -> global -> ego(reference)``, all with :class:`imkd_ros.transforms.Pose`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imkd_ros.classes import CLASSES, class_of_category
+from imkd_ros.data.errors import DatasetError
+from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
+from imkd_ros.transforms import Pose, quat_to_yaw
+from imkd_ros.types import Boxes, Calibration, Frame
+
+__all__ = ["NuScenesReader", "TABLES", "weather_of_description"]
+
+#: The tables the reader needs under ``<dataroot>/<version>/``.
+TABLES: tuple[str, ...] = (
+    "scene",
+    "sample",
+    "sample_data",
+    "ego_pose",
+    "calibrated_sensor",
+    "sensor",
+    "sample_annotation",
+    "instance",
+    "category",
+    "attribute",
+)
+
+_WEATHER_TAG = re.compile(r"weather=([A-Za-z0-9_\-]+)")
+_LIDAR_CHANNEL = "LIDAR_TOP"
+
+
+def weather_of_description(description: str) -> str:
+    """Weather tag of a scene description (``"... weather=rain ..."`` -> ``"rain"``), or ``"unknown"``."""
+    m = _WEATHER_TAG.search(description or "")
+    return m.group(1) if m else "unknown"
+
+
+class NuScenesReader:
+    """Token-indexed access to a nuScenes-format dataroot.
+
+    Args:
+        dataroot: folder holding ``<version>/`` (the JSON tables), ``samples/`` and ``sweeps/``.
+        version: table folder name, e.g. ``"v1.0-synth"``, ``"v1.0-mini"``, ``"v1.0-trainval"``.
+        camera: camera channel of :attr:`Frame.image` and of the reference frame.
+        radars: radar channels whose points are concatenated into :attr:`Frame.radar`.
+        radar_sweeps: sweeps per radar, counting the keyframe (>= 1).
+        lidar_sweeps: LiDAR sweeps, counting the keyframe (>= 1).
+        load_lidar: read the LiDAR (``Frame.lidar`` is None otherwise).
+        load_image: read the image (``Frame.image`` is None otherwise; the calibration is still given).
+
+    Raises:
+        DatasetError: missing dataroot, version folder or table, unreadable JSON, or a record lacking a field.
+    """
+
+    def __init__(
+        self,
+        dataroot: str | PathLike[str],
+        version: str = "v1.0-synth",
+        *,
+        camera: str = "CAM_FRONT",
+        radars: Sequence[str] = ("RADAR_FRONT",),
+        radar_sweeps: int = 6,
+        lidar_sweeps: int = 1,
+        load_lidar: bool = True,
+        load_image: bool = True,
+    ) -> None:
+        if radar_sweeps < 1 or lidar_sweeps < 1:
+            raise ValueError(f"radar_sweeps ({radar_sweeps}) and lidar_sweeps ({lidar_sweeps}) must be >= 1")
+        self.dataroot = Path(dataroot)
+        self.version = version
+        self.camera = camera
+        self.radars = tuple(radars)
+        self.radar_sweeps = int(radar_sweeps)
+        self.lidar_sweeps = int(lidar_sweeps)
+        self.load_lidar = load_lidar
+        self.load_image = load_image
+
+        if not self.dataroot.is_dir():
+            raise DatasetError(f"dataroot {self.dataroot} is not a folder")
+        if not (self.dataroot / version).is_dir():
+            raise DatasetError(f"{version}/ (the table folder) missing under {self.dataroot}")
+        self._build_indexes({name: self._load_table(name) for name in TABLES})
+
+    # -- loading ------------------------------------------------------------------------------------------------
+    def _load_table(self, name: str) -> list[dict[str, Any]]:
+        path = self.dataroot / self.version / f"{name}.json"
+        if not path.is_file():
+            raise DatasetError(f"{self.version}/{name}.json missing under {self.dataroot}")
+        try:
+            with open(path, encoding="utf-8") as f:
+                records = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: unreadable table ({exc})") from exc
+        if not isinstance(records, list):
+            raise DatasetError(f"{path}: a table must be a JSON list of records")
+        return records
+
+    def _build_indexes(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        where = ""  # the table being indexed, for the error message
+        try:
+            by_token: dict[str, dict[str, dict[str, Any]]] = {}
+            for where in TABLES:
+                by_token[where] = {r["token"]: r for r in tables[where]}
+            self._scene, self._sample, self._sd = by_token["scene"], by_token["sample"], by_token["sample_data"]
+            self._ego_pose, self._cs, self._sensor = (
+                by_token["ego_pose"],
+                by_token["calibrated_sensor"],
+                by_token["sensor"],
+            )
+            self._ann, self._instance = by_token["sample_annotation"], by_token["instance"]
+            self._category, self._attribute = by_token["category"], by_token["attribute"]
+
+            where = "calibrated_sensor"
+            channel_of_cs = {t: self._sensor[r["sensor_token"]]["channel"] for t, r in self._cs.items()}
+            where = "sample_data"
+            self._key_sd: dict[tuple[str, str], str] = {}
+            for t, r in self._sd.items():
+                if r["is_key_frame"]:
+                    self._key_sd[(r["sample_token"], channel_of_cs[r["calibrated_sensor_token"]])] = t
+            where = "sample_annotation"
+            self._anns_of_sample: dict[str, list[str]] = defaultdict(list)
+            for t, r in self._ann.items():
+                self._anns_of_sample[r["sample_token"]].append(t)
+            where = "instance"
+            self._category_of_instance = {
+                t: self._category[r["category_token"]]["name"] for t, r in self._instance.items()
+            }
+            where = "sample"
+            samples_of_scene: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in self._sample.values():
+                samples_of_scene[r["scene_token"]].append(r)
+            where = "scene"
+            self._scene_by_name: dict[str, dict[str, Any]] = {}
+            self._samples_of_scene_name: dict[str, list[str]] = {}
+            for t, r in self._scene.items():
+                self._scene_by_name[r["name"]] = r
+                ordered = sorted(samples_of_scene.get(t, []), key=lambda s: s["timestamp"])
+                self._samples_of_scene_name[r["name"]] = [s["token"] for s in ordered]
+        except KeyError as exc:
+            raise DatasetError(
+                f"{where}.json under {self.dataroot / self.version}: a record lacks field, or refers to an unknown "
+                f"token, {exc.args[0]!r}"
+            ) from exc
+
+    # -- tokens, scenes, splits ---------------------------------------------------------------------------------
+    @property
+    def sample_tokens(self) -> list[str]:
+        """All sample tokens, scene by scene (table order) and in time order within a scene."""
+        return [t for toks in self._samples_of_scene_name.values() for t in toks]
+
+    @property
+    def scene_names(self) -> list[str]:
+        """All scene names in table order."""
+        return list(self._scene_by_name)
+
+    def __len__(self) -> int:
+        return len(self._sample)
+
+    def scene_samples(self, scene_name: str) -> list[str]:
+        """Sample tokens of one scene in time order."""
+        if scene_name not in self._samples_of_scene_name:
+            raise DatasetError(f"scene {scene_name!r} not in {self.version} under {self.dataroot}")
+        return list(self._samples_of_scene_name[scene_name])
+
+    def scene_of(self, sample_token: str) -> str:
+        """Name of the scene a sample belongs to."""
+        return self._scene[self._sample_record(sample_token)["scene_token"]]["name"]
+
+    def weather_of_scene(self, scene_name: str) -> str:
+        """Weather tag of a scene (``weather=...`` in its description), or ``"unknown"``."""
+        if scene_name not in self._scene_by_name:
+            raise DatasetError(f"scene {scene_name!r} not in {self.version} under {self.dataroot}")
+        return weather_of_description(self._scene_by_name[scene_name].get("description", ""))
+
+    def split_scenes(self, split: str) -> list[str]:
+        """Scene names of a split that exist in this version, in the split's order.
+
+        Splits come from ``<dataroot>/<version>/splits.json`` (``{"name": [scene names]}``) when it defines
+        ``split``, else from the devkit's predefined nuScenes splits (train, val, mini_train, mini_val, ...).
+
+        Raises:
+            DatasetError: unknown split, or none of its scenes are in this version.
+        """
+        names: list[str] | None = None
+        splits_file = self.dataroot / self.version / "splits.json"
+        custom: dict[str, Any] = {}
+        if splits_file.is_file():
+            try:
+                custom = json.loads(splits_file.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise DatasetError(f"{splits_file}: unreadable ({exc})") from exc
+        if split in custom:
+            names = list(custom[split])
+        else:
+            from nuscenes.utils.splits import create_splits_scenes  # heavy import, only for the real dataset
+
+            predefined = create_splits_scenes()
+            if split not in predefined:
+                known = sorted(set(custom) | set(predefined))
+                raise DatasetError(f"unknown split {split!r} for {self.dataroot / self.version}; known: {known}")
+            names = list(predefined[split])
+        present = [n for n in names if n in self._scene_by_name]
+        if not present:
+            raise DatasetError(
+                f"split {split!r}: none of its {len(names)} scenes are in {self.dataroot / self.version}"
+            )
+        return present
+
+    def split_samples(self, split: str) -> list[str]:
+        """Sample tokens of the scenes of ``split`` (see :meth:`split_scenes`), scene by scene, in time order."""
+        return [t for name in self.split_scenes(split) for t in self._samples_of_scene_name[name]]
+
+    # -- records ------------------------------------------------------------------------------------------------
+    def _sample_record(self, sample_token: str) -> dict[str, Any]:
+        try:
+            return self._sample[sample_token]
+        except KeyError:
+            raise DatasetError(f"sample token {sample_token!r} not in {self.version} under {self.dataroot}") from None
+
+    def keyframe_token(self, sample_token: str, channel: str) -> str:
+        """Token of the keyframe sample_data of ``channel`` in a sample.
+
+        Raises:
+            DatasetError: the sample has no keyframe for that channel.
+        """
+        self._sample_record(sample_token)
+        try:
+            return self._key_sd[(sample_token, channel)]
+        except KeyError:
+            raise DatasetError(f"sample {sample_token} has no {channel} keyframe in sample_data.json") from None
+
+    def sample_data(self, sample_data_token: str) -> dict[str, Any]:
+        """A copy of a sample_data record (timestamp in microseconds, ``filename`` relative to the dataroot, ...)."""
+        try:
+            return dict(self._sd[sample_data_token])
+        except KeyError:
+            raise DatasetError(f"sample_data token {sample_data_token!r} not in {self.version}") from None
+
+    def ego_pose_of(self, sample_data_token: str) -> Pose:
+        """Ego -> global pose at a sample_data's timestamp."""
+        rec = self._ego_pose[self._sd[sample_data_token]["ego_pose_token"]]
+        return Pose.from_quat(rec["rotation"], rec["translation"])
+
+    def sensor_to_ego(self, sample_data_token: str) -> Pose:
+        """Sensor -> ego mounting pose of a sample_data."""
+        rec = self._cs[self._sd[sample_data_token]["calibrated_sensor_token"]]
+        return Pose.from_quat(rec["rotation"], rec["translation"])
+
+    def _file_of(self, sd_token: str) -> Path:
+        path = self.dataroot / self._sd[sd_token]["filename"]
+        if not path.is_file():
+            raise DatasetError(
+                f"{self._sd[sd_token]['filename']} missing under {self.dataroot} (sample_data {sd_token})"
+            )
+        return path
+
+    def _sweeps(self, key_sd_token: str, count: int) -> list[str]:
+        """The keyframe and up to ``count - 1`` earlier sweeps, newest first."""
+        tokens = [key_sd_token]
+        while len(tokens) < count and self._sd[tokens[-1]]["prev"]:
+            tokens.append(self._sd[tokens[-1]]["prev"])
+        return tokens
+
+    def annotation_velocity(self, annotation_token: str, max_time_diff: float = 1.5) -> np.ndarray:
+        """Global velocity ``(3,)`` m/s of an annotation exactly as the devkit's ``NuScenes.box_velocity``: centred
+        difference of the prev/next annotations' positions over their samples' times (one-sided at a track's ends),
+        NaN when the track has one annotation or the time gap exceeds ``max_time_diff`` (doubled when centred)."""
+        cur = self._ann[annotation_token]
+        has_prev, has_next = cur["prev"] != "", cur["next"] != ""
+        if not has_prev and not has_next:
+            return np.full(3, np.nan)
+        first = self._ann[cur["prev"]] if has_prev else cur
+        last = self._ann[cur["next"]] if has_next else cur
+        pos_diff = np.asarray(last["translation"], dtype=np.float64) - np.asarray(first["translation"], np.float64)
+        time_diff = 1e-6 * self._sample[last["sample_token"]]["timestamp"] - (
+            1e-6 * self._sample[first["sample_token"]]["timestamp"]
+        )
+        if has_prev and has_next:
+            max_time_diff *= 2
+        if time_diff > max_time_diff:
+            return np.full(3, np.nan)
+        return pos_diff / time_diff
+
+    def annotations(self, sample_token: str) -> list[dict[str, Any]]:
+        """The sample's annotation records (copies, table order) with ``category_name``, ``attribute_names`` and
+        ``detection_class`` (None where the category is not detected) added; ``num_lidar_pts`` and
+        ``num_radar_pts`` are as stored."""
+        self._sample_record(sample_token)
+        out = []
+        for t in self._anns_of_sample.get(sample_token, []):
+            rec = dict(self._ann[t])
+            rec["category_name"] = self._category_of_instance[rec["instance_token"]]
+            rec["attribute_names"] = [self._attribute[a]["name"] for a in rec.get("attribute_tokens", [])]
+            rec["detection_class"] = class_of_category(rec["category_name"])
+            out.append(rec)
+        return out
+
+    # -- frames -------------------------------------------------------------------------------------------------
+    def frame(self, sample_token: str) -> Frame:
+        """One keyframe, everything in the ego frame at the camera keyframe's timestamp.
+
+        - ``radar`` ``(N, 7)`` float32, columns :data:`imkd_ros.types.RADAR_FEATURES`: per radar channel the
+          keyframe and up to ``radar_sweeps - 1`` previous sweeps (devkit default filters), moved
+          sensor -> ego(sweep) -> global -> ego(reference); compensated velocity ``(vx_comp, vy_comp, 0)`` rotated
+          alike; positions advanced by ``v_comp * lag`` with ``lag = (t_reference - t_sweep) * 1e-6`` s. The
+          ``time_lag`` column is ``max(lag, 0)`` (a keyframe radar a few ms after the camera has a tiny negative
+          lag, which still moves its points back to the reference time).
+        - ``lidar`` ``(M, 6)`` float32, columns :data:`imkd_ros.types.LIDAR_FEATURES`: ``LIDAR_TOP`` keyframe and
+          up to ``lidar_sweeps - 1`` previous sweeps moved likewise (not advanced), ``time_lag = max(lag, 0)``.
+        - ``gt``: annotations whose category maps to a detection class, as :class:`Boxes` in ``"ego"`` with
+          devkit velocities (NaN when not computable), ``tokens`` = annotation tokens.
+
+        Raises:
+            DatasetError: unknown token, a missing keyframe for a configured channel, or a missing data file.
+            PointCloudError: a corrupt point-cloud file.
+        """
+        sample = self._sample_record(sample_token)
+        cam_sd = self.keyframe_token(sample_token, self.camera)
+        cam_rec = self._sd[cam_sd]
+        ref_time = int(cam_rec["timestamp"])
+        ego_pose = self.ego_pose_of(cam_sd)
+        global_to_ref = ego_pose.inverse()
+
+        image = None
+        if self.load_image:
+            from PIL import Image
+
+            with Image.open(self._file_of(cam_sd)) as im:
+                image = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        if image is not None:
+            size = (int(image.shape[1]), int(image.shape[0]))
+        elif cam_rec.get("width") and cam_rec.get("height"):
+            size = (int(cam_rec["width"]), int(cam_rec["height"]))
+        else:
+            size = None
+        intrinsic = self._cs[cam_rec["calibrated_sensor_token"]].get("camera_intrinsic")
+        camera = Calibration(
+            self.camera,
+            self.sensor_to_ego(cam_sd),
+            np.asarray(intrinsic, dtype=np.float64) if intrinsic else None,
+            size,
+        )
+
+        radar = [
+            self._radar_sweep(sd, global_to_ref, ref_time)
+            for ch in self.radars
+            for sd in self._sweeps(self.keyframe_token(sample_token, ch), self.radar_sweeps)
+        ]
+        radar_arr = np.concatenate(radar, axis=0) if radar else np.zeros((0, 7), np.float32)
+
+        lidar = None
+        if self.load_lidar:
+            key = self.keyframe_token(sample_token, _LIDAR_CHANNEL)
+            sweeps = [self._lidar_sweep(sd, global_to_ref, ref_time) for sd in self._sweeps(key, self.lidar_sweeps)]
+            lidar = np.concatenate(sweeps, axis=0)
+
+        scene = self._scene[sample["scene_token"]]
+        return Frame(
+            token=sample_token,
+            timestamp=ref_time,
+            scene=scene["name"],
+            image=image,
+            camera=camera,
+            radar=radar_arr,
+            lidar=lidar,
+            ego_pose=ego_pose,
+            gt=self._gt_boxes(sample_token, global_to_ref),
+            weather=weather_of_description(scene.get("description", "")),
+        )
+
+    def _sensor_to_ref(self, sd_token: str, global_to_ref: Pose) -> Pose:
+        return global_to_ref @ self.ego_pose_of(sd_token) @ self.sensor_to_ego(sd_token)
+
+    def _radar_sweep(self, sd_token: str, global_to_ref: Pose, ref_time: int) -> np.ndarray:
+        pts = read_radar_pcd(self._file_of(sd_token), filtered=True)
+        pose = self._sensor_to_ref(sd_token, global_to_ref)
+        lag = (ref_time - int(self._sd[sd_token]["timestamp"])) * 1e-6
+        xyz = np.stack([pts["x"], pts["y"], pts["z"]], axis=1).astype(np.float64)
+        vel = pose.rotate(np.stack([pts["vx_comp"], pts["vy_comp"]], axis=1))  # (N, 2), z taken as 0
+        xyz = pose.apply(xyz)
+        xyz[:, :2] += vel * lag
+        out = np.empty((len(pts), 7), dtype=np.float32)
+        out[:, 0:3] = xyz
+        out[:, 3] = pts["rcs"]
+        out[:, 4:6] = vel
+        out[:, 6] = max(lag, 0.0)
+        return out
+
+    def _lidar_sweep(self, sd_token: str, global_to_ref: Pose, ref_time: int) -> np.ndarray:
+        pts = read_lidar_bin(self._file_of(sd_token))
+        pose = self._sensor_to_ref(sd_token, global_to_ref)
+        lag = (ref_time - int(self._sd[sd_token]["timestamp"])) * 1e-6
+        out = np.empty((len(pts), 6), dtype=np.float32)
+        out[:, 0:3] = pose.apply(pts[:, :3].astype(np.float64))
+        out[:, 3:5] = pts[:, 3:5]
+        out[:, 5] = max(lag, 0.0)
+        return out
+
+    def _gt_boxes(self, sample_token: str, global_to_ref: Pose) -> Boxes:
+        recs = [r for r in self.annotations(sample_token) if r["detection_class"] is not None]
+        if not recs:
+            empty = Boxes.empty("ego")
+            empty.tokens = []
+            return empty
+        boxes = Boxes(
+            center=[r["translation"] for r in recs],
+            size=[r["size"] for r in recs],
+            yaw=[quat_to_yaw(r["rotation"]) for r in recs],
+            velocity=[self.annotation_velocity(r["token"])[:2] for r in recs],
+            label=[CLASSES.index(r["detection_class"]) for r in recs],
+            score=np.ones(len(recs)),
+            frame="global",
+            tokens=[r["token"] for r in recs],
+        )
+        return boxes.transform(global_to_ref, "ego")

@@ -1,0 +1,56 @@
+"""Environment for child processes that run ROS 2 (tests, tools that start nodes).
+
+Pure Python, no rclpy: it only builds a dict for ``subprocess.Popen(..., env=ros_env())``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["fastdds_profile_path", "ros_env"]
+
+_PROFILE = Path("config") / "fastdds.xml"
+
+
+def fastdds_profile_path() -> Path:
+    """Absolute path of the project's Fast DDS profile: ``<repo>/config/fastdds.xml`` when running from the
+    source tree, else the installed ``<sys.prefix>/share/imkd_ros/config/fastdds.xml``.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    candidates = [
+        Path(__file__).resolve().parents[2] / _PROFILE,
+        Path(sys.prefix) / "share" / "imkd_ros" / _PROFILE,
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"Fast DDS profile not found; looked at {', '.join(str(p) for p in candidates)}")
+
+
+def ros_env(base: Mapping[str, str] | None = None, domain_id: int | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) set up for ROS 2 on this machine only.
+
+    Sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``RMW_IMPLEMENTATION=rmw_fastrtps_cpp``,
+    ``FASTDDS_DEFAULT_PROFILES_FILE`` (:func:`fastdds_profile_path`), puts ``sys.prefix`` first on
+    ``AMENT_PREFIX_PATH`` (needed by ament_index_python), and ``ROS_DOMAIN_ID`` only when ``domain_id`` is given
+    (0-232, Fast DDS's range; use a random one per test run to keep parallel runs apart).
+
+    Raises:
+        ValueError: ``domain_id`` outside 0-232.
+    """
+    env = dict(os.environ if base is None else base)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(fastdds_profile_path())
+    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p and p != sys.prefix]
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
+    if domain_id is not None:
+        if not 0 <= int(domain_id) <= 232:
+            raise ValueError(f"ROS_DOMAIN_ID must be in 0-232, got {domain_id}")
+        env["ROS_DOMAIN_ID"] = str(int(domain_id))
+    return env

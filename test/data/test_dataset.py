@@ -1,0 +1,73 @@
+"""FrameDataset + collate_frames through a torch DataLoader, on the synthetic dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from imkd_ros.data.dataset import Batch, FrameDataset, collate_frames
+from imkd_ros.data.reader import NuScenesReader
+
+
+@pytest.fixture(scope="module")
+def reader(synth_root: Path) -> NuScenesReader:
+    return NuScenesReader(synth_root, "v1.0-synth", radar_sweeps=3)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_batches(reader: NuScenesReader, workers: int) -> None:
+    tokens = reader.split_samples("synth_val")
+    ds = FrameDataset(reader, tokens)
+    assert len(ds) == len(tokens)
+    loader = DataLoader(ds, batch_size=3, num_workers=workers, collate_fn=collate_frames)
+    batches = list(loader)
+    assert [len(b) for b in batches] == [3] * (len(tokens) // 3) + ([len(tokens) % 3] if len(tokens) % 3 else [])
+    assert [t for b in batches for t in b.tokens] == tokens
+
+    b = batches[0]
+    frames = [reader.frame(t) for t in b.tokens]
+    h, w = frames[0].image.shape[:2]
+    assert isinstance(b, Batch)
+    assert b.images.shape == (3, 3, h, w) and b.images.dtype == torch.float32
+    assert 0.0 <= float(b.images.min()) and float(b.images.max()) <= 1.0
+    np.testing.assert_allclose(b.images[1].permute(1, 2, 0).numpy() * 255.0, frames[1].image, atol=1e-3)
+    assert b.intrinsics.shape == (3, 3, 3) and b.cam_to_ego.shape == (3, 4, 4) and b.ego_to_global.shape == (3, 4, 4)
+    n = [len(f.radar) for f in frames]
+    assert b.radar.shape == (3, max(n), 7) and b.radar_mask.dtype == torch.bool
+    assert b.radar_mask.sum(dim=1).tolist() == n
+    for i, f in enumerate(frames):
+        np.testing.assert_array_equal(b.radar[i, : n[i]].numpy(), f.radar)
+        assert not b.radar[i, n[i] :].any()
+    m = [len(f.lidar) for f in frames]
+    assert b.lidar.shape == (3, max(m), 6) and b.lidar_mask.sum(dim=1).tolist() == m
+    assert b.timestamps.dtype == torch.int64 and b.timestamps.tolist() == [f.timestamp for f in frames]
+    assert [len(g) for g in b.gt] == [len(f.gt) for f in frames]
+    assert b.weathers == [f.weather for f in frames]
+
+
+def test_collate_without_lidar_and_image(synth_root: Path) -> None:
+    reader = NuScenesReader(synth_root, "v1.0-synth", load_lidar=False, load_image=False)
+    batch = collate_frames([reader.frame(t) for t in reader.split_samples("synth_val")[:2]])
+    assert batch.images is None and batch.lidar is None and batch.lidar_mask is None
+    assert batch.radar.shape[0] == 2
+    moved = batch.to("cpu")
+    assert moved.radar.data_ptr() == batch.radar.data_ptr()
+
+
+def test_collate_rejects_inconsistent_frames(reader: NuScenesReader) -> None:
+    a, b = (reader.frame(t) for t in reader.split_samples("synth_val")[:2])
+    with pytest.raises(ValueError, match="no frames"):
+        collate_frames([])
+    b.image = b.image[:-2]
+    with pytest.raises(ValueError, match="different shapes"):
+        collate_frames([a, b])
+    b.image = None
+    with pytest.raises(ValueError, match="mix loaded and missing images"):
+        collate_frames([a, b])
+    a.radar = a.radar[:, :5]
+    with pytest.raises(ValueError, match=r"radar is \(\d+, 5\)"):
+        collate_frames([a])
