@@ -31,7 +31,7 @@ def run_demo(out: Path) -> dict[str, float]:
     """Run the demo into ``out`` (reused if it already holds the dataset) and return the headline figures."""
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.evaluate import boxes_to_results, evaluate_results, write_results
+    from imkd_ros.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_results, write_results
     from imkd_ros.viz import draw_bev
 
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,8 @@ def run_demo(out: Path) -> dict[str, float]:
     figures: dict[str, float] = {}
     for name, make in (("ground_truth", lambda b: b), ("perturbed", lambda b: _perturbed(b, rng))):
         results = {f.token: boxes_to_results(f.token, make(f.gt), f.ego_pose) for f in frames}
-        path = write_results(out / f"results_{name}.json", results)
+        path = out / f"results_{name}.json"
+        write_results(path, results, CAMERA_RADAR_META)
         summary = evaluate_results(data, "v1.0-synth", "synth_val", path, out / f"eval_{name}")
         figures[f"{name}_nds"] = summary["nd_score"]
         figures[f"{name}_map"] = summary["mean_ap"]

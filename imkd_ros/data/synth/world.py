@@ -374,7 +374,7 @@ def make_scenario(seed: int, index: int, weather: str, duration: float, start_us
         np.ones(nb),
         "road",
     )
-    origin = np.array([rng.uniform(-500, 500), rng.uniform(-500, 500), 0.0])
+    origin = np.array([rng.uniform(300, 700), rng.uniform(300, 700), 0.0])  # map PNGs need x, y > 0
     return Scenario(
         name=f"scene-{index:04d}",
         index=index,
