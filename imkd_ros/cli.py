@@ -64,6 +64,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from imkd_ros.train import run_from_args
+
+    res = run_from_args(args)
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(res.checkpoint),
+                "epochs": res.epochs,
+                "steps": res.steps,
+                "metrics": res.metrics,
+                "seconds": round(res.seconds, 1),
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from imkd_ros.detector import Detector
+    from imkd_ros.eval_detector import evaluate_detector, headline
+
+    det = Detector.from_checkpoint(args.checkpoint, device=args.device)
+    res = evaluate_detector(
+        det, None, args.out, dataroot=args.data, version=args.version, split=args.split, bev_pngs=args.bev_pngs
+    )
+    h = headline(res["summary"])
+    print(
+        f"NDS {h['nds']:.4f}  mAP {h['map']:.4f}  mATE {h['trans_err']:.3f}  mAVE {h['vel_err']:.3f}  "
+        f"({res['frames']} frames, {res['latency_ms_median']:.1f} ms/frame median) -> {args.out}"
+    )
+    for w, m in res["by_weather"].items():
+        print(f"  {w:8s} NDS {m['nds']:.4f}  mAP {m['map']:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imkd", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
@@ -87,6 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--results", required=True, help="results JSON in the devkit submission format")
     e.add_argument("--out", required=True, help="METRICS.json to write (the devkit files go beside it)")
     e.set_defaults(func=_cmd_eval_results)
+
+    t = sub.add_parser("train", help="train the LiDAR teacher or a radar-camera student")
+    from imkd_ros.train import add_train_arguments
+
+    add_train_arguments(t)
+    t.set_defaults(func=_cmd_train)
+
+    v = sub.add_parser("eval", help="run a checkpoint over a split and score it with the devkit")
+    v.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    v.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
+    v.add_argument("--out", required=True, help="output folder (results.json, metrics_summary.json, BEV PNGs)")
+    v.add_argument("--split", default="synth_val")
+    v.add_argument("--version", default="v1.0-synth")
+    v.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    v.add_argument("--bev-pngs", type=int, default=3, help="BEV pictures to draw")
+    v.set_defaults(func=_cmd_eval)
 
     b = sub.add_parser("bench", help="run benchmarks and write flat JSON")
     b.add_argument("--only", default=None, help="comma list of benchmark names (default: all)")

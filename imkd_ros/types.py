@@ -109,8 +109,14 @@ class Boxes:
         if self.tokens is not None:
             toks = list(np.asarray(self.tokens, dtype=object)[idx])
         return Boxes(
-            self.center[idx], self.size[idx], self.yaw[idx], self.velocity[idx], self.label[idx], self.score[idx],
-            self.frame, toks,
+            self.center[idx],
+            self.size[idx],
+            self.yaw[idx],
+            self.velocity[idx],
+            self.label[idx],
+            self.score[idx],
+            self.frame,
+            toks,
         )
 
     @property

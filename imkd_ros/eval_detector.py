@@ -1,0 +1,99 @@
+"""Run a :class:`~imkd_ros.detector.Detector` over a split and score it with the devkit (``imkd eval``).
+
+Writes into ``out_dir``: ``results.json`` (devkit submission format, global frame), the devkit's
+``metrics_summary.json`` / ``metrics_details.json``, ``by_weather/<weather>/metrics_summary.json`` plus a
+``by_weather.json`` digest, and BEV PNGs of a few samples under ``bev/`` (ground truth vs detections, radar and
+LiDAR points). Models see only the area of their BEV grid, so GT and detections are scored inside that region
+(:func:`model_region`); the summary's ``eval_scope`` records it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.detector import Detector
+from imkd_ros.evaluate import CAMERA_RADAR_META, Region, boxes_to_results, evaluate_by_weather, evaluate_results
+from imkd_ros.model import ModelConfig
+from imkd_ros.types import Frame
+
+__all__ = ["model_region", "evaluate_detector", "headline"]
+
+
+def model_region(config: ModelConfig) -> Region:
+    """The ego-frame rectangle of a model's BEV grid."""
+    g = config.grid
+    return Region(g.x_range[0], g.x_range[1], g.y_range[0], g.y_range[1])
+
+
+def headline(summary: dict[str, Any]) -> dict[str, float]:
+    """NDS, mAP and the five TP errors of a devkit summary as a flat dict."""
+    out = {"nds": float(summary["nd_score"]), "map": float(summary["mean_ap"])}
+    for k, v in summary["tp_errors"].items():
+        out[k] = float(v)
+    return out
+
+
+def evaluate_detector(
+    detector: Detector,
+    frames: Sequence[Frame] | None,
+    out_dir: str | Path,
+    *,
+    dataroot: str | Path,
+    version: str = "v1.0-synth",
+    split: str = "synth_val",
+    reader: NuScenesReader | None = None,
+    batch_size: int = 4,
+    bev_pngs: int = 3,
+    by_weather: bool = True,
+) -> dict[str, Any]:
+    """Detect on every sample of ``split`` (or on ``frames`` when given: those of the split, already read) and
+    evaluate. Returns ``{"summary": devkit summary, "by_weather": {weather: headline}, "latency_ms_median": ...}``."""
+    from imkd_ros.viz import draw_bev
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if frames is None:
+        reader = reader or NuScenesReader(
+            dataroot, version, load_lidar=bev_pngs > 0, load_image=not detector.is_teacher
+        )
+        frames = [reader.frame(t) for t in reader.split_samples(split)]
+    results: dict[str, list[dict[str, Any]]] = {}
+    latencies = []
+    dets_of = {}
+    for i in range(0, len(frames), batch_size):
+        chunk = list(frames[i : i + batch_size])
+        t0 = time.perf_counter()
+        boxes = detector.detect_batch(chunk)
+        latencies.append((time.perf_counter() - t0) * 1e3 / len(chunk))
+        for f, b in zip(chunk, boxes, strict=True):
+            results[f.token] = boxes_to_results(f, b)
+            dets_of[f.token] = b
+    meta = dict(CAMERA_RADAR_META)
+    if detector.is_teacher:
+        meta.update(use_camera=False, use_radar=False, use_lidar=True)
+    results_path = out_dir / "results.json"
+    from imkd_ros.evaluate import write_results
+
+    write_results(results_path, results, meta)
+    region = model_region(detector.config)
+    summary = evaluate_results(dataroot, version, split, results_path, out_dir, region=region)
+    weather = {}
+    if by_weather:
+        per = evaluate_by_weather(dataroot, version, split, results_path, out_dir / "by_weather", region=region)
+        weather = {w: headline(s) for w, s in per.items()}
+        (out_dir / "by_weather.json").write_text(json.dumps(weather, indent=2) + "\n")
+    for f in list(frames)[:: max(1, len(frames) // max(1, bev_pngs))][:bev_pngs]:
+        draw_bev(out_dir / "bev" / f"{f.scene}_{f.token[:8]}.png", f, dets_of[f.token])
+    return {
+        "summary": summary,
+        "by_weather": weather,
+        "latency_ms_median": float(np.median(latencies)) if latencies else float("nan"),
+        "frames": len(frames),
+    }

@@ -1,0 +1,485 @@
+"""Teacher and student training: one straight-line loop, torchrun-ready.
+
+``imkd train teacher|student --data DIR --out CKPT [--variant fusion|camera|radar] [--epochs N] [--seed S]
+[--resume]`` or, data parallel over processes, ``torchrun --nproc_per_node 2 -m imkd_ros.train teacher ...``
+(gloo on CPU, NCCL on GPU; each rank sees its share of every epoch through a ``DistributedSampler``; rank 0 logs,
+validates and writes files).
+
+Data flow: the reader's Frames of the training split are read once and kept in memory, shrunk to what the model
+needs (:func:`shrink_frame`: the image resized/cropped to the model input with its intrinsics adjusted, LiDAR cut
+to the BEV grid area), then batched by :func:`imkd_ros.data.dataset.collate_frames` every step.
+
+Files written next to ``--out CKPT``: the checkpoint (weights + model config + meta, see
+:mod:`imkd_ros.checkpoint`), ``CKPT.train.pt`` (the same plus optimizer/scheduler/epoch, for ``--resume``),
+``<stem>_log.json`` and ``<stem>_log.csv`` (per-epoch losses and validation metrics), ``<stem>_loss.png``, and
+``<stem>_val/`` (the last validation's devkit output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
+from imkd_ros.data.dataset import collate_frames
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.detector import Detector, model_inputs
+from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model.preprocess import resize_crop_geometry
+from imkd_ros.types import Calibration, Frame
+
+__all__ = ["TrainConfig", "TrainResult", "VARIANTS", "model_config_for", "shrink_frame", "train", "main"]
+
+#: ``--variant`` -> the modalities of the model it trains.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "fusion": ("camera", "radar"),
+    "camera": ("camera",),
+    "radar": ("radar",),
+    "lidar": ("lidar",),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the model's own settings live in :class:`ModelConfig`).
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: frames per step per process.
+        lr: peak learning rate of the one-cycle schedule (AdamW).
+        weight_decay: AdamW weight decay.
+        grad_clip: max gradient norm.
+        seed: seeds python, numpy and torch (model init and data order).
+        val_every: validate every this many epochs (0: only after the last).
+        version, train_split, val_split: dataset version and split names.
+        max_steps: stop after this many optimiser steps (tests); None: run all epochs.
+        radar_sweeps: radar sweeps accumulated per frame.
+    """
+
+    epochs: int = 20
+    batch_size: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    grad_clip: float = 10.0
+    seed: int = 0
+    val_every: int = 0
+    version: str = "v1.0-synth"
+    train_split: str = "synth_train"
+    val_split: str = "synth_val"
+    max_steps: int | None = None
+    radar_sweeps: int = 6
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced (rank 0's view)."""
+
+    checkpoint: Path
+    epochs: int
+    steps: int
+    losses: list[float]
+    metrics: dict[str, float]
+    seconds: float
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+
+def model_config_for(variant: str, size: str = "default") -> ModelConfig:
+    """The model config of a ``--variant`` at ``size`` ``"default"`` or ``"tiny"``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
+    if size not in ("default", "tiny"):
+        raise ValueError(f"unknown model size {size!r}: choose default or tiny")
+    return getattr(ModelConfig, size)(VARIANTS[variant])
+
+
+def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
+    """The frame with only what ``config``'s model uses: image resized/cropped to the model input (intrinsics
+    adjusted, exactly as the model's own preprocessing would), LiDAR cut to the BEV grid (+2 m)."""
+    image, camera = frame.image, frame.camera
+    if image is not None and camera is not None and "camera" in config.modalities:
+        import cv2
+
+        h0, w0 = image.shape[:2]
+        dst = tuple(config.image.input_size)
+        new_w, new_h, left, top = resize_crop_geometry((w0, h0), dst)
+        if (new_w, new_h) != (w0, h0):
+            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        image = np.ascontiguousarray(image[top : top + dst[1], left : left + dst[0]])
+        k = np.array(camera.intrinsic, dtype=np.float64)
+        sx, sy = new_w / w0, new_h / h0
+        k[0, 0] *= sx
+        k[0, 1] *= sx
+        k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5 - left
+        k[1, 1] *= sy
+        k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5 - top
+        camera = Calibration(camera.channel, camera.sensor_to_ego, k, dst)
+    elif "camera" not in config.modalities:
+        image = None
+    lidar = frame.lidar
+    if lidar is not None:
+        g = config.grid
+        keep = (
+            (lidar[:, 0] >= g.x_range[0] - 2)
+            & (lidar[:, 0] <= g.x_range[1] + 2)
+            & (lidar[:, 1] >= g.y_range[0] - 2)
+            & (lidar[:, 1] <= g.y_range[1] + 2)
+        )
+        lidar = np.ascontiguousarray(lidar[keep])
+    return replace(frame, image=image, camera=camera, lidar=lidar)
+
+
+# -- distributed helpers ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(device=torch.device(device))
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        return _Dist(rank, world, torch.device("cuda", local))
+    dist.init_process_group("gloo")
+    return _Dist(rank, world, torch.device("cpu"))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# -- the loop -----------------------------------------------------------------------------------------------------
+
+
+def _read_frames(reader: NuScenesReader, split: str, config: ModelConfig, progress: bool, what: str) -> list[Frame]:
+    from tqdm import tqdm
+
+    tokens = reader.split_samples(split)
+    if not tokens:
+        raise ValueError(f"split {split!r} of {reader.dataroot} has no samples")
+    it = tqdm(tokens, desc=f"reading {what}", unit="frame", disable=not progress, leave=False)
+    return [shrink_frame(reader.frame(t), config) for t in it]
+
+
+def _losses(model: nn.Module, batch: Any, core: Student | Teacher) -> Any:
+    if isinstance(core, Teacher):
+        return model(batch.lidar, batch.lidar_mask, gt=batch.gt)
+    return model(**model_inputs(core, batch), gt=batch.gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask)
+
+
+def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
+    stem = out.with_suffix("")
+    Path(f"{stem}_log.json").write_text(json.dumps(history, indent=2) + "\n")
+    keys = sorted({k for row in history for k in row})
+    with open(f"{stem}_log.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ep = [r["epoch"] for r in history]
+    for key in ("loss", "heatmap", "depth"):
+        if any(key in r for r in history):
+            ax.plot(ep, [r.get(key, math.nan) for r in history], marker="o", ms=3, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (mean over epoch)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    vals = [(r["epoch"], r["val_nds"]) for r in history if "val_nds" in r]
+    if vals:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*vals, strict=True), color="k", marker="s", ms=4, label="val NDS")
+        ax2.set_ylabel("val NDS")
+        ax2.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(f"{stem}_loss.png")
+    plt.close(fig)
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    model_config: ModelConfig,
+    config: TrainConfig = TrainConfig(),
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str | None = None,
+) -> TrainResult:
+    """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
+    docstring for the files written."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    dist = _init_distributed(device)
+    _seed_everything(config.seed)
+    t_start = time.perf_counter()
+
+    is_teacher = model_config.is_teacher
+    reader = NuScenesReader(
+        data,
+        config.version,
+        radar_sweeps=config.radar_sweeps,
+        load_image="camera" in model_config.modalities,
+        load_lidar=True,
+    )
+    train_frames = _read_frames(reader, config.train_split, model_config, progress and dist.main, "train")
+    val_frames = (
+        _read_frames(reader, config.val_split, model_config, progress and dist.main, "val") if dist.main else []
+    )
+
+    core: Student | Teacher = Teacher(config=model_config) if is_teacher else Student(config=model_config)
+    core.to(dist.device)
+    optimizer = torch.optim.AdamW(core.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    per_rank = math.ceil(len(train_frames) / dist.world)
+    steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.lr,
+        total_steps=max(total_steps, 1),
+        pct_start=0.2,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    )
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    state_path = Path(f"{out}.train.pt")
+    if resume and state_path.is_file():
+        ck = load_checkpoint(state_path)
+        core.load_state_dict(ck.state_dict)
+        optimizer.load_state_dict(ck.training_state["optimizer"])
+        scheduler.load_state_dict(ck.training_state["scheduler"])
+        start_epoch = int(ck.training_state["epoch"])
+        history = json.loads(ck.training_state["history"])
+        torch.set_rng_state(ck.training_state["torch_rng"])
+        if dist.main:
+            print(f"resuming from {state_path} after epoch {start_epoch}", file=sys.stderr)
+
+    model: nn.Module = core
+    if dist.world > 1:
+        model = nn.parallel.DistributedDataParallel(core)
+    sampler: torch.utils.data.Sampler
+    if dist.world > 1:
+        sampler = torch.utils.data.DistributedSampler(
+            train_frames, dist.world, dist.rank, shuffle=True, seed=config.seed
+        )
+    else:
+        sampler = torch.utils.data.RandomSampler(train_frames, generator=torch.Generator().manual_seed(config.seed))
+    loader = torch.utils.data.DataLoader(
+        train_frames, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_frames, drop_last=False
+    )
+
+    meta_base = {
+        "data": str(data),
+        "command": command or " ".join(sys.argv),
+        "train": asdict(config),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU, torch {torch.__version__}, device {dist.device}",
+        "world_size": dist.world,
+        "train_frames": len(train_frames),
+    }
+    step = scheduler.last_epoch
+    metrics: dict[str, float] = {}
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        if isinstance(sampler, torch.utils.data.DistributedSampler):
+            sampler.set_epoch(epoch)
+        # A fresh generator per epoch: data order depends only on (seed, epoch), which makes --resume exact.
+        if isinstance(sampler, torch.utils.data.RandomSampler):
+            sampler.generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch}/{config.epochs}",
+            unit="step",
+            disable=not (progress and dist.main),
+            leave=False,
+        )
+        for batch in bar:
+            if config.max_steps is not None and step >= config.max_steps:
+                break
+            batch = batch.to(dist.device)
+            losses = _losses(model, batch, core)
+            optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            nn.utils.clip_grad_norm_(core.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            n += 1
+            for k, v in losses.as_dict().items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{float(losses.total.detach()):.3f}")
+        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0]}
+        row.update({("loss" if k == "total" else k): s / max(n, 1) for k, s in sums.items()})
+        last = epoch == config.epochs or (config.max_steps is not None and step >= config.max_steps)
+        if dist.main and val_frames and (last or (config.val_every and epoch % config.val_every == 0)):
+            det = Detector(core, dist.device)
+            from imkd_ros.eval_detector import evaluate_detector, headline
+
+            res = evaluate_detector(
+                det,
+                val_frames,
+                f"{out.with_suffix('')}_val",
+                dataroot=data,
+                version=config.version,
+                split=config.val_split,
+                bev_pngs=2,
+            )
+            metrics = headline(res["summary"])
+            row.update({f"val_{k}": v for k, v in metrics.items()})
+            row["val_by_weather_nds"] = json.dumps({w: round(m["nds"], 4) for w, m in res["by_weather"].items()})
+            core.train()
+        history.append(row)
+        if dist.main:
+            msg = f"epoch {epoch}: loss {row.get('loss', math.nan):.4f}"
+            if "val_nds" in row:
+                msg += f"  val NDS {row['val_nds']:.4f} mAP {row['val_map']:.4f}"
+            print(msg, file=sys.stderr)
+            meta = dict(meta_base, epochs_done=epoch, seconds=time.perf_counter() - t_start, metrics=metrics)
+            training_state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": json.dumps(history),
+                "torch_rng": torch.get_rng_state(),
+            }
+            save_checkpoint(state_path, core, model_config, meta, training_state)
+            _write_logs(out, history)
+        if last:
+            break
+    if dist.world > 1:
+        # DDP keeps parameters in sync every step and broadcasts buffers at each forward; the BatchNorm statistics of
+        # the last step are local, so hand rank 0's to everyone: replicas end identical.
+        import torch.distributed as tdist
+
+        for buf in core.buffers():
+            tdist.broadcast(buf, 0)
+    seconds = time.perf_counter() - t_start
+    if dist.main:
+        meta = dict(meta_base, epochs_done=epoch, seconds=seconds, metrics=metrics)
+        save_checkpoint(out, core, model_config, meta)
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    return TrainResult(out, epoch, step, [r.get("loss", math.nan) for r in history], metrics, seconds, core)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``imkd train`` (shared with ``python -m imkd_ros.train``)."""
+    p.add_argument("kind", choices=("teacher", "student"), help="which model to train")
+    p.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    p.add_argument("--out", required=True, help="checkpoint to write (log, loss curve and val output beside it)")
+    p.add_argument(
+        "--variant",
+        default=None,
+        choices=("fusion", "camera", "radar"),
+        help="student modalities (default fusion: camera + radar)",
+    )
+    p.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--val-every", type=int, default=TrainConfig.val_every, help="epochs between validations")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--version", default=TrainConfig.version)
+    p.add_argument("--train-split", default=TrainConfig.train_split)
+    p.add_argument("--val-split", default=TrainConfig.val_split)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per process")
+    p.add_argument("--resume", action="store_true", help="continue from CKPT.train.pt if it exists")
+
+
+def run_from_args(args: argparse.Namespace) -> TrainResult:
+    if args.kind == "teacher" and args.variant not in (None, "lidar"):
+        raise ValueError("--variant applies to students; the teacher is LiDAR only")
+    variant = "lidar" if args.kind == "teacher" else (args.variant or "fusion")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        val_every=args.val_every,
+        version=args.version,
+        train_split=args.train_split,
+        val_split=args.val_split,
+        max_steps=args.max_steps,
+    )
+    return train(
+        args.data,
+        args.out,
+        model_config_for(variant, args.size),
+        cfg,
+        resume=args.resume,
+        device=args.device,
+        command="imkd train " + " ".join(sys.argv[1:]),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m imkd_ros.train`` (what torchrun runs)."""
+    p = argparse.ArgumentParser(prog="python -m imkd_ros.train", description=__doc__.splitlines()[0])
+    add_train_arguments(p)
+    res = run_from_args(p.parse_args(argv))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(res.checkpoint),
+                    "epochs": res.epochs,
+                    "steps": res.steps,
+                    "metrics": res.metrics,
+                    "seconds": round(res.seconds, 1),
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

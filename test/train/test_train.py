@@ -1,0 +1,169 @@
+"""Training: a tiny model's loss falls, --resume continues exactly, DDP replicas stay identical, checkpoints load
+with weights_only and fail clearly when broken, and the Detector / `imkd eval` run on the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imkd_ros import train as train_mod
+from imkd_ros.checkpoint import CheckpointError, load_checkpoint
+from imkd_ros.cli import main as cli_main
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.detector import Detector
+from imkd_ros.train import TrainConfig, model_config_for, shrink_frame, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_student(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, train_mod.TrainResult]:
+    out = tmp_path_factory.mktemp("train") / "student.pt"
+    cfg = TrainConfig(epochs=8, batch_size=4, lr=3e-3, seed=0)
+    res = train(synth_root, out, model_config_for("fusion", "tiny"), cfg, progress=False)
+    return out, res
+
+
+def test_tiny_student_loss_falls_and_files_are_written(tiny_student: tuple[Path, train_mod.TrainResult]) -> None:
+    out, res = tiny_student
+    assert res.epochs == 8 and len(res.losses) == 8
+    assert res.losses[-1] < 0.7 * res.losses[0], res.losses
+    stem = out.with_suffix("")
+    log = json.loads(Path(f"{stem}_log.json").read_text())
+    assert [r["epoch"] for r in log] == list(range(1, 9))
+    assert "val_nds" in log[-1] and 0.0 <= log[-1]["val_nds"] <= 1.0
+    assert Path(f"{stem}_log.csv").read_text().count("\n") == 9
+    assert Path(f"{stem}_loss.png").stat().st_size > 1000
+    assert (Path(f"{stem}_val") / "metrics_summary.json").is_file()
+
+
+def test_checkpoint_round_trip_weights_only(tiny_student: tuple[Path, train_mod.TrainResult]) -> None:
+    out, res = tiny_student
+    ck = load_checkpoint(out)
+    assert ck.kind == "student" and ck.config == model_config_for("fusion", "tiny")
+    assert ck.meta["train"]["epochs"] == 8 and ck.meta["train_frames"] > 0
+    for k, v in res.model.state_dict().items():
+        torch.testing.assert_close(ck.state_dict[k], v.cpu(), rtol=0, atol=0)
+    assert not ck.training_state  # the shipped file carries no optimizer state
+    assert load_checkpoint(Path(f"{out}.train.pt")).training_state["epoch"] == 8
+
+
+def test_broken_checkpoints_give_clear_errors(tmp_path: Path, tiny_student: tuple[Path, train_mod.TrainResult]) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Detector.from_checkpoint(tmp_path / "nope.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(tiny_student[0].read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Detector.from_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an imkd checkpoint"):
+        load_checkpoint(foreign)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": "imkd-checkpoint-1", "evil": np.random.default_rng(0)}, pickled)
+    with pytest.raises(CheckpointError):  # weights_only refuses arbitrary objects
+        load_checkpoint(pickled)
+
+
+def test_detector_detects_in_ego_frame(synth_root: Path, tiny_student: tuple[Path, train_mod.TrainResult]) -> None:
+    det = Detector.from_checkpoint(tiny_student[0], device="cpu", score_threshold=0.0)
+    reader = NuScenesReader(synth_root, load_lidar=False)
+    frames = [reader.frame(t) for t in reader.split_samples("synth_val")[:2]]
+    one = det.detect(frames[0])
+    batch = det.detect_batch(frames)
+    assert one.frame == "ego" and len(batch) == 2
+    np.testing.assert_allclose(one.center, batch[0].center, atol=1e-4)
+    g = det.config.grid
+    assert len(one) > 0
+    assert np.isfinite(one.center).all()
+    inside = (one.center[:, 0] >= g.x_range[0] - 2) & (one.center[:, 0] <= g.x_range[1] + 2)
+    assert inside.mean() > 0.9  # peaks are grid cells; only the (barely trained) offsets move them
+    assert np.all(np.diff(one.score) <= 1e-6)  # sorted by score
+
+
+def test_imkd_eval_cli(synth_root: Path, tiny_student: tuple[Path, train_mod.TrainResult], tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    rc = cli_main(
+        ["eval", "--data", str(synth_root), "--checkpoint", str(tiny_student[0]), "--out", str(out), "--bev-pngs", "1"]
+    )
+    assert rc == 0
+    summary = json.loads((out / "metrics_summary.json").read_text())
+    assert {"nd_score", "mean_ap", "tp_errors", "label_aps"} <= set(summary)
+    assert summary["eval_scope"]["region"] is not None
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["use_camera"] and not results["meta"]["use_lidar"]
+    assert len(list((out / "bev").glob("*.png"))) == 1
+    assert json.loads((out / "by_weather.json").read_text())
+    assert cli_main(["eval", "--data", str(synth_root), "--checkpoint", str(tmp_path / "x.pt"), "--out", str(out)]) == 2
+
+
+def test_shrink_frame_matches_model_preprocessing(synth_root: Path) -> None:
+    """Pre-shrinking the image (training cache) must give the model the same intrinsics as its own resize."""
+    from imkd_ros.model.preprocess import adjust_intrinsics
+
+    cfg = model_config_for("fusion", "default")
+    frame = NuScenesReader(synth_root).frame(NuScenesReader(synth_root).split_samples("synth_val")[0])
+    small = shrink_frame(frame, cfg)
+    assert small.image.shape == (cfg.image.input_size[1], cfg.image.input_size[0], 3)
+    k = adjust_intrinsics(torch.tensor(frame.camera.intrinsic)[None], frame.camera.image_size, cfg.image.input_size)
+    np.testing.assert_allclose(small.camera.intrinsic, k[0].numpy(), atol=1e-9)
+    assert len(small.lidar) < len(frame.lidar)
+
+
+def test_resume_continues_exactly(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = TrainConfig(epochs=3, batch_size=4, seed=1)
+    mc = model_config_for("lidar", "tiny")
+    full = train(synth_root, tmp_path / "full" / "t.pt", mc, cfg, progress=False)
+
+    real_write_logs = train_mod._write_logs
+
+    def interrupt_after_epoch_2(out: Path, history: list) -> None:
+        real_write_logs(out, history)
+        if history[-1]["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_write_logs", interrupt_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False)
+    monkeypatch.setattr(train_mod, "_write_logs", real_write_logs)
+    assert not (tmp_path / "cut" / "t.pt").exists()
+    resumed = train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, resume=True, progress=False)
+    assert resumed.steps == full.steps
+    for k, v in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+
+def test_ddp_two_processes_keep_replicas_identical(synth_root: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        str(Path(__file__).with_name("ddp_worker.py")),
+        str(synth_root),
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = torch.load(tmp_path / "replica0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "replica1.pt", weights_only=True)
+    init = train_mod.Teacher(config=model_config_for("lidar", "tiny")).state_dict()
+    changed = 0
+    for k in r0:
+        torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0, msg=k)
+        changed += int(not torch.equal(r0[k], init[k]))
+    assert changed > 0  # they did train
+    assert (tmp_path / "teacher.pt").is_file()
