@@ -23,8 +23,15 @@ DEMO_DATA = {"scenes": 4, "samples_per_scene": 8, "seed": 0, "weathers": ("clear
 
 def _perturbed(b: Boxes, rng: np.random.Generator) -> Boxes:
     shift = rng.normal(0.0, 0.8, size=(len(b), 3)) * np.array([1.0, 1.0, 0.0])
-    return Boxes(b.center + shift, b.size * rng.uniform(0.8, 1.2, size=b.size.shape), b.yaw + rng.normal(0, 0.3, len(b)),
-                 b.velocity, b.label, b.score, b.frame)  # fmt: skip
+    return Boxes(
+        b.center + shift,
+        b.size * rng.uniform(0.8, 1.2, size=b.size.shape),
+        b.yaw + rng.normal(0, 0.3, len(b)),
+        b.velocity,
+        b.label,
+        b.score,
+        b.frame,
+    )
 
 
 def run_demo(out: Path) -> dict[str, float]:
@@ -53,8 +60,10 @@ def run_demo(out: Path) -> dict[str, float]:
     n_gt = [len(f.gt) for f in frames]
     n_radar = [len(f.radar) for f in frames]
     n_lidar = [len(f.lidar) for f in frames]
-    print(f"      GT boxes/frame {np.mean(n_gt):.1f}, radar points/frame {np.mean(n_radar):.0f} (6 sweeps), "
-          f"LiDAR points/frame {np.mean(n_lidar):.0f}; {len(frames) / t_read:.1f} frames/s")  # fmt: skip
+    print(
+        f"      GT boxes/frame {np.mean(n_gt):.1f}, radar points/frame {np.mean(n_radar):.0f} (6 sweeps), "
+        f"LiDAR points/frame {np.mean(n_lidar):.0f}; {len(frames) / t_read:.1f} frames/s"
+    )
 
     print("[3/4] drawing BEV pictures ...")
     for f in frames[:: max(1, len(frames) // 3)][:3]:

@@ -19,8 +19,16 @@ def _draw_boxes(ax, boxes: Boxes, color: str, label: str) -> None:  # noqa: ANN0
         ax.plot([boxes.center[i, 1], front[1]], [boxes.center[i, 0], front[0]], color=color, lw=0.8)
         v = boxes.velocity[i]
         if np.all(np.isfinite(v)) and np.hypot(*v) > 0.5:
-            ax.arrow(boxes.center[i, 1], boxes.center[i, 0], v[1] * 0.5, v[0] * 0.5, color=color, width=0.05,
-                     head_width=0.4, length_includes_head=True)
+            ax.arrow(
+                boxes.center[i, 1],
+                boxes.center[i, 0],
+                v[1] * 0.5,
+                v[0] * 0.5,
+                color=color,
+                width=0.05,
+                head_width=0.4,
+                length_includes_head=True,
+            )
 
 
 def draw_bev(
@@ -50,8 +58,9 @@ def draw_bev(
         ax.scatter(frame.lidar[:, 1], frame.lidar[:, 0], s=0.2, c="0.6", label="LiDAR")
     if len(frame.radar):
         speed = np.hypot(frame.radar[:, 4], frame.radar[:, 5])
-        sc = ax.scatter(frame.radar[:, 1], frame.radar[:, 0], s=6, c=speed, cmap="plasma", vmin=0, vmax=10,
-                        label="radar")
+        sc = ax.scatter(
+            frame.radar[:, 1], frame.radar[:, 0], s=6, c=speed, cmap="plasma", vmin=0, vmax=10, label="radar"
+        )
         fig.colorbar(sc, ax=ax, fraction=0.04, label="radar |v_comp| (m/s)")
     if frame.gt is not None and len(frame.gt):
         _draw_boxes(ax, frame.gt, "tab:green", "ground truth")

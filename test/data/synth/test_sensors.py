@@ -275,6 +275,19 @@ def test_radar_stationary_world_has_zero_compensated_velocity():
     assert (sw.source == SOURCE_GHOST).sum() <= 10
 
 
+def test_radar_rcs_and_returns_follow_class_and_aspect():
+    def returns(track: _Track) -> np.ndarray:
+        scn = _scene([track])
+        pts = [simulate_radar(scn, 0.0, RADAR, np.random.default_rng(k)) for k in range(30)]
+        return np.concatenate([sw.points[sw.source == 0] for sw in pts])
+
+    side, front = returns(_track("car", 30.0, -1.75, yaw=np.pi / 2)), returns(_track("car", 30.0, -1.75))
+    assert side["rcs"].mean() > front["rcs"].mean() + 3.0
+    bus, ped = returns(_track("bus", 20.0, -1.75, yaw=np.pi / 2)), returns(_track("pedestrian", 20.0, -1.75))
+    assert len(bus) > 2 * len(ped) > 0
+    assert bus["rcs"].mean() > ped["rcs"].mean() + 15.0
+
+
 def test_fog_and_night_barely_change_the_radar():
     def mean_count(weather: str) -> float:
         n = []
@@ -351,6 +364,10 @@ def test_camera_zbuffer_puts_the_nearer_object_in_front():
         np.testing.assert_allclose(patch(tracks), truck_only, atol=1.0)
 
 
-def test_camera_rejects_a_non_camera_calibration(city):
+def test_sensors_reject_a_wrong_calibration(city):
     with pytest.raises(ValueError, match="LIDAR_TOP"):
         render_camera(city, 0.0, LIDAR, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="CAM_FRONT.*upright"):
+        lidar_sweep(city, 0.0, CAM, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="CAM_FRONT.*upright"):
+        radar_sweep(city, 0.0, CAM, np.random.default_rng(0))

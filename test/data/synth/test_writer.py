@@ -177,7 +177,10 @@ def test_splits_visibility_tokens() -> None:
     assert split_scenes(["a"]) == {"synth_train": ["a"], "synth_val": []}
     assert split_scenes(["a", "b"]) == {"synth_train": ["a"], "synth_val": ["b"]}
     names = [f"s{i}" for i in range(9)]
-    assert split_scenes(names)["synth_val"] == ["s3", "s7"]
+    assert split_scenes(names)["synth_val"] == ["s3", "s6"]
+    weathers = ["clear", "rain", "fog", "night"]
+    val16 = split_scenes([f"s{i}" for i in range(16)])["synth_val"]
+    assert sorted(weathers[int(n[1:]) % 4] for n in val16) == sorted(weathers)  # every weather validated
     assert [visibility_token(f) for f in (0.0, 0.4, 0.41, 0.6, 0.7, 0.8, 0.81, 1.0, float("nan"))] == list("112233441")
     tok = make_token("sample", 1, 2)
     assert len(tok) == 32 and int(tok, 16) >= 0 and tok == make_token("sample", 1, 2) != make_token("sample", 2, 1)

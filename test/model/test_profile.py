@@ -1,0 +1,45 @@
+"""profile.py: the timing helper's contract (no timing assertions), parameter counts, example inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imkd_ros.model.config import ModelConfig
+from imkd_ros.model.profile import benchmark_models, count_parameters, example_inputs, front_camera, time_forward
+from imkd_ros.model.student import Student
+
+
+def test_time_forward_restores_mode_and_threads():
+    model = torch.nn.Linear(3, 2).train()
+    threads = torch.get_num_threads()
+    stats = time_forward(model, {"input": torch.zeros(1, 3)}, repeats=3, warmup=1, threads=1)
+    assert set(stats) == {"median_ms", "mean_ms", "min_ms", "max_ms", "p90_ms", "repeats", "threads"}
+    assert stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"] and stats["repeats"] == 3
+    assert model.training and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="repeats"):
+        time_forward(model, {"input": torch.zeros(1, 3)}, repeats=0)
+
+
+def test_count_parameters():
+    model = torch.nn.Linear(3, 2)
+    assert count_parameters(model) == 8
+    model.bias.requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == 6
+
+
+def test_example_inputs_shapes():
+    cfg = ModelConfig.tiny()
+    inp = example_inputs(cfg, batch_size=2, num_radar=7)
+    assert inp["images"].shape == (2, 3, 64, 128) and inp["radar"].shape == (2, 7, 7)
+    assert inp["intrinsics"].shape == (2, 3, 3) and inp["cam_to_ego"].shape == (2, 4, 4)
+    lid = example_inputs(ModelConfig.tiny(("lidar",)), num_lidar=11)
+    assert set(lid) == {"lidar", "lidar_mask"} and lid["lidar"].shape == (1, 11, 6)
+    k, c2e = front_camera((1600, 900))
+    assert c2e[:3, :3] @ torch.tensor([0.0, 0.0, 1.0]) == pytest.approx(torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_benchmark_models_rows():
+    rows = benchmark_models({"tiny_radar": ModelConfig.tiny(("radar",))}, repeats=1, warmup=0, threads=None)
+    assert len(rows) == 1 and rows[0]["name"] == "tiny_radar"
+    assert rows[0]["params"] == count_parameters(Student(config=ModelConfig.tiny(("radar",))))
