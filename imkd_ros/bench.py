@@ -55,9 +55,90 @@ def bench_reader(repeats: int, workdir: Path) -> dict[str, float]:
     return {"reader_frames_per_s": statistics.median(rates)}
 
 
+def _median_ms(
+    fn: Callable[[], object], repeats: int, warmup: int = 3, sync: Callable[[], None] | None = None
+) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if sync:
+            sync()
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
+    """Detector latency, batch 1, default configs, full eval forward including decoding, on 2 CPU threads (and on
+    CUDA when available): ``student_forward_ms_median``, ``student_params``, ``student_gflops``, the lift-splat
+    pooling (``student_lift_splat_ms_median``) and the fusion (``student_fusion_ms_median``) timed on their own,
+    and the camera-only, radar-only and teacher models' medians."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from imkd_ros.model import ModelConfig, Student, Teacher
+    from imkd_ros.model.lift_splat import frustum_cell_index, splat
+    from imkd_ros.model.profile import count_parameters, example_inputs
+
+    reps = max(10, repeats * 7)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    out: dict[str, float] = {"torch_threads": 2.0}
+    try:
+        cfg = ModelConfig.default()
+        student = Student(config=cfg).eval()
+        inputs = example_inputs(cfg)
+        with torch.inference_mode():
+            out["student_forward_ms_median"] = _median_ms(lambda: student(**inputs), reps)
+            out["student_params"] = float(count_parameters(student))
+            with FlopCounterMode(display=False) as fc:
+                student.features(**inputs)
+            out["student_gflops"] = fc.get_total_flops() / 1e9
+            feats = student.features(**inputs)
+            cam = student.camera_bev
+            img_feats = cam.backbone(inputs["images"])
+            from imkd_ros.model.depth import camera_parameters
+
+            k, c2e = feats.intrinsics, feats.cam_to_ego
+            depth_logits, context = cam.depth_net(img_feats, camera_parameters(k, c2e, cfg.image.input_size))
+
+            def lift_splat() -> object:
+                index = frustum_cell_index(k, c2e, cfg.image, cfg.camera, cfg.grid)
+                return splat(depth_logits.softmax(dim=1), context, index, cfg.grid)
+
+            out["student_lift_splat_ms_median"] = _median_ms(lift_splat, reps)
+            out["student_fusion_ms_median"] = _median_ms(
+                lambda: student.fuser(feats.camera_bev, feats.radar_bev, feats.radar_intensity), reps
+            )
+            for name, mc in (
+                ("camera_only", ModelConfig.default(("camera",))),
+                ("radar_only", ModelConfig.default(("radar",))),
+                ("teacher", ModelConfig.default(("lidar",))),
+            ):
+                m = (Teacher(config=mc) if mc.is_teacher else Student(config=mc)).eval()
+                x = example_inputs(mc)
+                out[f"{name}_forward_ms_median"] = _median_ms(lambda m=m, x=x: m(**x), reps)
+                out[f"{name}_params"] = float(count_parameters(m))
+            if torch.cuda.is_available():
+                dev = torch.device("cuda")
+                s_gpu = Student(config=cfg).to(dev).eval()
+                x_gpu = example_inputs(cfg, device=dev)
+                out["student_forward_ms_median_cuda"] = _median_ms(
+                    lambda: s_gpu(**x_gpu), reps, warmup=10, sync=torch.cuda.synchronize
+                )
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("synth", bench_synth),
     ("reader", bench_reader),
+    ("models", bench_models),
 )
 
 
