@@ -3,6 +3,6 @@ that stores them as a nuScenes-format dataset (:func:`write_dataset`, the ``imkd
 
 from __future__ import annotations
 
-from imkd_ros.data.synth.writer import SynthSummary, bench_synth, write_dataset
+from imkd_ros.data.synth.writer import SynthSummary, write_dataset
 
-__all__ = ["SynthSummary", "write_dataset", "bench_synth"]
+__all__ = ["SynthSummary", "write_dataset"]

@@ -58,7 +58,7 @@ from imkd_ros.data.synth.tables import (
 )
 from imkd_ros.data.synth.world import WEATHERS, Scenario
 
-__all__ = ["SynthSummary", "write_dataset", "split_scenes", "bench_synth"]
+__all__ = ["SynthSummary", "write_dataset", "split_scenes"]
 
 _FILEFORMAT = {"CAM_FRONT": "jpg", "RADAR_FRONT": "pcd", "LIDAR_TOP": "pcd"}
 _WEATHER_WORDS = {
@@ -389,21 +389,3 @@ def write_dataset(
         instances=len(tables["instance"]),
         seconds=time.perf_counter() - t0,
     )
-
-
-def bench_synth(tmp_dir: str | PathLike[str], camera_sweeps: bool = True, repeats: int = 3) -> dict[str, float]:
-    """Synthetic-world write speed: median over ``repeats`` runs of writing 1 scene x 4 samples with all sweeps
-    (default workers) into fresh folders under ``tmp_dir``.
-
-    Returns:
-        ``{"synth_samples_per_s": samples written per second of wall time}``.
-    """
-    rates = []
-    for r in range(repeats):
-        out = Path(tmp_dir) / f"bench_synth_{r}"
-        if out.exists():
-            shutil.rmtree(out)
-        summary = write_dataset(out, scenes=1, samples_per_scene=4, seed=r, camera_sweeps=camera_sweeps)
-        rates.append(summary.samples / summary.seconds)
-        shutil.rmtree(out, ignore_errors=True)
-    return {"synth_samples_per_s": float(np.median(rates))}
