@@ -1,0 +1,99 @@
+"""Model cards for shipped checkpoints: Markdown written from the checkpoint's meta and ``imkd eval`` outputs, so
+the figures in a card are the measured ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from imkd_ros.checkpoint import load_checkpoint
+
+__all__ = ["write_model_card"]
+
+_COLS = (
+    ("nds", "NDS"),
+    ("map", "mAP"),
+    ("trans_err", "mATE"),
+    ("scale_err", "mASE"),
+    ("orient_err", "mAOE"),
+    ("vel_err", "mAVE"),
+    ("attr_err", "mAAE"),
+)
+
+
+def _headline(eval_dir: Path) -> dict[str, float]:
+    s = json.loads((eval_dir / "metrics_summary.json").read_text())
+    row = {"nds": s["nd_score"], "map": s["mean_ap"]}
+    row.update(s["tp_errors"])
+    return row
+
+
+def write_model_card(
+    path: str | Path,
+    checkpoint: str | Path,
+    title: str,
+    data_command: str,
+    evals: Mapping[str, str | Path],
+    notes: str = "",
+) -> Path:
+    """Write ``path`` (Markdown) for ``checkpoint``.
+
+    Args:
+        checkpoint: the shipped checkpoint (its meta gives the training command, time, machine).
+        title: first heading.
+        data_command: the command that generated the training data (with its seed).
+        evals: row name -> an ``imkd eval`` output folder (``metrics_summary.json``, ``by_weather.json``); the first
+            is the checkpoint's own.
+        notes: free text appended at the end.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    meta = ckpt.meta
+    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+    size_mb = Path(checkpoint).stat().st_size / 1e6
+    lines = [
+        f"# {title}",
+        "",
+        f"- file: `{Path(checkpoint).name}` ({size_mb:.1f} MB, sha256 {digest}...), kind `{ckpt.kind}`, "
+        f"model `{ckpt.config.name}` (modalities {', '.join(ckpt.config.modalities)}), "
+        f"{sum(v.numel() for v in ckpt.state_dict.values() if v.is_floating_point()) / 1e6:.2f} M values",
+        "- loads with `Detector.from_checkpoint(path)` (`torch.load(..., weights_only=True)`); the model config "
+        "travels inside",
+        f"- data: `{data_command}`",
+        f"- training: `{meta.get('command', '?')}`",
+        f"- schedule: {json.dumps(meta.get('train', {}))}",
+        f"- wall time: {meta.get('seconds', float('nan')) / 60:.1f} min on {meta.get('machine', '?')}, "
+        f"{meta.get('train_frames', '?')} training frames, world size {meta.get('world_size', 1)}",
+        "",
+        "## Metrics (synth_val, official nuscenes-devkit DetectionEval, scored inside the BEV grid)",
+        "",
+        "| model | " + " | ".join(c for _, c in _COLS) + " |",
+        "|---|" + "---|" * len(_COLS),
+    ]
+    weather_rows = []
+    for name, d in evals.items():
+        d = Path(d)
+        h = _headline(d)
+        lines.append(f"| {name} | " + " | ".join(f"{h[k]:.3f}" for k, _ in _COLS) + " |")
+        bw = d / "by_weather.json"
+        if bw.is_file():
+            for w, m in json.loads(bw.read_text()).items():
+                weather_rows.append((name, w, m))
+    if weather_rows:
+        lines += [
+            "",
+            "## Per weather (NDS / mAP)",
+            "",
+            "| model | weather | NDS | mAP | mATE | mAVE |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, w, m in weather_rows:
+            lines.append(
+                f"| {name} | {w} | {m['nds']:.3f} | {m['map']:.3f} | {m['trans_err']:.3f} | {m['vel_err']:.3f} |"
+            )
+    if notes:
+        lines += ["", "## Notes", "", notes.strip()]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
