@@ -7,19 +7,29 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.imkd-setup-stamp
+INTERFACES := $(VENV)/.imkd-interfaces-stamp
+MSG_SOURCES := $(wildcard msg/*.msg msg/vision_msgs/msg/*.msg) msg/CMakeLists.txt msg/package.xml \
+	msg/vision_msgs/CMakeLists.txt msg/vision_msgs/package.xml msg/cmake/strip_wheel_include_dirs.cmake \
+	msg/build_interfaces.sh
 DEMO_OUT ?= demo_out
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
-export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 
 .PHONY: setup demo test lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(INTERFACES)
 
 $(STAMP): requirements.txt setup.py package.xml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# ROS 2 interfaces (vision_msgs stand-in where no real vision_msgs is installed, imkd_msgs) built with rosidl into
+# .venv; rebuilt only when a definition or the build files change.
+$(INTERFACES): $(STAMP) $(MSG_SOURCES)
+	bash msg/build_interfaces.sh $(VENV)
+	@touch $(INTERFACES)
 
 demo: setup
 	$(VENV)/bin/imkd demo --out $(DEMO_OUT)

@@ -17,6 +17,7 @@ setup(
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
         ("share/" + package_name + "/models", glob("models/*.pt") + glob("models/*.md")),
         ("share/" + package_name + "/msg", glob("msg/*.msg")),
+        ("share/" + package_name + "/msg/vision_msgs/msg", glob("msg/vision_msgs/msg/*.msg")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -28,6 +29,7 @@ setup(
     entry_points={
         "console_scripts": [
             "imkd = imkd_ros.cli:main",
+            "detector_node = imkd_ros.nodes.detector_node:main",
         ],
     },
 )

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["BENCHMARKS", "run_benchmarks", "bench_synth", "bench_reader"]
+__all__ = ["BENCHMARKS", "run_benchmarks", "bench_synth", "bench_reader", "bench_distill", "bench_node"]
 
 Benchmark = Callable[[int, Path], dict[str, float]]
 
@@ -135,10 +135,91 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
     return out
 
 
+def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
+    """Distillation overheads at the default size (C = 48, 64 x 64 head grid, 10 classes, batch 4):
+    ``distill_losses_ms_median``, forward + backward of all three stages' losses and adapters on random maps (what
+    distillation adds to a training step besides the student); ``target_cache_write_mb_per_s`` and
+    ``target_cache_read_mb_per_s``, a 32-sample cache (float16, about 0.5 MB per sample; reads check sha256)."""
+    import numpy as np
+    import torch
+
+    from imkd_ros.distill.adapters import DistillHeads
+    from imkd_ros.distill.cache import CacheHeader, TargetCache, TargetCacheWriter, TargetGrid, TeacherTargets
+    from imkd_ros.distill.config import DistillConfig
+    from imkd_ros.distill.intensity import combine_intensity
+    from imkd_ros.distill.losses import channel_kl, feature_mse, foreground_weight, gate_kl, heatmap_kl
+    from imkd_ros.model import ModelConfig
+
+    cfg = DistillConfig()
+    b, c, h, w, k = 4, 48, 64, 64, 10
+    heads = DistillHeads(c, c, cfg)
+    g = torch.Generator().manual_seed(0)
+    radar, bev, gates = (torch.rand(b, c, h, w, generator=g, requires_grad=True) for _ in range(3))
+    logits = torch.randn(b, k, h, w, generator=g, requires_grad=True)
+    teacher, inten, heat = torch.rand(b, c, h, w, generator=g), torch.rand(b, 3, h, w), torch.rand(b, k, h, w) * 0.3
+
+    def step() -> None:
+        i = combine_intensity(inten, cfg.intensity_mix)
+        fg = foreground_weight(heat, cfg.foreground_floor)
+        loss = (
+            feature_mse(heads.adapt_radar(radar), teacher, i)
+            + channel_kl(heads.adapt_fused(bev), teacher, i * fg)
+            + heatmap_kl(logits, heat, fg)
+            + gate_kl(torch.sigmoid(gates), i)
+        )
+        loss.backward()
+
+    out = {"distill_losses_ms_median": _median_ms(step, max(repeats, 1))}
+    grid = TargetGrid.from_model_config(ModelConfig.default())
+    rng = np.random.default_rng(0)
+    samples = [
+        TeacherTargets(
+            f"s{j:03d}",
+            j,
+            rng.random((c, h, w), dtype=np.float32),
+            rng.random((3, h, w), dtype=np.float32),
+            rng.random((k, h, w), dtype=np.float32),
+            np.zeros((5, 9), np.float32),
+            np.zeros(5, np.int32),
+            np.ones(5, np.float32),
+        )
+        for j in range(32)
+    ]
+    header = CacheHeader(grid, c, tuple(ModelConfig.default().classes))
+    plan = [[s.sample_token for s in samples[q : q + 8]] for q in range(0, 32, 8)]
+    writes, reads = [], []
+    for r in range(max(repeats, 1)):
+        root = workdir / f"targets-{r}"
+        t0 = time.perf_counter()
+        writer = TargetCacheWriter(root, header, plan, 8)
+        for q in writer.pending():
+            writer.write_shard(q, samples[q * 8 : (q + 1) * 8])
+        writer.finish()
+        writes.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        cache = TargetCache(root)
+        cache.load_all(verify=True)
+        reads.append(time.perf_counter() - t0)
+    mb = cache.nbytes() / 1e6
+    out["target_cache_write_mb_per_s"] = mb / statistics.median(writes)
+    out["target_cache_read_mb_per_s"] = mb / statistics.median(reads)
+    return out
+
+
+def bench_node(repeats: int, workdir: Path) -> dict[str, float]:
+    """The detector node: ``node_e2e_ms_median``, ``node_model_ms_median``, ``node_latency_ratio``, CPU use and
+    behaviour at 3x the sensor rate (see :mod:`imkd_ros.node_bench`)."""
+    from imkd_ros.node_bench import bench_node as run
+
+    return run(repeats, workdir)
+
+
 BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("synth", bench_synth),
     ("reader", bench_reader),
     ("models", bench_models),
+    ("distill", bench_distill),
+    ("node", bench_node),
 )
 
 

@@ -60,7 +60,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from imkd_ros.demo import run_demo
 
-    run_demo(Path(args.out))
+    run_demo(Path(args.out), checkpoint=args.checkpoint, device=args.device, rate=args.rate)
     return 0
 
 
@@ -97,6 +97,85 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     for w, m in res["by_weather"].items():
         print(f"  {w:8s} NDS {m['nds']:.4f}  mAP {m['map']:.4f}")
+    return 0
+
+
+def _cmd_teacher_targets(args: argparse.Namespace) -> int:
+    import torch
+
+    from imkd_ros.distill.intensity import IntensitySpec
+    from imkd_ros.distill.targets import build_target_cache
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rep = build_target_cache(
+        args.data,
+        args.teacher,
+        args.out,
+        split=args.split,
+        version=args.version,
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        spec=IntensitySpec(density_saturation=args.density_saturation),
+        radar_sweeps=args.radar_sweeps,
+        device=args.device,
+        overwrite=args.overwrite,
+        debug_pngs=args.debug_pngs,
+    )
+    print(
+        json.dumps(
+            {
+                "cache": str(rep.root),
+                "samples": rep.samples,
+                "shards": rep.shards,
+                "computed_shards": rep.computed_shards,
+                "reused_shards": rep.reused_shards,
+                "megabytes": round(rep.bytes / 1e6, 1),
+                "seconds": round(rep.seconds, 1),
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    import torch
+
+    from imkd_ros.distill.ablate import run_ablation
+    from imkd_ros.train import TrainConfig, distill_config_from_args
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        version=args.version,
+        train_split=args.train_split,
+        val_split=args.val_split,
+        max_steps=args.max_steps,
+    )
+    args.kd = None
+    base = distill_config_from_args(args)
+    res = run_ablation(
+        args.data,
+        args.targets,
+        args.out,
+        train_config=cfg,
+        size=args.size,
+        base=base,
+        teacher=args.teacher,
+        intensity_study=args.intensity_study,
+        device=args.device,
+        reuse=not args.no_reuse,
+    )
+    for r in res.rows + ([res.teacher] if res.teacher else []):
+        m = r["metrics"]
+        print(
+            f"{r['key']:24s} NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mATE {m['trans_err']:.3f}  mAVE {m['vel_err']:.3f}"
+        )
+    print(f"-> {res.markdown}, {res.json}, {res.png}")
     return 0
 
 
@@ -140,6 +219,45 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--bev-pngs", type=int, default=3, help="BEV pictures to draw")
     v.set_defaults(func=_cmd_eval)
 
+    tt = sub.add_parser("teacher-targets", help="run the LiDAR teacher once over a split into a teacher-target cache")
+    tt.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    tt.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
+    tt.add_argument("--out", required=True, help="cache folder (index.json + shards); an interrupted build resumes")
+    tt.add_argument("--split", default="synth_train", help="split to cover (default synth_train)")
+    tt.add_argument("--version", default="v1.0-synth")
+    tt.add_argument("--shard-size", type=int, default=32, help="samples per shard (default 32)")
+    tt.add_argument("--batch-size", type=int, default=4, help="frames per teacher forward pass")
+    tt.add_argument("--density-saturation", type=float, default=64.0, help="LiDAR points per cell at density 1")
+    tt.add_argument("--radar-sweeps", type=int, default=6, help="reader setting (as in training)")
+    tt.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    tt.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    tt.add_argument("--debug-pngs", type=int, default=2, help="intensity-map PNGs written to OUT/debug/")
+    tt.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
+    tt.set_defaults(func=_cmd_teacher_targets)
+
+    a = sub.add_parser("ablate", help="train no-KD / +stage 1 / +stages 1-2 / +stages 1-3 students and tabulate")
+    a.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    a.add_argument("--targets", required=True, help="teacher-target cache of the training split")
+    a.add_argument("--out", required=True, help="output folder (rows, ablation.md/.json/.png)")
+    a.add_argument("--teacher", default=None, help="teacher checkpoint for the reference row (default: the cache's)")
+    a.add_argument("--size", default="default", choices=("default", "tiny"), help="student size (tiny: tests)")
+    from imkd_ros.train import TrainConfig
+
+    a.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs of every row")
+    a.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    a.add_argument("--lr", type=float, default=TrainConfig.lr)
+    a.add_argument("--seed", type=int, default=TrainConfig.seed)
+    a.add_argument("--max-steps", type=int, default=None, help="stop every row after this many steps")
+    a.add_argument("--version", default=TrainConfig.version)
+    a.add_argument("--train-split", default=TrainConfig.train_split)
+    a.add_argument("--val-split", default=TrainConfig.val_split)
+    a.add_argument("--kd-config", default=None, help="YAML of DistillConfig fields for the distilled rows")
+    a.add_argument("--intensity-study", action="store_true", help="add IMKD rows with one intensity map each")
+    a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    a.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    a.add_argument("--no-reuse", action="store_true", help="retrain rows even if finished ones exist")
+    a.set_defaults(func=_cmd_ablate)
+
     b = sub.add_parser("bench", help="run benchmarks and write flat JSON")
     b.add_argument("--only", default=None, help="comma list of benchmark names (default: all)")
     b.add_argument("--repeats", type=int, default=3, help="repeats per benchmark; medians are reported")
@@ -148,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the main job on the embedded synthetic default")
     d.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    d.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
+    d.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the detector node's device")
+    d.add_argument("--rate", type=float, default=1.0, help="playback speed, x real time (default 1)")
     d.set_defaults(func=_cmd_demo)
     return p
 

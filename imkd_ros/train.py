@@ -1,13 +1,21 @@
 """Teacher and student training: one straight-line loop, torchrun-ready.
 
 ``imkd train teacher|student --data DIR --out CKPT [--variant fusion|camera|radar] [--epochs N] [--seed S]
-[--resume]`` or, data parallel over processes, ``torchrun --nproc_per_node 2 -m imkd_ros.train teacher ...``
+[--resume] [--targets CACHE [--kd stage1,stage2,stage3] [--kd-config YAML]]``
+or, data parallel over processes, ``torchrun --nproc_per_node 2 -m imkd_ros.train teacher ...``
 (gloo on CPU, NCCL on GPU; each rank sees its share of every epoch through a ``DistributedSampler``; rank 0 logs,
 validates and writes files).
 
 Data flow: the reader's Frames of the training split are read once and kept in memory, shrunk to what the model
 needs (:func:`shrink_frame`: the image resized/cropped to the model input with its intrinsics adjusted, LiDAR cut
 to the BEV grid area), then batched by :func:`imkd_ros.data.dataset.collate_frames` every step.
+
+Distillation (students): ``--targets CACHE`` (a teacher-target cache of ``imkd teacher-targets``) adds the IMKD
+losses of :mod:`imkd_ros.distill` for the stages named by ``--kd`` (default: all three; ``none``: plain training),
+weighted as in :class:`~imkd_ros.distill.config.DistillConfig` (``--kd-config`` YAML overrides its fields). The cache
+is read into memory once; the teacher never runs in this loop. The training-only adapters
+(:class:`~imkd_ros.distill.adapters.DistillHeads`) are saved in ``CKPT.train.pt`` only; ``CKPT`` holds the student
+alone, with the distillation config and the cache's teacher hash in its meta.
 
 Files written next to ``--out CKPT``: the checkpoint (weights + model config + meta, see
 :mod:`imkd_ros.checkpoint`), ``CKPT.train.pt`` (the same plus optimizer/scheduler/epoch, for ``--resume``),
@@ -39,11 +47,27 @@ from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import Detector, model_inputs
+from imkd_ros.distill.adapters import DistillHeads
+from imkd_ros.distill.bank import TargetBank
+from imkd_ros.distill.cache import FORMAT_VERSION as TARGETS_FORMAT_VERSION
+from imkd_ros.distill.cache import TargetCache
+from imkd_ros.distill.config import DistillConfig, parse_stages
+from imkd_ros.distill.errors import DistillConfigError
+from imkd_ros.distill.student import DistilledStudent
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.preprocess import resize_crop_geometry
 from imkd_ros.types import Calibration, Frame
 
-__all__ = ["TrainConfig", "TrainResult", "VARIANTS", "model_config_for", "shrink_frame", "train", "main"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "VARIANTS",
+    "model_config_for",
+    "shrink_frame",
+    "train",
+    "distill_config_from_args",
+    "main",
+]
 
 #: ``--variant`` -> the modalities of the model it trains.
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -191,10 +215,11 @@ def _read_frames(reader: NuScenesReader, split: str, config: ModelConfig, progre
     return [shrink_frame(reader.frame(t), config) for t in it]
 
 
-def _losses(model: nn.Module, batch: Any, core: Student | Teacher) -> Any:
+def _losses(model: nn.Module, batch: Any, core: Student | Teacher, bank: TargetBank | None = None) -> Any:
     if isinstance(core, Teacher):
         return model(batch.lidar, batch.lidar_mask, gt=batch.gt)
-    return model(**model_inputs(core, batch), gt=batch.gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask)
+    extra = {} if bank is None else {"targets": bank.batch(batch.tokens, batch.radar.device)}
+    return model(**model_inputs(core, batch), gt=batch.gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
 
 
 def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
@@ -212,7 +237,7 @@ def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ep = [r["epoch"] for r in history]
-    for key in ("loss", "heatmap", "depth"):
+    for key in ("loss", "heatmap", "depth", "det_total", "kd_total"):
         if any(key in r for r in history):
             ax.plot(ep, [r.get(key, math.nan) for r in history], marker="o", ms=3, label=key)
     ax.set_xlabel("epoch")
@@ -241,9 +266,18 @@ def train(
     device: str = "cpu",
     progress: bool = True,
     command: str | None = None,
+    distill: DistillConfig | None = None,
+    targets: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
-    docstring for the files written."""
+    docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
+    targets of the cache ``targets``.
+
+    Raises:
+        DistillConfigError: distillation asked of a teacher, without ``targets``, or of a student the cache or the
+            stages do not fit.
+        TargetCacheError: the cache is missing, corrupt, or lacks training samples.
+    """
     from tqdm import tqdm
 
     out = Path(out)
@@ -252,6 +286,15 @@ def train(
     t_start = time.perf_counter()
 
     is_teacher = model_config.is_teacher
+    kd = distill if distill is not None and distill.enabled else None
+    if kd is not None:  # fail before the (long) reading of the frames
+        if is_teacher:
+            raise DistillConfigError("distillation trains students; the teacher is trained without --targets/--kd")
+        if targets is None:
+            raise DistillConfigError(
+                f"distillation stages {', '.join(kd.stages)} need a teacher-target cache (--targets)"
+            )
+        TargetCache(targets)  # raises on a missing cache or another format version
     reader = NuScenesReader(
         data,
         config.version,
@@ -266,7 +309,19 @@ def train(
 
     core: Student | Teacher = Teacher(config=model_config) if is_teacher else Student(config=model_config)
     core.to(dist.device)
-    optimizer = torch.optim.AdamW(core.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    bank: TargetBank | None = None
+    heads: DistillHeads | None = None
+    trainable: nn.Module = core
+    if kd is not None:
+        bank = TargetBank.from_cache(targets, [f.token for f in train_frames])
+        bank.check_student(model_config, kd)
+        # The adapters draw from their own RNG stream: the student's init and the rest of the run stay identical to
+        # those of a run without distillation (the ablation compares rows that differ only in the losses).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 7919)
+            heads = DistillHeads(model_config.bev.channels, bank.feature_channels, kd).to(dist.device)
+        trainable = DistilledStudent(core, heads, kd)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_rank = math.ceil(len(train_frames) / dist.world)
     steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
@@ -276,7 +331,8 @@ def train(
         optimizer,
         max_lr=config.lr,
         total_steps=max(total_steps, 1),
-        pct_start=0.2,
+        # OneCycleLR divides by (pct_start * total_steps - 1), which is 0 for 0.2 x 5 steps
+        pct_start=0.2 if total_steps != 5 else 0.25,
         div_factor=10.0,
         final_div_factor=100.0,
     )
@@ -285,18 +341,26 @@ def train(
     state_path = Path(f"{out}.train.pt")
     if resume and state_path.is_file():
         ck = load_checkpoint(state_path)
+        saved_kd = ck.training_state.get("distill")
+        if saved_kd != (None if kd is None else kd.to_dict()):
+            raise DistillConfigError(
+                f"--resume: {state_path} was trained with distillation {saved_kd}, this run asks for "
+                f"{None if kd is None else kd.to_dict()}"
+            )
         core.load_state_dict(ck.state_dict)
         optimizer.load_state_dict(ck.training_state["optimizer"])
         scheduler.load_state_dict(ck.training_state["scheduler"])
         start_epoch = int(ck.training_state["epoch"])
+        if heads is not None:
+            heads.load_state_dict(ck.training_state["distill_heads"])
         history = json.loads(ck.training_state["history"])
         torch.set_rng_state(ck.training_state["torch_rng"])
         if dist.main:
             print(f"resuming from {state_path} after epoch {start_epoch}", file=sys.stderr)
 
-    model: nn.Module = core
+    model: nn.Module = trainable
     if dist.world > 1:
-        model = nn.parallel.DistributedDataParallel(core)
+        model = nn.parallel.DistributedDataParallel(trainable)
     sampler: torch.utils.data.Sampler
     if dist.world > 1:
         sampler = torch.utils.data.DistributedSampler(
@@ -315,7 +379,14 @@ def train(
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, torch {torch.__version__}, device {dist.device}",
         "world_size": dist.world,
         "train_frames": len(train_frames),
+        "distill": None if kd is None else kd.to_dict(),
     }
+    if bank is not None:
+        meta_base["targets"] = {
+            "path": str(targets),
+            "format_version": TARGETS_FORMAT_VERSION,
+            "teacher_sha256": bank.header.teacher.get("sha256"),
+        }
     step = scheduler.last_epoch
     metrics: dict[str, float] = {}
     epoch = start_epoch
@@ -339,10 +410,10 @@ def train(
             if config.max_steps is not None and step >= config.max_steps:
                 break
             batch = batch.to(dist.device)
-            losses = _losses(model, batch, core)
+            losses = _losses(model, batch, core, bank)
             optimizer.zero_grad(set_to_none=True)
             losses.total.backward()
-            nn.utils.clip_grad_norm_(core.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(trainable.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -383,7 +454,10 @@ def train(
                 "epoch": epoch,
                 "history": json.dumps(history),
                 "torch_rng": torch.get_rng_state(),
+                "distill": None if kd is None else kd.to_dict(),
             }
+            if heads is not None:
+                training_state["distill_heads"] = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
             save_checkpoint(state_path, core, model_config, meta, training_state)
             _write_logs(out, history)
         if last:
@@ -431,6 +505,45 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per process")
     p.add_argument("--resume", action="store_true", help="continue from CKPT.train.pt if it exists")
+    p.add_argument("--targets", default=None, help="teacher-target cache (imkd teacher-targets): distil the student")
+    p.add_argument(
+        "--kd",
+        default=None,
+        help="distillation stages, e.g. stage1,stage2,stage3 (default with --targets: all; none: no distillation)",
+    )
+    p.add_argument("--kd-config", default=None, help="YAML of DistillConfig fields (weights, intensity mix, ...)")
+
+
+def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
+    """The :class:`DistillConfig` of ``--targets``/``--kd``/``--kd-config`` (None: no distillation).
+
+    Raises:
+        DistillConfigError: ``--kd`` stages without ``--targets``, distillation for the teacher, a bad YAML.
+    """
+    targets = getattr(args, "targets", None)
+    kd_text = getattr(args, "kd", None)
+    kd_yaml = getattr(args, "kd_config", None)
+    if targets is None:
+        if (kd_text and parse_stages(kd_text)) or kd_yaml:
+            raise DistillConfigError("--kd/--kd-config need a teacher-target cache: add --targets CACHE")
+        return None
+    if getattr(args, "kind", "student") == "teacher":
+        raise DistillConfigError("--targets distils students; the teacher is trained without it")
+    base = DistillConfig()
+    if kd_yaml:
+        import yaml
+
+        path = Path(kd_yaml)
+        if not path.is_file():
+            raise DistillConfigError(f"--kd-config {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise DistillConfigError(f"--kd-config {path} is not valid YAML: {exc}") from exc
+        base = DistillConfig.from_dict(data)
+    if kd_text is not None:
+        base = replace(base, stages=parse_stages(kd_text))
+    return base
 
 
 def run_from_args(args: argparse.Namespace) -> TrainResult:
@@ -439,6 +552,7 @@ def run_from_args(args: argparse.Namespace) -> TrainResult:
     variant = "lidar" if args.kind == "teacher" else (args.variant or "fusion")
     if args.threads:
         torch.set_num_threads(args.threads)
+    kd = distill_config_from_args(args)
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -458,6 +572,8 @@ def run_from_args(args: argparse.Namespace) -> TrainResult:
         resume=args.resume,
         device=args.device,
         command="imkd train " + " ".join(sys.argv[1:]),
+        distill=kd,
+        targets=args.targets,
     )
 
 

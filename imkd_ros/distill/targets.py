@@ -1,0 +1,195 @@
+"""Teacher targets from a LiDAR teacher: per batch (:func:`compute_teacher_targets`, also what a teacher node or the
+bag pipeline calls) and over a whole split into a cache (:func:`build_target_cache`, ``imkd teacher-targets``).
+
+The teacher runs once per training sample, in eval mode: its BEV features, the intensity maps
+(:mod:`imkd_ros.distill.intensity`), the sigmoid of its heatmap logits and its decoded boxes are written in the
+format of :mod:`imkd_ros.distill.cache`. Frames are read exactly as the training loop reads them (same reader
+settings, LiDAR cut to the grid by :func:`imkd_ros.train.shrink_frame`), one shard at a time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imkd_ros.checkpoint import load_checkpoint
+from imkd_ros.data.dataset import Batch, collate_frames
+from imkd_ros.distill.cache import (
+    CacheHeader,
+    TargetCache,
+    TargetCacheWriter,
+    TargetGrid,
+    TeacherTargets,
+    file_sha256,
+)
+from imkd_ros.distill.errors import TargetCacheError
+from imkd_ros.distill.intensity import DEFAULT_SPEC, IntensitySpec, draw_intensity, teacher_intensity
+from imkd_ros.model import Teacher
+from imkd_ros.model.decode import decode
+
+__all__ = ["CacheBuildReport", "compute_teacher_targets", "build_target_cache"]
+
+
+@dataclass(frozen=True)
+class CacheBuildReport:
+    """What :func:`build_target_cache` did.
+
+    Attributes:
+        root: the cache folder.
+        samples: samples in the cache.
+        shards: shards in the cache.
+        computed_shards: shards the teacher ran for in this call.
+        reused_shards: shards kept from an interrupted earlier build (checksums verified).
+        bytes: bytes of all shards.
+        seconds: wall time of this call.
+    """
+
+    root: Path
+    samples: int
+    shards: int
+    computed_shards: int
+    reused_shards: int
+    bytes: int
+    seconds: float
+
+
+@torch.inference_mode()
+def compute_teacher_targets(teacher: Teacher, batch: Batch, spec: IntensitySpec = DEFAULT_SPEC) -> list[TeacherTargets]:
+    """Run ``teacher`` (put in eval mode) on a batch's LiDAR.
+
+    Args:
+        teacher: the LiDAR teacher.
+        batch: frames with ``lidar`` ``(B, M, 6)`` and ``lidar_mask`` (any device; the teacher's is used).
+        spec: intensity normalisation.
+
+    Returns:
+        one :class:`TeacherTargets` per frame (maps float32, ``(C, H, W)`` on the head grid).
+
+    Raises:
+        TargetCacheError: the batch carries no LiDAR.
+    """
+    if batch.lidar is None:
+        raise TargetCacheError(f"teacher targets need LiDAR; frames {batch.tokens[:3]} have none")
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    out = teacher.features(batch.lidar.to(device), batch.lidar_mask.to(device))
+    maps = teacher_intensity(out, teacher.config, spec).cpu().numpy()
+    feats = out.bev.float().cpu().numpy()
+    heat = torch.sigmoid(out.head.heatmap.float()).cpu().numpy()
+    dets = decode(out.head, teacher.config)
+    result = []
+    for i, det in enumerate(dets):
+        b = det.to_boxes()
+        boxes = np.concatenate([b.center, b.size, b.yaw[:, None], b.velocity], axis=1).astype(np.float32)
+        result.append(
+            TeacherTargets(
+                batch.tokens[i],
+                int(batch.timestamps[i]),
+                feats[i],
+                maps[i],
+                heat[i],
+                boxes.reshape(-1, 9),
+                b.label.astype(np.int32),
+                b.score.astype(np.float32),
+            )
+        )
+    return result
+
+
+def build_target_cache(
+    data: str | Path,
+    teacher_checkpoint: str | Path,
+    out: str | Path,
+    *,
+    split: str = "synth_train",
+    version: str = "v1.0-synth",
+    shard_size: int = 32,
+    batch_size: int = 4,
+    spec: IntensitySpec = DEFAULT_SPEC,
+    radar_sweeps: int = 6,
+    lidar_sweeps: int = 1,
+    device: str = "cpu",
+    overwrite: bool = False,
+    debug_pngs: int = 2,
+    progress: bool = True,
+) -> CacheBuildReport:
+    """Write (or finish) the teacher-target cache of ``split`` under ``out``.
+
+    Samples are taken in split order and cut into shards of ``shard_size``; shards already written by an
+    interrupted build with the same teacher, data and settings are verified and kept. ``debug_pngs`` intensity PNGs
+    (:func:`~imkd_ros.distill.intensity.draw_intensity`) of the first computed samples go to ``out/debug/``.
+
+    Raises:
+        CheckpointError: the teacher checkpoint is missing or corrupt.
+        TargetCacheError: the checkpoint is not a teacher's, the split is empty, or ``out`` holds an incompatible
+            cache (and not ``overwrite``).
+    """
+    from tqdm import tqdm
+
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.detector import resolve_device
+    from imkd_ros.train import shrink_frame
+
+    if shard_size < 1 or batch_size < 1:
+        raise TargetCacheError(f"shard_size ({shard_size}) and batch_size ({batch_size}) must be >= 1")
+    t0 = time.perf_counter()
+    out = Path(out)
+    ckpt = load_checkpoint(teacher_checkpoint)
+    if ckpt.kind != "teacher" or not ckpt.config.is_teacher:
+        raise TargetCacheError(f"{teacher_checkpoint} is a {ckpt.kind} checkpoint; teacher targets need the teacher")
+    dev = resolve_device(device)
+    teacher = ckpt.build(dev)
+    config = ckpt.config
+    reader = NuScenesReader(
+        data, version, radar_sweeps=radar_sweeps, lidar_sweeps=lidar_sweeps, load_image=False, load_lidar=True
+    )
+    tokens = reader.split_samples(split)
+    if not tokens:
+        raise TargetCacheError(f"split {split!r} of {data} has no samples")
+    plan = [tokens[i : i + shard_size] for i in range(0, len(tokens), shard_size)]
+    header = CacheHeader(
+        grid=TargetGrid.from_model_config(config),
+        feature_channels=config.bev.channels,
+        class_names=tuple(config.classes),
+        intensity_spec=spec.to_dict(),
+        teacher={
+            "checkpoint": str(Path(teacher_checkpoint).resolve()),
+            "sha256": file_sha256(teacher_checkpoint),
+            "name": config.name,
+        },
+        source={
+            "dataroot": str(Path(data).resolve()),
+            "version": version,
+            "split": split,
+            "radar_sweeps": radar_sweeps,
+            "lidar_sweeps": lidar_sweeps,
+        },
+    )
+    writer = TargetCacheWriter(out, header, plan, shard_size, overwrite=overwrite)
+    pending = writer.pending()
+    reused = len(plan) - len(pending)
+    if reused and progress:
+        print(f"teacher-targets: resuming {out}: {reused} of {len(plan)} shards already written", file=sys.stderr)
+    pngs_left = debug_pngs
+    for i in tqdm(pending, desc="teacher targets", unit="shard", disable=not progress):
+        frames = [shrink_frame(reader.frame(t), config) for t in plan[i]]
+        targets: list[TeacherTargets] = []
+        for k in range(0, len(frames), batch_size):
+            targets.extend(compute_teacher_targets(teacher, collate_frames(frames[k : k + batch_size]), spec))
+        for t in targets[: max(pngs_left, 0)]:
+            draw_intensity(
+                out / "debug" / f"intensity_{t.sample_token[:12]}.png",
+                t.intensity,
+                header.grid.extent,
+                title=f"teacher intensity maps, sample {t.sample_token}",
+            )
+            pngs_left -= 1
+        writer.write_shard(i, targets)
+    writer.finish()
+    cache = TargetCache(out)
+    return CacheBuildReport(out, len(cache), len(plan), len(pending), reused, cache.nbytes(), time.perf_counter() - t0)

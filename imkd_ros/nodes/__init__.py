@@ -1,0 +1,8 @@
+"""ROS 2 nodes of imkd_ros (rclpy): :mod:`.detector_node` (camera + radar -> 3D detections) and :mod:`.player`
+(plays a nuScenes-format sequence into the graph and records the detector's outputs; the demo's other process).
+
+Nodes are thin: they convert messages with :mod:`imkd_ros.ros`, call the core, and convert back. Import the
+submodules directly; this ``__init__`` imports nothing.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,303 @@
+"""``detector_node``: camera + radar in, 3D detections out (``ros2 run imkd_ros detector_node``).
+
+Thin: messages are converted (:mod:`imkd_ros.ros.convert`, :mod:`imkd_ros.ros.messages`), paired
+(:mod:`imkd_ros.ros.sync`), handed to :class:`imkd_ros.detector.Detector`, and the boxes converted back. Parameters
+and topics are documented in ``config/detector.yaml``, which also provides the defaults.
+
+Threads: subscription callbacks (conversion, pairing, frame assembly: milliseconds) run in the executor; the model
+runs in one worker thread fed through a one-slot mailbox, so radar sweeps keep arriving during inference and,
+under load, the newest frame replaces one still waiting (no queue grows). Bad input gives a throttled warning that
+names the problem; the message is dropped and the node goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Float64
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from imkd_ros.errors import ImkdError
+from imkd_ros.ros.convert import ConversionError, compressed_to_array, image_to_array
+from imkd_ros.ros.messages import (
+    assemble_frame,
+    boxes_to_detections,
+    boxes_to_markers,
+    camera_info_to_calibration,
+    check_image,
+    make_header,
+    msg_to_pose,
+    radar_points,
+    stamp_to_ns,
+)
+from imkd_ros.ros.sync import NS_PER_S, CameraRadarSync, PoseBuffer, SyncEvent
+from imkd_ros.shipped import DEFAULT_MODEL, resolve_checkpoint, shipped_file
+from imkd_ros.transforms import Pose, quat_to_matrix
+from imkd_ros.types import Calibration, Frame
+
+__all__ = ["DEFAULT_MODEL", "DetectorNode", "default_parameters", "resolve_checkpoint", "main"]  # re-exported
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``{"a.b.c": value}`` (the ROS parameter names of nested YAML keys)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def default_parameters() -> dict[str, Any]:
+    """The defaults of ``config/detector.yaml`` (``/**: ros__parameters``), nested keys joined with dots."""
+    import yaml
+
+    path = shipped_file("config/detector.yaml")
+    return _flatten(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
+
+
+def _pose_param(translation: Sequence[float], rotation: Sequence[float], name: str) -> Pose:
+    t, q = np.asarray(translation, dtype=np.float64), np.asarray(rotation, dtype=np.float64)
+    if t.shape != (3,) or q.shape != (4,) or not np.isfinite(t).all() or not np.isfinite(q).all():
+        raise ValueError(f"parameter {name}: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}")
+    if np.linalg.norm(q) < 1e-9:
+        raise ValueError(f"parameter {name}.rotation is a zero quaternion")
+    return Pose(quat_to_matrix(q), t)
+
+
+@dataclass
+class _Job:
+    """A frame ready for the model, with what the outputs need."""
+
+    frame: Frame
+    header: Any
+    callback_s: float  # time spent in the executor on it (conversion, pairing, assembly)
+
+
+class DetectorNode(Node):
+    """The detector node (see the module docstring and ``config/detector.yaml``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("detector_node", **kwargs)
+        defaults = default_parameters()
+        for name, value in defaults.items():
+            if not name.startswith("radar_to_base."):
+                self.declare_parameter(name, value)
+        p = {name: self.get_parameter(name).value for name in defaults if not name.startswith("radar_to_base.")}
+        self._warn_period = float(p["warn_period"])
+        self._last_warn: dict[str, tuple[float, int]] = {}
+        self.output_frame = str(p["output_frame"])
+        self.camera_to_base = _pose_param(p["camera_to_base.translation"], p["camera_to_base.rotation"], "camera")
+        self.radar_to_base: dict[str, Pose] = {}
+        radars = [str(r) for r in p["radars"]]
+        for r in radars:
+            vals = []
+            for part in ("translation", "rotation"):
+                key = f"radar_to_base.{r}.{part}"
+                default = defaults.get(key)
+                if default is None:
+                    self.declare_parameter(key, Parameter.Type.DOUBLE_ARRAY)
+                else:
+                    self.declare_parameter(key, default)
+                value = self.get_parameter(key).value
+                if value is None:
+                    raise ValueError(f"parameter {key} is not set (radar {r!r} needs its mounting)")
+                vals.append(value)
+            self.radar_to_base[r] = _pose_param(vals[0], vals[1], f"radar_to_base.{r}")
+
+        path = resolve_checkpoint(str(p["checkpoint"]))
+        from imkd_ros.detector import Detector
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.detector = Detector.from_checkpoint(path, str(p["device"]), float(p["score_threshold"]))
+        for w in caught:
+            self.get_logger().warning(str(w.message))
+        self.get_logger().info(f"model {path} on {self.detector.device}, radars {radars}")
+
+        self.sync = CameraRadarSync(
+            radars,
+            max_delay=float(p["max_camera_radar_delay"]),
+            sweeps=int(p["radar_sweeps"]),
+            max_sweep_age=float(p["max_sweep_age"]),
+        )
+        self.poses = PoseBuffer()
+        self.calibration: Calibration | None = None
+        self._max_points = int(p["max_radar_points"])
+        self._filters = bool(p["radar_default_filters"])
+        self._use_poses = bool(p["use_ego_pose"])
+        self._markers = bool(p["publish_markers"])
+
+        qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability)
+        # radar sweeps and poses are accumulated, not just the latest used: a short queue so none is lost in a burst
+        qos_acc = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability)
+        image_type = CompressedImage if p["compressed_image"] else Image
+        self.create_subscription(image_type, "~/input/image", self._on_image, qos)
+        self.create_subscription(CameraInfo, "~/input/camera_info", self._on_camera_info, qos)
+        for r in radars:
+            topic = "~/input/radar" if len(radars) == 1 else f"~/input/radar/{r}"
+            self.create_subscription(PointCloud2, topic, lambda m, r=r: self._on_radar(r, m), qos_acc)
+        if self._use_poses:
+            self.create_subscription(PoseStamped, "~/input/ego_pose", self._on_pose, qos_acc)
+        self.pub_objects = self.create_publisher(Detection3DArray, "~/output/objects", 10)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/output/markers", 10)
+        self.pub_processing = self.create_publisher(Float64, "~/debug/processing_time_ms", 10)
+        self.pub_latency = self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10)
+
+        self._mailbox: _Job | None = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self.frames_done = 0
+        self.frames_skipped = 0
+        self._worker = threading.Thread(target=self._work, name="detector", daemon=True)
+        self._worker.start()
+
+    # -- warnings --------------------------------------------------------------------------------------------------
+    def _warn(self, kind: str, text: str) -> None:
+        """Log ``text`` unless a warning of ``kind`` was logged less than ``warn_period`` ago (then count it)."""
+        now = time.monotonic()
+        last, suppressed = self._last_warn.get(kind, (-math.inf, 0))
+        if now - last >= self._warn_period:
+            more = f" ({suppressed} more like it suppressed)" if suppressed else ""
+            self.get_logger().warning(f"{text}{more}")
+            self._last_warn[kind] = (now, 0)
+        else:
+            self._last_warn[kind] = (last, suppressed + 1)
+
+    def _events(self, events: list[SyncEvent]) -> None:
+        for e in events:
+            if e.kind == "time_reset":
+                self.poses.clear()
+            if e.kind == "superseded":  # the frame rate exceeds the radar's or radar lags: expected, not bad input
+                self.get_logger().debug(e.text)
+            else:
+                self._warn(f"sync_{e.kind}", e.text)
+
+    # -- callbacks (executor thread) ---------------------------------------------------------------------------
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self.calibration = camera_info_to_calibration(msg, self.camera_to_base)
+        except ConversionError as exc:
+            self._warn("camera_info", f"~/input/camera_info: {exc}; ignored")
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        try:
+            self.poses.add(stamp_to_ns(msg.header.stamp), msg_to_pose(msg.pose))
+        except ConversionError as exc:
+            self._warn("ego_pose", f"~/input/ego_pose: {exc}; dropped")
+
+    def _on_radar(self, name: str, msg: PointCloud2) -> None:
+        t0 = time.perf_counter()
+        try:
+            points = radar_points(msg, max_points=self._max_points, default_filters=self._filters)
+        except ConversionError as exc:
+            self._warn(f"radar_{name}", f"radar {name}: {exc}; sweep dropped")
+            return
+        synced, events = self.sync.add_radar(name, stamp_to_ns(msg.header.stamp), points)
+        self._events(events)
+        if synced is not None:
+            self._dispatch(synced, time.perf_counter() - t0)
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        t0 = time.perf_counter()
+        if self.calibration is None:
+            self._warn("no_camera_info", "no CameraInfo received yet on ~/input/camera_info; image dropped")
+            return
+        try:
+            image = compressed_to_array(msg) if isinstance(msg, CompressedImage) else image_to_array(msg)
+            check_image(image, self.calibration)
+        except ConversionError as exc:
+            self._warn("image", f"~/input/image: {exc}; frame dropped")
+            return
+        stamp = stamp_to_ns(msg.header.stamp)
+        synced, events = self.sync.add_camera(stamp, (image, self.calibration, time.perf_counter() - t0))
+        self._events(events)
+        if synced is not None:
+            self._dispatch(synced, time.perf_counter() - t0)
+
+    def _dispatch(self, synced: Any, callback_s: float) -> None:
+        t0 = time.perf_counter()
+        image, calibration, image_s = synced.camera
+        sweeps = [(s.stamp, s.data, self.radar_to_base[name]) for name, lst in synced.radar.items() for s in lst]
+        lookup = self.poses.lookup if self._use_poses and len(self.poses) else None
+        frame = assemble_frame(synced.stamp, image, calibration, sweeps, lookup)
+        header = make_header(synced.stamp, self.output_frame)
+        job = _Job(frame, header, image_s + callback_s + time.perf_counter() - t0)
+        with self._cv:
+            if self._mailbox is not None:
+                self.frames_skipped += 1
+                self.get_logger().debug(f"detector busy: frame {self._mailbox.header.stamp} replaced by a newer one")
+            self._mailbox = job
+            self._cv.notify()
+
+    # -- model (worker thread) -----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._mailbox is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                job, self._mailbox = self._mailbox, None
+            t0 = time.perf_counter()
+            try:
+                boxes = self.detector.detect(job.frame)
+            except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
+                self._warn(
+                    "model", f"detector failed on frame {job.header.stamp.sec}.{job.header.stamp.nanosec}: {exc}"
+                )
+                continue
+            self.pub_objects.publish(boxes_to_detections(boxes, job.header))
+            if self._markers:
+                self.pub_markers.publish(boxes_to_markers(boxes, job.header))
+            self.frames_done += 1
+            self.pub_processing.publish(Float64(data=(job.callback_s + time.perf_counter() - t0) * 1e3))
+            now = self.get_clock().now().nanoseconds
+            self.pub_latency.publish(Float64(data=(now - stamp_to_ns(job.header.stamp)) / NS_PER_S * 1e3))
+
+    def destroy_node(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console script ``detector_node`` (takes ``--ros-args ...``)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DetectorNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (FileNotFoundError, ValueError, ImkdError) as exc:
+        print(f"detector_node: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""``python -m imkd_ros.nodes.player``: play a nuScenes-format sequence into the ROS graph and record the
+detector's answers (the demo's and the benchmark's sensor side).
+
+Publishes, in timestamp order and paced at ``--rate`` x real time, for each scene of ``--split``: ``/clock``
+(rosgraph_msgs/Clock), the front camera (``/camera/image`` sensor_msgs/Image rgb8 and ``/camera/camera_info``;
+keyframes only unless ``--all-camera-frames``), every radar sweep (``/radar/front`` PointCloud2 with the 18 nuScenes
+radar fields, unfiltered, sensor frame ``radar_front``) and the ego pose of each published sample_data
+(``/ego_pose`` PoseStamped, ``base_link`` in ``map``). It subscribes to the detector's outputs and writes inputs
+and outputs to an MCAP bag (rosbags; openable in RViz's bag player or Foxglove).
+
+``--lockstep``: after each camera keyframe, wait for the detections with that stamp before going on (complete,
+deterministic results; the measured latency is the unloaded end-to-end latency). Without it the player runs free
+and the detector keeps up as it can (load tests). A JSON summary lists every camera frame's publish and receive
+wall times, latency, detection count and the node's processing time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.serialization import serialize_message
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Float64
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from imkd_ros.data.pcd import read_radar_pcd
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
+from imkd_ros.ros.messages import calibration_to_camera_info, make_header, ns_to_stamp, pose_stamped, stamp_to_ns
+
+__all__ = ["Event", "timeline", "Player", "main"]
+
+TOPICS = {
+    "image": "/camera/image",
+    "camera_info": "/camera/camera_info",
+    "radar": "/radar/front",
+    "ego_pose": "/ego_pose",
+}
+NODE = "/detector_node"
+
+
+@dataclass(frozen=True, order=True)
+class Event:
+    """One sample_data to publish: ``stamp`` (ns), ``kind`` (``"camera"`` or ``"radar"``), its token, whether it
+    is a keyframe, and the sample it belongs to."""
+
+    stamp: int
+    kind: str
+    token: str = field(compare=False)
+    keyframe: bool = field(compare=False)
+    sample: str = field(compare=False)
+
+
+def timeline(reader: NuScenesReader, scenes: Sequence[str], all_camera_frames: bool = False) -> list[Event]:
+    """The camera and radar sample_data of ``scenes`` in time order (camera keyframes only unless
+    ``all_camera_frames``); the radar's full sweep chains, so the first keyframes have their history."""
+    events: list[Event] = []
+    for scene in scenes:
+        samples = reader.scene_samples(scene)
+        for channel, kind in ((reader.camera, "camera"), (reader.radars[0], "radar")):
+            first = reader.keyframe_token(samples[0], channel)
+            sd = first
+            while reader.sample_data(sd)["prev"]:
+                sd = reader.sample_data(sd)["prev"]
+            last = reader.keyframe_token(samples[-1], channel)
+            while True:
+                rec = reader.sample_data(sd)
+                if kind == "radar" or all_camera_frames or rec["is_key_frame"]:
+                    events.append(
+                        Event(int(rec["timestamp"]) * 1000, kind, sd, bool(rec["is_key_frame"]), rec["sample_token"])
+                    )
+                if sd == last or not rec["next"]:
+                    break
+                sd = rec["next"]
+    return sorted(events)
+
+
+@dataclass
+class _Answer:
+    received: float  # wall (perf_counter) when the detections arrived
+    detections: int
+    processing_ms: float | None = None
+
+
+class Player(Node):
+    """Publisher of a sequence plus recorder of the detector's outputs (see the module docstring)."""
+
+    def __init__(self, reader: NuScenesReader, bag: Path | None, node: str = NODE) -> None:
+        super().__init__("imkd_player")
+        self.reader = reader
+        qos = QoSProfile(depth=10)
+        self.pubs = {
+            "image": self.create_publisher(Image, TOPICS["image"], qos),
+            "camera_info": self.create_publisher(CameraInfo, TOPICS["camera_info"], qos),
+            "radar": self.create_publisher(PointCloud2, TOPICS["radar"], qos),
+            "ego_pose": self.create_publisher(PoseStamped, TOPICS["ego_pose"], qos),
+            "clock": self.create_publisher(Clock, "/clock", qos),
+        }
+        self.answers: dict[int, _Answer] = {}
+        self.objects: dict[int, Detection3DArray] = {}  # the detections received, by stamp
+        self.markers: dict[int, MarkerArray] = {}
+        self._last_answer: int | None = None
+        self._cv = threading.Condition()
+        out_qos = QoSProfile(depth=100)
+        self.out_topics = {
+            "objects": (f"{node}/output/objects", Detection3DArray, "vision_msgs/msg/Detection3DArray"),
+            "markers": (f"{node}/output/markers", MarkerArray, "visualization_msgs/msg/MarkerArray"),
+            "processing": (f"{node}/debug/processing_time_ms", Float64, "std_msgs/msg/Float64"),
+            "latency": (f"{node}/debug/pipeline_latency_ms", Float64, "std_msgs/msg/Float64"),
+        }
+        self.subs = {
+            key: self.create_subscription(cls, topic, lambda m, k=key: self._on_output(k, m), out_qos)
+            for key, (topic, cls, _) in self.out_topics.items()
+        }
+        self._now = 0
+        self._calibrations: dict[str, Any] = {}
+        self._pixels: dict[str, np.ndarray] = {}
+        self._writer, self._conns, self._lock = None, {}, threading.Lock()
+        if bag is not None:
+            self._open_bag(bag)
+
+    # -- bag ------------------------------------------------------------------------------------------------------
+    def _open_bag(self, path: Path) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        from imkd_ros.interfaces import make_typestore
+
+        store = make_typestore()
+        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        types = {
+            TOPICS["image"]: "sensor_msgs/msg/Image",
+            TOPICS["camera_info"]: "sensor_msgs/msg/CameraInfo",
+            TOPICS["radar"]: "sensor_msgs/msg/PointCloud2",
+            TOPICS["ego_pose"]: "geometry_msgs/msg/PoseStamped",
+        }
+        types.update({topic: name for topic, _, name in self.out_topics.values()})
+        for topic, name in types.items():
+            self._conns[topic] = self._writer.add_connection(topic, name, typestore=store)
+
+    def _record(self, topic: str, msg: Any, stamp: int) -> None:
+        if self._writer is not None:
+            with self._lock:
+                self._writer.write(self._conns[topic], int(stamp), serialize_message(msg))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    # -- outputs ------------------------------------------------------------------------------------------------
+    def _on_output(self, key: str, msg: Any) -> None:
+        now = time.perf_counter()
+        topic = self.out_topics[key][0]
+        stamp = stamp_to_ns(msg.header.stamp) if hasattr(msg, "header") else self._now
+        if key == "markers":
+            stamp = stamp_to_ns(msg.markers[0].header.stamp) if msg.markers else self._now
+        self._record(topic, msg, stamp)
+        with self._cv:
+            if key == "objects":
+                self.answers[stamp] = _Answer(now, len(msg.detections))
+                self.objects[stamp] = msg
+                self._last_answer = stamp
+            elif key == "markers":
+                self.markers[stamp] = msg
+            elif key == "processing" and self._last_answer is not None:  # published right after the objects
+                self.answers[self._last_answer].processing_ms = float(msg.data)
+            self._cv.notify_all()
+
+    def wait_answer(self, stamp: int, timeout: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: stamp in self.answers, timeout=timeout)
+
+    def wait_matched(self, timeout: float) -> bool:
+        """True once the detector subscribes to the camera and radar and publishes its detections."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (
+                self.pubs["image"].get_subscription_count() > 0
+                and self.pubs["radar"].get_subscription_count() > 0
+                and self.subs["objects"].get_publisher_count() > 0
+            ):
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- inputs ---------------------------------------------------------------------------------------------------
+    def preload(self, events: Sequence[Event]) -> None:
+        """Decode the camera images of ``events`` now, so that publishing them later costs no file reading (load
+        tests at several times the sensor rate)."""
+        for ev in events:
+            if ev.kind == "camera" and ev.token not in self._pixels:
+                self._pixels[ev.token] = self._read_image(ev)
+
+    def _read_image(self, ev: Event) -> np.ndarray:
+        from PIL import Image as PILImage
+
+        with PILImage.open(self.reader.dataroot / self.reader.sample_data(ev.token)["filename"]) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+    def publish(self, ev: Event) -> float:
+        """Publish ``ev`` (clock first, then its ego pose, then the data) and record it; returns the wall time
+        (``perf_counter``) at which the data message was handed to the middleware."""
+        r = self.reader
+        self._now = ev.stamp
+        self.pubs["clock"].publish(Clock(clock=ns_to_stamp(ev.stamp)))
+        pose = pose_stamped(r.ego_pose_of(ev.token), ev.stamp, "map")
+        self.pubs["ego_pose"].publish(pose)
+        self._record(TOPICS["ego_pose"], pose, ev.stamp)
+        rec = r.sample_data(ev.token)
+        if ev.kind == "radar":
+            cloud = array_to_pointcloud2(
+                read_radar_pcd(r.dataroot / rec["filename"], filtered=False), make_header(ev.stamp, "radar_front")
+            )
+            t_pub = time.perf_counter()
+            self.pubs["radar"].publish(cloud)
+            self._record(TOPICS["radar"], cloud, ev.stamp)
+            return t_pub
+        pixels = self._pixels.pop(ev.token, None)
+        if pixels is None:
+            pixels = self._read_image(ev)
+        header = make_header(ev.stamp, "cam_front")
+        cs = rec["calibrated_sensor_token"]
+        if cs not in self._calibrations:  # one camera calibration per scene: that of its keyframes
+            self._calibrations[cs] = r.frame(ev.sample).camera
+        cal = self._calibrations[cs]
+        info = calibration_to_camera_info(cal, header)
+        self.pubs["camera_info"].publish(info)
+        image = array_to_image(pixels, header)
+        t_pub = time.perf_counter()
+        self.pubs["image"].publish(image)
+        if ev.keyframe:
+            self._record(TOPICS["camera_info"], info, ev.stamp)
+            self._record(TOPICS["image"], image, ev.stamp)
+        return t_pub
+
+
+def play(
+    player: Player,
+    events: Sequence[Event],
+    *,
+    rate: float = 1.0,
+    lockstep: bool = True,
+    answer_timeout: float = 60.0,
+    settle: float = 5.0,
+) -> list[dict[str, Any]]:
+    """Publish ``events`` paced at ``rate`` x real time; returns one record per published camera frame."""
+    published: list[tuple[Event, float]] = []
+    if not lockstep:
+        player.preload(events)
+    t_wall, t_data = time.perf_counter(), events[0].stamp if events else 0
+    for ev in events:
+        if rate > 0:
+            delay = (ev.stamp - t_data) / 1e9 / rate - (time.perf_counter() - t_wall)
+            if delay > 0:
+                time.sleep(delay)
+        t_pub = player.publish(ev)
+        if ev.kind == "camera":
+            published.append((ev, t_pub))
+            if lockstep and not player.wait_answer(ev.stamp, answer_timeout):
+                player.get_logger().warning(f"no detections for frame {ev.stamp} within {answer_timeout} s")
+            if lockstep:  # the data clock goes on from here in wall time
+                t_wall, t_data = time.perf_counter(), ev.stamp
+    if not lockstep and published:
+        player.wait_answer(published[-1][0].stamp, settle)
+    out = []
+    for ev, t_pub in published:
+        ans = player.answers.get(ev.stamp)
+        out.append(
+            {
+                "stamp_ns": ev.stamp,
+                "sample_token": ev.sample if ev.keyframe else None,
+                "keyframe": ev.keyframe,
+                "published_s": t_pub,
+                "latency_ms": None if ans is None else (ans.received - t_pub) * 1e3,
+                "detections": None if ans is None else ans.detections,
+                "processing_ms": None if ans is None else ans.processing_ms,
+            }
+        )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m imkd_ros.nodes.player", description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    p.add_argument("--version", default="v1.0-synth")
+    p.add_argument("--split", default="synth_val", help="scenes to play")
+    p.add_argument("--bag", default=None, help="MCAP bag folder to write (must not exist)")
+    p.add_argument("--summary", required=True, help="JSON summary to write")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time; 0: as fast as possible)")
+    p.add_argument("--lockstep", action="store_true", help="wait for each keyframe's detections")
+    p.add_argument("--all-camera-frames", action="store_true", help="publish camera sweeps too")
+    p.add_argument("--node", default=NODE, help="the detector node's name (its output topics)")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the detector to appear")
+    p.add_argument("--answer-timeout", type=float, default=60.0)
+    args, ros_args = p.parse_known_args(argv)
+    reader = NuScenesReader(args.data, args.version, load_lidar=False, load_image=False)
+    events = timeline(reader, reader.split_scenes(args.split), args.all_camera_frames)
+    rclpy.init(args=["prog", *ros_args])
+    player = Player(reader, Path(args.bag) if args.bag else None, args.node)
+    executor = SingleThreadedExecutor()
+    executor.add_node(player)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    rc = 0
+    try:
+        if not player.wait_matched(args.wait):
+            print(f"player: the detector ({args.node}) did not appear within {args.wait} s", file=sys.stderr)
+            rc = 3
+        else:
+            print("MATCHED", flush=True)
+            t0 = time.perf_counter()
+            frames = play(player, events, rate=args.rate, lockstep=args.lockstep, answer_timeout=args.answer_timeout)
+            summary = {"frames": frames, "wall_s": time.perf_counter() - t0, "events": len(events)}
+            Path(args.summary).write_text(json.dumps(summary, indent=1) + "\n")
+            print(f"DONE {sum(f['latency_ms'] is not None for f in frames)}/{len(frames)} frames answered", flush=True)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        rc = 130
+    finally:
+        player.close()
+        executor.shutdown()
+        spinner.join(timeout=10.0)
+        player.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Camera-radar time synchronisation for the detector node: keep-latest pairing plus a radar ring buffer.
+
+Pure Python and numpy (no rclpy), so it is tested as plain functions with jittered, dropped, duplicated and
+out-of-order streams. Stamps are integer nanoseconds (``builtin_interfaces/Time`` as ``sec * 10**9 + nanosec``).
+
+The algorithm (:class:`CameraRadarSync`):
+
+* **Radar ring buffers.** One per radar source, holding the newest ``capacity`` sweeps sorted by stamp. A sweep that
+  arrives out of order is inserted at its place; one with a stamp already in the buffer is a duplicate and dropped.
+* **Keep-latest camera slot.** There is one pending camera frame at most. A newer frame replaces it (the older one
+  is dropped as superseded: under load the node works on the newest data, queues never grow). A frame not newer
+  than the pending one or than the last frame emitted is dropped as out of order / duplicate.
+* **Pairing.** The pending frame (stamp ``t_c``) is emitted as soon as every radar source has a sweep within
+  ``max_delay`` of ``t_c``; per source the sweep nearest to ``t_c`` among those received is the *key sweep*. A
+  camera frame normally arrives before the radar sweeps that follow it, so it is paired with the newest earlier
+  sweep at once (no waiting); ``max_delay`` should therefore exceed one radar period. If a source's buffer already
+  holds a sweep newer than ``t_c + max_delay`` but none within the window, the frame can never be paired and is
+  dropped (``no radar``).
+* **Multi-sweep accumulation.** With each key sweep come up to ``sweeps - 1`` earlier sweeps of the same source
+  from the ring buffer whose age ``t_c - t`` is at most ``max_sweep_age``, newest first. Sweeps stay in the buffer
+  (they serve several camera frames).
+* **Time going backwards** (a bag played in a loop, a restarted simulation): a camera frame or radar sweep more
+  than ``reset_after`` older than the newest stamp seen resets everything (buffers, pending frame, last emitted
+  stamp). That message is dropped, the next ones start the new timeline.
+
+Unlike message_filters' ApproximateTime, one late or lost radar sweep never drops a whole set: the frame pairs
+with the sweep that is there, and a lost camera frame costs only itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from imkd_ros.transforms import Pose, matrix_to_quat, quat_to_matrix
+
+__all__ = [
+    "NS_PER_S",
+    "Sweep",
+    "SyncedSet",
+    "SyncEvent",
+    "CameraRadarSync",
+    "PoseBuffer",
+    "interpolate_pose",
+]
+
+NS_PER_S = 1_000_000_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sweep(Generic[T]):
+    """One radar sweep in a ring buffer: its stamp (ns) and payload (e.g. the ``(N, 6)`` points)."""
+
+    stamp: int
+    data: T
+
+
+@dataclass(frozen=True)
+class SyncedSet:
+    """A camera frame paired with radar sweeps.
+
+    Attributes:
+        stamp: the camera frame's stamp (ns); the output header's stamp.
+        camera: the camera payload as given to :meth:`CameraRadarSync.add_camera`.
+        radar: source name -> sweeps, newest (the key sweep) first, at most ``sweeps`` each.
+    """
+
+    stamp: int
+    camera: Any
+    radar: dict[str, list[Sweep]]
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """Something the synchroniser dropped or reset, for the node to log.
+
+    Attributes:
+        kind: ``"superseded"``, ``"out_of_order"``, ``"duplicate"``, ``"no_radar"``, ``"time_reset"``,
+            ``"stale_radar"`` or ``"unknown_source"``.
+        stamp: the stamp of the message concerned (ns).
+        text: a sentence naming the problem.
+    """
+
+    kind: str
+    stamp: int
+    text: str
+
+
+@dataclass
+class _Stats:
+    emitted: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+class CameraRadarSync:
+    """Keep-latest camera-radar pairing with per-source radar ring buffers (see the module docstring).
+
+    Args:
+        sources: radar source names (at least one).
+        max_delay: largest ``|t_radar - t_camera|`` of a key sweep, seconds (> 0).
+        sweeps: sweeps per source in a set, counting the key sweep (>= 1).
+        max_sweep_age: largest ``t_camera - t_sweep`` of an accumulated earlier sweep, seconds.
+        capacity: sweeps kept per source (default ``sweeps + 8``).
+        reset_after: a stamp this much older than the newest seen resets the state, seconds.
+
+    Raises:
+        ValueError: a bad argument (named in the message).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        *,
+        max_delay: float = 0.1,
+        sweeps: int = 6,
+        max_sweep_age: float = 0.6,
+        capacity: int | None = None,
+        reset_after: float = 1.0,
+    ) -> None:
+        sources = tuple(sources)
+        if not sources or len(set(sources)) != len(sources):
+            raise ValueError(f"CameraRadarSync: radar sources must be unique and non-empty, got {sources}")
+        if max_delay <= 0 or max_sweep_age < 0 or reset_after <= 0:
+            raise ValueError(
+                f"CameraRadarSync: max_delay ({max_delay}) and reset_after ({reset_after}) must be > 0, "
+                f"max_sweep_age ({max_sweep_age}) >= 0"
+            )
+        if sweeps < 1:
+            raise ValueError(f"CameraRadarSync: sweeps must be >= 1, got {sweeps}")
+        self.sources = sources
+        self.max_delay_ns = int(round(max_delay * NS_PER_S))
+        self.sweeps = int(sweeps)
+        self.max_sweep_age_ns = int(round(max_sweep_age * NS_PER_S))
+        self.capacity = int(capacity if capacity is not None else sweeps + 8)
+        if self.capacity < self.sweeps:
+            raise ValueError(f"CameraRadarSync: capacity {self.capacity} < sweeps {self.sweeps}")
+        self.reset_after_ns = int(round(reset_after * NS_PER_S))
+        self.stats = _Stats()
+        self.reset()
+
+    # -- state -------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget all sweeps, the pending frame and the last emitted stamp (not the statistics)."""
+        self._stamps: dict[str, list[int]] = {s: [] for s in self.sources}
+        self._data: dict[str, list[Any]] = {s: [] for s in self.sources}
+        self._pending: tuple[int, Any] | None = None
+        self._last_emitted: int | None = None
+        self._newest: int | None = None
+
+    @property
+    def pending_stamp(self) -> int | None:
+        """Stamp of the camera frame waiting for radar, or None."""
+        return None if self._pending is None else self._pending[0]
+
+    def buffered(self, source: str) -> list[int]:
+        """Stamps (ns) of the sweeps buffered for ``source``, oldest first."""
+        return list(self._stamps[source])
+
+    def _drop(self, kind: str, stamp: int, text: str, events: list[SyncEvent]) -> None:
+        self.stats.dropped[kind] = self.stats.dropped.get(kind, 0) + 1
+        events.append(SyncEvent(kind, stamp, text))
+
+    def _check_time(self, stamp: int, what: str, events: list[SyncEvent]) -> bool:
+        """False (and a reset) when ``stamp`` jumps back by more than ``reset_after``."""
+        if self._newest is not None and self._newest - stamp > self.reset_after_ns:
+            back = (self._newest - stamp) / NS_PER_S
+            self.reset()
+            self._drop(
+                "time_reset",
+                stamp,
+                f"{what} stamp {stamp / NS_PER_S:.3f} s is {back:.3f} s older than the newest seen (bag loop or "
+                "restart?): time went backwards; state reset, message dropped",
+                events,
+            )
+            return False
+        self._newest = stamp if self._newest is None else max(self._newest, stamp)
+        return True
+
+    # -- input -------------------------------------------------------------------------------------------------
+    def add_radar(self, source: str, stamp: int, data: Any) -> tuple[SyncedSet | None, list[SyncEvent]]:
+        """Buffer a sweep of ``source``; returns the set it completes (or None) and what was dropped."""
+        events: list[SyncEvent] = []
+        stamp = int(stamp)
+        if source not in self._stamps:
+            self._drop("unknown_source", stamp, f"radar source {source!r} is not one of {self.sources}", events)
+            return None, events
+        if not self._check_time(stamp, f"radar {source}", events):
+            return None, events
+        stamps, data_list = self._stamps[source], self._data[source]
+        i = bisect.bisect_left(stamps, stamp)
+        if i < len(stamps) and stamps[i] == stamp:
+            text = f"radar {source}: a sweep with stamp {stamp / NS_PER_S:.3f} s is already buffered (duplicate)"
+            self._drop("duplicate", stamp, text, events)
+            return None, events
+        if len(stamps) >= self.capacity and i == 0:
+            text = (
+                f"radar {source}: sweep {stamp / NS_PER_S:.3f} s is older than all {len(stamps)} buffered sweeps "
+                "(arrived too late)"
+            )
+            self._drop("stale_radar", stamp, text, events)
+            return None, events
+        stamps.insert(i, stamp)
+        data_list.insert(i, data)
+        while len(stamps) > self.capacity:
+            stamps.pop(0)
+            data_list.pop(0)
+        return self._try_emit(events), events
+
+    def add_camera(self, stamp: int, data: Any) -> tuple[SyncedSet | None, list[SyncEvent]]:
+        """Offer a camera frame; returns the set it completes at once (or None) and what was dropped."""
+        events: list[SyncEvent] = []
+        stamp = int(stamp)
+        if not self._check_time(stamp, "camera", events):
+            return None, events
+        if self._last_emitted is not None and stamp <= self._last_emitted:
+            kind = "duplicate" if stamp == self._last_emitted else "out_of_order"
+            text = (
+                f"camera frame {stamp / NS_PER_S:.3f} s is not newer than the last one processed "
+                f"({self._last_emitted / NS_PER_S:.3f} s): {kind.replace('_', ' ')}"
+            )
+            self._drop(kind, stamp, text, events)
+            return None, events
+        if self._pending is not None:
+            old = self._pending[0]
+            if stamp <= old:
+                kind = "duplicate" if stamp == old else "out_of_order"
+                text = (
+                    f"camera frame {stamp / NS_PER_S:.3f} s is not newer than the waiting one "
+                    f"({old / NS_PER_S:.3f} s): {kind.replace('_', ' ')}"
+                )
+                self._drop(kind, stamp, text, events)
+                return None, events
+            text = (
+                f"camera frame {old / NS_PER_S:.3f} s got no radar within {self.max_delay_ns / 1e6:.0f} ms before "
+                "a newer frame came: superseded"
+            )
+            self._drop("superseded", old, text, events)
+        self._pending = (stamp, data)
+        return self._try_emit(events), events
+
+    # -- pairing -----------------------------------------------------------------------------------------------
+    def _key_index(self, source: str, t_c: int) -> int | None:
+        """Index of the buffered sweep of ``source`` nearest to ``t_c`` within ``max_delay``, else None."""
+        stamps = self._stamps[source]
+        lo = bisect.bisect_left(stamps, t_c - self.max_delay_ns)
+        hi = bisect.bisect_right(stamps, t_c + self.max_delay_ns)
+        if lo >= hi:
+            return None
+        return min(range(lo, hi), key=lambda j: (abs(stamps[j] - t_c), -stamps[j]))
+
+    def _try_emit(self, events: list[SyncEvent]) -> SyncedSet | None:
+        if self._pending is None:
+            return None
+        t_c, camera = self._pending
+        keys: dict[str, int] = {}
+        for source in self.sources:
+            k = self._key_index(source, t_c)
+            if k is None:
+                stamps = self._stamps[source]
+                if stamps and stamps[-1] > t_c + self.max_delay_ns:
+                    self._pending = None
+                    text = (
+                        f"camera frame {t_c / NS_PER_S:.3f} s: no sweep of radar {source} within "
+                        f"{self.max_delay_ns / 1e6:.0f} ms (max camera-radar delay); dropped"
+                    )
+                    self._drop("no_radar", t_c, text, events)
+                return None
+            keys[source] = k
+        radar: dict[str, list[Sweep]] = {}
+        for source, k in keys.items():
+            stamps, data = self._stamps[source], self._data[source]
+            chosen = [Sweep(stamps[k], data[k])]
+            j = k - 1
+            while j >= 0 and len(chosen) < self.sweeps and t_c - stamps[j] <= self.max_sweep_age_ns:
+                chosen.append(Sweep(stamps[j], data[j]))
+                j -= 1
+            radar[source] = chosen
+        self._pending = None
+        self._last_emitted = t_c
+        self.stats.emitted += 1
+        return SyncedSet(t_c, camera, radar)
+
+
+# ------------------------------------------------------------------------------------------------------ ego poses
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
+    """Spherical interpolation of unit quaternions ``(4,)`` (w, x, y, z) at fraction ``a``."""
+    d = float(np.dot(q0, q1))
+    if d < 0.0:
+        q1, d = -q1, -d
+    if d > 0.9995:
+        q = q0 + a * (q1 - q0)
+    else:
+        theta = np.arccos(d)
+        q = (np.sin((1 - a) * theta) * q0 + np.sin(a * theta) * q1) / np.sin(theta)
+    return q / np.linalg.norm(q)
+
+
+def interpolate_pose(p0: Pose, p1: Pose, a: float) -> Pose:
+    """Pose at fraction ``a`` (0: ``p0``, 1: ``p1``): translation linear, rotation slerped."""
+    q = _slerp(matrix_to_quat(p0.rotation), matrix_to_quat(p1.rotation), float(a))
+    return Pose(quat_to_matrix(q), (1 - a) * p0.translation + a * p1.translation)
+
+
+class PoseBuffer:
+    """Ego poses (``base_link`` -> a fixed frame) by stamp, for moving earlier radar sweeps into the camera frame's
+    ego frame.
+
+    Args:
+        capacity: poses kept (newest).
+        max_gap: a lookup between two poses further apart than this (s), or outside the buffer by more than
+            ``tolerance``, finds nothing.
+        tolerance: a lookup this close (s) to the first/last pose returns that pose.
+    """
+
+    def __init__(self, capacity: int = 256, max_gap: float = 0.5, tolerance: float = 0.02) -> None:
+        if capacity < 1:
+            raise ValueError(f"PoseBuffer: capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.max_gap_ns = int(round(max_gap * NS_PER_S))
+        self.tolerance_ns = int(round(tolerance * NS_PER_S))
+        self.clear()
+
+    def clear(self) -> None:
+        self._stamps: list[int] = []
+        self._poses: list[Pose] = []
+
+    def __len__(self) -> int:
+        return len(self._stamps)
+
+    def add(self, stamp: int, pose: Pose) -> None:
+        """Insert (or replace, for an equal stamp) a pose; the oldest beyond ``capacity`` are forgotten."""
+        stamp = int(stamp)
+        i = bisect.bisect_left(self._stamps, stamp)
+        if i < len(self._stamps) and self._stamps[i] == stamp:
+            self._poses[i] = pose
+            return
+        self._stamps.insert(i, stamp)
+        self._poses.insert(i, pose)
+        while len(self._stamps) > self.capacity:
+            self._stamps.pop(0)
+            self._poses.pop(0)
+
+    def lookup(self, stamp: int) -> Pose | None:
+        """The pose at ``stamp`` (exact, interpolated, or the nearest end within ``tolerance``), else None."""
+        s = self._stamps
+        if not s:
+            return None
+        stamp = int(stamp)
+        i = bisect.bisect_left(s, stamp)
+        if i < len(s) and s[i] == stamp:
+            return self._poses[i]
+        if i == 0:
+            return self._poses[0] if s[0] - stamp <= self.tolerance_ns else None
+        if i == len(s):
+            return self._poses[-1] if stamp - s[-1] <= self.tolerance_ns else None
+        if s[i] - s[i - 1] > self.max_gap_ns:
+            return None
+        a = (stamp - s[i - 1]) / (s[i] - s[i - 1])
+        return interpolate_pose(self._poses[i - 1], self._poses[i], a)

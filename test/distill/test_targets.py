@@ -1,0 +1,137 @@
+"""Building the teacher-target cache from a dataset: contents equal the teacher's outputs, an interrupted build
+resumes without recomputing finished shards (and ends byte-identical), and `imkd teacher-targets` runs end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
+from imkd_ros.cli import main as cli_main
+from imkd_ros.data.dataset import collate_frames
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.distill import targets as targets_mod
+from imkd_ros.distill.cache import INDEX_NAME, TargetCache
+from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
+from imkd_ros.model import Student
+from imkd_ros.train import model_config_for, shrink_frame
+
+
+def test_cache_holds_the_teacher_outputs(
+    synth_root: Path, tiny_teacher_ckpt: Path, tiny_cache: CacheBuildReport
+) -> None:
+    reader = NuScenesReader(synth_root, load_image=False)
+    tokens = reader.split_samples("synth_train")
+    assert tiny_cache.samples == len(tokens) == 12 and tiny_cache.shards == 3 and tiny_cache.computed_shards == 3
+    cache = TargetCache(tiny_cache.root)
+    assert cache.complete and cache.tokens == tokens
+    assert cache.header.teacher["sha256"] and cache.header.source["split"] == "synth_train"
+    assert len(list((tiny_cache.root / "debug").glob("intensity_*.png"))) == 1
+    teacher = load_checkpoint(tiny_teacher_ckpt).build()
+    frames = [shrink_frame(reader.frame(t), teacher.config) for t in tokens[5:7]]
+    batch = collate_frames(frames)
+    with torch.no_grad():
+        out = teacher.features(batch.lidar, batch.lidar_mask)
+    for i, tok in enumerate(tokens[5:7]):
+        t = cache.get(tok)
+        assert t.features.shape == (16, 16, 16) and t.heatmap.shape == (10, 16, 16) and t.intensity.dtype == np.float16
+        np.testing.assert_array_equal(t.features, out.bev[i].numpy().astype(np.float16))
+        np.testing.assert_array_equal(t.heatmap, torch.sigmoid(out.head.heatmap[i]).numpy().astype(np.float16))
+        assert t.timestamp == frames[i].timestamp
+        assert 0.0 <= t.intensity.min() and t.intensity.max() <= 1.0 and t.intensity[0].max() > 0
+        assert t.boxes.shape[1] == 9 and len(t.labels) == len(t.scores) == len(t.boxes)
+
+
+def test_interrupted_build_resumes_without_recomputing(
+    synth_root: Path,
+    tiny_teacher_ckpt: Path,
+    tiny_cache: CacheBuildReport,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = targets_mod.compute_teacher_targets
+    calls: list[str] = []
+
+    def interrupted(teacher, batch, spec):  # noqa: ANN001, ANN202
+        calls.append(batch.tokens[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(teacher, batch, spec)
+
+    out = tmp_path / "cache"
+    monkeypatch.setattr(targets_mod, "compute_teacher_targets", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_target_cache(synth_root, tiny_teacher_ckpt, out, shard_size=4, progress=False, debug_pngs=0)
+    index = json.loads((out / INDEX_NAME).read_text())
+    assert not index["complete"] and len(index["samples"]) == 4
+    assert sorted(p.name for p in out.glob("shard_*")) == ["shard_00000.npz"]  # no half-written shard left
+    first = out / "shard_00000.npz"
+    mtime = first.stat().st_mtime_ns
+
+    def counting(teacher, batch, spec):  # noqa: ANN001, ANN202
+        calls.append(batch.tokens[0])
+        return real(teacher, batch, spec)
+
+    calls.clear()
+    monkeypatch.setattr(targets_mod, "compute_teacher_targets", counting)
+    rep = build_target_cache(synth_root, tiny_teacher_ckpt, out, shard_size=4, progress=False, debug_pngs=0)
+    assert (rep.computed_shards, rep.reused_shards, rep.samples) == (2, 1, 12)
+    assert len(calls) == 2 and first.stat().st_mtime_ns == mtime
+    resumed = json.loads((out / INDEX_NAME).read_text())
+    full = json.loads((tiny_cache.root / INDEX_NAME).read_text())
+    assert resumed["complete"]
+    assert [s["sha256"] for s in resumed["shards"]] == [s["sha256"] for s in full["shards"]]  # byte-identical
+    calls.clear()
+    again = build_target_cache(synth_root, tiny_teacher_ckpt, out, shard_size=4, progress=False, debug_pngs=0)
+    assert (again.computed_shards, again.reused_shards, calls) == (0, 3, [])
+
+
+def test_a_corrupt_shard_is_recomputed(synth_root: Path, tiny_teacher_ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cache"
+    build_target_cache(
+        synth_root, tiny_teacher_ckpt, out, split="synth_val", shard_size=2, progress=False, debug_pngs=0
+    )
+    shard = out / "shard_00001.npz"
+    shard.write_bytes(shard.read_bytes()[:1000])
+    rep = build_target_cache(
+        synth_root, tiny_teacher_ckpt, out, split="synth_val", shard_size=2, progress=False, debug_pngs=0
+    )
+    assert (rep.computed_shards, rep.reused_shards) == (1, 1)
+    TargetCache(out).verify()
+
+
+def test_imkd_teacher_targets_cli(
+    synth_root: Path, tiny_teacher_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli_cache"
+    args = [
+        "teacher-targets",
+        "--data",
+        str(synth_root),
+        "--teacher",
+        str(tiny_teacher_ckpt),
+        "--out",
+        str(out),
+        "--split",
+        "synth_val",
+        "--shard-size",
+        "3",
+        "--debug-pngs",
+        "0",
+    ]
+    assert cli_main(args) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (first["samples"], first["shards"], first["computed_shards"]) == (4, 2, 2)
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["reused_shards"] == 2
+    cfg = model_config_for("fusion", "tiny")
+    student_ckpt = tmp_path / "student.pt"
+    save_checkpoint(student_ckpt, Student(config=cfg), cfg)
+    assert cli_main([*args[:4], str(student_ckpt), "--out", str(tmp_path / "x")]) == 2
+    assert "is a student checkpoint" in capsys.readouterr().err
+    assert cli_main([*args[:4], str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
