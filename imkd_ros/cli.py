@@ -67,7 +67,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from imkd_ros.train import run_from_args
 
-    res = run_from_args(args)
+    res = run_from_args(args, command="imkd " + " ".join(sys.argv[1:]))
     print(
         json.dumps(
             {

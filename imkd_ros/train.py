@@ -546,7 +546,8 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
     return base
 
 
-def run_from_args(args: argparse.Namespace) -> TrainResult:
+def run_from_args(args: argparse.Namespace, command: str | None = None) -> TrainResult:
+    """Train from parsed :func:`add_train_arguments` arguments; ``command`` is recorded in the checkpoint meta."""
     if args.kind == "teacher" and args.variant not in (None, "lidar"):
         raise ValueError("--variant applies to students; the teacher is LiDAR only")
     variant = "lidar" if args.kind == "teacher" else (args.variant or "fusion")
@@ -571,7 +572,7 @@ def run_from_args(args: argparse.Namespace) -> TrainResult:
         cfg,
         resume=args.resume,
         device=args.device,
-        command="imkd train " + " ".join(sys.argv[1:]),
+        command=command or "python -m imkd_ros.train " + " ".join(sys.argv[1:]),
         distill=kd,
         targets=args.targets,
     )
