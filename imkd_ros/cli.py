@@ -65,20 +65,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from imkd_ros.train import run_from_args
+    from imkd_ros.train import print_result, run_from_args
 
-    res = run_from_args(args, command="imkd " + " ".join(sys.argv[1:]))
-    print(
-        json.dumps(
-            {
-                "checkpoint": str(res.checkpoint),
-                "epochs": res.epochs,
-                "steps": res.steps,
-                "metrics": res.metrics,
-                "seconds": round(res.seconds, 1),
-            }
-        )
-    )
+    print_result(run_from_args(args, command="imkd " + " ".join(sys.argv[1:])))
     return 0
 
 

@@ -582,20 +582,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m imkd_ros.train`` (what torchrun runs)."""
     p = argparse.ArgumentParser(prog="python -m imkd_ros.train", description=__doc__.splitlines()[0])
     add_train_arguments(p)
-    res = run_from_args(p.parse_args(argv))
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(
-            json.dumps(
-                {
-                    "checkpoint": str(res.checkpoint),
-                    "epochs": res.epochs,
-                    "steps": res.steps,
-                    "metrics": res.metrics,
-                    "seconds": round(res.seconds, 1),
-                }
-            )
-        )
+    print_result(run_from_args(p.parse_args(argv)))
     return 0
+
+
+def print_result(res: TrainResult) -> None:
+    """One JSON line summing up a run (printed by rank 0 only)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = {"checkpoint": str(res.checkpoint), "epochs": res.epochs, "steps": res.steps}
+        print(json.dumps(dict(summary, metrics=res.metrics, seconds=round(res.seconds, 1))))
 
 
 if __name__ == "__main__":
