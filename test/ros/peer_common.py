@@ -13,6 +13,8 @@ import json
 
 import numpy as np
 
+from imkd_ros.data.pcd import RADAR_PCD_DTYPE
+
 __all__ = [
     "SEED",
     "IMAGE_TOPIC",
@@ -37,30 +39,9 @@ CLOUD_TOPIC = "imkd_test/radar"
 IMAGE_SHAPE = (900, 1600, 3)  # nuScenes camera, (H, W, 3) uint8 RGB: 4.32 MB per message
 N_POINTS = 200
 
-#: The 18 fields of a nuScenes radar PCD in file order with their PCD types, packed without alignment (43 bytes
-#: per point), so that the cloud mixes float32, int8 and int16 at unaligned offsets.
-RADAR_DTYPE = np.dtype(
-    [
-        ("x", "<f4"),
-        ("y", "<f4"),
-        ("z", "<f4"),
-        ("dyn_prop", "i1"),
-        ("id", "<i2"),
-        ("rcs", "<f4"),
-        ("vx", "<f4"),
-        ("vy", "<f4"),
-        ("vx_comp", "<f4"),
-        ("vy_comp", "<f4"),
-        ("is_quality_valid", "i1"),
-        ("ambig_state", "i1"),
-        ("x_rms", "i1"),
-        ("y_rms", "i1"),
-        ("invalid_state", "i1"),
-        ("pdh0", "i1"),
-        ("vx_rms", "i1"),
-        ("vy_rms", "i1"),
-    ]
-)
+#: The 18 fields of a nuScenes radar PCD in file order, packed without alignment (43 bytes per point), so that the
+#: cloud mixes float32, int8 and int16 at unaligned offsets.
+RADAR_DTYPE = RADAR_PCD_DTYPE
 
 _BASE_IMAGE: np.ndarray | None = None
 
