@@ -131,20 +131,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     import torch
 
     from imkd_ros.distill.ablate import run_ablation
-    from imkd_ros.train import TrainConfig, distill_config_from_args
+    from imkd_ros.train import distill_config_from_args, train_config_from_args
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        version=args.version,
-        train_split=args.train_split,
-        val_split=args.val_split,
-        max_steps=args.max_steps,
-    )
+    cfg = train_config_from_args(args)
     args.kd = None
     base = distill_config_from_args(args)
     res = run_ablation(

@@ -546,6 +546,21 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
     return base
 
 
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``imkd train`` / ``imkd ablate`` arguments (``--val-every`` optional)."""
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        val_every=getattr(args, "val_every", TrainConfig.val_every),
+        version=args.version,
+        train_split=args.train_split,
+        val_split=args.val_split,
+        max_steps=args.max_steps,
+    )
+
+
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> TrainResult:
     """Train from parsed :func:`add_train_arguments` arguments; ``command`` is recorded in the checkpoint meta."""
     if args.kind == "teacher" and args.variant not in (None, "lidar"):
@@ -554,17 +569,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
     if args.threads:
         torch.set_num_threads(args.threads)
     kd = distill_config_from_args(args)
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        val_every=args.val_every,
-        version=args.version,
-        train_split=args.train_split,
-        val_split=args.val_split,
-        max_steps=args.max_steps,
-    )
+    cfg = train_config_from_args(args)
     return train(
         args.data,
         args.out,
