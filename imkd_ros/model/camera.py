@@ -13,7 +13,7 @@ from imkd_ros.model.depth import DepthNet, camera_parameters
 from imkd_ros.model.layers import ConvBNReLU
 from imkd_ros.model.lift_splat import frustum_cell_index, splat
 
-__all__ = ["CameraBEV", "CameraBEVOutput"]
+__all__ = ["CameraBEV", "CameraBEVOutput", "camera_geometry"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,25 @@ class CameraBEVOutput:
 
     bev: torch.Tensor
     depth_logits: torch.Tensor
+
+
+def camera_geometry(
+    intrinsics: torch.Tensor, cam_to_ego: torch.Tensor, config: ModelConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the camera branch takes from the calibration: it depends on the calibration only, so it can be computed
+    once per camera and reused (the ONNX graph takes both as inputs, see :mod:`imkd_ros.export_onnx`).
+
+    Args:
+        intrinsics: ``(B, 3, 3)`` of the model-input (resized, cropped) image.
+        cam_to_ego: ``(B, 4, 4)``.
+
+    Returns:
+        camera parameters ``(B, 16)`` (:func:`~imkd_ros.model.depth.camera_parameters`) and the frustum cell index
+        ``(B, D * fH * fW)`` int64 (:func:`~imkd_ros.model.lift_splat.frustum_cell_index`).
+    """
+    camera = camera_parameters(intrinsics, cam_to_ego, config.image.input_size)
+    index = frustum_cell_index(intrinsics, cam_to_ego, config.image, config.camera, config.grid)
+    return camera, index
 
 
 class CameraBEV(nn.Module):
@@ -44,10 +63,12 @@ class CameraBEV(nn.Module):
         self.entry = ConvBNReLU(cam.context_channels, config.bev.channels, 3, config.grid.stride)
 
     def forward(self, images: torch.Tensor, intrinsics: torch.Tensor, cam_to_ego: torch.Tensor) -> CameraBEVOutput:
-        cfg = self.config
+        return self.lift(images, *camera_geometry(intrinsics, cam_to_ego, self.config))
+
+    def lift(self, images: torch.Tensor, camera: torch.Tensor, cell_index: torch.Tensor) -> CameraBEVOutput:
+        """The branch given its calibration-derived inputs from :func:`camera_geometry`: images ``(B, 3, H, W)``,
+        camera parameters ``(B, 16)``, frustum cell index ``(B, D * fH * fW)``."""
         feats = self.backbone(images)
-        cam = camera_parameters(intrinsics, cam_to_ego, cfg.image.input_size)
-        depth_logits, context = self.depth_net(feats, cam)
-        index = frustum_cell_index(intrinsics, cam_to_ego, cfg.image, cfg.camera, cfg.grid)
-        bev = splat(depth_logits.softmax(dim=1), context, index, cfg.grid)
+        depth_logits, context = self.depth_net(feats, camera)
+        bev = splat(depth_logits.softmax(dim=1), context, cell_index, self.config.grid)
         return CameraBEVOutput(self.entry(bev), depth_logits)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from imkd_ros.model.bev import BEVBackbone
-from imkd_ros.model.camera import CameraBEV
+from imkd_ros.model.camera import CameraBEV, CameraBEVOutput
 from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
@@ -39,7 +39,7 @@ from imkd_ros.model.errors import ModelConfigError
 from imkd_ros.model.fusion import FusionOutput, IntensityGuidedFusion
 from imkd_ros.model.head import CenterHead, HeadOutput
 from imkd_ros.model.losses import DetectionLosses, detection_losses
-from imkd_ros.model.pillars import RadarPillarBEV
+from imkd_ros.model.pillars import PillarBEVOutput, RadarPillarBEV
 from imkd_ros.model.preprocess import prepare_images
 from imkd_ros.model.targets import HeadTargets, as_targets
 from imkd_ros.types import Boxes
@@ -155,6 +155,17 @@ class Student(nn.Module):
             if radar_mask is not None:
                 check_shape(radar_mask, "radar_mask", (b, radar.shape[1]))
             rad_out = self.radar_bev(radar, radar_mask)
+        return self.combine(cam_out, rad_out, k, c2e)
+
+    def combine(
+        self,
+        cam_out: CameraBEVOutput | None,
+        rad_out: PillarBEVOutput | None,
+        intrinsics: torch.Tensor | None = None,
+        cam_to_ego: torch.Tensor | None = None,
+    ) -> StudentOutput:
+        """Fusion, BEV network and head on the branch outputs (None for a branch the model lacks; at least one
+        given); ``intrinsics`` / ``cam_to_ego`` are only recorded in the output."""
         fusion = None
         if cam_out is not None and rad_out is not None:
             fusion = self.fuser(cam_out.bev, rad_out.bev, rad_out.intensity)
@@ -171,8 +182,8 @@ class Student(nn.Module):
             head=self.head(bev),
             depth_logits=None if cam_out is None else cam_out.depth_logits,
             fusion=fusion,
-            intrinsics=k,
-            cam_to_ego=c2e,
+            intrinsics=intrinsics,
+            cam_to_ego=cam_to_ego,
         )
 
     def loss(
