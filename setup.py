@@ -30,6 +30,7 @@ setup(
         "console_scripts": [
             "imkd = imkd_ros.cli:main",
             "detector_node = imkd_ros.nodes.detector_node:main",
+            "teacher_node = imkd_ros.nodes.teacher_node:main",
         ],
     },
 )

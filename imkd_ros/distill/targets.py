@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,8 +33,16 @@ from imkd_ros.distill.errors import TargetCacheError
 from imkd_ros.distill.intensity import DEFAULT_SPEC, IntensitySpec, draw_intensity, teacher_intensity
 from imkd_ros.model import Teacher
 from imkd_ros.model.decode import decode
+from imkd_ros.types import Frame
 
-__all__ = ["CacheBuildReport", "compute_teacher_targets", "build_target_cache"]
+__all__ = [
+    "CacheBuildReport",
+    "compute_teacher_targets",
+    "load_teacher",
+    "target_header",
+    "fill_target_cache",
+    "build_target_cache",
+]
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,108 @@ def compute_teacher_targets(teacher: Teacher, batch: Batch, spec: IntensitySpec 
     return result
 
 
+def load_teacher(teacher_checkpoint: str | Path, device: str = "cpu") -> Teacher:
+    """The teacher of a checkpoint, built on ``device`` (``"cpu"``/``"cuda"``; CUDA falls back to the CPU).
+
+    Raises:
+        CheckpointError: the checkpoint is missing or corrupt.
+        TargetCacheError: it is not a teacher's.
+    """
+    from imkd_ros.detector import resolve_device
+
+    ckpt = load_checkpoint(teacher_checkpoint)
+    if ckpt.kind != "teacher" or not ckpt.config.is_teacher:
+        raise TargetCacheError(f"{teacher_checkpoint} is a {ckpt.kind} checkpoint; teacher targets need the teacher")
+    return ckpt.build(resolve_device(device))
+
+
+def target_header(
+    teacher: Teacher, teacher_checkpoint: str | Path, spec: IntensitySpec, source: dict[str, Any]
+) -> CacheHeader:
+    """The cache header of ``teacher``'s targets: its grid, channels and classes, ``spec``, the checkpoint (path,
+    sha256, model name) and ``source`` (what the frames were read from, with the reader settings)."""
+    config = teacher.config
+    return CacheHeader(
+        grid=TargetGrid.from_model_config(config),
+        feature_channels=config.bev.channels,
+        class_names=tuple(config.classes),
+        intensity_spec=spec.to_dict(),
+        teacher={
+            "checkpoint": str(Path(teacher_checkpoint).resolve()),
+            "sha256": file_sha256(teacher_checkpoint),
+            "name": config.name,
+        },
+        source=dict(source),
+    )
+
+
+def fill_target_cache(
+    writer: TargetCacheWriter,
+    teacher: Teacher,
+    frames: Iterable[Frame],
+    *,
+    batch_size: int = 4,
+    spec: IntensitySpec = DEFAULT_SPEC,
+    debug_pngs: int = 2,
+    progress: bool = True,
+) -> int:
+    """Run ``teacher`` over ``frames`` into the pending shards of ``writer``, then mark the cache complete: the one
+    "frames -> cache" loop of the dataset (:func:`build_target_cache`) and the bag pipeline
+    (:func:`imkd_ros.bag.targets.build_bag_target_cache`).
+
+    Args:
+        writer: the cache being written (or resumed).
+        teacher: the LiDAR teacher.
+        frames: the frames of the samples of ``writer.pending()`` shards, in plan order, already cut to the teacher
+            (:func:`imkd_ros.train.shrink_frame`); read lazily, one shard at a time.
+        batch_size: frames per teacher forward pass.
+        spec: intensity normalisation.
+        debug_pngs: intensity PNGs of the first computed samples, written to ``<cache>/debug/``.
+        progress: a tqdm bar over shards.
+
+    Returns:
+        the number of shards computed.
+
+    Raises:
+        TargetCacheError: ``frames`` ends early or yields samples out of plan order. Errors raised by ``frames``
+            (e.g. a corrupt bag) propagate; the shards written before stay valid and are reused by a rerun.
+    """
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise TargetCacheError(f"batch_size ({batch_size}) must be >= 1")
+    pending = writer.pending()
+    reused = len(writer.plan) - len(pending)
+    if reused and progress:
+        print(
+            f"teacher-targets: resuming {writer.root}: {reused} of {len(writer.plan)} shards already written",
+            file=sys.stderr,
+        )
+    it = iter(frames)
+    pngs_left = debug_pngs
+    for i in tqdm(pending, desc="teacher targets", unit="shard", disable=not progress):
+        shard: list[Frame] = []
+        for token in writer.plan[i]:
+            frame = next(it, None)
+            if frame is None:
+                raise TargetCacheError(f"the frames ended before sample {token} of shard {i}")
+            shard.append(frame)
+        targets: list[TeacherTargets] = []
+        for k in range(0, len(shard), batch_size):
+            targets.extend(compute_teacher_targets(teacher, collate_frames(shard[k : k + batch_size]), spec))
+        for t in targets[: max(pngs_left, 0)]:
+            draw_intensity(
+                writer.root / "debug" / f"intensity_{t.sample_token[:12]}.png",
+                t.intensity,
+                writer.header.grid.extent,
+                title=f"teacher intensity maps, sample {t.sample_token}",
+            )
+            pngs_left -= 1
+        writer.write_shard(i, targets)
+    writer.finish()
+    return len(pending)
+
+
 def build_target_cache(
     data: str | Path,
     teacher_checkpoint: str | Path,
@@ -129,22 +241,14 @@ def build_target_cache(
         TargetCacheError: the checkpoint is not a teacher's, the split is empty, or ``out`` holds an incompatible
             cache (and not ``overwrite``).
     """
-    from tqdm import tqdm
-
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.detector import resolve_device
     from imkd_ros.train import shrink_frame
 
     if shard_size < 1 or batch_size < 1:
         raise TargetCacheError(f"shard_size ({shard_size}) and batch_size ({batch_size}) must be >= 1")
     t0 = time.perf_counter()
     out = Path(out)
-    ckpt = load_checkpoint(teacher_checkpoint)
-    if ckpt.kind != "teacher" or not ckpt.config.is_teacher:
-        raise TargetCacheError(f"{teacher_checkpoint} is a {ckpt.kind} checkpoint; teacher targets need the teacher")
-    dev = resolve_device(device)
-    teacher = ckpt.build(dev)
-    config = ckpt.config
+    teacher = load_teacher(teacher_checkpoint, device)
     reader = NuScenesReader(
         data, version, radar_sweeps=radar_sweeps, lidar_sweeps=lidar_sweeps, load_image=False, load_lidar=True
     )
@@ -152,44 +256,21 @@ def build_target_cache(
     if not tokens:
         raise TargetCacheError(f"split {split!r} of {data} has no samples")
     plan = [tokens[i : i + shard_size] for i in range(0, len(tokens), shard_size)]
-    header = CacheHeader(
-        grid=TargetGrid.from_model_config(config),
-        feature_channels=config.bev.channels,
-        class_names=tuple(config.classes),
-        intensity_spec=spec.to_dict(),
-        teacher={
-            "checkpoint": str(Path(teacher_checkpoint).resolve()),
-            "sha256": file_sha256(teacher_checkpoint),
-            "name": config.name,
-        },
-        source={
-            "dataroot": str(Path(data).resolve()),
-            "version": version,
-            "split": split,
-            "radar_sweeps": radar_sweeps,
-            "lidar_sweeps": lidar_sweeps,
-        },
+    source = {
+        "dataroot": str(Path(data).resolve()),
+        "version": version,
+        "split": split,
+        "radar_sweeps": radar_sweeps,
+        "lidar_sweeps": lidar_sweeps,
+    }
+    writer = TargetCacheWriter(
+        out, target_header(teacher, teacher_checkpoint, spec, source), plan, shard_size, overwrite=overwrite
     )
-    writer = TargetCacheWriter(out, header, plan, shard_size, overwrite=overwrite)
-    pending = writer.pending()
-    reused = len(plan) - len(pending)
-    if reused and progress:
-        print(f"teacher-targets: resuming {out}: {reused} of {len(plan)} shards already written", file=sys.stderr)
-    pngs_left = debug_pngs
-    for i in tqdm(pending, desc="teacher targets", unit="shard", disable=not progress):
-        frames = [shrink_frame(reader.frame(t), config) for t in plan[i]]
-        targets: list[TeacherTargets] = []
-        for k in range(0, len(frames), batch_size):
-            targets.extend(compute_teacher_targets(teacher, collate_frames(frames[k : k + batch_size]), spec))
-        for t in targets[: max(pngs_left, 0)]:
-            draw_intensity(
-                out / "debug" / f"intensity_{t.sample_token[:12]}.png",
-                t.intensity,
-                header.grid.extent,
-                title=f"teacher intensity maps, sample {t.sample_token}",
-            )
-            pngs_left -= 1
-        writer.write_shard(i, targets)
-    writer.finish()
+    frames = (shrink_frame(reader.frame(t), teacher.config) for i in writer.pending() for t in plan[i])
+    computed = fill_target_cache(
+        writer, teacher, frames, batch_size=batch_size, spec=spec, debug_pngs=debug_pngs, progress=progress
+    )
     cache = TargetCache(out)
-    return CacheBuildReport(out, len(cache), len(plan), len(pending), reused, cache.nbytes(), time.perf_counter() - t0)
+    return CacheBuildReport(
+        out, len(cache), len(plan), computed, len(plan) - computed, cache.nbytes(), time.perf_counter() - t0
+    )

@@ -1,0 +1,140 @@
+"""The ``imkd bag`` verb group: ``imkd bag export``, ``imkd bag teacher-targets`` (here) and ``imkd bag
+replay-eval`` (:mod:`imkd_ros.bag.replay`, added through the hook in :func:`add_bag_parser`).
+
+Each subcommand parses its arguments and calls one library function; errors reach :func:`imkd_ros.cli.main`,
+which prints them as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+from typing import Any
+
+__all__ = ["add_bag_parser", "add_topic_argument"]
+
+
+def add_topic_argument(p: argparse.ArgumentParser) -> None:
+    """``--topic ROLE=TOPIC`` (repeatable): the bag's topic names where they differ from the defaults of
+    :class:`imkd_ros.bag.topics.BagTopics`; read back with ``BagTopics.from_mapping(args.topic)``."""
+    from imkd_ros.bag.topics import BagTopics
+
+    p.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="ROLE=TOPIC",
+        help=f"a topic name other than the default, e.g. image=/cam/img (roles: {', '.join(BagTopics.names())}; "
+        "radar takes a comma list); repeatable",
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from imkd_ros.bag.export import export_bag
+    from imkd_ros.bag.topics import BagTopics
+
+    scenes = args.scenes
+    if args.split:
+        from imkd_ros.data.reader import NuScenesReader
+
+        scenes = (scenes or []) + NuScenesReader(args.data, args.version, load_lidar=False).split_scenes(args.split)
+    stats = export_bag(
+        args.data,
+        args.out,
+        version=args.version,
+        storage=args.storage,
+        scenes=scenes,
+        topics=BagTopics.from_mapping(args.topic),
+        compressed=args.compressed,
+        all_camera_frames=args.all_camera_frames,
+        progress=True,
+    )
+    print(json.dumps(_rounded(stats)))
+    return 0
+
+
+def _cmd_teacher_targets(args: argparse.Namespace) -> int:
+    import torch
+
+    from imkd_ros.bag.targets import build_bag_target_cache
+    from imkd_ros.bag.topics import BagTopics
+    from imkd_ros.distill.intensity import IntensitySpec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rep = build_bag_target_cache(
+        args.bag,
+        args.teacher,
+        args.out,
+        topics=BagTopics.from_mapping(args.topic),
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        spec=IntensitySpec(density_saturation=args.density_saturation),
+        lidar_sweeps=args.lidar_sweeps,
+        device=args.device,
+        overwrite=args.overwrite,
+        debug_pngs=args.debug_pngs,
+        out_bag=args.out_bag,
+    )
+    summary = {
+        "cache": str(rep.root),
+        "samples": rep.samples,
+        "shards": rep.shards,
+        "computed_shards": rep.computed_shards,
+        "reused_shards": rep.reused_shards,
+        "megabytes": rep.bytes / 1e6,
+        "seconds": rep.seconds,
+        "frames_per_s": rep.frames_per_s,
+        "out_bag": None if rep.out_bag is None else str(rep.out_bag),
+    }
+    print(json.dumps(_rounded(summary)))
+    return 0
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``bag`` verb with its subcommands to ``imkd``'s subparsers ``sub``; returns the ``bag`` parser."""
+    bag = sub.add_parser("bag", help="ROS 2 bags: export a dataset, teacher targets from a bag, replay evaluation")
+    bsub = bag.add_subparsers(dest="bag_verb", required=True, metavar="<bag verb>")
+
+    e = bsub.add_parser("export", help="write a nuScenes-format dataset (scenes) into a ROS 2 bag")
+    e.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    e.add_argument("--out", required=True, help="bag folder to create (must not exist)")
+    e.add_argument("--version", default="v1.0-synth", help="dataset version folder (default v1.0-synth)")
+    e.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="bag storage (default mcap)")
+    e.add_argument("--scenes", nargs="+", default=None, help="scene names (default: all scenes)")
+    e.add_argument("--split", default=None, help="add the scenes of this split (splits.json or the devkit's)")
+    e.add_argument("--compressed", action="store_true", help="camera as CompressedImage (the dataset's JPEGs)")
+    e.add_argument("--all-camera-frames", action="store_true", help="also the camera's non-keyframes")
+    add_topic_argument(e)
+    e.set_defaults(func=_cmd_export)
+
+    t = bsub.add_parser("teacher-targets", help="run the LiDAR teacher over a bag into a teacher-target cache")
+    t.add_argument("--bag", required=True, help="input bag (folder, .mcap or .db3)")
+    t.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
+    t.add_argument("--out", required=True, help="cache folder (index.json + shards); an interrupted build resumes")
+    t.add_argument("--out-bag", default=None, help="also write the targets as TeacherTargets messages to this bag")
+    t.add_argument("--shard-size", type=int, default=32, help="samples per shard (default 32)")
+    t.add_argument("--batch-size", type=int, default=4, help="frames per teacher forward pass")
+    t.add_argument("--lidar-sweeps", type=int, default=1, help="LiDAR sweeps per frame (as the reader's)")
+    t.add_argument("--density-saturation", type=float, default=64.0, help="LiDAR points per cell at density 1")
+    t.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    t.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    t.add_argument("--debug-pngs", type=int, default=2, help="intensity-map PNGs written to OUT/debug/")
+    t.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
+    add_topic_argument(t)
+    t.set_defaults(func=_cmd_teacher_targets)
+
+    # ---- HOOK for `imkd bag replay-eval` (owned by imkd_ros/bag/replay.py): when that module exists, its
+    # `add_replay_eval(bsub)` adds the subparser (and sets its func). Keep replay.py's top-level imports light:
+    # it is imported whenever the `imkd` parser is built. An import error inside it is not hidden.
+    if importlib.util.find_spec("imkd_ros.bag.replay") is not None:
+        add_replay_eval = getattr(importlib.import_module("imkd_ros.bag.replay"), "add_replay_eval", None)
+        if add_replay_eval is not None:
+            add_replay_eval(bsub)
+    return bag

@@ -1,0 +1,371 @@
+"""A nuScenes-format dataset (the real nuScenes or the synthetic world) -> a ROS 2 bag: :func:`export_bag`
+(``imkd bag export``).
+
+Written with ``rosbags`` (no ROS needed), rosbag2 format version 9, storage ``mcap`` (default) or ``sqlite3``.
+Per scene, in timestamp order, every message's log time equal to its header stamp (the sensor timestamp, ns):
+
+* ``tf_static`` (``tf2_msgs/TFMessage``) at the scene's first stamp: ``base_link`` -> ``cam_front``,
+  ``radar_front`` (one per exported radar, ``radar_<name>``), ``lidar_top`` (the calibrated_sensor records; frame
+  ids are the channel names in lower case). Repeated per scene: real datasets change calibration between logs.
+* the camera: ``sensor_msgs/Image`` rgb8 (the JPEG decoded, as the reader does) or, with ``compressed``,
+  ``sensor_msgs/CompressedImage`` holding the dataset's JPEG bytes unchanged; ``CameraInfo`` with every image.
+  Keyframes only unless ``all_camera_frames``.
+* every radar sweep of the scene's chain (including those before its first keyframe, so the first keyframes have
+  their history): ``PointCloud2`` with the 18 nuScenes radar fields in their file dtypes, unfiltered, sensor frame.
+* every LiDAR sweep likewise: ``PointCloud2`` ``x y z intensity`` float32 and ``ring`` uint16 (float32 if a file
+  holds non-integer rings), sensor frame.
+* for every stamp with data, the ego pose: ``/ego_pose`` ``geometry_msgs/PoseStamped`` (``base_link`` in ``map``),
+  ``/tf`` ``map -> base_link``, ``/odom`` ``nav_msgs/Odometry`` whose twist (in ``base_link``) is the central
+  difference of the neighbouring poses (one-sided at a scene's ends; linear m/s, yaw rate rad/s). Quaternions and
+  translations are the dataset's records, written unchanged, so a bag reader gets the reader's poses bit for bit.
+* per keyframe, at the camera keyframe's stamp: the ground truth ``vision_msgs/Detection3DArray`` in ``base_link``
+  at that stamp (the reader's :attr:`Frame.gt`: detection classes only, devkit velocities in the detection ids) and
+  the sample token (``std_msgs/String``), so that caches and results built from the bag are keyed like the
+  dataset's.
+
+Ground-truth filter (as the devkit's detection eval, ``filter_eval_boxes``): boxes whose annotation has no LiDAR
+and no radar point (``num_lidar_pts + num_radar_pts == 0``) are not exported. The devkit's class-range filter is
+not applied (it depends on the eval config); replay evaluation applies it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imkd_ros.bag.convert import (
+    camera_info_msg,
+    cloud_msg,
+    compressed_image_msg,
+    default_typestore,
+    detections_msg,
+    image_msg,
+    make_header,
+    odometry_msg,
+    pose_stamped_msg,
+    string_msg,
+    tf_msg,
+    transform_stamped_msg,
+)
+from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.topics import BagTopics
+from imkd_ros.transforms import quat_to_matrix, wrap_angle
+
+__all__ = ["STORAGES", "export_bag", "lidar_cloud", "frame_id_of"]
+
+#: Storage plugins ``export_bag`` writes.
+STORAGES: tuple[str, ...] = ("mcap", "sqlite3")
+_LIDAR = "LIDAR_TOP"
+
+
+def _latched() -> list[Any]:
+    """The QoS ``tf_static`` is offered with (reliable, transient local), so that ``ros2 bag play`` latches it."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    zero = QosTime(0, 0)
+    return [
+        Qos(
+            QosHistory.KEEP_LAST,
+            1,
+            QosReliability.RELIABLE,
+            QosDurability.TRANSIENT_LOCAL,
+            zero,
+            zero,
+            QosLiveliness.AUTOMATIC,
+            zero,
+            False,
+        )
+    ]
+
+
+def frame_id_of(channel: str) -> str:
+    """The tf frame id of a nuScenes channel: ``"CAM_FRONT"`` -> ``"cam_front"``."""
+    return channel.lower()
+
+
+def lidar_cloud(points: np.ndarray) -> np.ndarray:
+    """``(N, 5)`` float32 LiDAR points (x, y, z, intensity, ring; as in ``.pcd.bin``) -> structured ``(N,)`` with
+    ``x y z intensity`` float32 and ``ring`` uint16 (float32 when a ring value is not an integer in 0-65535)."""
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 5)
+    ring = pts[:, 4]
+    integral = bool(np.all((ring == np.round(ring)) & (ring >= 0) & (ring <= 65535)))
+    dtype = np.dtype(
+        [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")] + [("ring", "<u2" if integral else "<f4")]
+    )
+    out = np.empty(len(pts), dtype=dtype)
+    for j, name in enumerate(dtype.names):
+        out[name] = pts[:, j]
+    return out
+
+
+@dataclass(frozen=True, order=True)
+class _Event:
+    stamp: int
+    order: int  # camera 0, radar 1, lidar 2 at equal stamps
+    channel: str
+    token: str
+    keyframe: bool
+    sample: str
+
+
+def _chain(reader: Any, samples: Sequence[str], channel: str) -> list[str]:
+    """The channel's sample_data tokens of a scene: from the start of its chain to its last keyframe."""
+    sd = reader.keyframe_token(samples[0], channel)
+    while reader.sample_data(sd)["prev"]:
+        sd = reader.sample_data(sd)["prev"]
+    last = reader.keyframe_token(samples[-1], channel)
+    out = []
+    while True:
+        out.append(sd)
+        nxt = reader.sample_data(sd)["next"]
+        if sd == last or not nxt:
+            return out
+        sd = nxt
+
+
+def _twists(stamps: list[int], poses: list[tuple[list[float], list[float]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pose, (linear velocity in the ego frame (3,), angular velocity (3,)) by central differences."""
+    out = []
+    n = len(stamps)
+    for i in range(n):
+        a, b = max(i - 1, 0), min(i + 1, n - 1)
+        dt = (stamps[b] - stamps[a]) / 1e9
+        if n < 2 or dt <= 0:
+            out.append((np.zeros(3), np.zeros(3)))
+            continue
+        ra, rb = quat_to_matrix(poses[a][0]), quat_to_matrix(poses[b][0])
+        ri = quat_to_matrix(poses[i][0])
+        v = ri.T @ (np.asarray(poses[b][1]) - np.asarray(poses[a][1])) / dt
+        yaw = float(wrap_angle(math.atan2(rb[1, 0], rb[0, 0]) - math.atan2(ra[1, 0], ra[0, 0])))
+        out.append((v, np.array([0.0, 0.0, yaw / dt])))
+    return out
+
+
+def _load(root: Path, version: str, table: str) -> dict[str, dict[str, Any]]:
+    with open(root / version / f"{table}.json", encoding="utf-8") as f:
+        return {r["token"]: r for r in json.load(f)}
+
+
+def export_bag(
+    data: str | PathLike[str],
+    out: str | PathLike[str],
+    *,
+    version: str = "v1.0-synth",
+    storage: str = "mcap",
+    scenes: Sequence[str] | None = None,
+    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+    compressed: bool = False,
+    all_camera_frames: bool = False,
+    camera: str = "CAM_FRONT",
+    radars: Sequence[str] = ("RADAR_FRONT",),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Write ``scenes`` (default: all, in time order) of the dataset at ``data`` into a new bag ``out`` (see the
+    module docstring for the content).
+
+    Args:
+        data: the nuScenes-format dataroot.
+        out: the bag folder to create (must not exist).
+        version: the table folder, e.g. ``"v1.0-synth"``, ``"v1.0-mini"``.
+        storage: ``"mcap"`` or ``"sqlite3"``.
+        scenes: scene names; they must not overlap in time.
+        topics: topic names (``topics.radar`` pairs with ``radars`` in order).
+        compressed: camera as CompressedImage (the dataset's JPEG bytes) instead of rgb8 Image.
+        all_camera_frames: also the camera's non-keyframes (sweeps).
+        camera: the camera channel.
+        radars: the radar channels, one topic each.
+        progress: show a progress bar.
+
+    Returns:
+        stats: ``bag``, ``storage``, ``scenes``, ``keyframes``, ``messages`` (topic -> count), ``bytes``, ``seconds``,
+        ``data_seconds`` (the scenes' time span), ``mb_per_s``, ``x_realtime`` (data seconds per wall second),
+        ``gt_boxes`` and ``gt_boxes_dropped`` (no LiDAR and no radar point).
+
+    Raises:
+        BagError: ``out`` exists, unknown storage, radar channels and topics of different lengths, overlapping
+            scenes, or a failure while writing (the partial bag is removed).
+        DatasetError: the dataset is missing, malformed, or lacks a scene or a channel's keyframe.
+    """
+    from PIL import Image as PILImage
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from tqdm import tqdm
+
+    from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
+    from imkd_ros.data.reader import NuScenesReader
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if storage not in STORAGES:
+        raise BagError(f"unknown bag storage {storage!r}; choose from {', '.join(STORAGES)}")
+    if out.exists():
+        raise BagError(f"{out} exists; a bag is never overwritten (choose another --out)")
+    if len(radars) != len(topics.radar):
+        raise BagError(
+            f"{len(radars)} radar channels {list(radars)} but {len(topics.radar)} radar topics {list(topics.radar)}"
+        )
+    reader = NuScenesReader(
+        data, version, camera=camera, radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
+    )
+    root = Path(data)
+    ego_rec, cs_rec = _load(root, version, "ego_pose"), _load(root, version, "calibrated_sensor")
+    names = list(scenes) if scenes is not None else reader.scene_names
+    topic_of = {camera: topics.image, _LIDAR: topics.lidar, **dict(zip(radars, topics.radar, strict=True))}
+    order = {camera: 0, **{r: 1 for r in radars}, _LIDAR: 2}
+
+    # -- plan: each scene's events in time order, scenes in time order, no overlap
+    plans = []
+    for name in names:
+        samples = reader.scene_samples(name)
+        events = []
+        for ch in (camera, *radars, _LIDAR):
+            for sd in _chain(reader, samples, ch):
+                rec = reader.sample_data(sd)
+                if ch == camera and not (all_camera_frames or rec["is_key_frame"]):
+                    continue
+                events.append(
+                    _Event(
+                        int(rec["timestamp"]) * 1000, order[ch], ch, sd, bool(rec["is_key_frame"]), rec["sample_token"]
+                    )
+                )
+        events.sort()
+        plans.append((name, samples, events))
+    plans.sort(key=lambda p: p[2][0].stamp)
+    for (a, _, ea), (b, _, eb) in zip(plans, plans[1:], strict=False):
+        if eb[0].stamp <= ea[-1].stamp:
+            raise BagError(f"scenes {a} and {b} overlap in time; export them into separate bags")
+
+    store = default_typestore()
+    writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
+    types = {
+        topics.image: "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image",
+        topics.camera_info: "sensor_msgs/msg/CameraInfo",
+        **{t: "sensor_msgs/msg/PointCloud2" for t in topics.radar},
+        topics.lidar: "sensor_msgs/msg/PointCloud2",
+        topics.ego_pose: "geometry_msgs/msg/PoseStamped",
+        topics.odom: "nav_msgs/msg/Odometry",
+        topics.tf: "tf2_msgs/msg/TFMessage",
+        topics.tf_static: "tf2_msgs/msg/TFMessage",
+        topics.ground_truth: "vision_msgs/msg/Detection3DArray",
+        topics.sample_token: "std_msgs/msg/String",
+    }
+    if len(types) != 10 + len(topics.radar) - 1:
+        raise BagError(f"two roles share a topic: {topics.to_dict()}")
+    counts = dict.fromkeys(types, 0)
+    gt_kept = gt_dropped = keyframes = 0
+    data_ns = 0
+    try:
+        writer.open()
+        conns = {
+            t: writer.add_connection(
+                t, m, typestore=store, offered_qos_profiles=_latched() if t == topics.tf_static else ()
+            )
+            for t, m in types.items()
+        }
+
+        def write(topic: str, stamp: int, msg: Any) -> None:
+            writer.write(conns[topic], stamp, store.serialize_cdr(msg, types[topic]))
+            counts[topic] += 1
+
+        bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
+        for _name, samples, events in plans:
+            first = events[0].stamp
+            data_ns += events[-1].stamp - first
+            # tf_static: the mountings of this scene's keyframe sample_data
+            statics = []
+            for ch in (camera, *radars, _LIDAR):
+                cs = cs_rec[reader.sample_data(reader.keyframe_token(samples[0], ch))["calibrated_sensor_token"]]
+                statics.append(
+                    transform_stamped_msg(
+                        cs["rotation"],
+                        cs["translation"],
+                        make_header(first, "base_link", store),
+                        frame_id_of(ch),
+                        store,
+                    )
+                )
+            write(topics.tf_static, first, tf_msg(statics, store))
+            # ego poses at every stamp with data, twist from the neighbours
+            pose_of: dict[int, tuple[list[float], list[float]]] = {}
+            for ev in events:
+                rec = ego_rec[reader.sample_data(ev.token)["ego_pose_token"]]
+                pose_of.setdefault(ev.stamp, (rec["rotation"], rec["translation"]))
+            stamps = sorted(pose_of)
+            twist = dict(zip(stamps, _twists(stamps, [pose_of[s] for s in stamps]), strict=True))
+            done_pose: set[int] = set()
+            info_of: dict[str, Any] = {}
+            for ev in events:
+                t = ev.stamp
+                if t not in done_pose:
+                    done_pose.add(t)
+                    q, tr = pose_of[t]
+                    write(topics.ego_pose, t, pose_stamped_msg(q, tr, make_header(t, "map", store), store))
+                    header = make_header(t, "map", store)
+                    write(topics.tf, t, tf_msg([transform_stamped_msg(q, tr, header, "base_link", store)], store))
+                    lin, ang = twist[t]
+                    write(topics.odom, t, odometry_msg(q, tr, lin, ang, header, "base_link", store))
+                rec = reader.sample_data(ev.token)
+                path = reader.dataroot / rec["filename"]
+                header = make_header(t, frame_id_of(ev.channel), store)
+                if ev.channel == camera:
+                    cs_token = rec["calibrated_sensor_token"]
+                    if cs_token not in info_of:
+                        info_of[cs_token] = reader.frame(ev.sample).camera
+                    if compressed:
+                        img = compressed_image_msg(path.read_bytes(), header, "jpeg", store)
+                    else:
+                        with PILImage.open(path) as im:
+                            img = image_msg(np.asarray(im.convert("RGB"), dtype=np.uint8), header, store)
+                    write(topics.image, t, img)
+                    write(topics.camera_info, t, camera_info_msg(info_of[cs_token], header, store))
+                elif ev.channel == _LIDAR:
+                    write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
+                else:
+                    write(topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
+                if ev.channel == camera and ev.keyframe:
+                    keyframes += 1
+                    gt = reader.frame(ev.sample).gt
+                    pts = {
+                        a["token"]: a.get("num_lidar_pts", 1) + a.get("num_radar_pts", 0)
+                        for a in reader.annotations(ev.sample)
+                    }
+                    keep = np.array([pts.get(tok, 1) > 0 for tok in (gt.tokens or [])], dtype=bool)
+                    gt_dropped += int((~keep).sum())
+                    gt = gt[keep] if len(gt) else gt
+                    gt_kept += len(gt)
+                    write(topics.ground_truth, t, detections_msg(gt, make_header(t, "base_link", store), store))
+                    write(topics.sample_token, t, string_msg(ev.sample, store))
+                bar.update(1)
+        bar.close()
+        writer.close()
+    except BaseException:
+        try:
+            if writer.storage is not None:
+                writer.close()
+        finally:
+            shutil.rmtree(out, ignore_errors=True)  # created by this call: a partial bag is not left behind
+        raise
+    seconds = time.perf_counter() - t0
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {
+        "bag": str(out),
+        "storage": storage,
+        "scenes": [p[0] for p in plans],
+        "keyframes": keyframes,
+        "messages": counts,
+        "bytes": size,
+        "seconds": seconds,
+        "data_seconds": data_ns / 1e9,
+        "mb_per_s": size / 1e6 / seconds,
+        "x_realtime": data_ns / 1e9 / seconds,
+        "gt_boxes": gt_kept,
+        "gt_boxes_dropped": gt_dropped,
+    }

@@ -1,0 +1,142 @@
+"""``python -m imkd_ros.nodes.bag_player``: play a ROS 2 bag's camera, radar and ego poses into the ROS graph with
+``/clock`` and record the detector node's answers (the sensor side of ``imkd bag replay-eval --live``).
+
+The bag is read with :class:`imkd_ros.bag.source.BagSource` (any bag; topics by role, ``--topic ROLE=TOPIC``) and its
+messages published in log-time order (:func:`imkd_ros.bag.replay.ordered_messages`), paced at ``--rate`` x real
+time, free-running (the detector keeps up as it can): ``/clock`` at each message's log time, then the message
+re-serialised from the bag (``Publisher.publish`` takes serialised bytes) on the topics the dataset player of
+:mod:`imkd_ros.nodes.player` uses -- ``/camera/image``, ``/camera/camera_info``, ``/radar/front`` (with several
+radars ``/radar/<name>``, the name being the last part of the bag's topic) and ``/ego_pose`` -- so ``detector_node``
+runs with the demo's remappings. Camera frames: those with ground truth (``--frames keyframes``, default) or all.
+Messages are read from the bag as they are played (one pass ahead to plan), so a long bag needs no memory for its
+images. The detector's outputs go to an MCAP bag (``--out-bag``) and a JSON summary (``--summary``, as the dataset
+player writes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock
+
+from imkd_ros.bag.replay import MAX_GAP_S, ordered_messages, sensor_rig
+from imkd_ros.bag.replay_live import radar_topic
+from imkd_ros.bag.source import BagMessage, BagSource
+from imkd_ros.bag.topics import BagTopics
+from imkd_ros.nodes.player import NODE, TOPICS, Event, Recorder, serve
+from imkd_ros.ros.messages import ns_to_stamp
+
+__all__ = ["BagPlayer", "main"]
+
+_KIND = {"image": "camera", "camera_info": "camera_info", "radar": "radar", "ego_pose": "ego_pose"}
+
+
+def _msg_class(msgtype: str) -> Any:
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+class BagPlayer(Recorder):
+    """Publisher of a bag's sensor messages plus recorder of the detector's outputs (module docstring).
+
+    Args:
+        src: the bag.
+        frames: ``"keyframes"`` (images with ground truth) or ``"all"``.
+        bag: MCAP folder for the detector's outputs (must not exist), or None.
+        node: the detector node's name.
+
+    Attributes:
+        events: what :func:`imkd_ros.nodes.player.play` publishes, in order (camera events stamped with the image's
+            header stamp, the others with their log time).
+    """
+
+    def __init__(self, src: BagSource, frames: str = "keyframes", bag: Path | None = None, node: str = NODE) -> None:
+        super().__init__("imkd_bag_player", bag, node)
+        self.src = src
+        self._roles = ["image", "camera_info", "radar"] + (["ego_pose"] if src.has("ego_pose") else [])
+        rig = sensor_rig(src)
+        out_topic = {src.topics.image: TOPICS["image"], src.topics.camera_info: TOPICS["camera_info"]}
+        out_topic.update({t: radar_topic(rig.name_of(t), len(rig.radar_topics)) for t in rig.radar_topics})
+        out_topic[src.topics.ego_pose] = TOPICS["ego_pose"]
+        self._gt = set(src.ground_truth())
+        self._keyframes_only = frames == "keyframes"
+        keys = {stamp: key for key, stamp in src.keyframes()} if src.has("sample_token") else {}
+        qos = QoSProfile(depth=10)
+        self.pubs["clock"] = self.create_publisher(Clock, "/clock", qos)
+        self._pub_of: dict[str, Any] = {}
+        self.events: list[Event] = []
+        for i, m in enumerate(self._played()):
+            role = src.topics.role_of(m.topic) or "image"
+            if m.topic not in self._pub_of:
+                self._pub_of[m.topic] = self.create_publisher(_msg_class(m.msgtype), out_topic[m.topic], qos)
+                self.pubs.setdefault(role, self._pub_of[m.topic])  # the first of each role, for wait_matched
+            stamp = m.stamp_ns if role == "image" else m.log_ns  # answers are matched by the image's stamp
+            self.events.append(Event(stamp, _KIND[role], str(i), m.stamp_ns in self._gt, keys.get(m.stamp_ns, "")))
+        self._next: Iterator[tuple[int, BagMessage]] | None = None
+
+    def _played(self) -> Iterator[BagMessage]:
+        for m in ordered_messages(self.src, self._roles):
+            if self._keyframes_only and m.topic == self.src.topics.image and m.stamp_ns not in self._gt:
+                continue
+            yield m
+
+    def preload(self, events: Sequence[Event]) -> None:
+        """Nothing: messages are read from the bag as they are played."""
+
+    def publish(self, ev: Event) -> float:
+        """Publish ``/clock`` at the message's log time, then the message (read from the bag now, events in order);
+        returns the wall time (``perf_counter``) at which it was handed to the middleware."""
+        if self._next is None:
+            self._next = enumerate(self._played())
+        i, m = next(self._next)
+        if str(i) != ev.token:
+            raise RuntimeError(f"bag_player: events played out of order (message {i}, event {ev.token})")
+        raw = bytes(self.src.typestore.serialize_cdr(m.msg, m.msgtype))
+        self._now = m.log_ns
+        self.pubs["clock"].publish(Clock(clock=ns_to_stamp(m.log_ns)))
+        t_pub = time.perf_counter()
+        self._pub_of[m.topic].publish(raw)
+        return t_pub
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m imkd_ros.nodes.bag_player", description=__doc__.splitlines()[0])
+    p.add_argument("--bag", required=True, help="ROS 2 bag to play")
+    p.add_argument("--summary", required=True, help="JSON summary to write")
+    p.add_argument("--out-bag", default=None, help="MCAP bag folder for the detector's outputs (must not exist)")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time; 0: as fast as possible)")
+    p.add_argument("--frames", choices=("keyframes", "all"), default="keyframes", help="camera frames played")
+    p.add_argument("--topic", action="append", metavar="ROLE=TOPIC", help="a topic of the bag (repeatable)")
+    p.add_argument("--node", default=NODE, help="the detector node's name (its output topics)")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the detector to appear")
+    p.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the last frame's answer")
+    args, ros_args = p.parse_known_args(argv)
+    src = BagSource(args.bag, BagTopics.from_mapping(args.topic or []))
+    rclpy.init(args=["prog", *ros_args])
+    player = BagPlayer(src, args.frames, Path(args.out_bag) if args.out_bag else None, args.node)
+    events = player.events
+    gaps = [b.stamp - a.stamp for a, b in zip(events, events[1:], strict=False)]
+    data_s = sum(d for d in gaps if 0 <= d <= MAX_GAP_S * 1e9) / 1e9  # the bag time played, without scene cuts
+    return serve(
+        player,
+        events,
+        Path(args.summary),
+        wait=args.wait,
+        rate=args.rate,
+        lockstep=False,
+        answer_timeout=args.settle,
+        settle=args.settle,
+        info={"data_s": data_s},
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""``teacher_node``: LiDAR in, teacher targets out (``ros2 run imkd_ros teacher_node``), so that a recording
+session captures distillation targets next to the sensor data.
+
+Thin: the cloud is converted (:mod:`imkd_ros.ros.convert`), moved into ``base_link``
+(:func:`imkd_ros.bag.source.lidar_to_ego`), cut to the teacher's grid and run through it exactly as
+``imkd bag teacher-targets`` does (:func:`imkd_ros.bag.targets.lidar_frame`,
+:func:`imkd_ros.distill.targets.compute_teacher_targets`); the result is published as
+``imkd_msgs/msg/TeacherTargets`` (:func:`imkd_ros.bag.targets.targets_msg_fields`; maps float32, unlike the
+cache's float16).
+
+Topics (remap with ``-r``): in ``~/input/lidar`` (``sensor_msgs/PointCloud2`` with ``x y z intensity ring``, sensor
+frame); out ``~/output/targets`` (``imkd_msgs/msg/TeacherTargets``: header = the input's stamp with ``frame_id`` =
+``output_frame``; ``sample_token`` = the stamp in ns as text, the key ``imkd bag teacher-targets`` gives frames of a
+bag without sample tokens).
+
+Parameters (defaults in :data:`DEFAULTS`): ``checkpoint`` (teacher ``.pt``; a bare name is looked up under the
+shipped ``models/``; default ``teacher.pt``), ``device`` (``cpu``/``cuda``), ``output_frame`` (``base_link``),
+``lidar_to_base.translation`` [x, y, z] (m) and ``lidar_to_base.rotation`` [w, x, y, z] (the LiDAR's mounting;
+default nuScenes' and the synthetic world's LIDAR_TOP), ``density_saturation`` (LiDAR points per cell at density 1),
+``max_points`` (a larger cloud is rejected), ``warn_period`` (s between warnings of one kind).
+
+One sweep per message (no accumulation). Clouds are processed in the subscription callback; the input queue has
+depth 1, so under load the newest cloud waits and older ones are dropped. Bad input gives a throttled warning that
+names the problem; the message is dropped and the node goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import rclpy
+from imkd_msgs.msg import TeacherTargets as TeacherTargetsMsg
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import PointCloud2
+
+from imkd_ros.bag.source import LIDAR_MSG_FIELDS, lidar_to_ego
+from imkd_ros.bag.targets import lidar_frame, targets_msg_fields
+from imkd_ros.data.dataset import collate_frames
+from imkd_ros.distill.intensity import IntensitySpec
+from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, target_header
+from imkd_ros.errors import ImkdError
+from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
+from imkd_ros.ros.messages import stamp_to_ns
+from imkd_ros.shipped import resolve_checkpoint
+from imkd_ros.transforms import Pose, quat_to_matrix
+
+__all__ = ["DEFAULTS", "TeacherNode", "main"]
+
+#: Parameter defaults (see the module docstring).
+DEFAULTS: dict[str, Any] = {
+    "checkpoint": "teacher.pt",
+    "device": "cpu",
+    "output_frame": "base_link",
+    "lidar_to_base.translation": [0.99, 0.0, 1.84],
+    "lidar_to_base.rotation": [0.7071067811865476, 0.0, 0.0, -0.7071067811865475],
+    "density_saturation": 64.0,
+    "max_points": 400000,
+    "warn_period": 5.0,
+}
+
+
+class TeacherNode(Node):
+    """The teacher node (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("teacher_node", **kwargs)
+        p = {name: self.declare_parameter(name, value).value for name, value in DEFAULTS.items()}
+        t, q = np.asarray(p["lidar_to_base.translation"], float), np.asarray(p["lidar_to_base.rotation"], float)
+        if t.shape != (3,) or q.shape != (4,) or not (np.isfinite(t).all() and np.isfinite(q).all()):
+            raise ValueError(
+                f"parameter lidar_to_base: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}"
+            )
+        if np.linalg.norm(q) < 1e-9:
+            raise ValueError("parameter lidar_to_base.rotation is a zero quaternion")
+        self.lidar_to_base = Pose(quat_to_matrix(q), t)
+        self.output_frame = str(p["output_frame"])
+        self._max_points = int(p["max_points"])
+        self._warn_period = float(p["warn_period"])
+        self._last_warn: dict[str, tuple[float, int]] = {}
+
+        path = resolve_checkpoint(str(p["checkpoint"]))
+        self.teacher = load_teacher(path, str(p["device"]))
+        self.spec = IntensitySpec(density_saturation=float(p["density_saturation"]))
+        self.header = target_header(self.teacher, path, self.spec, {"live": self.get_name()})
+        self.get_logger().info(f"teacher {path} on {next(self.teacher.parameters()).device}")
+
+        qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability)
+        self.create_subscription(PointCloud2, "~/input/lidar", self._on_lidar, qos)
+        self.pub = self.create_publisher(TeacherTargetsMsg, "~/output/targets", 10)
+        self.frames_done = 0
+
+    def _warn(self, kind: str, text: str) -> None:
+        """Log ``text`` unless a warning of ``kind`` was logged less than ``warn_period`` ago (then count it)."""
+        now = time.monotonic()
+        last, suppressed = self._last_warn.get(kind, (-math.inf, 0))
+        if now - last >= self._warn_period:
+            more = f" ({suppressed} more like it suppressed)" if suppressed else ""
+            self.get_logger().warning(f"{text}{more}")
+            self._last_warn[kind] = (now, 0)
+        else:
+            self._last_warn[kind] = (last, suppressed + 1)
+
+    def _on_lidar(self, msg: PointCloud2) -> None:
+        stamp = stamp_to_ns(msg.header.stamp)
+        try:
+            cloud = pointcloud2_to_array(msg)
+            if len(cloud) > self._max_points:
+                raise ConversionError(
+                    f"LiDAR PointCloud2 has {len(cloud)} points, more than max_points {self._max_points}"
+                )
+            pts = fields_to_matrix(cloud, LIDAR_MSG_FIELDS, np.float32)
+            if not np.isfinite(pts).all():
+                raise ConversionError("LiDAR PointCloud2 has NaN/inf values")
+        except ConversionError as exc:
+            self._warn("lidar", f"~/input/lidar: {exc}; cloud dropped")
+            return
+        frame = lidar_frame(str(stamp), stamp, lidar_to_ego(pts, self.lidar_to_base), self.teacher.config)
+        try:
+            targets = compute_teacher_targets(self.teacher, collate_frames([frame]), self.spec)[0]
+        except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
+            self._warn("model", f"teacher failed on cloud {stamp}: {exc}")
+            return
+        out = TeacherTargetsMsg(**targets_msg_fields(targets, self.header))
+        out.header = msg.header
+        out.header.frame_id = self.output_frame
+        self.pub.publish(out)
+        self.frames_done += 1
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console script ``teacher_node`` (takes ``--ros-args ...``)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = TeacherNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (FileNotFoundError, ValueError, ImkdError) as exc:
+        print(f"teacher_node: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""BagTopics: defaults are what the player publishes, overrides from mappings and ``ROLE=TOPIC`` strings, and bad
+names give errors that say what is wrong."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.topics import BagTopics
+from imkd_ros.errors import ImkdError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _player_topics() -> dict[str, str]:
+    """``TOPICS`` of imkd_ros/nodes/player.py, read without importing it (it imports rclpy)."""
+    tree = ast.parse((REPO / "imkd_ros" / "nodes" / "player.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TOPICS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("player.py has no TOPICS")
+
+
+def test_defaults_are_the_players_topics() -> None:
+    t = BagTopics()
+    player = _player_topics()
+    assert player["image"] == t.image and player["camera_info"] == t.camera_info
+    assert (player["radar"],) == t.radar and player["ego_pose"] == t.ego_pose
+    assert t.topics_of("radar") == ("/radar/front",) and t.topics_of("lidar") == ("/lidar/top",)
+    assert t.role_of("/tf_static") == "tf_static" and t.role_of("/nope") is None
+    assert "sample_token" in BagTopics.names() and len(BagTopics.names()) == 10
+
+
+def test_overrides_from_a_mapping_and_from_strings() -> None:
+    a = BagTopics.from_mapping({"image": "/cam/img", "radar": ["/r/a", "/r/b"]})
+    assert a.image == "/cam/img" and a.radar == ("/r/a", "/r/b") and a.lidar == BagTopics().lidar
+    b = BagTopics.from_mapping(["image=/cam/img", "radar=/r/a, /r/b"])
+    assert b == a
+    assert BagTopics.from_mapping(None) == BagTopics() == BagTopics.from_mapping([])
+    assert BagTopics(radar="/one").radar == ("/one",)  # a single radar topic as a string
+    assert BagTopics.from_mapping(a.to_dict()) == a
+
+
+@pytest.mark.parametrize(
+    ("mapping", "match"),
+    [
+        ({"camera": "/x"}, "unknown bag topic role 'camera'"),
+        (["image"], "expected ROLE=TOPIC"),
+        (["=/x"], "expected ROLE=TOPIC"),
+        ({"image": "cam/img"}, r"BagTopics.image: topic 'cam/img' must be an absolute name"),
+        ({"radar": ""}, "at least one radar topic"),
+    ],
+)
+def test_bad_overrides_are_named(mapping: object, match: str) -> None:
+    with pytest.raises(BagError, match=match) as info:
+        BagTopics.from_mapping(mapping)
+    assert isinstance(info.value, ImkdError)
+
+
+def test_unknown_role_in_topics_of() -> None:
+    with pytest.raises(BagError, match="unknown bag topic role 'lidars'"):
+        BagTopics().topics_of("lidars")
