@@ -1,34 +1,66 @@
-"""The detector node's benchmark (``imkd bench --only node``): end-to-end vs model-only latency, CPU use, and
-behaviour at 3x the sensor rate. Core module: the ROS parts run as child processes (detector_node, the player).
+"""The detector node's benchmark (``imkd bench --only node``): end-to-end vs model-only latency, where the node's
+time goes, CPU use, and behaviour at 3x the sensor rate. Core module: the ROS parts run as child processes
+(detector_node with ``debug_timing`` on, the player).
+
+The comparison is kept honest: the model-only figure is the node's own model call, ``Detector.detect`` on the
+same keyframes (the reader's frames: same image, same radar sweeps), with the same score threshold and backend,
+the same number of intra-op threads (the node's ``threads`` parameter is passed explicitly, and
+:func:`~imkd_ros.detector.inference_threads` resolves it here as in the node) and from a worker thread as in the
+node (glibc's main arena and a thread's arena treat the large tensors differently: interleaved on 2 CPUs the
+main thread's calls touched 2-6k fresh pages each where the worker's touched none, and ran 4-6 ms slower). Image
+pre-processing (float conversion, resize, crop) happens inside ``detect``, so it is counted on both sides.
 
 Figures (one run, one machine):
 
 * ``node_e2e_ms_median``: the player publishes a camera keyframe (after its radar sweeps and poses) and waits for
-  the detections with its stamp (lockstep): image handed to the middleware -> detections received, median;
-* ``node_model_ms_median``: ``Detector.detect`` on the same frames in this process, right after each node run
+  the detections with its stamp (lockstep, 1x): image handed to the middleware -> detections received, median;
+* ``node_model_ms_median``: ``Detector.detect`` on the same frames in this process right after each lockstep run
   (the node idles then, so the two never share the CPU); ``node_latency_ratio`` = e2e / model (goal <= 1.10);
 * ``node_processing_ms_median``: the node's own ``~/debug/processing_time_ms``;
+* ``node_span_<name>_ms_median``: the node's ``debug_timing`` spans of the lockstep frames: ``transport`` (image
+  written by the player -> image callback entered: middleware, executor wake-up, deserialisation), ``callback``
+  (conversion, pairing, frame assembly), ``handoff`` (mailbox -> worker), ``model`` (``detect`` inside the node),
+  ``detections`` (``Detection3DArray`` built and published), ``markers`` (after the detections: not in e2e);
+  ``node_span_rest_ms_median`` = e2e - (transport + callback + handoff + model + detections) (the detections'
+  way back to the player); ``node_model_page_faults_median``: minor page faults of the node process during its
+  model call (fresh memory pages, ~2 us each);
+* ``node_overhead_ms_median`` and ``node_overhead_ratio_median``: per frame, e2e minus / over the node's own model
+  call (its ``model`` span): the node's cost outside the model, independent of the model-only reference;
 * ``node_cpu_percent``: CPU time of the node process over the lockstep playback's wall time (100 = one core;
   keyframes at 2 Hz, so the node idles part of the time), and ``node_cpu_ms_per_frame``;
-* ``node_overload_*``: every camera frame (12 Hz) and radar sweep played free-running at 3x real time (36 images
-  per second): the answered fraction, latency p50/p95 and ``node_overload_latency_growth`` = median latency of the
-  last third of the frames / of the first third (about 1 when latency is bounded and no queue grows).
+* ``node_threads``: the intra-op threads of both sides;
+* ``node_overload_*``: every camera frame (12 Hz) and radar sweep played free-running at 3x real time: the input
+  rate achieved (``input_hz``), the answered fraction and rate (``answered_fraction``, ``output_hz``), latency
+  p50/p95, ``node_overload_latency_growth`` = median latency of the last third of the answered frames / of the
+  first third (about 1 when latency is bounded and no queue grows) and the node's CPU use (``cpu_percent``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bench_node"]
+__all__ = ["bench_node", "SPANS", "parse_timing"]
+
+#: The node's ``debug_timing`` spans on the path from image to detections, in order.
+SPANS: tuple[str, ...] = ("transport", "callback", "handoff", "model", "detections")
+_TIMING = re.compile(r"\btiming (\{.*\})")
+
+
+def parse_timing(lines: Sequence[str]) -> list[dict[str, float]]:
+    """The ``debug_timing`` records (``timing {json}``, one per processed frame) in detector_node log lines."""
+    return [json.loads(m.group(1)) for line in lines if (m := _TIMING.search(line))]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -60,66 +92,112 @@ def _player(data: Path, summary: Path, log: Path, env: dict[str, str], *args: st
     return json.loads(summary.read_text())
 
 
-def bench_node(repeats: int, workdir: Path) -> dict[str, float]:
-    """See the module docstring; ``repeats`` scales the lockstep frames (the synth_val scene is played
-    ``repeats`` times)."""
+def _log_lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines()
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def bench_node(repeats: int, workdir: Path, threads: int = 0) -> dict[str, float]:
+    """See the module docstring; ``repeats`` lockstep plays of the synth_val scene (12 keyframes each);
+    ``threads``: the node's ``threads`` parameter (0: :func:`~imkd_ros.detector.inference_threads`' default)."""
+    import torch
+
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
     from imkd_ros.demo import child_env, node_command, node_parameters
-    from imkd_ros.detector import Detector
+    from imkd_ros.detector import Detector, inference_threads
 
+    n_threads = inference_threads(threads)
     data = workdir / "node-data"
-    write_dataset(data, scenes=4, samples_per_scene=6, seed=0, weathers=("clear",))
+    write_dataset(data, scenes=2, samples_per_scene=12, seed=0, weathers=("clear",))
     model = _model(workdir)
     params = node_parameters(data, workdir / "node_params.yaml")
     env = child_env()
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"node_threads": float(n_threads)}
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
     det = Detector.from_checkpoint(model, "cpu", 0.3)
-    det.detect(frames[0])
-    model_ms: list[float] = []
-    node_log = workdir / "node_bench_node.log"
-    with node_log.open("w") as nlog:
-        node = subprocess.Popen(node_command(model, params, device="cpu"), env=env, stdout=nlog, stderr=nlog)
-        try:
-            e2e, proc, played_s = [], [], 0.0
-            cpu0 = None
-            for r in range(max(1, repeats)):
-                if cpu0 is None:  # after the first answer the model is loaded and warm
-                    warm = _player(data, workdir / "warm.json", workdir / "warm.log", env, "--lockstep", "--rate", "0")
-                    del warm
-                    cpu0 = _cpu_seconds(node.pid)
-                run = _player(
-                    data, workdir / f"lock{r}.json", workdir / f"lock{r}.log", env, "--lockstep", "--rate", "1"
-                )
-                e2e += [f["latency_ms"] for f in run["frames"] if f["latency_ms"] is not None]
-                proc += [f["processing_ms"] for f in run["frames"] if f["processing_ms"] is not None]
-                played_s += run["wall_s"]
-                for f in frames:  # the model alone, right after (the node idles): the same machine load
-                    t = time.perf_counter()
-                    det.detect(f)
-                    model_ms.append((time.perf_counter() - t) * 1e3)
-            cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
-            out["node_cpu_percent"] = 100.0 * cpu / played_s
-            out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(e2e), 1)
-            over = _player(data, workdir / "over.json", workdir / "over.log", env, "--rate", "3", "--all-camera-frames")
-        finally:
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
-    out["node_e2e_ms_median"] = statistics.median(e2e)
-    out["node_processing_ms_median"] = statistics.median(proc) if proc else float("nan")
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-only")  # as the node's worker thread
 
-    out["node_model_ms_median"] = statistics.median(model_ms)
+    def model_ms(frame: object) -> float:
+        t = time.perf_counter()
+        det.detect(frame)
+        return (time.perf_counter() - t) * 1e3
+
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    node_log = workdir / "node_bench_node.log"
+    cmd = node_command(model, params, device="cpu") + ["-p", f"threads:={n_threads}", "-p", "debug_timing:=true"]
+    try:
+        worker.submit(model_ms, frames[0]).result()
+        model_only: list[float] = []
+        with node_log.open("w") as nlog:
+            node = subprocess.Popen(cmd, env=env, stdout=nlog, stderr=nlog)
+            try:
+                e2e, proc, spans, overhead, played_s = [], [], [], [], 0.0
+                # after the first answers the model is loaded and warm
+                _player(data, workdir / "warm.json", workdir / "warm.log", env, "--lockstep", "--rate", "0")
+                cpu0 = _cpu_seconds(node.pid)
+                for r in range(max(1, repeats)):
+                    n0 = len(_log_lines(node_log))
+                    run = _player(
+                        data, workdir / f"lock{r}.json", workdir / f"lock{r}.log", env, "--lockstep", "--rate", "1"
+                    )
+                    e2e += [f["latency_ms"] for f in run["frames"] if f["latency_ms"] is not None]
+                    proc += [f["processing_ms"] for f in run["frames"] if f["processing_ms"] is not None]
+                    played_s += run["wall_s"]
+                    time.sleep(0.5)  # the node logs its timing after publishing
+                    new = {int(t["stamp"]): t for t in parse_timing(_log_lines(node_log)[n0:])}
+                    spans += new.values()
+                    overhead += [  # per frame: e2e - the node's own model call, and e2e / that call
+                        (
+                            f["latency_ms"] - new[f["stamp_ns"]]["model_ms"],
+                            f["latency_ms"] / new[f["stamp_ns"]]["model_ms"],
+                        )
+                        for f in run["frames"]
+                        if f["latency_ms"] is not None and f["stamp_ns"] in new
+                    ]
+                    for f in frames:  # the model alone, right after (the node idles): the same machine load
+                        model_only.append(worker.submit(model_ms, f).result())
+                cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
+                out["node_cpu_percent"] = 100.0 * cpu / played_s
+                out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(e2e), 1)
+                cpu0 = _cpu_seconds(node.pid)
+                over = _player(
+                    data, workdir / "over.json", workdir / "over.log", env, "--rate", "3", "--all-camera-frames"
+                )
+                out["node_overload_cpu_percent"] = 100.0 * (_cpu_seconds(node.pid) - cpu0) / over["wall_s"]
+            finally:
+                node.send_signal(signal.SIGINT)
+                try:
+                    node.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    node.kill()
+                    node.wait()
+    finally:
+        worker.shutdown()
+        torch.set_num_threads(saved_threads)
+
+    out["node_e2e_ms_median"] = _median(e2e)
+    out["node_processing_ms_median"] = _median(proc)
+    out["node_model_ms_median"] = _median(model_only)
     out["node_latency_ratio"] = out["node_e2e_ms_median"] / out["node_model_ms_median"]
+    for name in (*SPANS, "markers"):
+        out[f"node_span_{name}_ms_median"] = _median([s[f"{name}_ms"] for s in spans if f"{name}_ms" in s])
+    out["node_span_rest_ms_median"] = out["node_e2e_ms_median"] - sum(
+        out[f"node_span_{name}_ms_median"] for name in SPANS
+    )
+    out["node_overhead_ms_median"] = _median([o[0] for o in overhead])
+    out["node_overhead_ratio_median"] = _median([o[1] for o in overhead])
+    out["node_model_page_faults_median"] = _median([s["model_page_faults"] for s in spans if "model_page_faults" in s])
 
     lat = [f["latency_ms"] for f in over["frames"]]
     answered = [v for v in lat if v is not None]
     out["node_overload_input_hz"] = len(lat) / max(over["wall_s"], 1e-9)
+    out["node_overload_output_hz"] = len(answered) / max(over["wall_s"], 1e-9)
     out["node_overload_answered_fraction"] = len(answered) / max(len(lat), 1)
     if len(answered) >= 6:
         third = len(answered) // 3

@@ -44,7 +44,7 @@ from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
 from imkd_ros.ros.messages import calibration_to_camera_info, make_header, ns_to_stamp, pose_stamped, stamp_to_ns
 
-__all__ = ["Event", "timeline", "Player", "main"]
+__all__ = ["Event", "timeline", "Recorder", "Player", "play", "serve", "main"]
 
 TOPICS = {
     "image": "/camera/image",
@@ -98,20 +98,21 @@ class _Answer:
     processing_ms: float | None = None
 
 
-class Player(Node):
-    """Publisher of a sequence plus recorder of the detector's outputs (see the module docstring)."""
+class Recorder(Node):
+    """Listener of a detector node's outputs (detections, markers, its debug timings), kept by stamp and written,
+    with the input topics a subclass records, to an MCAP bag. Subclasses publish the inputs into :attr:`pubs`
+    (keys ``"image"`` and ``"radar"`` at least, for :meth:`wait_matched`).
 
-    def __init__(self, reader: NuScenesReader, bag: Path | None, node: str = NODE) -> None:
-        super().__init__("imkd_player")
-        self.reader = reader
-        qos = QoSProfile(depth=10)
-        self.pubs = {
-            "image": self.create_publisher(Image, TOPICS["image"], qos),
-            "camera_info": self.create_publisher(CameraInfo, TOPICS["camera_info"], qos),
-            "radar": self.create_publisher(PointCloud2, TOPICS["radar"], qos),
-            "ego_pose": self.create_publisher(PoseStamped, TOPICS["ego_pose"], qos),
-            "clock": self.create_publisher(Clock, "/clock", qos),
-        }
+    Args:
+        name: this node's name.
+        bag: MCAP bag folder to write (must not exist), or None.
+        node: the detector node's name (its output topics).
+        inputs: input topic -> message type name recorded in the bag besides the outputs.
+    """
+
+    def __init__(self, name: str, bag: Path | None, node: str = NODE, inputs: dict[str, str] | None = None) -> None:
+        super().__init__(name)
+        self.pubs: dict[str, Any] = {}
         self.answers: dict[int, _Answer] = {}
         self.objects: dict[int, Detection3DArray] = {}  # the detections received, by stamp
         self.markers: dict[int, MarkerArray] = {}
@@ -129,14 +130,12 @@ class Player(Node):
             for key, (topic, cls, _) in self.out_topics.items()
         }
         self._now = 0
-        self._calibrations: dict[str, Any] = {}
-        self._pixels: dict[str, np.ndarray] = {}
         self._writer, self._conns, self._lock = None, {}, threading.Lock()
         if bag is not None:
-            self._open_bag(bag)
+            self._open_bag(bag, inputs or {})
 
     # -- bag ------------------------------------------------------------------------------------------------------
-    def _open_bag(self, path: Path) -> None:
+    def _open_bag(self, path: Path, inputs: dict[str, str]) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         from imkd_ros.interfaces import make_typestore
@@ -144,19 +143,14 @@ class Player(Node):
         store = make_typestore()
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
-        types = {
-            TOPICS["image"]: "sensor_msgs/msg/Image",
-            TOPICS["camera_info"]: "sensor_msgs/msg/CameraInfo",
-            TOPICS["radar"]: "sensor_msgs/msg/PointCloud2",
-            TOPICS["ego_pose"]: "geometry_msgs/msg/PoseStamped",
-        }
+        types = dict(inputs)
         types.update({topic: name for topic, _, name in self.out_topics.values()})
         for topic, name in types.items():
             self._conns[topic] = self._writer.add_connection(topic, name, typestore=store)
 
     def _record(self, topic: str, msg: Any, stamp: int) -> None:
-        if self._writer is not None:
-            with self._lock:
+        with self._lock:  # checked under the lock: an answer may arrive while close() runs
+            if self._writer is not None:
                 self._writer.write(self._conns[topic], int(stamp), serialize_message(msg))
 
     def close(self) -> None:
@@ -200,6 +194,32 @@ class Player(Node):
                 return True
             time.sleep(0.05)
         return False
+
+
+class Player(Recorder):
+    """Publisher of a sequence plus recorder of the detector's outputs (see the module docstring)."""
+
+    def __init__(self, reader: NuScenesReader, bag: Path | None, node: str = NODE) -> None:
+        inputs = {
+            TOPICS["image"]: "sensor_msgs/msg/Image",
+            TOPICS["camera_info"]: "sensor_msgs/msg/CameraInfo",
+            TOPICS["radar"]: "sensor_msgs/msg/PointCloud2",
+            TOPICS["ego_pose"]: "geometry_msgs/msg/PoseStamped",
+        }
+        super().__init__("imkd_player", bag, node, inputs)
+        self.reader = reader
+        qos = QoSProfile(depth=10)
+        self.pubs.update(
+            {
+                "image": self.create_publisher(Image, TOPICS["image"], qos),
+                "camera_info": self.create_publisher(CameraInfo, TOPICS["camera_info"], qos),
+                "radar": self.create_publisher(PointCloud2, TOPICS["radar"], qos),
+                "ego_pose": self.create_publisher(PoseStamped, TOPICS["ego_pose"], qos),
+                "clock": self.create_publisher(Clock, "/clock", qos),
+            }
+        )
+        self._calibrations: dict[str, Any] = {}
+        self._pixels: dict[str, np.ndarray] = {}
 
     # -- inputs ---------------------------------------------------------------------------------------------------
     def preload(self, events: Sequence[Event]) -> None:
@@ -260,13 +280,20 @@ def play(
     lockstep: bool = True,
     answer_timeout: float = 60.0,
     settle: float = 5.0,
+    max_gap: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Publish ``events`` paced at ``rate`` x real time; returns one record per published camera frame."""
+    """Publish ``events`` paced at ``rate`` x real time; returns one record per published camera frame. A jump in
+    data time of more than ``max_gap`` seconds, or back in time (a cut between scenes), is not waited for: the
+    pacing clock restarts at that event."""
     published: list[tuple[Event, float]] = []
     if not lockstep:
         player.preload(events)
     t_wall, t_data = time.perf_counter(), events[0].stamp if events else 0
+    prev = t_data
     for ev in events:
+        if not 0 <= ev.stamp - prev <= max_gap * 1e9:
+            t_wall, t_data = time.perf_counter(), ev.stamp
+        prev = ev.stamp
         if rate > 0:
             delay = (ev.stamp - t_data) / 1e9 / rate - (time.perf_counter() - t_wall)
             if delay > 0:
@@ -315,21 +342,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = timeline(reader, reader.split_scenes(args.split), args.all_camera_frames)
     rclpy.init(args=["prog", *ros_args])
     player = Player(reader, Path(args.bag) if args.bag else None, args.node)
+    return serve(
+        player,
+        events,
+        Path(args.summary),
+        wait=args.wait,
+        rate=args.rate,
+        lockstep=args.lockstep,
+        answer_timeout=args.answer_timeout,
+    )
+
+
+def serve(
+    player: Any,
+    events: Sequence[Event],
+    summary: Path,
+    *,
+    wait: float,
+    rate: float,
+    lockstep: bool,
+    answer_timeout: float,
+    settle: float = 5.0,
+    info: dict[str, Any] | None = None,
+) -> int:
+    """Spin ``player`` (a :class:`Recorder` with ``publish``/``preload``, rclpy initialised), wait for the
+    detector, :func:`play` ``events`` and write the JSON ``summary`` (``frames``, ``wall_s``, ``events`` and
+    ``info``); then shut down. Returns the exit status (0; 3: the detector did not appear; 130: interrupted)."""
     executor = SingleThreadedExecutor()
     executor.add_node(player)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     rc = 0
     try:
-        if not player.wait_matched(args.wait):
-            print(f"player: the detector ({args.node}) did not appear within {args.wait} s", file=sys.stderr)
+        if not player.wait_matched(wait):
+            print(
+                f"player: the detector ({player.out_topics['objects'][0]}) did not appear within {wait} s",
+                file=sys.stderr,
+            )
             rc = 3
         else:
             print("MATCHED", flush=True)
             t0 = time.perf_counter()
-            frames = play(player, events, rate=args.rate, lockstep=args.lockstep, answer_timeout=args.answer_timeout)
-            summary = {"frames": frames, "wall_s": time.perf_counter() - t0, "events": len(events)}
-            Path(args.summary).write_text(json.dumps(summary, indent=1) + "\n")
+            frames = play(player, events, rate=rate, lockstep=lockstep, answer_timeout=answer_timeout, settle=settle)
+            out = {"frames": frames, "wall_s": time.perf_counter() - t0, "events": len(events), **(info or {})}
+            summary.write_text(json.dumps(out, indent=1) + "\n")
             print(f"DONE {sum(f['latency_ms'] is not None for f in frames)}/{len(frames)} frames answered", flush=True)
     except (KeyboardInterrupt, ExternalShutdownException):
         rc = 130

@@ -1,0 +1,416 @@
+"""The detector node without ROS: its parameters' defaults, its input side (radar sweeps, camera frames,
+CameraInfo and ego poses in, the :class:`~imkd_ros.types.Frame` the model gets out) and the geometry of its RViz
+markers.
+
+Pure Python and numpy (no rclpy, no ROS message types), so the live node (:mod:`imkd_ros.nodes.detector_node`)
+and the offline bag replay (:mod:`imkd_ros.bag.replay`) pair and assemble frames, and draw markers, with one piece
+of code. Callers convert their messages (rclpy messages in the node, rosbags messages in the replay) into the numpy
+inputs below and feed them in arrival order:
+
+* :meth:`FrameAssembler.set_calibration` per CameraInfo; :meth:`FrameAssembler.add_pose` per ego pose;
+* :meth:`FrameAssembler.add_radar` per radar ``PointCloud2`` (as a structured point array ``(N,)``);
+* :meth:`FrameAssembler.add_camera` per image (``(H, W, 3)`` uint8 RGB).
+
+Pairing is :class:`imkd_ros.ros.sync.CameraRadarSync` (keep-latest camera slot, radar ring buffers, multi-sweep);
+earlier sweeps are moved into the camera frame's ego frame through a :class:`imkd_ros.ros.sync.PoseBuffer`
+(:func:`assemble_frame`), exactly as the dataset reader builds ``Frame.radar``. Bad input raises
+:class:`FrameInputError` naming the problem; the state is left as it was, so the caller drops the message and goes
+on.
+
+Markers: :func:`marker_specs` lays out what :func:`imkd_ros.ros.messages.boxes_to_markers` (rclpy) and
+:func:`imkd_ros.bag.report.markers_msg` (rosbags) build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imkd_ros.ros.sync import NS_PER_S, CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
+from imkd_ros.transforms import Pose
+from imkd_ros.types import Boxes, Calibration, Frame
+
+__all__ = [
+    "default_parameters",
+    "pose_parameter",
+    "mountings",
+    "RADAR_MSG_FIELDS",
+    "FrameInputError",
+    "radar_cloud_points",
+    "check_image",
+    "radar_to_ego",
+    "assemble_frame",
+    "AssembledFrame",
+    "FrameAssembler",
+    "MARKER_ARROW",
+    "MARKER_LINE_LIST",
+    "MARKER_TEXT",
+    "CLASS_RGB",
+    "MarkerSpec",
+    "marker_specs",
+]
+
+#: The fields a radar ``PointCloud2`` must carry (sensor frame: m, dBsm, m/s); others (the rest of the 18 nuScenes
+#: radar fields) are used for the devkit's default filters when present.
+RADAR_MSG_FIELDS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx_comp", "vy_comp")
+_FILTER_FIELDS = ("invalid_state", "dyn_prop", "ambig_state")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``{"a.b.c": value}`` (the ROS parameter names of nested YAML keys)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def default_parameters() -> dict[str, Any]:
+    """The detector node's parameter defaults: ``config/detector.yaml`` (``/**: ros__parameters``), nested keys
+    joined with dots (``"radar_to_base.front.translation"``)."""
+    import yaml
+
+    from imkd_ros.shipped import shipped_file
+
+    path = shipped_file("config/detector.yaml")
+    return _flatten(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
+
+
+def pose_parameter(translation: Sequence[float], rotation: Sequence[float], name: str) -> Pose:
+    """A mounting parameter (``translation`` [x, y, z] m, ``rotation`` [w, x, y, z]) -> :class:`Pose`.
+
+    Raises:
+        ValueError: wrong lengths, non-finite values or a zero quaternion (naming ``name``).
+    """
+    from imkd_ros.transforms import quat_to_matrix
+
+    t, q = np.asarray(translation, dtype=np.float64), np.asarray(rotation, dtype=np.float64)
+    if t.shape != (3,) or q.shape != (4,) or not np.isfinite(t).all() or not np.isfinite(q).all():
+        raise ValueError(f"parameter {name}: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}")
+    if np.linalg.norm(q) < 1e-9:
+        raise ValueError(f"parameter {name}.rotation is a zero quaternion")
+    return Pose(quat_to_matrix(q), t)
+
+
+def mountings(params: Mapping[str, Any]) -> tuple[Pose, dict[str, Pose]]:
+    """``camera_to_base`` and, per name of ``radars``, ``radar_to_base.<name>`` of flat node parameters.
+
+    Raises:
+        ValueError: a radar without its mounting, or a bad mounting (named).
+    """
+    camera = pose_parameter(params["camera_to_base.translation"], params["camera_to_base.rotation"], "camera")
+    radars = {}
+    for r in (str(r) for r in params["radars"]):
+        t, q = params.get(f"radar_to_base.{r}.translation"), params.get(f"radar_to_base.{r}.rotation")
+        if t is None or q is None:
+            raise ValueError(f"parameter radar_to_base.{r} is not set (radar {r!r} needs its mounting)")
+        radars[r] = pose_parameter(t, q, f"radar_to_base.{r}")
+    return camera, radars
+
+
+class FrameInputError(ValueError):
+    """An input the assembler cannot use (empty or oversized radar cloud, missing field, NaN, image size that
+    does not match the CameraInfo, no CameraInfo yet); the text names the problem."""
+
+
+def radar_cloud_points(cloud: np.ndarray, *, max_points: int = 5000, default_filters: bool = True) -> np.ndarray:
+    """A radar cloud as a structured array ``(N,)`` (sensor frame, the ``PointCloud2`` fields) -> ``(N', 6)``
+    float32 columns :data:`RADAR_MSG_FIELDS`.
+
+    With ``default_filters`` and the fields ``invalid_state``, ``dyn_prop``, ``ambig_state`` present, the points the
+    nuScenes devkit's default filters reject are dropped first (as the dataset reader does).
+
+    Raises:
+        FrameInputError: an empty cloud (before or after filtering), more than ``max_points`` points, a missing
+            or multi-count field, or a non-finite value.
+    """
+    n = len(cloud)
+    if n == 0:
+        raise FrameInputError("radar PointCloud2 is empty")
+    if n > max_points:
+        raise FrameInputError(f"radar PointCloud2 has {n} points, more than max_radar_points {max_points}")
+    names = cloud.dtype.names or ()
+    if default_filters and all(f in names for f in _FILTER_FIELDS):
+        from imkd_ros.data.pcd import radar_default_mask
+
+        cloud = cloud[radar_default_mask(cloud)]
+        if len(cloud) == 0:
+            raise FrameInputError(f"radar PointCloud2: all {n} points rejected by the default filters")
+    pts = np.empty((len(cloud), len(RADAR_MSG_FIELDS)), dtype=np.float32)
+    for j, name in enumerate(RADAR_MSG_FIELDS):
+        if name not in names:
+            raise FrameInputError(f"PointCloud2 has no field '{name}' (fields: {', '.join(names) or 'none'})")
+        if cloud.dtype[name].shape:
+            raise FrameInputError(f"PointCloud2 field '{name}' has count {cloud.dtype[name].shape[0]}, expected 1")
+        pts[:, j] = cloud[name]
+    bad = ~np.isfinite(pts).all(axis=1)
+    if bad.any():
+        raise FrameInputError(f"radar PointCloud2 has {int(bad.sum())} of {len(pts)} points with NaN/inf values")
+    return pts
+
+
+def check_image(image: np.ndarray, calibration: Calibration) -> None:
+    """Raise :class:`FrameInputError` unless ``image`` ``(H, W, 3)`` matches the CameraInfo size ``(W, H)``."""
+    w, h = calibration.image_size or (None, None)
+    if image.shape[1] != w or image.shape[0] != h:
+        raise FrameInputError(
+            f"image size {image.shape[1]}x{image.shape[0]} does not match CameraInfo {w}x{h} ({calibration.channel})"
+        )
+    if image.size == 0:
+        raise FrameInputError("image is empty")
+
+
+def radar_to_ego(points: np.ndarray, sensor_to_ref: Pose, lag_s: float) -> np.ndarray:
+    """One radar sweep ``(N, 6)`` (sensor frame, :data:`RADAR_MSG_FIELDS`) -> ``(N, 7)`` float32 columns
+    :data:`imkd_ros.types.RADAR_FEATURES` in the reference ego frame, as the dataset reader builds them: positions
+    moved by ``sensor_to_ref``, compensated velocity ``(vx, vy, 0)`` rotated alike, positions advanced by
+    ``v * lag_s``; ``time_lag = max(lag_s, 0)`` (``lag_s`` = reference time - sweep time, s)."""
+    xyz = points[:, 0:3].astype(np.float64)
+    vel = sensor_to_ref.rotate(points[:, 4:6])
+    xyz = sensor_to_ref.apply(xyz)
+    xyz[:, :2] += vel * lag_s
+    out = np.empty((len(points), 7), dtype=np.float32)
+    out[:, 0:3] = xyz
+    out[:, 3] = points[:, 3]
+    out[:, 4:6] = vel
+    out[:, 6] = max(lag_s, 0.0)
+    return out
+
+
+def assemble_frame(
+    stamp_ns: int,
+    image: np.ndarray,
+    camera: Calibration,
+    sweeps: Sequence[tuple[int, np.ndarray, Pose]],
+    ego_pose_at: Callable[[int], Pose | None] | None = None,
+    *,
+    token: str = "",
+) -> Frame:
+    """A :class:`Frame` (ego frame at ``stamp_ns``) from a camera image and radar sweeps.
+
+    Args:
+        stamp_ns: the camera stamp (ns), the reference time.
+        image: ``(H, W, 3)`` uint8 RGB.
+        camera: its calibration (intrinsics from CameraInfo, mounting from the parameters).
+        sweeps: ``(stamp_ns, points (N, 6) sensor frame, sensor_to_ego)`` per sweep, any radar, any order.
+        ego_pose_at: ``stamp_ns -> ego -> fixed-frame pose`` (e.g. :meth:`PoseBuffer.lookup`). With poses at both
+            the camera and a sweep stamp, the sweep is moved ``sensor -> ego(sweep) -> fixed -> ego(camera)`` as
+            the reader does; otherwise the ego is taken as not moving between the two.
+        token: the Frame's token.
+    """
+    ref_pose = ego_pose_at(stamp_ns) if ego_pose_at is not None else None
+    fixed_to_ref = ref_pose.inverse() if ref_pose is not None else None
+    parts = []
+    for t, pts, sensor_to_ego in sweeps:
+        pose = sensor_to_ego
+        if fixed_to_ref is not None:
+            sweep_pose = ego_pose_at(t)
+            if sweep_pose is not None:
+                pose = fixed_to_ref @ sweep_pose @ sensor_to_ego
+        parts.append(radar_to_ego(pts, pose, (stamp_ns - t) / NS_PER_S))
+    radar = np.concatenate(parts, axis=0) if parts else np.zeros((0, 7), np.float32)
+    return Frame(
+        token=token,
+        timestamp=int(stamp_ns // 1000),
+        scene="",
+        image=image,
+        camera=camera,
+        radar=radar,
+        lidar=None,
+        ego_pose=ref_pose if ref_pose is not None else Pose.identity(),
+    )
+
+
+@dataclass(frozen=True)
+class AssembledFrame:
+    """A frame ready for the model.
+
+    Attributes:
+        stamp: the camera stamp (ns): the output header's stamp.
+        frame: the :class:`Frame` (ego frame at ``stamp``; ``ego_pose`` ego -> the poses' fixed frame, identity
+            without poses).
+        sweeps: radar name -> stamps (ns) of the sweeps used, key sweep first.
+        extra: what :meth:`FrameAssembler.add_camera` was given with the image (e.g. the node's timing).
+    """
+
+    stamp: int
+    frame: Frame
+    sweeps: dict[str, tuple[int, ...]]
+    extra: Any = None
+
+
+class FrameAssembler:
+    """Camera + radar (+ ego poses) -> frames, as the detector node pairs and assembles them (module docstring).
+
+    Args:
+        radar_to_base: radar name -> its mounting (sensor -> ``base_link``); the names are the sync's sources.
+        max_delay, sweeps, max_sweep_age: :class:`~imkd_ros.ros.sync.CameraRadarSync` settings (the node's
+            ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``; seconds).
+        max_radar_points, radar_default_filters: :func:`radar_cloud_points` settings.
+        use_ego_pose: move earlier sweeps with the ego poses given to :meth:`add_pose`.
+
+    Raises:
+        ValueError: a bad sync setting or no radar.
+    """
+
+    def __init__(
+        self,
+        radar_to_base: Mapping[str, Pose],
+        *,
+        max_delay: float = 0.1,
+        sweeps: int = 6,
+        max_sweep_age: float = 0.6,
+        max_radar_points: int = 5000,
+        radar_default_filters: bool = True,
+        use_ego_pose: bool = True,
+    ) -> None:
+        self.radar_to_base = dict(radar_to_base)
+        self.sync = CameraRadarSync(
+            list(self.radar_to_base), max_delay=max_delay, sweeps=sweeps, max_sweep_age=max_sweep_age
+        )
+        self.poses = PoseBuffer()
+        self.calibration: Calibration | None = None
+        self.max_radar_points = int(max_radar_points)
+        self.radar_default_filters = bool(radar_default_filters)
+        self.use_ego_pose = bool(use_ego_pose)
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any], radar_to_base: Mapping[str, Pose]) -> FrameAssembler:
+        """From the detector node's parameters (``config/detector.yaml`` names: ``max_camera_radar_delay``,
+        ``radar_sweeps``, ``max_sweep_age``, ``max_radar_points``, ``radar_default_filters``, ``use_ego_pose``)."""
+        return cls(
+            radar_to_base,
+            max_delay=float(params["max_camera_radar_delay"]),
+            sweeps=int(params["radar_sweeps"]),
+            max_sweep_age=float(params["max_sweep_age"]),
+            max_radar_points=int(params["max_radar_points"]),
+            radar_default_filters=bool(params["radar_default_filters"]),
+            use_ego_pose=bool(params["use_ego_pose"]),
+        )
+
+    @property
+    def radars(self) -> tuple[str, ...]:
+        return self.sync.sources
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+    def set_calibration(self, calibration: Calibration) -> None:
+        """The camera's calibration from its latest CameraInfo (intrinsics, image size, mounting)."""
+        self.calibration = calibration
+
+    def add_pose(self, stamp: int, pose: Pose) -> None:
+        """An ego pose (``base_link`` -> a fixed frame) at ``stamp`` (ns)."""
+        self.poses.add(stamp, pose)
+
+    def add_radar(self, name: str, stamp: int, cloud: np.ndarray) -> tuple[AssembledFrame | None, list[SyncEvent]]:
+        """A radar sweep of ``name`` (structured cloud ``(N,)``, sensor frame) stamped ``stamp`` (ns).
+
+        Returns:
+            The frame it completes (or None) and what the synchroniser dropped.
+
+        Raises:
+            FrameInputError: the cloud is unusable (:func:`radar_cloud_points`); nothing was buffered.
+        """
+        points = radar_cloud_points(cloud, max_points=self.max_radar_points, default_filters=self.radar_default_filters)
+        synced, events = self.sync.add_radar(name, int(stamp), points)
+        return self._emit(synced, events), events
+
+    def add_camera(
+        self, stamp: int, image: np.ndarray, extra: Any = None
+    ) -> tuple[AssembledFrame | None, list[SyncEvent]]:
+        """A camera image ``(H, W, 3)`` uint8 RGB stamped ``stamp`` (ns); ``extra`` travels with it to the
+        :class:`AssembledFrame`.
+
+        Returns:
+            The frame it completes (or None) and what the synchroniser dropped.
+
+        Raises:
+            FrameInputError: no CameraInfo yet, or an image whose size does not match it; nothing was buffered.
+        """
+        if self.calibration is None:
+            raise FrameInputError("no CameraInfo received yet")
+        check_image(image, self.calibration)
+        synced, events = self.sync.add_camera(int(stamp), (image, self.calibration, extra))
+        return self._emit(synced, events), events
+
+    # -- output ------------------------------------------------------------------------------------------------
+    def _emit(self, synced: SyncedSet | None, events: list[SyncEvent]) -> AssembledFrame | None:
+        if any(e.kind == "time_reset" for e in events):
+            self.poses.clear()  # a new timeline: the poses of the old one would be interpolated against it
+        if synced is None:
+            return None
+        image, calibration, extra = synced.camera
+        sweeps = [(s.stamp, s.data, self.radar_to_base[name]) for name, lst in synced.radar.items() for s in lst]
+        lookup = self.poses.lookup if self.use_ego_pose and len(self.poses) else None
+        frame = assemble_frame(synced.stamp, image, calibration, sweeps, lookup)
+        used = {name: tuple(s.stamp for s in lst) for name, lst in synced.radar.items()}
+        return AssembledFrame(synced.stamp, frame, used, extra)
+
+
+# ------------------------------------------------------------------------------------------------------- markers
+
+#: ``visualization_msgs/Marker`` type constants used.
+MARKER_ARROW, MARKER_LINE_LIST, MARKER_TEXT = 0, 5, 9
+
+#: RViz colour (r, g, b) of each class, in :data:`imkd_ros.classes.CLASSES` order.
+CLASS_RGB: tuple[tuple[float, float, float], ...] = (
+    (0.12, 0.47, 0.71),  # car
+    (1.00, 0.50, 0.05),  # truck
+    (0.55, 0.34, 0.29),  # construction_vehicle
+    (0.84, 0.15, 0.16),  # bus
+    (0.58, 0.40, 0.74),  # trailer
+    (0.50, 0.50, 0.50),  # barrier
+    (0.89, 0.47, 0.76),  # motorcycle
+    (0.74, 0.74, 0.13),  # bicycle
+    (0.17, 0.63, 0.17),  # pedestrian
+    (0.09, 0.75, 0.81),  # traffic_cone
+)
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    """One ``ADD`` marker, message-free: namespace, id, type (:data:`MARKER_LINE_LIST`, ...), ``position`` (3,)
+    of its pose (orientation identity), ``scale`` (3,), ``color`` (r, g, b, a), ``points`` ``(K, 3)`` (m, the
+    boxes' frame) and ``text``."""
+
+    ns: str
+    id: int
+    type: int
+    position: tuple[float, float, float]
+    scale: tuple[float, float, float]
+    color: tuple[float, float, float, float]
+    points: tuple[tuple[float, float, float], ...] = ()
+    text: str = ""
+
+
+def marker_specs(boxes: Boxes, *, min_speed: float = 0.5, text_size: float = 1.0) -> list[MarkerSpec]:
+    """The RViz markers of ``boxes`` in BEV (to follow a ``DELETEALL``): per box a ``LINE_LIST`` outline of its
+    footprint at the centre height with a heading tick (namespace ``boxes``), a ``TEXT_VIEW_FACING`` label
+    ``"<class> <score>"`` above it (``labels``), and, when the speed is finite and above ``min_speed`` m/s, an
+    ``ARROW`` from the centre to centre + velocity x 1 s (``velocity``). Marker ids are the box index."""
+    from imkd_ros.classes import CLASSES
+
+    out: list[MarkerSpec] = []
+    corners = boxes.corners()[:, :4, :] if len(boxes) else np.zeros((0, 4, 3))  # bottom face, CCW
+    for i in range(len(boxes)):
+        label, c = int(boxes.label[i]), boxes.center[i]
+        x, y, z = float(c[0]), float(c[1]), float(c[2])
+        rgba = (*CLASS_RGB[label % len(CLASS_RGB)], 1.0)
+        ring = [(float(p[0]), float(p[1]), z) for p in corners[i]]
+        front = (0.5 * (ring[0][0] + ring[3][0]), 0.5 * (ring[0][1] + ring[3][1]), z)
+        points = (ring[0], ring[1], ring[1], ring[2], ring[2], ring[3], ring[3], ring[0], (x, y, z), front)
+        out.append(MarkerSpec("boxes", i, MARKER_LINE_LIST, (0.0, 0.0, 0.0), (0.12, 0.0, 0.0), rgba, points))
+        above = (x, y, z + 0.5 * float(boxes.size[i, 2]) + 0.6)
+        text = f"{CLASSES[label]} {boxes.score[i]:.2f}"
+        out.append(MarkerSpec("labels", i, MARKER_TEXT, above, (0.0, 0.0, text_size), (1.0, 1.0, 1.0, 1.0), (), text))
+        v = boxes.velocity[i]
+        if np.isfinite(v).all() and float(np.hypot(v[0], v[1])) > min_speed:
+            tip = (float(c[0] + v[0]), float(c[1] + v[1]), z)
+            # scale: shaft diameter, head diameter, head length
+            out.append(
+                MarkerSpec("velocity", i, MARKER_ARROW, (0.0, 0.0, 0.0), (0.15, 0.4, 0.4), rgba, ((x, y, z), tip))
+            )
+    return out

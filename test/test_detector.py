@@ -1,0 +1,117 @@
+"""imkd_ros.detector: the reused image buffer gives exactly what collate_frames gives (images, then boxes), from
+call to call, batch size to batch size and thread to thread; inference_threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from imkd_ros.data.dataset import collate_frames
+from imkd_ros.detector import Detector, inference_threads, model_inputs
+from imkd_ros.model import ModelConfig, Student
+from imkd_ros.transforms import Pose, quat_to_matrix
+from imkd_ros.types import Boxes, Calibration, Frame
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _frame(seed: int, size: tuple[int, int] = (320, 180)) -> Frame:
+    """A random frame: image ``size`` (W, H) uint8 (read-only, as the reader's), 40 radar points ahead."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    image.setflags(write=False)
+    k = np.array([[0.6 * w, 0.0, w / 2], [0.0, 0.6 * w, h / 2], [0.0, 0.0, 1.0]])
+    cam = Calibration(
+        "CAM_FRONT", Pose(quat_to_matrix(np.array([0.5, -0.5, 0.5, -0.5])), np.array([1.7, 0, 1.5])), k, size
+    )
+    radar = np.zeros((40, 7), np.float32)
+    radar[:, 0] = rng.uniform(5, 40, 40)
+    radar[:, 1] = rng.uniform(-10, 10, 40)
+    radar[:, 3] = rng.normal(5, 3, 40)
+    return Frame(f"f{seed}", seed, "", image, cam, radar, None, Pose.identity())
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    torch.manual_seed(0)
+    return Detector(Student(config=ModelConfig.tiny(("camera", "radar"))), score_threshold=0.0)
+
+
+def _reference(det: Detector, frames: list[Frame]) -> list[Boxes]:
+    """The boxes of the plain path: collate_frames, the model, the threshold."""
+    with torch.inference_mode():
+        out = det.model(**model_inputs(det.model, collate_frames(frames)))
+    return [d.to_boxes() for d in out]
+
+
+def _same(a: Boxes, b: Boxes) -> bool:
+    fields = ("center", "size", "yaw", "velocity", "label", "score")
+    return len(a) == len(b) and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def test_collate_images_equal_collate_frames(detector: Detector) -> None:
+    frames = [_frame(0), _frame(1)]
+    with torch.inference_mode():
+        ours = detector._collate(frames)
+        ref = collate_frames(frames)
+    assert ours.images.shape == (2, 3, 180, 320)
+    assert torch.equal(ours.images, ref.images)
+    for name in ("intrinsics", "cam_to_ego", "radar", "radar_mask"):
+        assert torch.equal(getattr(ours, name), getattr(ref, name)), name
+
+
+def test_boxes_identical_call_after_call_and_across_batch_sizes(detector: Detector) -> None:
+    frames = [_frame(s) for s in range(4)]
+    for f in frames:  # the buffer is overwritten each call: no stale pixels
+        assert _same(detector.detect(f), _reference(detector, [f])[0])
+    for got, ref in zip(detector.detect_batch(frames[:2]), _reference(detector, frames[:2]), strict=True):
+        assert _same(got, ref)
+    assert _same(detector.detect(frames[3]), _reference(detector, [frames[3]])[0])  # back to batch 1
+    small = _frame(7, (160, 90))  # another image size
+    assert _same(detector.detect(small), _reference(detector, [small])[0])
+
+
+def test_buffer_is_per_thread_and_reused(detector: Detector) -> None:
+    f0, f1 = _frame(0), _frame(1)
+    with torch.inference_mode():
+        ptr = detector._collate([f0]).images.data_ptr()
+        assert detector._collate([f1]).images.data_ptr() == ptr
+    other: list[int] = []
+
+    def run() -> None:
+        with torch.inference_mode():
+            other.append(detector._collate([f0]).images.data_ptr())
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert other and other[0] != ptr
+
+
+def test_frames_collate_frames_rejects_still_rejected(detector: Detector) -> None:
+    a, b = _frame(0), _frame(1, (160, 90))
+    with pytest.raises(ValueError, match="different shapes"):
+        detector.detect_batch([a, b])
+    no_image = Frame("n", 0, "", None, a.camera, a.radar, None, Pose.identity())
+    with pytest.raises(ValueError, match="mix loaded and missing images"):
+        detector.detect_batch([a, no_image])
+
+
+def test_inference_threads() -> None:
+    assert inference_threads(3) == 3
+    cpus = len(os.sched_getaffinity(0))
+    assert inference_threads(0) == cpus
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        inference_threads(-1)
