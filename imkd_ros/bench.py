@@ -15,7 +15,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["BENCHMARKS", "run_benchmarks", "bench_synth", "bench_reader", "bench_distill", "bench_node"]
+__all__ = [
+    "BENCHMARKS",
+    "run_benchmarks",
+    "bench_synth",
+    "bench_reader",
+    "bench_distill",
+    "bench_node",
+    "bench_onnx",
+    "bench_bag",
+]
 
 Benchmark = Callable[[int, Path], dict[str, float]]
 
@@ -74,7 +83,9 @@ def _median_ms(
 
 def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
     """Detector latency, batch 1, default configs, full eval forward including decoding, on 2 CPU threads (and on
-    CUDA when available): ``student_forward_ms_median``, ``student_params``, ``student_gflops``, the lift-splat
+    CUDA when available): ``student_forward_ms_median``, the same student exported to ONNX and run in ONNX Runtime
+    on 2 threads with the same pre-processing and decoding (``student_ort_ms_median``, ``student_ort_speedup`` =
+    PyTorch / ONNX Runtime), ``student_params``, ``student_gflops``, the lift-splat
     pooling (``student_lift_splat_ms_median``) and the fusion (``student_fusion_ms_median``) timed on their own,
     and the camera-only, radar-only and teacher models' medians."""
     import torch
@@ -94,6 +105,9 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
         inputs = example_inputs(cfg)
         with torch.inference_mode():
             out["student_forward_ms_median"] = _median_ms(lambda: student(**inputs), reps)
+            runtime = _ort_runtime(student, workdir / "models-student.onnx", threads=2)
+            out["student_ort_ms_median"] = _median_ms(lambda: runtime(**inputs), reps)
+            out["student_ort_speedup"] = out["student_forward_ms_median"] / out["student_ort_ms_median"]
             out["student_params"] = float(count_parameters(student))
             with FlopCounterMode(display=False) as fc:
                 student.features(**inputs)
@@ -130,6 +144,77 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
                 out["student_forward_ms_median_cuda"] = _median_ms(
                     lambda: s_gpu(**x_gpu), reps, warmup=10, sync=torch.cuda.synchronize
                 )
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _ort_runtime(student: object, path: Path, threads: int) -> object:
+    """``student`` exported to ``path`` and loaded in an :class:`~imkd_ros.ort_backend.OrtStudent`."""
+    from imkd_ros.export_onnx import export_student
+    from imkd_ros.ort_backend import OrtStudent
+
+    return OrtStudent(export_student(student, path), student.config, threads=threads)
+
+
+def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
+    """The shipped student (``models/student_nokd.pt``; a random default-size one where none is shipped) in eager
+    PyTorch and in ONNX Runtime, batch 1, 2 threads each, example inputs at the model-input size (300 radar points),
+    each call with pre-processing and decoding; the two alternate call by call so that load on the machine hits
+    both alike. ``shipped_student_forward_ms_median`` (PyTorch), ``shipped_student_ort_ms_median``,
+    ``shipped_student_ort_speedup`` (PyTorch / ONNX Runtime), ``shipped_student_ort_graph_ms_median``
+    (``session.run`` alone), ``onnx_export_s``; parity on synthetic frames (1 scene x 3 keyframes at 1600x900, the
+    ``Detector`` with either backend): ``onnx_parity_max_box_diff`` (largest difference of any box field, ``inf``
+    when a count or label differs) and ``onnx_parity_max_heatmap_diff`` (logits, on the example inputs)."""
+    import torch
+
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.detector import Detector
+    from imkd_ros.export_onnx import graph_inputs
+    from imkd_ros.model.profile import example_inputs
+    from imkd_ros.node_bench import _model
+    from imkd_ros.ort_backend import box_difference, torch_parity
+
+    reps = max(10, repeats * 7)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    out: dict[str, float] = {}
+    try:
+        ckpt = _model(workdir)
+        torch_det = Detector.from_checkpoint(ckpt)
+        student = torch_det.model
+        t0 = time.perf_counter()
+        runtime = _ort_runtime(student, workdir / "shipped-student.onnx", threads=2)
+        out["onnx_export_s"] = time.perf_counter() - t0
+        inputs = example_inputs(student.config, num_radar=300)
+        feed = {k: v.numpy() for k, v in graph_inputs(student.config, **inputs).items()}
+        with torch.inference_mode():
+            for _ in range(3):
+                student(**inputs)
+                runtime(**inputs)
+            times: dict[str, list[float]] = {"forward": [], "ort": [], "ort_graph": []}
+            calls = {"forward": lambda: student(**inputs), "ort": lambda: runtime(**inputs)}
+            calls["ort_graph"] = lambda: runtime.session.run(None, feed)
+            for _ in range(reps):
+                for key, fn in calls.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    times[key].append((time.perf_counter() - t0) * 1e3)
+        for key, values in times.items():
+            out[f"shipped_student_{key}_ms_median"] = statistics.median(values)
+        out["shipped_student_ort_speedup"] = (
+            out["shipped_student_forward_ms_median"] / out["shipped_student_ort_ms_median"]
+        )
+        out["onnx_parity_max_heatmap_diff"] = torch_parity(student, runtime, inputs)["heatmap"]
+        root = workdir / "onnx-data"
+        write_dataset(root, scenes=1, samples_per_scene=3, seed=1, weathers=("clear",), camera_sweeps=False)
+        reader = NuScenesReader(root, load_lidar=False)
+        frames = [reader.frame(t) for t in reader.sample_tokens]
+        ort_det = Detector.from_checkpoint(ckpt, backend="onnxruntime", onnx_path=runtime.path, threads=2)
+        pairs = zip(torch_det.detect_batch(frames), ort_det.detect_batch(frames), strict=True)
+        diffs = [box_difference(a, b) for a, b in pairs]
+        out["onnx_parity_max_box_diff"] = max(diffs)
     finally:
         torch.set_num_threads(threads)
     return out
@@ -214,12 +299,25 @@ def bench_node(repeats: int, workdir: Path) -> dict[str, float]:
     return run(repeats, workdir)
 
 
+def bench_bag(repeats: int, workdir: Path) -> dict[str, float]:
+    """The bag pipelines: ``bag_export_*``, ``bag_teacher_targets_*`` (:func:`imkd_ros.bag.bench.bench_bag_io`) and
+    ``bag_replay_eval_*`` (:func:`imkd_ros.bag.replay_bench.bench_replay_eval`, 1 torch thread)."""
+    from imkd_ros.bag.bench import bench_bag_io
+    from imkd_ros.bag.replay_bench import bench_replay_eval
+
+    out = bench_bag_io(repeats, workdir)
+    out.update(bench_replay_eval(repeats, workdir, threads=1))
+    return out
+
+
 BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("synth", bench_synth),
     ("reader", bench_reader),
     ("models", bench_models),
+    ("onnx", bench_onnx),
     ("distill", bench_distill),
     ("node", bench_node),
+    ("bag", bench_bag),
 )
 
 

@@ -57,6 +57,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from imkd_ros.checkpoint import load_checkpoint
+    from imkd_ros.export_onnx import export_checkpoint
+    from imkd_ros.ort_backend import OrtStudent, torch_parity
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists (pass --overwrite to replace it)")
+    export_checkpoint(args.checkpoint, out, opset=args.opset, scatter=args.scatter)
+    runtime = OrtStudent(out, threads=args.threads)
+    diff = torch_parity(load_checkpoint(args.checkpoint).build(), runtime)
+    print(
+        f"{out}: {out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, {args.scatter} scatters, "
+        f"inputs {', '.join(runtime.input_names)}; "
+        f"onnxruntime vs PyTorch on example inputs: max |heatmap diff| {diff['heatmap']:.1e}, "
+        f"max |regression diff| {diff['regression']:.1e}"
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from imkd_ros.demo import run_demo
 
@@ -244,12 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="JSON file to write")
     b.set_defaults(func=_cmd_bench)
 
+    x = sub.add_parser("export-onnx", help="export a student checkpoint to ONNX (standard ops) and check it")
+    x.add_argument("--checkpoint", required=True, help="student checkpoint (.pt)")
+    x.add_argument("--out", required=True, help="MODEL.onnx to write")
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
+    x.add_argument(
+        "--scatter",
+        default="nd",
+        choices=("nd", "elements"),
+        help="BEV pooling as row-wise ScatterND (default; fast in onnxruntime) or ScatterElements (for TensorRT)",
+    )
+    x.add_argument("--threads", type=int, default=None, help="onnxruntime threads of the parity check")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    x.set_defaults(func=_cmd_export_onnx)
+
     d = sub.add_parser("demo", help="the main job on the embedded synthetic default")
     d.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     d.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
     d.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the detector node's device")
     d.add_argument("--rate", type=float, default=1.0, help="playback speed, x real time (default 1)")
     d.set_defaults(func=_cmd_demo)
+
+    from imkd_ros.bag.cli import add_bag_parser  # `imkd bag export|teacher-targets|replay-eval`
+
+    add_bag_parser(sub)
     return p
 
 
