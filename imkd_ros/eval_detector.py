@@ -61,7 +61,11 @@ def evaluate_detector(
     out_dir.mkdir(parents=True, exist_ok=True)
     if frames is None:
         reader = reader or NuScenesReader(
-            dataroot, version, load_lidar=bev_pngs > 0, load_image=not detector.is_teacher
+            dataroot,
+            version,
+            lidar_sweeps=detector.config.lidar.sweeps if detector.is_teacher else 1,
+            load_lidar=bev_pngs > 0 or detector.is_teacher,
+            load_image=not detector.is_teacher,
         )
         frames = [reader.frame(t) for t in reader.split_samples(split)]
     results: dict[str, list[dict[str, Any]]] = {}

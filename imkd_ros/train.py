@@ -299,6 +299,7 @@ def train(
         data,
         config.version,
         radar_sweeps=config.radar_sweeps,
+        lidar_sweeps=model_config.lidar.sweeps if is_teacher else 1,
         load_image="camera" in model_config.modalities,
         load_lidar=True,
     )

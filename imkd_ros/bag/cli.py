@@ -121,7 +121,12 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--out-bag", default=None, help="also write the targets as TeacherTargets messages to this bag")
     t.add_argument("--shard-size", type=int, default=32, help="samples per shard (default 32)")
     t.add_argument("--batch-size", type=int, default=4, help="frames per teacher forward pass")
-    t.add_argument("--lidar-sweeps", type=int, default=1, help="LiDAR sweeps per frame (as the reader's)")
+    t.add_argument(
+        "--lidar-sweeps",
+        type=int,
+        default=None,
+        help="LiDAR sweeps per frame (default: the teacher config's lidar.sweeps)",
+    )
     t.add_argument("--density-saturation", type=float, default=64.0, help="LiDAR points per cell at density 1")
     t.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     t.add_argument("--threads", type=int, default=None, help="torch intra-op threads")

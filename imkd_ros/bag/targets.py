@@ -183,7 +183,7 @@ def build_bag_target_cache(
     shard_size: int = 32,
     batch_size: int = 4,
     spec: IntensitySpec = DEFAULT_SPEC,
-    lidar_sweeps: int = 1,
+    lidar_sweeps: int | None = None,
     device: str = "cpu",
     overwrite: bool = False,
     debug_pngs: int = 2,
@@ -220,6 +220,7 @@ def build_bag_target_cache(
     out = Path(out)
     source = BagSource(bag, topics, need=("lidar", "tf_static"))
     teacher = load_teacher(teacher_checkpoint, device)
+    lidar_sweeps = teacher.config.lidar.sweeps if lidar_sweeps is None else int(lidar_sweeps)
     keys = [k for k, _ in source.keyframes()]
     if not keys:
         raise BagError(f"bag {source.path} has no LiDAR frames on {topics.lidar}")

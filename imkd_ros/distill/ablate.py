@@ -110,7 +110,14 @@ def _teacher_row(teacher: Path, out: Path, data: Path, cfg: TrainConfig, device:
         if row.get("sha256") == sha:
             return row
     det = Detector.from_checkpoint(teacher, device=device)
-    reader = NuScenesReader(data, cfg.version, radar_sweeps=cfg.radar_sweeps, load_image=False, load_lidar=True)
+    reader = NuScenesReader(
+        data,
+        cfg.version,
+        radar_sweeps=cfg.radar_sweeps,
+        lidar_sweeps=det.config.lidar.sweeps,
+        load_image=False,
+        load_lidar=True,
+    )
     res = evaluate_detector(
         det, None, out_dir, dataroot=data, version=cfg.version, split=cfg.val_split, reader=reader, bev_pngs=1
     )

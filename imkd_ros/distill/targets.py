@@ -224,7 +224,7 @@ def build_target_cache(
     batch_size: int = 4,
     spec: IntensitySpec = DEFAULT_SPEC,
     radar_sweeps: int = 6,
-    lidar_sweeps: int = 1,
+    lidar_sweeps: int | None = None,
     device: str = "cpu",
     overwrite: bool = False,
     debug_pngs: int = 2,
@@ -233,8 +233,10 @@ def build_target_cache(
     """Write (or finish) the teacher-target cache of ``split`` under ``out``.
 
     Samples are taken in split order and cut into shards of ``shard_size``; shards already written by an
-    interrupted build with the same teacher, data and settings are verified and kept. ``debug_pngs`` intensity PNGs
-    (:func:`~imkd_ros.distill.intensity.draw_intensity`) of the first computed samples go to ``out/debug/``.
+    interrupted build with the same teacher, data and settings are verified and kept. ``lidar_sweeps`` (None: the
+    teacher's ``ModelConfig.lidar.sweeps``, what it was trained on) LiDAR sweeps are accumulated per sample.
+    ``debug_pngs`` intensity PNGs (:func:`~imkd_ros.distill.intensity.draw_intensity`) of the first computed samples
+    go to ``out/debug/``.
 
     Raises:
         CheckpointError: the teacher checkpoint is missing or corrupt.
@@ -249,6 +251,7 @@ def build_target_cache(
     t0 = time.perf_counter()
     out = Path(out)
     teacher = load_teacher(teacher_checkpoint, device)
+    lidar_sweeps = teacher.config.lidar.sweeps if lidar_sweeps is None else int(lidar_sweeps)
     reader = NuScenesReader(
         data, version, radar_sweeps=radar_sweeps, lidar_sweeps=lidar_sweeps, load_image=False, load_lidar=True
     )

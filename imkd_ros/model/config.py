@@ -210,14 +210,15 @@ class LidarConfig:
     """LiDAR pillar encoder of the teacher. Input columns are :data:`imkd_ros.types.LIDAR_FEATURES`.
 
     Attributes:
-        sweeps: LiDAR sweeps accumulated per frame by the data pipeline (the model does not depend on it).
+        sweeps: LiDAR sweeps accumulated per frame by the data pipeline (training, evaluation, teacher targets all
+            read this many; the time lag column lets the teacher see motion). 5 sweeps = 0.2 s at 20 Hz.
         point_channels: channels of the per-point MLP and of the LiDAR pillar BEV.
         max_intensity: reflectance intensity is divided by this (nuScenes: 0-255).
         density_scale: per-pillar point count enters as ``log1p(count) / density_scale``.
         time_scale: time lag (s) is divided by this.
     """
 
-    sweeps: int = 10
+    sweeps: int = 5
     point_channels: int = 64
     max_intensity: float = 255.0
     density_scale: float = 4.0

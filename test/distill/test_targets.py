@@ -24,14 +24,17 @@ from imkd_ros.train import model_config_for, shrink_frame
 def test_cache_holds_the_teacher_outputs(
     synth_root: Path, tiny_teacher_ckpt: Path, tiny_cache: CacheBuildReport
 ) -> None:
-    reader = NuScenesReader(synth_root, load_image=False)
+    teacher = load_checkpoint(tiny_teacher_ckpt).build()
+    # the cache reads the LiDAR sweeps the teacher was configured (trained) for
+    assert tiny_cache.root.is_dir() and teacher.config.lidar.sweeps > 1
+    reader = NuScenesReader(synth_root, load_image=False, lidar_sweeps=teacher.config.lidar.sweeps)
     tokens = reader.split_samples("synth_train")
     assert tiny_cache.samples == len(tokens) == 12 and tiny_cache.shards == 3 and tiny_cache.computed_shards == 3
     cache = TargetCache(tiny_cache.root)
     assert cache.complete and cache.tokens == tokens
     assert cache.header.teacher["sha256"] and cache.header.source["split"] == "synth_train"
     assert len(list((tiny_cache.root / "debug").glob("intensity_*.png"))) == 1
-    teacher = load_checkpoint(tiny_teacher_ckpt).build()
+    assert cache.header.source["lidar_sweeps"] == teacher.config.lidar.sweeps
     frames = [shrink_frame(reader.frame(t), teacher.config) for t in tokens[5:7]]
     batch = collate_frames(frames)
     with torch.no_grad():
