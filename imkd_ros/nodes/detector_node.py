@@ -294,6 +294,11 @@ def main(args: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, ImkdError) as exc:
         print(f"detector_node: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        # SIGINT while the node is still being built shuts the context down under it (rclpy's signal handler):
+        # the next rcl call fails; that is a clean stop, anything else is a real error
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
