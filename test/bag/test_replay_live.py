@@ -42,8 +42,11 @@ def test_live_replay_at_rate_one(exported_bag: Path, tmp_path: Path) -> None:
         assert f["detections"] == by_stamp[f["stamp_ns"]]["detections"], f
         assert f["latency_ms"] > 0  # processing_ms may still be on its way for the last frame
     if live["frames_missed"] == 0:
-        assert rep["metrics"]["map"] == pytest.approx(offline["metrics"]["map"], abs=1e-6)
-        assert rep["metrics"]["nds"] == pytest.approx(offline["metrics"]["nds"], abs=1e-5)
+        # the node may run the model with another torch thread count than this process: float sums differ in the
+        # last bits, which moves scores/boxes by ~1e-6 and the metrics by up to ~1e-4 (a wrong pairing moves them
+        # by far more)
+        assert rep["metrics"]["map"] == pytest.approx(offline["metrics"]["map"], abs=1e-3)
+        assert rep["metrics"]["nds"] == pytest.approx(offline["metrics"]["nds"], abs=1e-3)
     assert np.isfinite(rep["latency_ms"]["p50"]) and json.loads((out / "report.json").read_text())["live"] == live
 
 
