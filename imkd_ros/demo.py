@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from imkd_ros.ros.env import stop_process
 
 __all__ = ["run_demo", "DEMO_DATA", "node_parameters", "read_detections", "child_env", "node_command"]
 
@@ -187,13 +188,7 @@ def run_demo(
         try:
             player = subprocess.run(player_cmd, env=env, stdout=plog, stderr=subprocess.STDOUT, timeout=30 * timeout)
         finally:
-            if node.poll() is None:
-                node.send_signal(signal.SIGINT)
-                try:
-                    node.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-                    node.wait()
+            stop_process(node)
     if player.returncode != 0:
         raise RuntimeError(f"the player failed (rc {player.returncode}); see {player_log} and {node_log}")
     played = json.loads(summary_path.read_text())

@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from imkd_ros.ros.env import stop_process
 
 __all__ = ["bench_node", "SPANS", "parse_timing"]
 
@@ -171,12 +172,7 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0) -> dict[str, float
                 )
                 out["node_overload_cpu_percent"] = 100.0 * (_cpu_seconds(node.pid) - cpu0) / over["wall_s"]
             finally:
-                node.send_signal(signal.SIGINT)
-                try:
-                    node.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-                    node.wait()
+                stop_process(node)
     finally:
         worker.shutdown()
         torch.set_num_threads(saved_threads)

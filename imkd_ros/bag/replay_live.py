@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.replay import FrameRecord, Replay, node_parameters, replay_offline, sample_keys, sensor_rig
 from imkd_ros.bag.source import BagSource
+from imkd_ros.ros.env import stop_process
 from imkd_ros.types import Boxes
 
 __all__ = ["radar_topic", "write_node_parameters", "bag_player_command", "replay_live"]
@@ -81,16 +81,6 @@ class _NoModel:
 
     def detect(self, frame: Any) -> Boxes:
         return Boxes.empty()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def replay_live(
@@ -159,7 +149,7 @@ def replay_live(
                 f"the bag player did not finish within {limit:.0f} s; see {player_log}, {node_log}"
             ) from exc
         finally:
-            _stop(node)
+            stop_process(node)
     wall = time.perf_counter() - t0
     if player.returncode != 0:
         raise RuntimeError(

@@ -1,16 +1,18 @@
 """Environment for child processes that run ROS 2 (tests, tools that start nodes).
 
-Pure Python, no rclpy: it only builds a dict for ``subprocess.Popen(..., env=ros_env())``.
+Pure Python, no rclpy: it builds a dict for ``subprocess.Popen(..., env=ros_env())`` and stops such children.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["fastdds_profile_path", "ros_env"]
+__all__ = ["stop_process", "fastdds_profile_path", "ros_env"]
 
 _PROFILE = Path("config") / "fastdds.xml"
 
@@ -54,3 +56,15 @@ def ros_env(base: Mapping[str, str] | None = None, domain_id: int | None = None)
             raise ValueError(f"ROS_DOMAIN_ID must be in 0-232, got {domain_id}")
         env["ROS_DOMAIN_ID"] = str(int(domain_id))
     return env
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop a ROS child process as Ctrl-C would (SIGINT: a clean node shutdown), killing it after ``timeout`` s;
+    nothing when it has already exited."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
