@@ -24,9 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -36,7 +34,7 @@ from std_msgs.msg import Float64
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.nodes.spin import run_node
 from imkd_ros.ros.assemble import (
     AssembledFrame,
     FrameAssembler,
@@ -284,27 +282,7 @@ class DetectorNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console script ``detector_node`` (takes ``--ros-args ...``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DetectorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (FileNotFoundError, ValueError, ImkdError) as exc:
-        print(f"detector_node: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception:
-        # SIGINT while the node is still being built shuts the context down under it (rclpy's signal handler):
-        # the next rcl call fails; that is a clean stop, anything else is a real error
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-    return 0
+    return run_node("detector_node", DetectorNode, args)
 
 
 if __name__ == "__main__":

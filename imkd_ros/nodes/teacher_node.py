@@ -33,9 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
 from imkd_msgs.msg import TeacherTargets as TeacherTargetsMsg
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
@@ -45,7 +43,7 @@ from imkd_ros.bag.targets import lidar_frame, targets_msg_fields
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.distill.intensity import IntensitySpec
 from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, target_header
-from imkd_ros.errors import ImkdError
+from imkd_ros.nodes.spin import run_node
 from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
 from imkd_ros.ros.messages import stamp_to_ns
 from imkd_ros.shipped import resolve_checkpoint
@@ -136,22 +134,7 @@ class TeacherNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console script ``teacher_node`` (takes ``--ros-args ...``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TeacherNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (FileNotFoundError, ValueError, ImkdError) as exc:
-        print(f"teacher_node: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-    return 0
+    return run_node("teacher_node", TeacherNode, args)
 
 
 if __name__ == "__main__":
