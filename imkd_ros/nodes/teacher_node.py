@@ -19,9 +19,10 @@ shipped ``models/``; default ``teacher.pt``), ``device`` (``cpu``/``cuda``), ``o
 default nuScenes' and the synthetic world's LIDAR_TOP), ``density_saturation`` (LiDAR points per cell at density 1),
 ``max_points`` (a larger cloud is rejected), ``warn_period`` (s between warnings of one kind).
 
-One sweep per message (no accumulation). Clouds are processed in the subscription callback; the input queue has
-depth 1, so under load the newest cloud waits and older ones are dropped. Bad input gives a throttled warning that
-names the problem; the message is dropped and the node goes on.
+One sweep per message (no accumulation yet; the shipped teacher is trained on ``lidar.sweeps`` = 5 accumulated
+sweeps, so live targets see fewer points than the offline caches). Clouds are processed in the subscription
+callback; the input queue has depth 1, so under load the newest cloud waits and older ones are dropped. Bad input
+gives a throttled warning that names the problem; the message is dropped and the node goes on.
 """
 
 from __future__ import annotations
