@@ -52,6 +52,7 @@ from imkd_ros.ros.messages import (
     stamp_to_ns,
 )
 from imkd_ros.ros.sync import NS_PER_S, SyncEvent
+from imkd_ros.ros.throttle import WarningThrottle
 from imkd_ros.shipped import DEFAULT_MODEL, resolve_checkpoint
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Frame
@@ -85,8 +86,7 @@ class DetectorNode(Node):
             if not name.startswith("radar_to_base."):
                 self.declare_parameter(name, value)
         p = {name: self.get_parameter(name).value for name in defaults if not name.startswith("radar_to_base.")}
-        self._warn_period = float(p["warn_period"])
-        self._last_warn: dict[str, tuple[float, int]] = {}
+        self._warn = WarningThrottle(self.get_logger().warning, float(p["warn_period"])).warn
         self.output_frame = str(p["output_frame"])
         self.camera_to_base = pose_parameter(p["camera_to_base.translation"], p["camera_to_base.rotation"], "camera")
         self.radar_to_base: dict[str, Pose] = {}
@@ -154,18 +154,6 @@ class DetectorNode(Node):
         self.frames_skipped = 0
         self._worker = threading.Thread(target=self._work, name="detector", daemon=True)
         self._worker.start()
-
-    # -- warnings --------------------------------------------------------------------------------------------------
-    def _warn(self, kind: str, text: str) -> None:
-        """Log ``text`` unless a warning of ``kind`` was logged less than ``warn_period`` ago (then count it)."""
-        now = time.monotonic()
-        last, suppressed = self._last_warn.get(kind, (-math.inf, 0))
-        if now - last >= self._warn_period:
-            more = f" ({suppressed} more like it suppressed)" if suppressed else ""
-            self.get_logger().warning(f"{text}{more}")
-            self._last_warn[kind] = (now, 0)
-        else:
-            self._last_warn[kind] = (last, suppressed + 1)
 
     def _events(self, events: list[SyncEvent]) -> None:
         for e in events:

@@ -27,9 +27,7 @@ gives a throttled warning that names the problem; the message is dropped and the
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +45,7 @@ from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, targ
 from imkd_ros.nodes.spin import run_node
 from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
 from imkd_ros.ros.messages import stamp_to_ns
+from imkd_ros.ros.throttle import WarningThrottle
 from imkd_ros.shipped import resolve_checkpoint
 from imkd_ros.transforms import Pose, quat_to_matrix
 
@@ -81,8 +80,7 @@ class TeacherNode(Node):
         self.lidar_to_base = Pose(quat_to_matrix(q), t)
         self.output_frame = str(p["output_frame"])
         self._max_points = int(p["max_points"])
-        self._warn_period = float(p["warn_period"])
-        self._last_warn: dict[str, tuple[float, int]] = {}
+        self._warn = WarningThrottle(self.get_logger().warning, float(p["warn_period"])).warn
 
         path = resolve_checkpoint(str(p["checkpoint"]))
         self.teacher = load_teacher(path, str(p["device"]))
@@ -94,17 +92,6 @@ class TeacherNode(Node):
         self.create_subscription(PointCloud2, "~/input/lidar", self._on_lidar, qos)
         self.pub = self.create_publisher(TeacherTargetsMsg, "~/output/targets", 10)
         self.frames_done = 0
-
-    def _warn(self, kind: str, text: str) -> None:
-        """Log ``text`` unless a warning of ``kind`` was logged less than ``warn_period`` ago (then count it)."""
-        now = time.monotonic()
-        last, suppressed = self._last_warn.get(kind, (-math.inf, 0))
-        if now - last >= self._warn_period:
-            more = f" ({suppressed} more like it suppressed)" if suppressed else ""
-            self.get_logger().warning(f"{text}{more}")
-            self._last_warn[kind] = (now, 0)
-        else:
-            self._last_warn[kind] = (last, suppressed + 1)
 
     def _on_lidar(self, msg: PointCloud2) -> None:
         stamp = stamp_to_ns(msg.header.stamp)
