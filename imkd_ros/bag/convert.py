@@ -1,9 +1,9 @@
 """Messages <-> numpy for bags, without rclpy: readers for rosbags' deserialised messages (any object with the
 message's attributes), builders of rosbags message objects for writing.
 
-The readers follow :mod:`imkd_ros.ros.convert` and :mod:`imkd_ros.ros.messages` (same conventions, same errors:
-:class:`~imkd_ros.ros.convert.ConversionError` is not importable here without rclpy, so :class:`MessageError`, a
-``ValueError`` as well, takes its place): a point cloud is a structured array ``(N,)``, an image ``(H, W, 3)``
+The point cloud and image readers are the node's own (:mod:`imkd_ros.ros.arrays`, no ROS needed); errors are
+:class:`MessageError` (the same class as :class:`~imkd_ros.ros.arrays.ConversionError`, a ``ValueError``). A point
+cloud is a structured array ``(N,)``, an image ``(H, W, 3)``
 uint8 RGB, poses are :class:`~imkd_ros.transforms.Pose` (child -> parent, quaternions ``(w, x, y, z)`` in the
 core, ``x, y, z, w`` fields on the wire).
 
@@ -21,6 +21,14 @@ import numpy as np
 
 from imkd_ros.classes import CLASSES
 from imkd_ros.interfaces import detection_id
+from imkd_ros.ros.arrays import (
+    POINTFIELD_DTYPES,
+    ConversionError,
+    compressed_to_array,
+    fields_to_matrix,
+    image_to_array,
+    pointcloud2_to_array,
+)
 from imkd_ros.transforms import Pose, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
@@ -53,14 +61,12 @@ __all__ = [
 
 NS_PER_S = 1_000_000_000
 
-#: ``sensor_msgs/PointField`` datatype constant -> numpy dtype code (byte order added per message).
-POINTFIELD_DTYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 _DTYPE_TO_POINTFIELD = {(np.dtype(c).kind, np.dtype(c).itemsize): k for k, c in POINTFIELD_DTYPES.items()}
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 
-class MessageError(ValueError):
-    """A message could not be converted; the text says which message type and what is wrong."""
+#: A message could not be converted; the text says which message type and what is wrong. The same class as the
+#: readers' :class:`imkd_ros.ros.arrays.ConversionError`, so one ``except`` covers both.
+MessageError = ConversionError
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,109 +102,26 @@ def header_stamp_ns(msg: Any) -> int | None:
     return None
 
 
-def _uint8(data: Any, what: str) -> np.ndarray:
-    if isinstance(data, np.ndarray):
-        if data.dtype != np.uint8:
-            raise MessageError(f"{what}.data has dtype {data.dtype}, expected uint8")
-        return data.reshape(-1)
-    try:
-        return np.frombuffer(data, dtype=np.uint8)
-    except (TypeError, ValueError):
-        return np.asarray(data, dtype=np.uint8).reshape(-1)
-
-
 def cloud_to_array(msg: Any) -> np.ndarray:
-    """``sensor_msgs/PointCloud2`` -> structured array ``(height * width,)``: one field per ``PointField`` at its
-    offset in its own dtype (``count > 1``: a sub-array), byte order from ``is_bigendian``, point and row padding
-    skipped. A zero-copy view on ``msg.data`` unless rows are padded.
-
-    Raises:
-        MessageError: unknown datatype, a field outside the point, two fields of one name, ``row_step`` smaller
-            than ``width * point_step``, or a data length other than ``height * row_step``.
-    """
-    order = ">" if msg.is_bigendian else "<"
-    height, width, point_step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
-    names: list[str] = []
-    formats: list[Any] = []
-    offsets: list[int] = []
-    for f in msg.fields:
-        code = POINTFIELD_DTYPES.get(int(f.datatype))
-        if code is None:
-            raise MessageError(f"PointCloud2 field '{f.name}' has unknown datatype {f.datatype}")
-        if f.name in names:
-            raise MessageError(f"PointCloud2 has two fields named '{f.name}'")
-        count = max(int(f.count), 1)
-        dt = np.dtype(order + code)
-        if int(f.offset) < 0 or int(f.offset) + dt.itemsize * count > point_step:
-            raise MessageError(f"PointCloud2 field '{f.name}' lies outside point_step {point_step}")
-        names.append(str(f.name))
-        formats.append(dt if count == 1 else (dt, (count,)))
-        offsets.append(int(f.offset))
-    try:
-        dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(point_step, 0)})
-    except ValueError as exc:
-        raise MessageError(f"PointCloud2 fields do not fit one point: {exc}") from exc
-    data = _uint8(msg.data, "PointCloud2")
-    n = height * width
-    if row_step < width * point_step or data.size != height * row_step:
-        raise MessageError(
-            f"PointCloud2 data length {data.size} does not match height {height} x row_step {row_step} "
-            f"(width {width} x point_step {point_step})"
-        )
-    if n == 0:
-        return np.zeros((0,), dtype=dtype)
-    grid = np.ndarray((height, width), dtype=dtype, buffer=data, strides=(row_step, point_step))
-    return grid.reshape(n)
+    """``sensor_msgs/PointCloud2`` -> structured array ``(height * width,)``
+    (:func:`imkd_ros.ros.arrays.pointcloud2_to_array`, the node's reader)."""
+    return pointcloud2_to_array(msg)
 
 
 def cloud_columns(cloud: np.ndarray, names: Sequence[str], dtype: Any = np.float32) -> np.ndarray:
-    """Fields ``names`` of a structured cloud ``(N,)`` as a dense ``(N, len(names))`` matrix of ``dtype``.
-
-    Raises:
-        MessageError: a missing or multi-count field.
-    """
-    out = np.empty((len(cloud), len(names)), dtype=dtype)
-    have = cloud.dtype.names or ()
-    for j, name in enumerate(names):
-        if name not in have:
-            raise MessageError(f"PointCloud2 has no field '{name}' (fields: {', '.join(have) or 'none'})")
-        if cloud.dtype[name].shape:
-            raise MessageError(f"PointCloud2 field '{name}' has count {cloud.dtype[name].shape[0]}, expected 1")
-        out[:, j] = cloud[name]
-    return out
+    """Fields ``names`` of a structured cloud ``(N,)`` as a dense ``(N, len(names))`` matrix of ``dtype``
+    (:func:`imkd_ros.ros.arrays.fields_to_matrix`)."""
+    return fields_to_matrix(cloud, names, dtype)
 
 
 def image_msg_to_array(msg: Any) -> np.ndarray:
     """``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``sensor_msgs/CompressedImage`` (JPEG/PNG)
-    -> ``(H, W, 3)`` uint8 RGB (a message is compressed when it has a ``format`` field).
-
-    Raises:
-        MessageError: unsupported encoding, wrong data length, or bytes that do not decode.
+    -> ``(H, W, 3)`` uint8 RGB (a message is compressed when it has a ``format`` field and no ``encoding``);
+    the node's readers :func:`~imkd_ros.ros.arrays.image_to_array` / :func:`~imkd_ros.ros.arrays.compressed_to_array`.
     """
-    import cv2
-
-    data = _uint8(msg.data, "Image")
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if bgr is None:
-            raise MessageError(f"CompressedImage (format '{msg.format}', {data.size} bytes) could not be decoded")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    encoding = str(msg.encoding).lower()
-    channels = _CHANNELS.get(encoding)
-    if channels is None:
-        raise MessageError(f"Image has unsupported encoding '{msg.encoding}' (supported: {', '.join(_CHANNELS)})")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if step < width * channels or data.size != height * step:
-        raise MessageError(f"Image data length {data.size} does not match height {height} x step {step}")
-    pixels = np.ndarray((height, width, channels), dtype=np.uint8, buffer=data, strides=(step, channels, 1))
-    if encoding == "rgb8":
-        return np.ascontiguousarray(pixels)
-    if pixels.size == 0:
-        return np.zeros((height, width, 3), dtype=np.uint8)
-    if encoding == "mono8":
-        return cv2.cvtColor(np.ascontiguousarray(pixels[..., 0]), cv2.COLOR_GRAY2RGB)
-    code = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB}[encoding]
-    return cv2.cvtColor(np.ascontiguousarray(pixels), code)
+        return compressed_to_array(msg)
+    return image_to_array(msg)
 
 
 def _pose(q: Any, t: Any, what: str) -> Pose:
