@@ -1,9 +1,8 @@
 """ROS message <-> numpy conversion for point clouds and images, as plain functions.
 
 No sensor_msgs_py or cv_bridge (neither is installable from PyPI); the readers (from :mod:`imkd_ros.ros.arrays`, no
-ROS needed) work on any object with the
-message's attributes (rclpy messages, and rosbags' deserialised messages whose ``data`` is a numpy array), the
-writers build rclpy messages.
+ROS needed) work on any object with the message's attributes (rclpy messages, and rosbags' deserialised messages
+whose ``data`` is a numpy array), the writers build rclpy messages.
 
 Conventions:
     * A point cloud is a numpy structured array of shape ``(N,)`` with ``N = height * width`` (row-major for
