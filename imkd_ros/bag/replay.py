@@ -15,8 +15,9 @@ answer count as frames without detections.
 Both score the detections of the ground-truth frames (the bag's ``ground_truth`` stamps) with
 :func:`imkd_ros.bag.metrics.evaluate_boxes`, as ``imkd eval`` scores a dataset: the devkit's class ranges measured
 from the ego pose of the LiDAR sweep nearest to each keyframe (the devkit uses the LIDAR_TOP keyframe's), and only
-boxes inside the model's BEV grid (:func:`imkd_ros.eval_detector.model_region`). A ground-truth frame that sync
-dropped or the node missed is scored with no detections.
+boxes inside the model's BEV grid (:func:`imkd_ros.eval_detector.model_region`); and again, into ``coverage/``, only
+boxes the model's sensors can see (:func:`bag_coverage`, from the bag's ``camera_info`` and ``tf_static``). A
+ground-truth frame that sync dropped or the node missed is scored with no detections.
 
 Which camera frames are fed: ``frames="keyframes"`` (default) only images whose stamp has ground truth (as the
 player publishes keyframes only), ``"all"`` every image (detections of all, scores of the keyframes).
@@ -47,6 +48,8 @@ if TYPE_CHECKING:  # imported where used: this module is imported whenever the `
     import numpy as np
 
     from imkd_ros.bag.source import BagMessage, BagSource
+    from imkd_ros.coverage import Coverage
+    from imkd_ros.model import ModelConfig
     from imkd_ros.types import Boxes
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "sample_keys",
     "replay_offline",
     "range_poses",
+    "bag_coverage",
     "evaluate_replay",
     "run_replay_eval",
     "add_replay_eval",
@@ -118,7 +122,11 @@ class FrameRecord:
         latency_ms: offline: from the message that completed the frame to the detections (assembly + model);
             live: from publishing the image to receiving the detections.
         processing_ms: live: the node's own processing time (``~/debug/processing_time_ms``); offline = latency.
-        key_sweep_offset_ms: per radar, key sweep stamp - camera stamp (ms; offline only).
+        key_sweep_offset_ms: per radar, key sweep stamp - camera stamp (ms; offline only; never > 0: the key
+            sweep is the newest at or before the camera, :func:`imkd_ros.sweeps.select_sweeps`).
+        nuscenes_key_differs: offline, on a bag with LiDAR: True where the nuScenes keyframe convention (the
+            radar sweep nearest the sample's LiDAR keyframe) would have given another key sweep than the causal
+            one the node uses (for at least one radar), None when unknown.
         radar: the frame's radar points ``(N, 7)`` (:data:`imkd_ros.types.RADAR_FEATURES`; offline only), for the
             BEV pictures.
     """
@@ -130,6 +138,7 @@ class FrameRecord:
     latency_ms: float | None = None
     processing_ms: float | None = None
     key_sweep_offset_ms: dict[str, float] = field(default_factory=dict)
+    nuscenes_key_differs: bool | None = None
     radar: np.ndarray | None = None
 
 
@@ -331,6 +340,8 @@ def replay_offline(
     errors: Counter[str] = Counter()
     examples: list[str] = []
     data_ns, last = 0, None
+    radar_stamps: dict[str, list[int]] = {}
+    key_stamps: dict[int, dict[str, int]] = {}
 
     def note(counter: Counter[str], kind: str, text: str) -> None:
         counter[kind] += 1
@@ -356,6 +367,7 @@ def replay_offline(
                 name = rig.name_of(m.topic)
                 if name not in radar_to_base:
                     continue
+                radar_stamps.setdefault(name, []).append(m.stamp_ns)
                 done, events = assembler.add_radar(name, m.stamp_ns, cloud_to_array(m.msg))
             else:  # image
                 if frames == "keyframes" and m.stamp_ns not in gts:
@@ -385,8 +397,12 @@ def replay_offline(
         rec.detections = boxes
         rec.latency_ms = rec.processing_ms = (time.perf_counter() - t0) * 1e3
         rec.key_sweep_offset_ms = {name: (s[0] - done.stamp) / 1e6 for name, s in done.sweeps.items()}
+        key_stamps[done.stamp] = {name: s[0] for name, s in done.sweeps.items()}
         rec.radar = done.frame.radar
     bar.close()
+    differs = _nuscenes_key_differs(src, key_stamps, radar_stamps)
+    for stamp, d in differs.items():
+        records[stamp].nuscenes_key_differs = d
     pending = assembler.sync.pending_stamp
     if pending is not None:
         note(frame_drops, "pending_at_end", f"camera frame {pending}: still waiting for radar when the bag ended")
@@ -399,8 +415,38 @@ def replay_offline(
         examples,
         time.perf_counter() - t_start,
         data_ns / 1e9,
-        {"parameters": {k: p[k] for k in sorted(p)}},
+        {
+            "parameters": {k: p[k] for k in sorted(p)},
+            "frames_key_sweep_differs_from_nuscenes": sum(differs.values()) if differs else None,
+        },
     )
+
+
+def _nuscenes_key_differs(
+    src: BagSource, used: Mapping[int, Mapping[str, int]], radar_stamps: Mapping[str, Sequence[int]]
+) -> dict[int, bool]:
+    """Per frame stamp: would the nuScenes keyframe convention (per radar, the sweep nearest the sample's LiDAR
+    keyframe, i.e. the LiDAR sweep nearest the camera stamp) have chosen another key sweep than ``used``? Empty
+    without a LiDAR topic."""
+    import numpy as np
+
+    if not used or not src.has("lidar"):
+        return {}
+    lidar = np.array(sorted(m.stamp_ns for m in src.messages(["lidar"])), dtype=np.int64)
+    if len(lidar) == 0:
+        return {}
+    sorted_radar = {n: np.array(sorted(s), dtype=np.int64) for n, s in radar_stamps.items()}
+
+    def nearest(arr: np.ndarray, t: int) -> int:
+        i = int(np.searchsorted(arr, t))
+        near = [int(arr[j]) for j in (i - 1, i) if 0 <= j < len(arr)]
+        return min(near, key=lambda x: (abs(x - t), x))
+
+    out = {}
+    for stamp, keys in used.items():
+        lidar_key = nearest(lidar, stamp)
+        out[stamp] = any(nearest(sorted_radar[n], lidar_key) != k for n, k in keys.items())
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation
@@ -430,6 +476,18 @@ def range_poses(src: BagSource, stamps: Sequence[int], max_offset_s: float = 0.1
     return out
 
 
+def bag_coverage(src: BagSource, config: ModelConfig) -> Coverage:
+    """The coverage region of a model on the bag's rig (:func:`imkd_ros.coverage.rig_coverage`): the camera of the
+    first ``camera_info`` (:meth:`BagSource.calibration`), the radar mountings of :func:`sensor_rig`."""
+    from imkd_ros.coverage import rig_coverage
+
+    if config.is_teacher:
+        return rig_coverage(config, None, {})
+    camera = src.calibration() if "camera" in config.modalities else None
+    radars = sensor_rig(src).radar_to_base if "radar" in config.modalities else {}
+    return rig_coverage(config, camera, radars)
+
+
 def evaluate_replay(
     src: BagSource,
     replay: Replay,
@@ -446,7 +504,8 @@ def evaluate_replay(
         src: the bag.
         replay: its replay.
         out_dir: output folder.
-        region: the model's BEV area (:func:`imkd_ros.eval_detector.model_region`), or None.
+        region: the model's BEV area (:func:`imkd_ros.eval_detector.model_region`), its coverage region
+            (:func:`bag_coverage`), or None.
         gt: ground truth by stamp (default: the bag's).
         gt_attributes: sample key -> per GT box nuScenes attribute name (bags carry none: by default the
             attribute is inferred from class and speed, :func:`imkd_ros.evaluate.attribute_of`).
@@ -555,6 +614,10 @@ def run_replay_eval(
     summary = evaluate_replay(
         src, replay, out, region=model_region(detector.config), gt=gt, gt_attributes=gt_attributes
     )
+    coverage = bag_coverage(src, detector.config)
+    coverage_summary = evaluate_replay(
+        src, replay, out / "coverage", region=coverage, gt=gt, gt_attributes=gt_attributes
+    )
     return write_report(
         out,
         src,
@@ -565,6 +628,7 @@ def run_replay_eval(
         device=device,
         rate=rate if live else None,
         bev_frames=bev_frames,
+        coverage_summary=coverage_summary,
     )
 
 
@@ -586,10 +650,11 @@ def _cmd_replay_eval(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.quiet,
     )
-    m, f, lat, live = rep["metrics"], rep["frames"], rep["latency_ms"], rep["live"]
+    m, c, f, lat, live = rep["metrics"], rep["coverage_metrics"], rep["frames"], rep["latency_ms"], rep["live"]
     missed = f", {live['frames_missed']} missed by the node at {args.rate:g}x" if live else ""
+    print(f"coverage NDS {c['nds']:.4f}  mAP {c['map']:.4f}  mATE {c['trans_err']:.3f}  mAVE {c['vel_err']:.3f}")
     print(
-        f"NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mATE {m['trans_err']:.3f}  mAVE {m['vel_err']:.3f}  "
+        f"grid     NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mATE {m['trans_err']:.3f}  mAVE {m['vel_err']:.3f}  "
         f"({f['evaluated']} frames evaluated, {f['keyframes_without_detections']} without detections; "
         f"{sum(rep['sync']['frame_drops'].values())} dropped by sync{missed}; latency p50 {lat['p50']:.1f} ms) "
         f"-> {args.out}"

@@ -5,7 +5,8 @@ Into the output folder:
 * ``report.json`` (every figure) and ``report.md`` (the same for people): NDS, mAP and the TP errors, frames fed /
   evaluated / without detections, frames dropped by sync with their reasons (sync event kinds) and example
   sentences, rejected messages, latency percentiles, throughput (frames/s, x real time), live figures;
-* the devkit's ``metrics_summary.json`` and ``metrics_details.json`` (written by the evaluation);
+* the devkit's ``metrics_summary.json`` and ``metrics_details.json`` (written by the evaluation) for the model's
+  BEV grid, and the same under ``coverage/`` for the part of the grid its sensors see (:mod:`imkd_ros.coverage`);
 * ``bev/<n>_<key>.png``: BEV pictures of evenly spread evaluated frames (:func:`imkd_ros.viz.draw_bev`: radar
   points as the detector saw them, ground truth green, detections red) and ``bev.gif``, those frames in time
   order;
@@ -214,9 +215,11 @@ def write_report(
     device: str,
     rate: float | None,
     bev_frames: int = 40,
+    coverage_summary: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write everything listed in the module docstring (the metrics files are already there) and return the
-    report dict written to ``report.json``."""
+    report dict written to ``report.json``. ``summary`` is the devkit summary of the model's grid,
+    ``coverage_summary`` (optional) that of its coverage region (``coverage/metrics_summary.json``)."""
     out_dir = Path(out_dir)
     frames = replay.frames
     keyframes = [f for f in frames if f.stamp_ns in gt]
@@ -235,6 +238,8 @@ def write_report(
         "device": device,
         "metrics": _headline(summary),
         "eval_scope": summary.get("eval_scope", {}),
+        "coverage_metrics": None if coverage_summary is None else _headline(coverage_summary),
+        "coverage_eval_scope": None if coverage_summary is None else coverage_summary.get("eval_scope", {}),
         "frames": {
             "fed": len(frames),
             "detected": len(detected),
@@ -243,7 +248,11 @@ def write_report(
             "keyframes_without_detections": len(missing),
             "missing_stamps": missing[:50],
         },
-        "sync": {"frame_drops": dict(replay.frame_drops), "radar_drops": dict(replay.radar_drops)},
+        "sync": {
+            "frame_drops": dict(replay.frame_drops),
+            "radar_drops": dict(replay.radar_drops),
+            "frames_key_sweep_differs_from_nuscenes": replay.extra.get("frames_key_sweep_differs_from_nuscenes"),
+        },
         "input_errors": dict(replay.input_errors),
         "examples": list(replay.examples),
         "latency_ms": percentiles(latency),
@@ -264,11 +273,15 @@ def write_report(
                 "latency_ms": f.latency_ms,
                 "processing_ms": f.processing_ms,
                 "key_sweep_offset_ms": f.key_sweep_offset_ms,
+                "nuscenes_key_differs": f.nuscenes_key_differs,
             }
             for f in frames
         ],
         "outputs": {
             "metrics_summary": str(out_dir / "metrics_summary.json"),
+            "coverage_metrics_summary": None
+            if coverage_summary is None
+            else str(out_dir / "coverage" / "metrics_summary.json"),
             "bev_pngs": [str(p) for p in pngs],
             "gif": None if gif is None else str(gif),
             "bag": str(bag_out),
@@ -299,11 +312,18 @@ def _markdown(r: Mapping[str, Any]) -> str:
         "",
         "## Detection metrics (nuScenes devkit, detection_cvpr_2019)",
         "",
-        "| NDS | mAP | mATE | mASE | mAOE | mAVE | mAAE |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        "| "
-        + " | ".join(_fmt(m[k]) for k in ("nds", "map", "trans_err", "scale_err", "orient_err", "vel_err", "attr_err"))
-        + " |",
+        "| region | NDS | mAP | mATE | mASE | mAOE | mAVE | mAAE | GT boxes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    regions = [("coverage", r.get("coverage_metrics"), r.get("coverage_eval_scope")), ("grid", m, r["eval_scope"])]
+    for name, h, scope in regions:
+        if h is not None:
+            cells = [_fmt(h[k]) for k in ("nds", "map", "trans_err", "scale_err", "orient_err", "vel_err", "attr_err")]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {(scope or {}).get('gt_boxes', '?')} |")
+    lines += [
+        "",
+        "grid: the model's whole BEV grid; coverage: the part of it the model's sensors see (fields of view from "
+        "the bag's camera_info and tf_static), the fair region for a camera + radar model.",
         "",
         f"Scope: {json.dumps(r['eval_scope'])}",
         "",

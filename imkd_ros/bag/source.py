@@ -22,7 +22,7 @@ import bisect
 import functools
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -41,25 +41,14 @@ from imkd_ros.bag.convert import (
 )
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.topics import BagTopics
+from imkd_ros.sweeps import SweepWindow, lag_seconds, lidar_sweep_to_ref, select_sweeps, sweep_to_ref
 from imkd_ros.transforms import Pose
-from imkd_ros.types import LIDAR_FEATURES, Boxes, Calibration
+from imkd_ros.types import Boxes, Calibration
 
-__all__ = ["BagMessage", "BagSource", "LIDAR_MSG_FIELDS", "lidar_to_ego"]
+__all__ = ["BagMessage", "BagSource", "LIDAR_MSG_FIELDS"]
 
 #: The LiDAR PointCloud2 fields read, in :data:`imkd_ros.types.LIDAR_FEATURES` order (``time_lag`` is per sweep).
 LIDAR_MSG_FIELDS: tuple[str, ...] = ("x", "y", "z", "intensity", "ring")
-
-
-def lidar_to_ego(points: np.ndarray, sensor_to_ref: Pose, lag_s: float = 0.0) -> np.ndarray:
-    """One LiDAR sweep ``(N, 5)`` (sensor frame, :data:`LIDAR_MSG_FIELDS`) -> ``(N, 6)`` float32
-    :data:`imkd_ros.types.LIDAR_FEATURES` in the reference ego frame, as the dataset reader builds ``Frame.lidar``:
-    positions moved by ``sensor_to_ref`` (in float64), intensity and ring kept, ``time_lag = max(lag_s, 0)``
-    (``lag_s`` = reference time - sweep time, s)."""
-    out = np.empty((len(points), len(LIDAR_FEATURES)), dtype=np.float32)
-    out[:, 0:3] = sensor_to_ref.apply(np.asarray(points[:, :3], dtype=np.float64))
-    out[:, 3:5] = points[:, 3:5]
-    out[:, 5] = max(lag_s, 0.0)
-    return out
 
 
 @dataclass(frozen=True)
@@ -448,51 +437,48 @@ class BagSource:
             raise BagError(f"bag {self.path}: {m.topic} at log time {m.log_ns}: {exc}") from exc
         return m.stamp_ns, m.log_ns, str(m.msg.header.frame_id), pts
 
-    def _to_ref(self, sweep: tuple[int, int, str, np.ndarray], ref_ns: int, global_to_ref: Pose | None) -> np.ndarray:
-        """One sweep ``(N, 5)`` (sensor frame) -> ``(N, 6)`` float32 :data:`LIDAR_FEATURES` in the ego frame at
-        ``ref_ns``, with the reader's arithmetic (sensor -> ego(sweep) -> fixed -> ego(ref))."""
+    def _to_ref(self, sweep: tuple[int, int, str, np.ndarray], ref_ns: int, ref_pose: Pose | None) -> np.ndarray:
+        """One sweep ``(N, 5)`` (sensor frame) -> ``(N, 6)`` float32 LiDAR features in the ego frame at ``ref_ns``
+        (:func:`imkd_ros.sweeps.sweep_to_ref`, :func:`imkd_ros.sweeps.lidar_sweep_to_ref`: the reader's
+        arithmetic)."""
         stamp, log_ns, frame, pts = sweep
-        pose = self.sensor_to_ego(frame, log_ns)
-        if global_to_ref is not None:
-            sweep_pose = self.ego_pose_at(stamp)
-            if sweep_pose is not None:
-                pose = global_to_ref @ sweep_pose @ pose
-        diff = ref_ns - stamp
-        lag = (diff // 1000) * 1e-6 if diff % 1000 == 0 else diff * 1e-9  # the reader's us arithmetic when exact
-        return lidar_to_ego(pts, pose, lag)
+        sweep_pose = self.ego_pose_at(stamp) if ref_pose is not None else None
+        pose = sweep_to_ref(self.sensor_to_ego(frame, log_ns), sweep_pose, ref_pose)
+        return lidar_sweep_to_ref(pts, pose, lag_seconds(ref_ns, stamp))
 
     def _frame(self, swept: list[tuple[int, int, str, np.ndarray]], ref_ns: int, keyed_by_sweep: bool) -> np.ndarray:
         """Sweeps (oldest first, the key sweep last) -> one ``(N, 6)`` cloud, newest sweep first as the reader
         concatenates them. ``keyed_by_sweep``: the reference is the key sweep itself, which then needs no pose."""
         ref_pose = self.ego_pose_at(ref_ns)
-        global_to_ref = ref_pose.inverse() if ref_pose is not None else None
         parts = [
-            self._to_ref(sw, ref_ns, None if keyed_by_sweep and i == 0 else global_to_ref)
+            self._to_ref(sw, ref_ns, None if keyed_by_sweep and i == 0 else ref_pose)
             for i, sw in enumerate(reversed(swept))
         ]
         return np.concatenate(parts, axis=0)
 
     def lidar_frames(
-        self, sweeps: int = 1, *, keys: Collection[str] | None = None, max_offset_s: float = 0.1
+        self, sweeps: int = 1, *, keys: Collection[str] | None = None, window: SweepWindow | None = None
     ) -> Iterator[tuple[str, int, np.ndarray]]:
         """LiDAR frames ``(key, stamp_ns, points)``, points ``(N, 6)`` float32 columns
         :data:`imkd_ros.types.LIDAR_FEATURES` in the ego frame at ``stamp_ns``, in the order of :meth:`keyframes`.
 
         With a ``sample_token`` topic (bags exported from a dataset) a frame is a keyframe: key = the sample token,
-        ``stamp_ns`` = its log time (the camera keyframe stamp, the dataset's reference time), key sweep = the LiDAR
-        sweep whose stamp is nearest (the sample's LiDAR keyframe in nuScenes), which with ``sweeps - 1`` earlier
-        sweeps is moved sensor -> ego(sweep) -> map -> ego(stamp) exactly as :class:`NuScenesReader` does (same
-        poses, same arithmetic: bit-equal points for an exported bag). Without it every sweep is a frame keyed
-        ``str(stamp_ns)``. Without ego poses the ego is taken as standing still between sweeps.
+        ``stamp_ns`` = its log time (the camera keyframe stamp, the dataset's reference time); its sweeps are chosen
+        by :func:`imkd_ros.sweeps.select_sweeps` (causal: the newest sweep at or before the stamp and earlier ones,
+        within ``window``'s ages) and moved sensor -> ego(sweep) -> map -> ego(stamp) exactly as
+        :class:`NuScenesReader` does (same selection, poses and arithmetic: bit-equal points for an exported bag).
+        Without it every sweep is a frame keyed ``str(stamp_ns)``. Without ego poses the ego is taken as standing
+        still between sweeps.
 
         Args:
             sweeps: sweeps per frame, counting the key sweep (>= 1).
             keys: only these keys are computed (the others are skipped cheaply); default all.
-            max_offset_s: a keyframe whose nearest sweep is further away raises.
+            window: the causal age limits (its ``count`` is replaced by ``sweeps``); default
+                :class:`~imkd_ros.sweeps.SweepWindow`, as the reader's.
 
         Raises:
             BagError: no LiDAR topic, a sweep without fields ``x y z intensity ring``, no static transform for its
-                frame, a keyframe without a sweep within ``max_offset_s``, or a read/deserialisation error.
+                frame, a keyframe without a sweep in its window, or a read/deserialisation error.
         """
         if sweeps < 1:
             raise BagError(f"lidar_frames: sweeps must be >= 1, got {sweeps}")
@@ -506,27 +492,25 @@ class BagSource:
                 if wanted is None or key in wanted:
                     yield key, m.stamp_ns, self._frame([self._sweep(x) for x in recent], m.stamp_ns, True)
             return
-        recent = deque(maxlen=sweeps + 1)  # BagMessages of the newest sweeps
+        win = replace(window or SweepWindow(), count=sweeps)
+        recent: deque = deque(maxlen=sweeps + 1)  # BagMessages of the newest sweeps
         pending: deque[tuple[str, int]] = deque()
-        max_ns = max_offset_s * 1e9
 
         def emit(final: bool) -> Iterator[tuple[str, int, np.ndarray]]:
             while pending:
                 key, ref = pending[0]
                 stamps = [m.stamp_ns for m in recent]
-                if not final and (not stamps or stamps[-1] < ref):
-                    return  # the nearest sweep may still come
+                if not final and (not stamps or stamps[-1] <= ref):
+                    return  # a sweep at or before the stamp may still come
                 pending.popleft()
-                if not stamps:
-                    raise BagError(f"bag {self.path}: keyframe {key} ({ref}) has no LiDAR sweep on {self.topics.lidar}")
-                j = min(range(len(stamps)), key=lambda i: (abs(stamps[i] - ref), stamps[i]))
-                if abs(stamps[j] - ref) > max_ns:
+                idx = select_sweeps(stamps, ref, win)
+                if not idx:
                     raise BagError(
-                        f"bag {self.path}: keyframe {key} ({ref}): the nearest LiDAR sweep on {self.topics.lidar} is "
-                        f"{abs(stamps[j] - ref) / 1e9:.3f} s away (> {max_offset_s} s)"
+                        f"bag {self.path}: keyframe {key} ({ref}) has no LiDAR sweep on {self.topics.lidar} in the "
+                        f"{win.max_delay} s before it"
                     )
                 if wanted is None or key in wanted:
-                    swept = [self._sweep(m) for m in list(recent)[: j + 1][-sweeps:]]
+                    swept = [self._sweep(list(recent)[j]) for j in reversed(idx)]
                     yield key, ref, self._frame(swept, ref, False)
 
         for m in self.messages(["lidar", "sample_token"]):

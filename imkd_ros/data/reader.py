@@ -7,6 +7,10 @@ sample_data, ego_pose, calibrated_sensor, sensor, sample_annotation, instance, c
 Reference frame of a :class:`Frame`: the ego vehicle at the timestamp of the camera keyframe (that sample_data's own
 ``ego_pose``). Radar and LiDAR sweeps, and the ground truth, are moved into it through the global frame:
 ``sensor -> ego(sweep time) -> global -> ego(reference)``, all with :class:`imkd_ros.transforms.Pose`.
+
+Which sweeps: :func:`imkd_ros.sweeps.select_sweeps`, the same causal selection as the detector node (the newest
+sweep at or before the camera stamp, then earlier ones), unless ``selection="nuscenes"`` asks for the nuScenes
+keyframe convention (not deployable; for comparisons with published numbers).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,16 @@ import numpy as np
 from imkd_ros.classes import CLASSES, class_of_category
 from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
+from imkd_ros.sweeps import (
+    NUSCENES,
+    SELECTIONS,
+    SweepWindow,
+    lag_seconds,
+    lidar_sweep_to_ref,
+    radar_sweep_to_ref,
+    select_sweeps,
+    sweep_to_ref,
+)
 from imkd_ros.transforms import Pose, quat_to_yaw
 from imkd_ros.types import Boxes, Calibration, Frame
 
@@ -61,8 +76,12 @@ class NuScenesReader:
         version: table folder name, e.g. ``"v1.0-synth"``, ``"v1.0-mini"``, ``"v1.0-trainval"``.
         camera: camera channel of :attr:`Frame.image` and of the reference frame.
         radars: radar channels whose points are concatenated into :attr:`Frame.radar`.
-        radar_sweeps: sweeps per radar, counting the keyframe (>= 1).
-        lidar_sweeps: LiDAR sweeps, counting the keyframe (>= 1).
+        radar_sweeps: sweeps per radar, counting the key sweep (>= 1).
+        lidar_sweeps: LiDAR sweeps, counting the key sweep (>= 1).
+        selection: ``"causal"`` (default; :func:`imkd_ros.sweeps.select_sweeps` with ``radar_window`` /
+            ``lidar_window``, as the node) or ``"nuscenes"`` (each sensor's keyframe and the sweeps before it).
+        radar_window, lidar_window: causal age limits; their ``count`` is replaced by ``radar_sweeps`` /
+            ``lidar_sweeps``. Default :class:`~imkd_ros.sweeps.SweepWindow` (0.1 s key delay, 0.6 s max age).
         load_lidar: read the LiDAR (``Frame.lidar`` is None otherwise).
         load_image: read the image (``Frame.image`` is None otherwise; the calibration is still given).
 
@@ -81,9 +100,17 @@ class NuScenesReader:
         lidar_sweeps: int = 1,
         load_lidar: bool = True,
         load_image: bool = True,
+        selection: str = "causal",
+        radar_window: SweepWindow | None = None,
+        lidar_window: SweepWindow | None = None,
     ) -> None:
         if radar_sweeps < 1 or lidar_sweeps < 1:
             raise ValueError(f"radar_sweeps ({radar_sweeps}) and lidar_sweeps ({lidar_sweeps}) must be >= 1")
+        if selection not in SELECTIONS:
+            raise ValueError(f"unknown sweep selection {selection!r}: choose from {', '.join(SELECTIONS)}")
+        self.selection = selection
+        self.radar_window = replace(radar_window or SweepWindow(), count=int(radar_sweeps))
+        self.lidar_window = replace(lidar_window or SweepWindow(), count=int(lidar_sweeps))
         self.dataroot = Path(dataroot)
         self.version = version
         self.camera = camera
@@ -272,12 +299,31 @@ class NuScenesReader:
             )
         return path
 
-    def _sweeps(self, key_sd_token: str, count: int) -> list[str]:
-        """The keyframe and up to ``count - 1`` earlier sweeps, newest first."""
-        tokens = [key_sd_token]
-        while len(tokens) < count and self._sd[tokens[-1]]["prev"]:
-            tokens.append(self._sd[tokens[-1]]["prev"])
-        return tokens
+    def sweep_tokens(self, sample_token: str, channel: str, ref_time_us: int, window: SweepWindow) -> list[str]:
+        """The sample_data tokens of ``channel`` that make the frame at ``ref_time_us``, key sweep first.
+
+        Causal (default): :func:`imkd_ros.sweeps.select_sweeps` over the channel's sweeps around the reference
+        time; ``"nuscenes"``: the channel's keyframe of the sample and up to ``count - 1`` earlier sweeps.
+        """
+        key = self.keyframe_token(sample_token, channel)
+        if self.selection == NUSCENES:
+            tokens = [key]
+            while len(tokens) < window.count and self._sd[tokens[-1]]["prev"]:
+                tokens.append(self._sd[tokens[-1]]["prev"])
+            return tokens
+        sd = self._sd
+        tok = key
+        while sd[tok]["next"] and int(sd[sd[tok]["next"]]["timestamp"]) <= ref_time_us:
+            tok = sd[tok]["next"]
+        while tok and int(sd[tok]["timestamp"]) > ref_time_us:
+            tok = sd[tok]["prev"]
+        newest_first = []
+        while tok and len(newest_first) < window.count:
+            newest_first.append(tok)
+            tok = sd[tok]["prev"]
+        ascending = newest_first[::-1]
+        stamps = [int(sd[t]["timestamp"]) * 1000 for t in ascending]
+        return [ascending[i] for i in select_sweeps(stamps, ref_time_us * 1000, window)]
 
     def annotation_velocity(self, annotation_token: str, max_time_diff: float = 1.5) -> np.ndarray:
         """Global velocity ``(3,)`` m/s of an annotation exactly as the devkit's ``NuScenes.box_velocity``: centred
@@ -318,13 +364,12 @@ class NuScenesReader:
         """One keyframe, everything in the ego frame at the camera keyframe's timestamp.
 
         - ``radar`` ``(N, 7)`` float32, columns :data:`imkd_ros.types.RADAR_FEATURES`: per radar channel the
-          keyframe and up to ``radar_sweeps - 1`` previous sweeps (devkit default filters), moved
-          sensor -> ego(sweep) -> global -> ego(reference); compensated velocity ``(vx_comp, vy_comp, 0)`` rotated
-          alike; positions advanced by ``v_comp * lag`` with ``lag = (t_reference - t_sweep) * 1e-6`` s. The
-          ``time_lag`` column is ``max(lag, 0)`` (a keyframe radar a few ms after the camera has a tiny negative
-          lag, which still moves its points back to the reference time).
-        - ``lidar`` ``(M, 6)`` float32, columns :data:`imkd_ros.types.LIDAR_FEATURES`: ``LIDAR_TOP`` keyframe and
-          up to ``lidar_sweeps - 1`` previous sweeps moved likewise (not advanced), ``time_lag = max(lag, 0)``.
+          sweeps of :meth:`sweep_tokens` (causal by default: the newest at or before the camera stamp and up to
+          ``radar_sweeps - 1`` earlier ones; devkit default filters), moved by
+          :func:`imkd_ros.sweeps.radar_sweep_to_ref` (sensor -> ego(sweep) -> global -> ego(reference), positions
+          advanced by ``v_comp * lag``, ``time_lag = max(lag, 0)``).
+        - ``lidar`` ``(M, 6)`` float32, columns :data:`imkd_ros.types.LIDAR_FEATURES`: ``LIDAR_TOP`` sweeps of
+          :meth:`sweep_tokens` moved by :func:`imkd_ros.sweeps.lidar_sweep_to_ref`.
         - ``gt``: annotations whose category maps to a detection class, as :class:`Boxes` in ``"ego"`` with
           devkit velocities (NaN when not computable), ``tokens`` = annotation tokens.
 
@@ -360,17 +405,17 @@ class NuScenesReader:
         )
 
         radar = [
-            self._radar_sweep(sd, global_to_ref, ref_time)
+            self._radar_sweep(sd, ego_pose, ref_time)
             for ch in self.radars
-            for sd in self._sweeps(self.keyframe_token(sample_token, ch), self.radar_sweeps)
+            for sd in self.sweep_tokens(sample_token, ch, ref_time, self.radar_window)
         ]
         radar_arr = np.concatenate(radar, axis=0) if radar else np.zeros((0, 7), np.float32)
 
         lidar = None
         if self.load_lidar:
-            key = self.keyframe_token(sample_token, _LIDAR_CHANNEL)
-            sweeps = [self._lidar_sweep(sd, global_to_ref, ref_time) for sd in self._sweeps(key, self.lidar_sweeps)]
-            lidar = np.concatenate(sweeps, axis=0)
+            tokens = self.sweep_tokens(sample_token, _LIDAR_CHANNEL, ref_time, self.lidar_window)
+            sweeps = [self._lidar_sweep(sd, ego_pose, ref_time) for sd in tokens]
+            lidar = np.concatenate(sweeps, axis=0) if sweeps else np.zeros((0, 6), np.float32)
 
         scene = self._scene[sample["scene_token"]]
         return Frame(
@@ -386,33 +431,22 @@ class NuScenesReader:
             weather=weather_of_description(scene.get("description", "")),
         )
 
-    def _sensor_to_ref(self, sd_token: str, global_to_ref: Pose) -> Pose:
-        return global_to_ref @ self.ego_pose_of(sd_token) @ self.sensor_to_ego(sd_token)
+    def _sensor_to_ref(self, sd_token: str, ref_pose: Pose) -> Pose:
+        return sweep_to_ref(self.sensor_to_ego(sd_token), self.ego_pose_of(sd_token), ref_pose)
 
-    def _radar_sweep(self, sd_token: str, global_to_ref: Pose, ref_time: int) -> np.ndarray:
+    def _lag(self, sd_token: str, ref_time_us: int) -> float:
+        return lag_seconds(ref_time_us * 1000, int(self._sd[sd_token]["timestamp"]) * 1000)
+
+    def _radar_sweep(self, sd_token: str, ref_pose: Pose, ref_time: int) -> np.ndarray:
         pts = read_radar_pcd(self._file_of(sd_token), filtered=True)
-        pose = self._sensor_to_ref(sd_token, global_to_ref)
-        lag = (ref_time - int(self._sd[sd_token]["timestamp"])) * 1e-6
-        xyz = np.stack([pts["x"], pts["y"], pts["z"]], axis=1).astype(np.float64)
-        vel = pose.rotate(np.stack([pts["vx_comp"], pts["vy_comp"]], axis=1))  # (N, 2), z taken as 0
-        xyz = pose.apply(xyz)
-        xyz[:, :2] += vel * lag
-        out = np.empty((len(pts), 7), dtype=np.float32)
-        out[:, 0:3] = xyz
-        out[:, 3] = pts["rcs"]
-        out[:, 4:6] = vel
-        out[:, 6] = max(lag, 0.0)
-        return out
+        cols = np.stack([pts[c] for c in ("x", "y", "z", "rcs", "vx_comp", "vy_comp")], axis=1)
+        pose = self._sensor_to_ref(sd_token, ref_pose)
+        return radar_sweep_to_ref(cols, pose, self._lag(sd_token, ref_time))
 
-    def _lidar_sweep(self, sd_token: str, global_to_ref: Pose, ref_time: int) -> np.ndarray:
+    def _lidar_sweep(self, sd_token: str, ref_pose: Pose, ref_time: int) -> np.ndarray:
         pts = read_lidar_bin(self._file_of(sd_token))
-        pose = self._sensor_to_ref(sd_token, global_to_ref)
-        lag = (ref_time - int(self._sd[sd_token]["timestamp"])) * 1e-6
-        out = np.empty((len(pts), 6), dtype=np.float32)
-        out[:, 0:3] = pose.apply(pts[:, :3].astype(np.float64))
-        out[:, 3:5] = pts[:, 3:5]
-        out[:, 5] = max(lag, 0.0)
-        return out
+        pose = self._sensor_to_ref(sd_token, ref_pose)
+        return lidar_sweep_to_ref(pts, pose, self._lag(sd_token, ref_time))
 
     def _gt_boxes(self, sample_token: str, global_to_ref: Pose) -> Boxes:
         recs = [r for r in self.annotations(sample_token) if r["detection_class"] is not None]

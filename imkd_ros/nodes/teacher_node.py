@@ -2,7 +2,7 @@
 session captures distillation targets next to the sensor data.
 
 Thin: the cloud is converted (:mod:`imkd_ros.ros.convert`), moved into ``base_link``
-(:func:`imkd_ros.bag.source.lidar_to_ego`), cut to the teacher's grid and run through it exactly as
+(:func:`imkd_ros.sweeps.lidar_sweep_to_ref`), cut to the teacher's grid and run through it exactly as
 ``imkd bag teacher-targets`` does (:func:`imkd_ros.bag.targets.lidar_frame`,
 :func:`imkd_ros.distill.targets.compute_teacher_targets`); the result is published as
 ``imkd_msgs/msg/TeacherTargets`` (:func:`imkd_ros.bag.targets.targets_msg_fields`; maps float32, unlike the
@@ -37,7 +37,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
-from imkd_ros.bag.source import LIDAR_MSG_FIELDS, lidar_to_ego
+from imkd_ros.bag.source import LIDAR_MSG_FIELDS
 from imkd_ros.bag.targets import lidar_frame, targets_msg_fields
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.distill.intensity import IntensitySpec
@@ -47,6 +47,7 @@ from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_
 from imkd_ros.ros.messages import stamp_to_ns
 from imkd_ros.ros.throttle import WarningThrottle
 from imkd_ros.shipped import resolve_checkpoint
+from imkd_ros.sweeps import lidar_sweep_to_ref
 from imkd_ros.transforms import Pose, quat_to_matrix
 
 __all__ = ["DEFAULTS", "TeacherNode", "main"]
@@ -107,7 +108,7 @@ class TeacherNode(Node):
         except ConversionError as exc:
             self._warn("lidar", f"~/input/lidar: {exc}; cloud dropped")
             return
-        frame = lidar_frame(str(stamp), stamp, lidar_to_ego(pts, self.lidar_to_base), self.teacher.config)
+        frame = lidar_frame(str(stamp), stamp, lidar_sweep_to_ref(pts, self.lidar_to_base, 0.0), self.teacher.config)
         try:
             targets = compute_teacher_targets(self.teacher, collate_frames([frame]), self.spec)[0]
         except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node

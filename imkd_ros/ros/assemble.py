@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.ros.sync import NS_PER_S, CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
+from imkd_ros.ros.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
+from imkd_ros.sweeps import lag_seconds, radar_sweep_to_ref, sweep_to_ref
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Boxes, Calibration, Frame
 
@@ -41,7 +42,6 @@ __all__ = [
     "FrameInputError",
     "radar_cloud_points",
     "check_image",
-    "radar_to_ego",
     "assemble_frame",
     "AssembledFrame",
     "FrameAssembler",
@@ -164,23 +164,6 @@ def check_image(image: np.ndarray, calibration: Calibration) -> None:
         raise FrameInputError("image is empty")
 
 
-def radar_to_ego(points: np.ndarray, sensor_to_ref: Pose, lag_s: float) -> np.ndarray:
-    """One radar sweep ``(N, 6)`` (sensor frame, :data:`RADAR_MSG_FIELDS`) -> ``(N, 7)`` float32 columns
-    :data:`imkd_ros.types.RADAR_FEATURES` in the reference ego frame, as the dataset reader builds them: positions
-    moved by ``sensor_to_ref``, compensated velocity ``(vx, vy, 0)`` rotated alike, positions advanced by
-    ``v * lag_s``; ``time_lag = max(lag_s, 0)`` (``lag_s`` = reference time - sweep time, s)."""
-    xyz = points[:, 0:3].astype(np.float64)
-    vel = sensor_to_ref.rotate(points[:, 4:6])
-    xyz = sensor_to_ref.apply(xyz)
-    xyz[:, :2] += vel * lag_s
-    out = np.empty((len(points), 7), dtype=np.float32)
-    out[:, 0:3] = xyz
-    out[:, 3] = points[:, 3]
-    out[:, 4:6] = vel
-    out[:, 6] = max(lag_s, 0.0)
-    return out
-
-
 def assemble_frame(
     stamp_ns: int,
     image: np.ndarray,
@@ -203,15 +186,11 @@ def assemble_frame(
         token: the Frame's token.
     """
     ref_pose = ego_pose_at(stamp_ns) if ego_pose_at is not None else None
-    fixed_to_ref = ref_pose.inverse() if ref_pose is not None else None
     parts = []
     for t, pts, sensor_to_ego in sweeps:
-        pose = sensor_to_ego
-        if fixed_to_ref is not None:
-            sweep_pose = ego_pose_at(t)
-            if sweep_pose is not None:
-                pose = fixed_to_ref @ sweep_pose @ sensor_to_ego
-        parts.append(radar_to_ego(pts, pose, (stamp_ns - t) / NS_PER_S))
+        sweep_pose = ego_pose_at(t) if ref_pose is not None and ego_pose_at is not None else None
+        pose = sweep_to_ref(sensor_to_ego, sweep_pose, ref_pose)
+        parts.append(radar_sweep_to_ref(pts, pose, lag_seconds(stamp_ns, t)))
     radar = np.concatenate(parts, axis=0) if parts else np.zeros((0, 7), np.float32)
     return Frame(
         token=token,

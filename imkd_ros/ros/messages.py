@@ -35,7 +35,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from imkd_ros.classes import CLASSES
 from imkd_ros.interfaces import detection_id, detections_to_boxes
 from imkd_ros.ros import assemble as _assemble
-from imkd_ros.ros.assemble import RADAR_MSG_FIELDS, assemble_frame, radar_to_ego  # re-exported (moved there)
+from imkd_ros.ros.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
 from imkd_ros.ros.convert import ConversionError, pointcloud2_to_array
 from imkd_ros.ros.sync import NS_PER_S
 from imkd_ros.transforms import Pose, quat_to_matrix, yaw_to_quat
@@ -56,7 +56,6 @@ __all__ = [
     "calibration_to_camera_info",
     "check_image",
     "radar_points",
-    "radar_to_ego",
     "assemble_frame",
 ]
 

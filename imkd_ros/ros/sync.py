@@ -10,14 +10,13 @@ The algorithm (:class:`CameraRadarSync`):
 * **Keep-latest camera slot.** There is one pending camera frame at most. A newer frame replaces it (the older one
   is dropped as superseded: under load the node works on the newest data, queues never grow). A frame not newer
   than the pending one or than the last frame emitted is dropped as out of order / duplicate.
-* **Pairing.** The pending frame (stamp ``t_c``) is emitted as soon as every radar source has a sweep within
-  ``max_delay`` of ``t_c``; per source the sweep nearest to ``t_c`` among those received is the *key sweep*. A
-  camera frame normally arrives before the radar sweeps that follow it, so it is paired with the newest earlier
-  sweep at once (no waiting); ``max_delay`` should therefore exceed one radar period. If a source's buffer already
-  holds a sweep newer than ``t_c + max_delay`` but none within the window, the frame can never be paired and is
-  dropped (``no radar``).
-* **Multi-sweep accumulation.** With each key sweep come up to ``sweeps - 1`` earlier sweeps of the same source
-  from the ring buffer whose age ``t_c - t`` is at most ``max_sweep_age``, newest first. Sweeps stay in the buffer
+* **Pairing (causal).** The pending frame (stamp ``t_c``) is emitted as soon as every radar source has a sweep
+  stamped in ``[t_c - max_delay, t_c]``; per source the newest such sweep is the *key sweep*, with up to
+  ``sweeps - 1`` earlier sweeps no older than ``max_sweep_age`` (:func:`imkd_ros.sweeps.select_sweeps`, the same
+  selection the dataset reader uses for training and evaluation). A sweep stamped after the camera is never used:
+  a camera frame normally arrives after the sweeps before it, so it pairs at once (no waiting); ``max_delay``
+  should exceed one radar period. If a source's buffer already holds a sweep newer than ``t_c + max_delay`` but
+  none in the window, the frame can never be paired and is dropped (``no radar``). Sweeps stay in the buffer
   (they serve several camera frames).
 * **Time going backwards** (a bag played in a loop, a restarted simulation): a camera frame or radar sweep more
   than ``reset_after`` older than the newest stamp seen resets everything (buffers, pending frame, last emitted
@@ -36,6 +35,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from imkd_ros.sweeps import SweepWindow, select_sweeps
 from imkd_ros.transforms import Pose, matrix_to_quat, quat_to_matrix
 
 __all__ = [
@@ -103,7 +103,8 @@ class CameraRadarSync:
 
     Args:
         sources: radar source names (at least one).
-        max_delay: largest ``|t_radar - t_camera|`` of a key sweep, seconds (> 0).
+        max_delay: largest ``t_camera - t_radar`` of a key sweep, seconds (> 0); the key sweep is never newer
+            than the camera.
         sweeps: sweeps per source in a set, counting the key sweep (>= 1).
         max_sweep_age: largest ``t_camera - t_sweep`` of an accumulated earlier sweep, seconds.
         capacity: sweeps kept per source (default ``sweeps + 8``).
@@ -141,6 +142,7 @@ class CameraRadarSync:
         if self.capacity < self.sweeps:
             raise ValueError(f"CameraRadarSync: capacity {self.capacity} < sweeps {self.sweeps}")
         self.reset_after_ns = int(round(reset_after * NS_PER_S))
+        self.window = SweepWindow(self.sweeps, max_delay, max_sweep_age)
         self.stats = _Stats()
         self.reset()
 
@@ -245,42 +247,28 @@ class CameraRadarSync:
         return self._try_emit(events), events
 
     # -- pairing -----------------------------------------------------------------------------------------------
-    def _key_index(self, source: str, t_c: int) -> int | None:
-        """Index of the buffered sweep of ``source`` nearest to ``t_c`` within ``max_delay``, else None."""
-        stamps = self._stamps[source]
-        lo = bisect.bisect_left(stamps, t_c - self.max_delay_ns)
-        hi = bisect.bisect_right(stamps, t_c + self.max_delay_ns)
-        if lo >= hi:
-            return None
-        return min(range(lo, hi), key=lambda j: (abs(stamps[j] - t_c), -stamps[j]))
-
     def _try_emit(self, events: list[SyncEvent]) -> SyncedSet | None:
         if self._pending is None:
             return None
         t_c, camera = self._pending
-        keys: dict[str, int] = {}
+        chosen: dict[str, list[int]] = {}
         for source in self.sources:
-            k = self._key_index(source, t_c)
-            if k is None:
+            idx = select_sweeps(self._stamps[source], t_c, self.window)
+            if not idx:
                 stamps = self._stamps[source]
                 if stamps and stamps[-1] > t_c + self.max_delay_ns:
                     self._pending = None
                     text = (
-                        f"camera frame {t_c / NS_PER_S:.3f} s: no sweep of radar {source} within "
-                        f"{self.max_delay_ns / 1e6:.0f} ms (max camera-radar delay); dropped"
+                        f"camera frame {t_c / NS_PER_S:.3f} s: no sweep of radar {source} in the "
+                        f"{self.max_delay_ns / 1e6:.0f} ms before it (max camera-radar delay); dropped"
                     )
                     self._drop("no_radar", t_c, text, events)
                 return None
-            keys[source] = k
-        radar: dict[str, list[Sweep]] = {}
-        for source, k in keys.items():
-            stamps, data = self._stamps[source], self._data[source]
-            chosen = [Sweep(stamps[k], data[k])]
-            j = k - 1
-            while j >= 0 and len(chosen) < self.sweeps and t_c - stamps[j] <= self.max_sweep_age_ns:
-                chosen.append(Sweep(stamps[j], data[j]))
-                j -= 1
-            radar[source] = chosen
+            chosen[source] = idx
+        radar = {
+            source: [Sweep(self._stamps[source][j], self._data[source][j]) for j in idx]
+            for source, idx in chosen.items()
+        }
         self._pending = None
         self._last_emitted = t_c
         self.stats.emitted += 1

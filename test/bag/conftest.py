@@ -83,3 +83,14 @@ def rewrite_bag() -> Callable[..., Path]:
     """``rewrite_bag(src, dst, mutate=None, storage="mcap") -> dst``: a message-by-message copy of a bag, where
     ``mutate(topic, log_ns, raw) -> bytes | None`` may replace a message's bytes."""
     return _rewrite
+
+
+@pytest.fixture(scope="session")
+def exported_all_bag(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All four scenes of ``synth_root`` (16 keyframes) as one MCAP bag: scenes whose radar keyframes fall after
+    the camera keyframe (the nuScenes convention and the causal selection disagree) and one where they do not."""
+    from imkd_ros.bag.export import export_bag
+
+    out = tmp_path_factory.mktemp("bag_all") / "synth_all"
+    export_bag(synth_root, out, storage="mcap")
+    return out

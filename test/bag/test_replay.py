@@ -50,18 +50,22 @@ class _Capture:
         return Boxes.empty()
 
 
-def test_assembled_frames_equal_the_readers(exported_bag: Path, synth_root: Path) -> None:
+def test_assembled_frames_equal_the_readers(exported_all_bag: Path, synth_root: Path) -> None:
     """The node's pairing and assembly over the bag rebuild the dataset reader's frames bit for bit (radar sweeps,
-    image, calibration, ego pose): in this scene every radar keyframe precedes its camera keyframe."""
+    image, calibration, ego pose) on EVERY keyframe of four scenes, including the frames whose nuScenes radar
+    keyframe comes after the camera (where the old reader used a sweep the node never has): both select sweeps
+    causally with one function. The replay counts those frames, and the test requires that there are some."""
     from imkd_ros.data.reader import NuScenesReader
 
     cap = _Capture()
-    rep = replay_offline(open_bag(exported_bag), cap)
+    rep = replay_offline(open_bag(exported_all_bag), cap)
     reader = NuScenesReader(synth_root, load_lidar=False)
-    tokens = reader.split_samples("synth_val")
+    nusc = NuScenesReader(synth_root, load_lidar=False, load_image=False, selection="nuscenes")
+    tokens = reader.sample_tokens
     assert [f.key for f in rep.frames] == tokens and rep.frame_drops == {} and rep.input_errors == {}
-    assert len(cap.frames) == 4
-    for token, got in zip(tokens, cap.frames, strict=True):
+    assert len(cap.frames) == 16
+    n_differs = 0
+    for token, got, rec in zip(tokens, cap.frames, rep.frames, strict=True):
         want = reader.frame(token)
         assert got.timestamp == want.timestamp
         np.testing.assert_array_equal(got.radar, want.radar)
@@ -69,36 +73,65 @@ def test_assembled_frames_equal_the_readers(exported_bag: Path, synth_root: Path
         np.testing.assert_array_equal(got.camera.intrinsic, want.camera.intrinsic)
         np.testing.assert_array_equal(got.camera.sensor_to_ego.matrix(), want.camera.sensor_to_ego.matrix())
         np.testing.assert_array_equal(got.ego_pose.matrix(), want.ego_pose.matrix())
-    assert all(-77.0 < f.key_sweep_offset_ms["front"] <= 0.0 for f in rep.frames)
+        old = nusc.frame(token).radar
+        differs = old.shape != want.radar.shape or not np.array_equal(old, want.radar)
+        assert rec.nuscenes_key_differs == differs, token
+        n_differs += differs
+    assert 4 <= n_differs < 16, n_differs  # the hard case is there, and so is the easy one
+    assert rep.extra["frames_key_sweep_differs_from_nuscenes"] == n_differs
+    assert all(-100.0 <= f.key_sweep_offset_ms["front"] <= 0.0 for f in rep.frames)
 
 
 @needs_model
-def test_offline_replay_eval_scores_what_imkd_eval_scores(exported_bag: Path, synth_root: Path, tmp_path: Path) -> None:
-    """The TEST that matters: replay-eval of a bag exported from the synthetic dataset == ``imkd eval``'s devkit
-    evaluation of the same checkpoint on the same scene. ``imkd eval`` is run with batch size 1, as the node
-    runs the model: batched convolutions differ in the last float bits (NDS ~1e-7 apart with batch 4)."""
+def test_offline_replay_eval_scores_what_imkd_eval_scores(
+    exported_all_bag: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    """The TEST that matters: replay-eval of a bag exported from the synthetic dataset gives the same detections,
+    frame by frame, and the same devkit metrics as ``imkd eval`` of the same checkpoint on the same four scenes,
+    three of which have radar keyframes after the camera. ``imkd eval`` is run with batch size 1, as the node runs
+    the model: batched convolutions differ in the last float bits (NDS ~1e-7 apart with batch 4)."""
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.detector import Detector
     from imkd_ros.eval_detector import evaluate_detector
 
+    split = "synth_all"
     ref = evaluate_detector(
         Detector.from_checkpoint(MODEL),
         None,
         tmp_path / "imkd_eval",
         dataroot=synth_root,
+        split=split,
         batch_size=1,
         bev_pngs=0,
         by_weather=False,
-    )["summary"]
+    )
+    ref = ref["summary"]
     # the bag's ground truth has no attributes (vision_msgs has no field): hand the dataset's to the evaluation
     reader = NuScenesReader(synth_root, load_lidar=False, load_image=False)
     attrs = {}
-    for t in reader.split_samples("synth_val"):
+    for t in reader.split_samples(split):
         anns = {a["token"]: a for a in reader.annotations(t)}
         kept = [k for k in reader.frame(t).gt.tokens if anns[k]["num_lidar_pts"] + anns[k]["num_radar_pts"] > 0]
         attrs[t] = [(anns[k]["attribute_names"] or [""])[0] for k in kept]
     out = tmp_path / "replay"
-    rep = run_replay_eval(exported_bag, MODEL, out, gt_attributes=attrs, bev_frames=4)
+    rep = run_replay_eval(exported_all_bag, MODEL, out, gt_attributes=attrs, bev_frames=4)
+
+    # the same boxes, frame by frame: the detector on the reader's frames vs what the replay recorded
+    from imkd_ros.demo import read_detections
+
+    detector = Detector.from_checkpoint(MODEL)
+    got_dets = read_detections(out / "detections")
+    image_reader = NuScenesReader(synth_root, load_lidar=False)
+    assert len(got_dets) == 16
+    for t in reader.split_samples(split):
+        frame = image_reader.frame(t)
+        want, have = detector.detect(frame), got_dets[frame.timestamp * 1000]
+        assert len(have) == len(want) > 0, t
+        np.testing.assert_array_equal(have.label, want.label)
+        np.testing.assert_allclose(have.center, want.center, atol=1e-4)
+        np.testing.assert_allclose(have.velocity, want.velocity, atol=1e-4)
+        np.testing.assert_allclose(have.score, want.score, atol=1e-5)
+    assert rep["sync"]["frames_key_sweep_differs_from_nuscenes"] >= 4
     got = json.loads((out / "metrics_summary.json").read_text())
     assert got["nd_score"] == pytest.approx(ref["nd_score"], abs=1e-6)
     assert got["mean_ap"] == pytest.approx(ref["mean_ap"], abs=1e-6)
@@ -108,13 +141,11 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(exported_bag: Path, sy
         assert got["tp_errors"][k] == pytest.approx(v, abs=1e-5 if k == "vel_err" else 1e-6), k
     for k in ("classes", "samples", "gt_boxes", "pred_boxes"):
         assert got["eval_scope"][k] == ref["eval_scope"][k], k
-    assert rep["metrics"]["nds"] == got["nd_score"] and rep["frames"]["evaluated"] == 4
+    assert rep["metrics"]["nds"] == got["nd_score"] and rep["frames"]["evaluated"] == 16
     assert rep["frames"]["keyframes_without_detections"] == 0 and rep["sync"]["frame_drops"] == {}
 
     # the files of the report
     from PIL import Image
-
-    from imkd_ros.demo import read_detections
 
     assert "| NDS | mAP |" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["metrics"] == rep["metrics"]

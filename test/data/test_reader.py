@@ -157,10 +157,12 @@ def test_sweep_counts(synth_root: Path, reader: NuScenesReader) -> None:
     assert one.image is None and one.camera.image_size == six.camera.image_size
 
 
-def test_radar_points_lie_on_gt_objects(reader: NuScenesReader) -> None:
-    """Every object the radar saw (num_radar_pts > 0) has an accumulated point in its box (+0.5 m), moving or
-    static; and each older sweep hits the objects hit by the keyframe sweep about as often as the keyframe does,
-    which the position advance by ``v_comp * lag`` improves for moving objects."""
+def test_radar_points_lie_on_gt_objects(synth_root: Path) -> None:
+    """Every object the radar saw (num_radar_pts > 0, counted in the radar KEYFRAME, hence the nuScenes selection
+    here) has an accumulated point in its box (+0.5 m), moving or static; and each older sweep hits the objects hit
+    by the keyframe sweep about as often as the keyframe does, which the position advance by ``v_comp * lag``
+    improves for moving objects."""
+    reader = NuScenesReader(synth_root, VERSION, selection="nuscenes", load_image=False, load_lidar=False)
     found = {"static": [], "moving": []}
     followed = {"static": [], "moving": [], "moving_not_advanced": []}
     for token in reader.sample_tokens:
@@ -194,13 +196,13 @@ def test_radar_points_lie_on_gt_objects(reader: NuScenesReader) -> None:
 
 
 def _rewrite_radar_sweeps(root: Path, reader: NuScenesReader, token: str, position) -> list[str]:
-    """Replace the files of the RADAR_FRONT keyframe of ``token`` and its 5 earlier sweeps by one point each at the
-    global position ``position(t_seconds) -> (3,)``, with its velocity projected on the line of sight as the
+    """Replace the files of the 6 RADAR_FRONT sweeps the reader selects for ``token`` (causally) by one point each
+    at the global position ``position(t_seconds) -> (3,)``, with its velocity projected on the line of sight as the
     compensated velocity (what a radar measures); returns the sweeps' sample_data tokens, newest first."""
-    sd = reader.keyframe_token(token, "RADAR_FRONT")
-    tokens = []
-    while sd and len(tokens) < 6:
-        tokens.append(sd)
+    t_cam = reader.sample_data(reader.keyframe_token(token, "CAM_FRONT"))["timestamp"]
+    tokens = reader.sweep_tokens(token, "RADAR_FRONT", t_cam, reader.radar_window)
+    assert len(tokens) == 6
+    for sd in tokens:
         rec = reader.sample_data(sd)
         t = rec["timestamp"] * 1e-6
         sensor_to_global = reader.ego_pose_of(sd) @ reader.sensor_to_ego(sd)
@@ -215,8 +217,6 @@ def _rewrite_radar_sweeps(root: Path, reader: NuScenesReader, token: str, positi
         path = root / rec["filename"]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_radar_pcd(path, pt)
-        sd = rec["prev"]
-    assert len(tokens) == 6
     return tokens
 
 
@@ -262,3 +262,28 @@ def test_radially_moving_point_is_advanced_to_the_reference_time(synth_root: Pat
     np.testing.assert_allclose(f.radar[:, 4:6], np.repeat([[0.8 * speed, 0.6 * speed]], 6, axis=0), atol=1e-3)
     spread_before_advance = np.ptp(f.radar[:, :2] - f.radar[:, 4:6] * f.radar[:, 6:7], axis=0).max()
     assert spread_before_advance > 1.0  # the raw sweeps are metres apart; the advance brings them together
+
+
+def test_causal_selection_never_uses_a_sweep_after_the_camera(synth_root: Path, reader: NuScenesReader) -> None:
+    """Causal (default): every radar/LiDAR sweep of a frame is stamped at or before the camera keyframe, the key
+    sweep is the newest such sweep of the channel's chain, and at most ``count`` sweeps within the age limit are
+    used. The nuScenes convention uses the radar keyframe, which in most synthetic scenes lies after the camera on
+    some keyframes: both cases occur in the fixture (the hard case and the easy one)."""
+    nusc = NuScenesReader(synth_root, VERSION, selection="nuscenes", load_image=False)
+    differs = 0
+    for token in reader.sample_tokens:
+        t_cam = reader.sample_data(reader.keyframe_token(token, "CAM_FRONT"))["timestamp"]
+        for channel, window in (("RADAR_FRONT", reader.radar_window), ("LIDAR_TOP", reader.lidar_window)):
+            toks = reader.sweep_tokens(token, channel, t_cam, window)
+            stamps = [reader.sample_data(t)["timestamp"] for t in toks]
+            assert 1 <= len(toks) <= window.count and stamps == sorted(stamps, reverse=True)
+            assert stamps[0] <= t_cam and t_cam - stamps[-1] <= window.max_age * 1e6
+            nxt = reader.sample_data(toks[0])["next"]
+            assert not nxt or reader.sample_data(nxt)["timestamp"] > t_cam  # the newest one at or before
+        key = reader.keyframe_token(token, "RADAR_FRONT")
+        old = nusc.sweep_tokens(token, "RADAR_FRONT", t_cam, nusc.radar_window)
+        assert old[0] == key
+        differs += reader.sweep_tokens(token, "RADAR_FRONT", t_cam, reader.radar_window)[0] != key
+        f = reader.frame(token)
+        assert (f.radar[:, 6] >= 0).all() and (f.lidar[:, 5] >= 0).all()
+    assert 0 < differs < len(reader.sample_tokens), differs

@@ -50,13 +50,21 @@ def test_jittered_in_order_streams_pair_every_frame_with_the_nearest_earlier_swe
 
 
 def test_camera_waits_for_a_late_radar_then_pairs_with_it() -> None:
+    """The key sweep is the newest at or before the camera (causal): a sweep stamped after the camera never pairs
+    it, one stamped before it that arrives late (out of order) does."""
     sync = CameraRadarSync(["front"], max_delay=0.05, sweeps=3)
     assert sync.add_radar("front", 0, "a")[0] is None
     out, ev = sync.add_camera(100 * MS, "img")  # newest sweep 100 ms old: outside the window
     assert out is None and ev == [] and sync.pending_stamp == 100 * MS
-    out, ev = sync.add_radar("front", 130 * MS, "b")
-    assert out is not None and [w.stamp for w in out.radar["front"]] == [130 * MS, 0]
+    out, ev = sync.add_radar("front", 130 * MS, "future")  # after the camera: never its key sweep
+    assert out is None and ev == [] and sync.pending_stamp == 100 * MS
+    out, ev = sync.add_radar("front", 80 * MS, "late")  # stamped before the camera, arrived late
+    assert out is not None and [w.stamp for w in out.radar["front"]] == [80 * MS, 0]
     assert out.stamp == 100 * MS and sync.pending_stamp is None
+    # a frame whose window stays empty is dropped once a sweep past camera + max_delay arrives
+    assert sync.add_camera(200 * MS, "img2")[0] is None
+    out, ev = sync.add_radar("front", 260 * MS, "b")
+    assert out is None and [e.kind for e in ev] == ["no_radar"]
 
 
 def test_dropped_sweeps_are_skipped_and_a_gap_beyond_max_delay_drops_the_frame() -> None:
@@ -144,7 +152,9 @@ def test_several_radars_all_needed_and_unknown_source_refused() -> None:
     sync.add_radar("front", 90 * MS, "f")
     out, _ = sync.add_camera(100 * MS, "img")
     assert out is None
-    out, _ = sync.add_radar("left", 120 * MS, "l")
+    out, _ = sync.add_radar("left", 120 * MS, "l-after")  # after the camera: not usable
+    assert out is None
+    out, _ = sync.add_radar("left", 95 * MS, "l")
     assert out is not None and set(out.radar) == {"front", "left"}
     assert out.radar["left"][0].data == "l" and out.radar["front"][0].data == "f"
     _, ev = sync.add_radar("rear", 130 * MS, "x")
