@@ -106,11 +106,11 @@ class SynthSummary:
 
 
 def split_scenes(names: Sequence[str]) -> dict[str, list[str]]:
-    """``{"synth_train": [...], "synth_val": [...], "synth_all": [...]}``: one scene in every 4 is validation, at a position that moves
-    back by one every 4 scenes (index ``i`` with ``i % 4 == 3 - (i // 4) % 4``: 3, 6, 9, 12, 19, 22, ...), so that
-    with the weathers cycled over scenes every weather has validation scenes. With 2 or 3 scenes the last one is
-    validation; a single scene is training only. ``synth_all`` lists every scene (a dataset written only for
-    validation is scored on it)."""
+    """``{"synth_train": [...], "synth_val": [...], "synth_all": [...]}``: one scene in every 4 is validation, at a
+    position that moves back by one every 4 scenes (index ``i`` with ``i % 4 == 3 - (i // 4) % 4``: 3, 6, 9, 12,
+    19, 22, ...), so that with the weathers cycled over scenes every weather has validation scenes. With 2 or 3
+    scenes the last one is validation; a single scene is training only. ``synth_all`` lists every scene (a dataset
+    written only for validation is scored on it)."""
     val = [n for i, n in enumerate(names) if i % 4 == 3 - (i // 4) % 4]
     if not val and len(names) >= 2:
         val = [names[-1]]
