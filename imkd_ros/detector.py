@@ -27,6 +27,7 @@ import torch
 from imkd_ros.checkpoint import Checkpoint, load_checkpoint
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model.preprocess import fit_frame
 from imkd_ros.types import Boxes, Frame
 
 if TYPE_CHECKING:
@@ -158,10 +159,13 @@ class Detector:
         return out
 
     def _collate(self, frames: Sequence[Frame]) -> Batch:
-        """:func:`collate_frames`, but the uint8 images are converted into a float32 buffer that the calling thread
-        keeps from call to call (same values: ``image / 255``, ``(B, 3, H, W)``). A fresh 17 MB float image per
-        1600x900 frame comes from fresh ``mmap`` pages each time (~4k page faults, ~8 ms on 2 CPUs)."""
+        """:func:`collate_frames` of the frames fitted to the model input by
+        :func:`~imkd_ros.model.preprocess.fit_frame` (the one image path training uses too), with the uint8 images
+        converted into a float32 buffer that the calling thread keeps from call to call (same values:
+        ``image / 255``, ``(B, 3, H, W)``; a fresh float image per call costs page faults)."""
         frames = list(frames)
+        if not self.is_teacher and "camera" in self.config.modalities:
+            frames = [fit_frame(f, self.config.image) for f in frames]
         shapes = {None if f.image is None else (f.image.shape, f.image.dtype) for f in frames}
         if len(shapes) != 1 or None in shapes or frames[0].image.ndim != 3 or frames[0].image.dtype != np.uint8:
             return collate_frames(frames)  # no images (teacher), or what collate_frames itself rejects

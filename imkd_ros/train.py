@@ -55,8 +55,8 @@ from imkd_ros.distill.config import DistillConfig, parse_stages
 from imkd_ros.distill.errors import DistillConfigError
 from imkd_ros.distill.student import DistilledStudent
 from imkd_ros.model import ModelConfig, Student, Teacher
-from imkd_ros.model.preprocess import resize_crop_geometry
-from imkd_ros.types import Calibration, Frame
+from imkd_ros.model.preprocess import fit_frame
+from imkd_ros.types import Frame
 
 __all__ = [
     "TrainConfig",
@@ -132,28 +132,14 @@ def model_config_for(variant: str, size: str = "default") -> ModelConfig:
 
 
 def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
-    """The frame with only what ``config``'s model uses: image resized/cropped to the model input (intrinsics
-    adjusted, exactly as the model's own preprocessing would), LiDAR cut to the BEV grid (+2 m)."""
+    """The frame with only what ``config``'s model uses: image fitted to the model input
+    (:func:`imkd_ros.model.preprocess.fit_frame`, the path :class:`~imkd_ros.detector.Detector` uses at inference),
+    LiDAR cut to the BEV grid (+2 m)."""
+    if "camera" in config.modalities:
+        frame = fit_frame(frame, config.image)
+    else:
+        frame = replace(frame, image=None)
     image, camera = frame.image, frame.camera
-    if image is not None and camera is not None and "camera" in config.modalities:
-        import cv2
-
-        h0, w0 = image.shape[:2]
-        dst = tuple(config.image.input_size)
-        new_w, new_h, left, top = resize_crop_geometry((w0, h0), dst)
-        if (new_w, new_h) != (w0, h0):
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        image = np.ascontiguousarray(image[top : top + dst[1], left : left + dst[0]])
-        k = np.array(camera.intrinsic, dtype=np.float64)
-        sx, sy = new_w / w0, new_h / h0
-        k[0, 0] *= sx
-        k[0, 1] *= sx
-        k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5 - left
-        k[1, 1] *= sy
-        k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5 - top
-        camera = Calibration(camera.channel, camera.sensor_to_ego, k, dst)
-    elif "camera" not in config.modalities:
-        image = None
     lidar = frame.lidar
     if lidar is not None:
         g = config.grid

@@ -1,6 +1,12 @@
 """Camera input preparation: resize + crop the original image to the model's input size, adjust the intrinsics,
 normalise.
 
+ONE path from a camera image to the model's pixels, for training and every inference route (``Detector`` with
+torch or ONNX Runtime, ``imkd eval``, bag replay, the node): :func:`fit_frame` / :func:`fit_image` resize the uint8
+image straight to the input size with OpenCV's area interpolation (no full-size float copy) and crop it, and
+:func:`fit_intrinsics` moves the intrinsics with it. The model's own :func:`prepare_images` then only normalises
+(its resize branch exists for direct calls of the network on arbitrary tensors; no pipeline of ours uses it).
+
 Resize keeps the aspect ratio and covers the input size; the crop is centred horizontally and keeps the bottom rows
 (nuScenes CAM_FRONT 1600x900 -> 704x396 -> rows 140..395 -> 704x256). Pixel coordinates follow the usual pinhole
 convention (integer ``u, v`` at pixel centres), so a resize by ``s`` maps ``u -> s * (u + 0.5) - 0.5``.
@@ -8,13 +14,20 @@ convention (integer ``u, v`` at pixel centres), so a resize by ``s`` maps ``u ->
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from imkd_ros.model.config import ImageConfig
 from imkd_ros.model.errors import ModelInputError
 
-__all__ = ["resize_crop_geometry", "adjust_intrinsics", "prepare_images"]
+if TYPE_CHECKING:
+    from imkd_ros.types import Frame
+
+__all__ = ["resize_crop_geometry", "fit_intrinsics", "fit_image", "fit_frame", "adjust_intrinsics", "prepare_images"]
 
 
 def resize_crop_geometry(src_size: tuple[int, int], dst_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -33,18 +46,59 @@ def resize_crop_geometry(src_size: tuple[int, int], dst_size: tuple[int, int]) -
     return new_w, new_h, (new_w - w) // 2, new_h - h
 
 
-def adjust_intrinsics(intrinsics: torch.Tensor, src_size: tuple[int, int], dst_size: tuple[int, int]) -> torch.Tensor:
-    """Intrinsics ``(B, 3, 3)`` of the ``src_size`` image -> those of the resized and cropped ``dst_size`` image."""
+def fit_intrinsics(intrinsics: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:
+    """Intrinsics ``(3, 3)`` or ``(B, 3, 3)`` of the ``src_size`` ``(W0, H0)`` image -> those of the resized and
+    cropped ``dst_size`` image (float64; the one formula of the project)."""
     w0, h0 = src_size
     new_w, new_h, left, top = resize_crop_geometry(src_size, dst_size)
     sx, sy = new_w / w0, new_h / h0
-    k = intrinsics.clone()
-    k[:, 0, 0] = intrinsics[:, 0, 0] * sx
-    k[:, 0, 1] = intrinsics[:, 0, 1] * sx
-    k[:, 0, 2] = (intrinsics[:, 0, 2] + 0.5) * sx - 0.5 - left
-    k[:, 1, 1] = intrinsics[:, 1, 1] * sy
-    k[:, 1, 2] = (intrinsics[:, 1, 2] + 0.5) * sy - 0.5 - top
+    k0 = np.asarray(intrinsics, dtype=np.float64)
+    k = k0.copy()
+    k[..., 0, 0] = k0[..., 0, 0] * sx
+    k[..., 0, 1] = k0[..., 0, 1] * sx
+    k[..., 0, 2] = (k0[..., 0, 2] + 0.5) * sx - 0.5 - left
+    k[..., 1, 1] = k0[..., 1, 1] * sy
+    k[..., 1, 2] = (k0[..., 1, 2] + 0.5) * sy - 0.5 - top
     return k
+
+
+def adjust_intrinsics(intrinsics: torch.Tensor, src_size: tuple[int, int], dst_size: tuple[int, int]) -> torch.Tensor:
+    """:func:`fit_intrinsics` on a tensor ``(B, 3, 3)`` (same dtype and device back)."""
+    k = fit_intrinsics(intrinsics.detach().cpu().double().numpy(), src_size, dst_size)
+    return torch.as_tensor(k, dtype=intrinsics.dtype, device=intrinsics.device)
+
+
+def fit_image(image: np.ndarray, dst_size: tuple[int, int]) -> np.ndarray:
+    """A ``(H0, W0, 3)`` uint8 RGB image -> ``(H, W, 3)`` uint8 at ``dst_size`` ``(W, H)``: area-resized to cover
+    the size (aspect kept), then cropped (:func:`resize_crop_geometry`). Contiguous; the input when the size already
+    matches."""
+    import cv2
+
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ModelInputError(f"image must be (H, W, 3), got {tuple(image.shape)}")
+    h0, w0 = image.shape[:2]
+    w, h = dst_size
+    if (w0, h0) == (w, h):
+        return image
+    new_w, new_h, left, top = resize_crop_geometry((w0, h0), (w, h))
+    if (new_w, new_h) != (w0, h0):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image[top : top + h, left : left + w])
+
+
+def fit_frame(frame: Frame, config: ImageConfig) -> Frame:
+    """The frame with its image fitted to the model input (:func:`fit_image`) and its camera calibration's
+    intrinsics and image size moved alike (:func:`fit_intrinsics`). Frames without an image, or already at the
+    input size, come back unchanged."""
+    from imkd_ros.types import Calibration
+
+    image, camera = frame.image, frame.camera
+    dst = (int(config.input_size[0]), int(config.input_size[1]))
+    if image is None or camera is None or (image.shape[1], image.shape[0]) == dst:
+        return frame
+    src = (int(image.shape[1]), int(image.shape[0]))
+    k = fit_intrinsics(np.asarray(camera.intrinsic, dtype=np.float64), src, dst)
+    return replace(frame, image=fit_image(image, dst), camera=Calibration(camera.channel, camera.sensor_to_ego, k, dst))
 
 
 def prepare_images(

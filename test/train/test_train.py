@@ -88,7 +88,12 @@ def test_detector_detects_in_ego_frame(synth_root: Path, tiny_student: tuple[Pat
     assert np.all(np.diff(one.score) <= 1e-6)  # sorted by score
 
 
-def test_imkd_eval_cli(synth_root: Path, tiny_student: tuple[Path, train_mod.TrainResult], tmp_path: Path) -> None:
+def test_imkd_eval_cli(
+    synth_root: Path,
+    tiny_student: tuple[Path, train_mod.TrainResult],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = tmp_path / "eval"
     rc = cli_main(
         ["eval", "--data", str(synth_root), "--checkpoint", str(tiny_student[0]), "--out", str(out), "--bev-pngs", "1"]
@@ -97,6 +102,14 @@ def test_imkd_eval_cli(synth_root: Path, tiny_student: tuple[Path, train_mod.Tra
     summary = json.loads((out / "metrics_summary.json").read_text())
     assert {"nd_score", "mean_ap", "tp_errors", "label_aps"} <= set(summary)
     assert summary["eval_scope"]["region"] is not None
+    # and in the coverage region: the grid within the camera's and the radar's fields of view (from calibration)
+    cov = json.loads((out / "coverage" / "metrics_summary.json").read_text())
+    region = cov["eval_scope"]["region"]
+    assert region["kind"] == "coverage" and [s["name"] for s in region["sectors"]] == ["CAM_FRONT", "RADAR_FRONT"]
+    assert 0 < cov["eval_scope"]["gt_boxes"] < summary["eval_scope"]["gt_boxes"]
+    assert json.loads((out / "coverage" / "by_weather.json").read_text())
+    printed = capsys.readouterr().out
+    assert "coverage NDS" in printed and "grid     NDS" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["use_camera"] and not results["meta"]["use_lidar"]
     assert len(list((out / "bev").glob("*.png"))) == 1
@@ -104,17 +117,30 @@ def test_imkd_eval_cli(synth_root: Path, tiny_student: tuple[Path, train_mod.Tra
     assert cli_main(["eval", "--data", str(synth_root), "--checkpoint", str(tmp_path / "x.pt"), "--out", str(out)]) == 2
 
 
-def test_shrink_frame_matches_model_preprocessing(synth_root: Path) -> None:
-    """Pre-shrinking the image (training cache) must give the model the same intrinsics as its own resize."""
-    from imkd_ros.model.preprocess import adjust_intrinsics
+def test_training_and_inference_tensors_are_identical(synth_root: Path) -> None:
+    """One image path: the batch a student trains on (``shrink_frame`` -> ``collate_frames``) and the batch the
+    ``Detector`` builds from the full-size frame at inference (node, eval, replay, ONNX Runtime) are equal to the
+    bit: pixels, intrinsics, mounting and radar; both at the model input size, so the network only normalises."""
+    from imkd_ros.data.dataset import collate_frames
+    from imkd_ros.detector import Detector
+    from imkd_ros.model import Student
+    from imkd_ros.model.preprocess import fit_intrinsics
 
     cfg = model_config_for("fusion", "default")
-    frame = NuScenesReader(synth_root).frame(NuScenesReader(synth_root).split_samples("synth_val")[0])
+    reader = NuScenesReader(synth_root)
+    frame = reader.frame(reader.split_samples("synth_val")[0])
+    assert frame.image.shape == (900, 1600, 3)
     small = shrink_frame(frame, cfg)
     assert small.image.shape == (cfg.image.input_size[1], cfg.image.input_size[0], 3)
-    k = adjust_intrinsics(torch.tensor(frame.camera.intrinsic)[None], frame.camera.image_size, cfg.image.input_size)
-    np.testing.assert_allclose(small.camera.intrinsic, k[0].numpy(), atol=1e-9)
+    want_k = fit_intrinsics(frame.camera.intrinsic, frame.camera.image_size, cfg.image.input_size)
+    np.testing.assert_array_equal(small.camera.intrinsic, want_k)
     assert len(small.lidar) < len(frame.lidar)
+
+    train_batch = collate_frames([small])
+    infer_batch = Detector(Student(cfg))._collate([frame])
+    assert tuple(infer_batch.images.shape[-2:]) == (cfg.image.input_size[1], cfg.image.input_size[0])
+    for name in ("images", "intrinsics", "cam_to_ego", "radar", "radar_mask"):
+        assert torch.equal(getattr(train_batch, name), getattr(infer_batch, name)), name
 
 
 def test_resume_continues_exactly(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
