@@ -99,13 +99,43 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     res = evaluate_detector(
         det, None, args.out, dataroot=args.data, version=args.version, split=args.split, bev_pngs=args.bev_pngs
     )
-    h = headline(res["summary"])
-    print(
-        f"NDS {h['nds']:.4f}  mAP {h['map']:.4f}  mATE {h['trans_err']:.3f}  mAVE {h['vel_err']:.3f}  "
-        f"({res['frames']} frames, {res['latency_ms_median']:.1f} ms/frame median) -> {args.out}"
-    )
+    for name, key in (("coverage", "coverage_summary"), ("grid", "summary")):
+        h = headline(res[key])
+        print(
+            f"{name:8s} NDS {h['nds']:.4f}  mAP {h['map']:.4f}  mATE {h['trans_err']:.3f}  mAVE {h['vel_err']:.3f}  "
+            f"({res[key]['eval_scope']['gt_boxes']} GT boxes)"
+        )
+    print(f"({res['frames']} frames, {res['latency_ms_median']:.1f} ms/frame median) -> {args.out}")
     for w, m in res["by_weather"].items():
-        print(f"  {w:8s} NDS {m['nds']:.4f}  mAP {m['map']:.4f}")
+        c = res["coverage_by_weather"].get(w)
+        cov = f"  coverage NDS {c['nds']:.4f}  mAP {c['map']:.4f}" if c else ""
+        print(f"  {w:8s}{cov}  grid NDS {m['nds']:.4f}  mAP {m['map']:.4f}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from imkd_ros.compare import compare_detectors
+
+    res = compare_detectors(
+        args.data,
+        args.version,
+        args.split,
+        args.checkpoint,
+        args.out,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    for region in res.regions.values():
+        print(f"{region.region}: {region.samples} samples, {region.scenes} scenes, {region.gt_boxes} GT boxes")
+        for m in region.models:
+            d = m.deltas["nds"]
+            print(
+                f"  {m.name:24s} NDS {m.headline['nds']:.4f}  mAP {m.headline['map']:.4f}  "
+                f"dNDS {d.value:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
+            )
+    print(f"-> {res.markdown}, {res.json}, {res.png}")
     return 0
 
 
@@ -218,6 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     v.add_argument("--bev-pngs", type=int, default=3, help="BEV pictures to draw")
     v.set_defaults(func=_cmd_eval)
+
+    c = sub.add_parser(
+        "compare", help="compare checkpoints on one split: devkit metrics and paired bootstrap CIs over scenes"
+    )
+    c.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    c.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="model checkpoint (.pt); repeat it, the first is the reference",
+    )
+    c.add_argument("--out", required=True, help="output folder (per model results and metrics, compare.md/.json/.png)")
+    c.add_argument("--split", default="synth_val")
+    c.add_argument("--version", default="v1.0-synth")
+    c.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the scene draws (default 0)")
+    c.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
+    c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    c.set_defaults(func=_cmd_compare)
 
     tt = sub.add_parser("teacher-targets", help="run the LiDAR teacher once over a split into a teacher-target cache")
     tt.add_argument("--data", required=True, help="nuScenes-format dataroot")

@@ -142,11 +142,12 @@ def run_demo(
     Raises:
         RuntimeError: a child process failed (its log is named).
     """
+    from imkd_ros.coverage import dataset_coverage
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
     from imkd_ros.detector import Detector
     from imkd_ros.eval_detector import headline, model_region
-    from imkd_ros.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_results, write_results
+    from imkd_ros.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_regions, write_results
     from imkd_ros.shipped import resolve_checkpoint
     from imkd_ros.types import Boxes
     from imkd_ros.viz import draw_bev
@@ -206,12 +207,13 @@ def run_demo(
     write_results(out / "results.json", results, CAMERA_RADAR_META)
     figures: dict[str, float] = {"frames": float(len(tokens)), "frames_without_answer": float(len(missing))}
     if any(len(b) for b in dets.values()):
-        summary = evaluate_results(
-            data, _VERSION, split, out / "results.json", out / "eval", region=model_region(config)
-        )
-        figures.update(headline(summary))
+        coverage = dataset_coverage(config, reader, tokens[0], camera=frames[tokens[0]].camera)
+        regions = [(out / "eval", model_region(config)), (out / "eval" / "coverage", coverage)]
+        grid, cov = evaluate_regions(data, _VERSION, split, out / "results.json", regions)
+        figures.update(headline(grid.summary))
+        figures.update({f"coverage_{k}": v for k, v in headline(cov.summary).items()})
     else:
-        figures.update(nds=0.0, map=0.0)
+        figures.update(nds=0.0, map=0.0, coverage_nds=0.0, coverage_map=0.0)
         print("      no detections at all: NDS/mAP 0 (devkit not run)")
     e2e = [f["latency_ms"] for f in played["frames"] if f["latency_ms"] is not None]
     proc = [f["processing_ms"] for f in played["frames"] if f["processing_ms"] is not None]
@@ -225,7 +227,8 @@ def run_demo(
     figures["wall_s"] = time.perf_counter() - t_start
     (out / "demo_summary.json").write_text(json.dumps({**figures, "model": str(model)}, indent=2) + "\n")
 
-    print(f"      NDS {figures['nds']:.4f}  mAP {figures['map']:.4f}  on {len(tokens)} {split} keyframes "
+    print(f"      coverage NDS {figures['coverage_nds']:.4f}  mAP {figures['coverage_map']:.4f}  (grid NDS "
+          f"{figures['nds']:.4f}  mAP {figures['map']:.4f})  on {len(tokens)} {split} keyframes "
           f"({len(missing)} without an answer), model {model.name}")  # fmt: skip
     print(f"      end-to-end latency (publish -> detections received) ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  "
           f"p99 {lat['p99']:.1f}  max {lat['max']:.1f}; node processing p50 {pro['p50']:.1f}")  # fmt: skip

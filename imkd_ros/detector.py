@@ -27,13 +27,14 @@ import torch
 from imkd_ros.checkpoint import Checkpoint, load_checkpoint
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.preprocess import fit_frame
 from imkd_ros.types import Boxes, Frame
 
 if TYPE_CHECKING:
     from imkd_ros.ort_backend import OrtStudent
 
-__all__ = ["Detector", "BACKENDS", "resolve_device", "inference_threads", "model_inputs"]
+__all__ = ["Detector", "BACKENDS", "resolve_device", "inference_threads", "model_inputs", "check_lidar_sweeps"]
 
 #: Inference backends of :class:`Detector`.
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
@@ -62,6 +63,27 @@ def inference_threads(requested: int = 0) -> int:
     if requested:
         return int(requested)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_lidar_sweeps(frames: Sequence[Frame], sweeps: int) -> None:
+    """Refuse frames whose LiDAR holds a single sweep (one ``time_lag`` value) when the teacher was trained on
+    ``sweeps`` > 1: it would run motion-blind and predict near-zero velocities without a word. Fewer sweeps than
+    ``sweeps`` but more than one (the first frames of a drive) only warn.
+
+    Raises:
+        ModelInputError: naming the frame, the sweeps it has and the reader setting that gives the right count.
+    """
+    for f in frames:
+        if f.lidar is None or len(f.lidar) == 0 or sweeps <= 1:
+            continue
+        n = len(np.unique(f.lidar[:, 5]))
+        if n == 1:
+            raise ModelInputError(
+                f"frame {f.token or f.timestamp}: its LiDAR is one sweep but the teacher was trained on {sweeps} "
+                f"accumulated sweeps (time_lag column); read it with NuScenesReader(..., lidar_sweeps={sweeps})"
+            )
+        if n < sweeps:
+            warnings.warn(f"a frame has {n} LiDAR sweeps, the teacher was trained on {sweeps}", stacklevel=3)
 
 
 def model_inputs(model: Student | Teacher, batch: Batch) -> dict[str, torch.Tensor | None]:
@@ -147,6 +169,8 @@ class Detector:
         """Boxes (ego frame of each frame) for a batch of frames (same image size)."""
         if not frames:
             return []
+        if self.is_teacher:
+            check_lidar_sweeps(frames, self.config.lidar.sweeps)
         batch = self._collate(frames).to(self.device)
         run = self.model if self.runtime is None else self.runtime
         detections = run(**model_inputs(self.model, batch))

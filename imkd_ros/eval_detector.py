@@ -5,6 +5,11 @@ Writes into ``out_dir``: ``results.json`` (devkit submission format, global fram
 ``by_weather.json`` digest, and BEV PNGs of a few samples under ``bev/`` (ground truth vs detections, radar and
 LiDAR points). Models see only the area of their BEV grid, so GT and detections are scored inside that region
 (:func:`model_region`); the summary's ``eval_scope`` records it.
+
+The same files again under ``coverage/`` score only what the model's sensors can see: the grid intersected with
+the fields of view of the sensors of its modalities, from the dataset's calibration
+(:mod:`imkd_ros.coverage`). That is the fair region for comparing a camera + radar student with the LiDAR teacher;
+for the teacher it is the grid itself.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.coverage import Coverage, dataset_coverage, grid_region
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import Detector
-from imkd_ros.evaluate import CAMERA_RADAR_META, Region, boxes_to_results, evaluate_by_weather, evaluate_results
+from imkd_ros.evaluate import CAMERA_RADAR_META, Region, boxes_to_results, evaluate_regions
 from imkd_ros.model import ModelConfig
 from imkd_ros.types import Frame
 
@@ -28,8 +34,7 @@ __all__ = ["model_region", "evaluate_detector", "headline"]
 
 def model_region(config: ModelConfig) -> Region:
     """The ego-frame rectangle of a model's BEV grid."""
-    g = config.grid
-    return Region(g.x_range[0], g.x_range[1], g.y_range[0], g.y_range[1])
+    return grid_region(config.grid)
 
 
 def headline(summary: dict[str, Any]) -> dict[str, float]:
@@ -52,9 +57,21 @@ def evaluate_detector(
     batch_size: int = 4,
     bev_pngs: int = 3,
     by_weather: bool = True,
+    coverage: Coverage | None = None,
 ) -> dict[str, Any]:
     """Detect on every sample of ``split`` (or on ``frames`` when given: those of the split, already read) and
-    evaluate. Returns ``{"summary": devkit summary, "by_weather": {weather: headline}, "latency_ms_median": ...}``."""
+    evaluate on the whole grid (into ``out_dir``) and on the coverage region (into ``out_dir/coverage``).
+
+    Args:
+        coverage: the coverage region; default: :func:`imkd_ros.coverage.dataset_coverage` of the model with the
+            rig of the first frame (the camera calibration of that frame, the radar mountings from ``reader`` or,
+            without one, a reader of ``dataroot``).
+
+    Returns:
+        ``{"summary": grid devkit summary, "by_weather": {weather: headline}, "coverage_summary": coverage devkit
+        summary, "coverage_by_weather": {weather: headline}, "coverage": the region as a dict,
+        "latency_ms_median": ..., "frames": ...}``.
+    """
     from imkd_ros.viz import draw_bev
 
     out_dir = Path(out_dir)
@@ -86,18 +103,33 @@ def evaluate_detector(
     from imkd_ros.evaluate import write_results
 
     write_results(results_path, results, meta)
-    region = model_region(detector.config)
-    summary = evaluate_results(dataroot, version, split, results_path, out_dir, region=region)
-    weather = {}
+    if coverage is None:
+        if reader is None and "radar" in detector.config.modalities:
+            reader = NuScenesReader(dataroot, version, load_lidar=False, load_image=False)
+        coverage = dataset_coverage(detector.config, reader, frames[0].token, camera=frames[0].camera)
+    grid, cov = evaluate_regions(
+        dataroot,
+        version,
+        split,
+        results_path,
+        [(out_dir, model_region(detector.config)), (out_dir / "coverage", coverage)],
+        by_weather=by_weather,
+    )
+    weather: dict[str, dict[str, float]] = {}
+    cov_weather: dict[str, dict[str, float]] = {}
     if by_weather:
-        per = evaluate_by_weather(dataroot, version, split, results_path, out_dir / "by_weather", region=region)
-        weather = {w: headline(s) for w, s in per.items()}
+        weather = {w: headline(s) for w, s in grid.by_weather.items()}
+        cov_weather = {w: headline(s) for w, s in cov.by_weather.items()}
         (out_dir / "by_weather.json").write_text(json.dumps(weather, indent=2) + "\n")
+        (out_dir / "coverage" / "by_weather.json").write_text(json.dumps(cov_weather, indent=2) + "\n")
     for f in list(frames)[:: max(1, len(frames) // max(1, bev_pngs))][:bev_pngs]:
         draw_bev(out_dir / "bev" / f"{f.scene}_{f.token[:8]}.png", f, dets_of[f.token])
     return {
-        "summary": summary,
+        "summary": grid.summary,
         "by_weather": weather,
+        "coverage_summary": cov.summary,
+        "coverage_by_weather": cov_weather,
+        "coverage": coverage.to_dict(),
         "latency_ms_median": float(np.median(latencies)) if latencies else float("nan"),
         "frames": len(frames),
     }

@@ -12,6 +12,9 @@ The metric is the devkit's own; this module only prepares its input and works ar
   would score AP 0; curves are not rendered;
 - scores are written as Python floats, velocities that are not known as 0 (strict JSON has no NaN).
 
+:func:`evaluate_regions` scores one result file in several ego-frame areas (the model's grid and its coverage region,
+:mod:`imkd_ros.coverage`) from one devkit load.
+
 Custom splits (the synthetic world's ``synth_train``/``synth_val``) are read by the devkit itself from
 ``<dataroot>/<version>/splits.json``; the predefined ones (``val``, ``mini_val``, ...) need the matching version.
 """
@@ -25,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,7 +40,9 @@ from imkd_ros.types import Boxes, Frame
 
 __all__ = [
     "EvaluationError",
+    "Area",
     "Region",
+    "RegionEvaluation",
     "MOVING_SPEED",
     "META_KEYS",
     "CAMERA_RADAR_META",
@@ -46,6 +51,7 @@ __all__ = [
     "write_results",
     "evaluate_results",
     "evaluate_by_weather",
+    "evaluate_regions",
 ]
 
 #: Speed (m/s, over ground) above which a predicted box gets the "moving" attribute of its class.
@@ -70,6 +76,19 @@ _MAX_BOXES_PER_SAMPLE = 500  # detection_cvpr_2019
 
 class EvaluationError(ImkdError):
     """The evaluation cannot run: bad or empty results, a split or dataroot the devkit cannot use."""
+
+
+class Area(Protocol):
+    """An area of the ego frame that GT and predictions are restricted to: :class:`Region` (a rectangle) or
+    :class:`imkd_ros.coverage.Coverage` (what a rig sees)."""
+
+    def contains(self, xy: np.ndarray) -> np.ndarray:
+        """Boolean ``(N,)``: which ego-frame points ``(N, 2+)`` are inside."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict written into a summary's ``eval_scope.region``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,10 @@ class Region:
         if self.half_fov is not None:
             inside &= np.abs(np.arctan2(y, x)) <= self.half_fov
         return inside
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict: ``kind`` ``"rectangle"`` and the fields."""
+        return {"kind": "rectangle", **asdict(self)}
 
 
 def attribute_of(class_name: str, speed: float) -> str:
@@ -278,7 +301,7 @@ def _ego_poses(de: Any, tokens: Sequence[str]) -> dict[str, Pose]:
     return poses
 
 
-def _in_region(boxes: list[Any], pose: Pose, region: Region) -> list[Any]:
+def _in_region(boxes: list[Any], pose: Pose, region: Area) -> list[Any]:
     if not boxes:
         return []
     centers = pose.inverse().apply(np.array([b.translation for b in boxes], dtype=np.float64))
@@ -286,7 +309,7 @@ def _in_region(boxes: list[Any], pose: Pose, region: Region) -> list[Any]:
     return [b for b, k in zip(boxes, keep, strict=True) if k]
 
 
-def _select(de: Any, tokens: Sequence[str], region: Region | None) -> tuple[Any, Any]:
+def _select(de: Any, tokens: Sequence[str], region: Area | None) -> tuple[Any, Any]:
     """The devkit-filtered GT and predictions of ``tokens`` as new ``EvalBoxes``, without boxes outside ``region``."""
     from nuscenes.eval.common.data_classes import EvalBoxes
 
@@ -307,7 +330,7 @@ def _score(
     pred: Any,
     out_dir: Path,
     classes: Sequence[str] | None,
-    region: Region | None,
+    region: Area | None,
     scope: dict[str, Any],
 ) -> dict[str, Any]:
     """Evaluate ``gt`` against ``pred`` with ``de``'s config narrowed to the present classes; write the devkit's
@@ -335,7 +358,7 @@ def _score(
     summary["eval_scope"] = {
         **scope,
         "classes": names,
-        "region": None if region is None else asdict(region),
+        "region": None if region is None else region.to_dict(),
         "samples": len(gt.sample_tokens),
         "gt_boxes": len(gt.all),
         "pred_boxes": len(pred.all),
@@ -355,7 +378,7 @@ def evaluate_results(
     out_dir: str | PathLike[str],
     *,
     classes: Sequence[str] | None = None,
-    region: Region | None = None,
+    region: Area | None = None,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Score a result file with the devkit's ``DetectionEval`` (``detection_cvpr_2019``, no curves).
@@ -372,7 +395,8 @@ def evaluate_results(
         out_dir: receives ``metrics_summary.json`` and ``metrics_details.json`` (and the devkit's empty
             ``plots/``).
         classes: restrict to these detection classes.
-        region: restrict to this ego-frame area.
+        region: restrict to this ego-frame area (:class:`Region`, :class:`imkd_ros.coverage.Coverage`); its
+            ``to_dict()`` is recorded in ``eval_scope.region``.
         verbose: let the devkit print.
 
     Returns:
@@ -397,7 +421,7 @@ def evaluate_by_weather(
     out_dir: str | PathLike[str],
     *,
     classes: Sequence[str] | None = None,
-    region: Region | None = None,
+    region: Area | None = None,
     verbose: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_results` once per weather tag of the split's scenes (``weather=...`` in the scene
@@ -411,6 +435,12 @@ def evaluate_by_weather(
     """
     dataroot, out_dir = Path(dataroot), Path(out_dir)
     de = _load_eval(dataroot, version, split, Path(results_path), out_dir, verbose)
+    return _score_by_weather(de, version, split, out_dir, classes, region)
+
+
+def _score_by_weather(
+    de: Any, version: str, split: str, out_dir: Path, classes: Sequence[str] | None, region: Area | None
+) -> dict[str, dict[str, Any]]:
     nusc = de.nusc
     by_weather: dict[str, list[str]] = {}
     for t in de.gt_boxes.sample_tokens:
@@ -423,4 +453,45 @@ def evaluate_by_weather(
             continue  # nothing of the wanted classes to score in this weather
         scope = {"version": version, "split": split, "weather": weather}
         out[weather] = _score(de, gt, pred, out_dir / weather, classes, region, scope)
+    return out
+
+
+@dataclass(frozen=True)
+class RegionEvaluation:
+    """The devkit summary of one region (as :func:`evaluate_results` returns it) and, when asked for, the summary
+    per weather (as :func:`evaluate_by_weather` returns it; else empty)."""
+
+    summary: dict[str, Any]
+    by_weather: dict[str, dict[str, Any]]
+
+
+def evaluate_regions(
+    dataroot: str | PathLike[str],
+    version: str,
+    split: str,
+    results_path: str | PathLike[str],
+    regions: Sequence[tuple[str | PathLike[str], Area | None]],
+    *,
+    by_weather: bool = False,
+    classes: Sequence[str] | None = None,
+    verbose: bool = False,
+) -> list[RegionEvaluation]:
+    """Score one result file in several regions from one devkit load: per ``(out_dir, region)`` what
+    :func:`evaluate_results` writes into ``out_dir`` and, with ``by_weather``, what :func:`evaluate_by_weather`
+    writes into ``out_dir/by_weather``. E.g. ``[(out, grid), (out / "coverage", coverage)]``.
+
+    Returns:
+        One :class:`RegionEvaluation` per entry of ``regions``, in order.
+    """
+    if not regions:
+        raise ValueError("evaluate_regions: no region given")
+    dataroot = Path(dataroot)
+    de = _load_eval(dataroot, version, split, Path(results_path), Path(regions[0][0]), verbose)
+    out = []
+    for out_dir, region in regions:
+        out_dir = Path(out_dir)
+        gt, pred = _select(de, de.gt_boxes.sample_tokens, region)
+        summary = _score(de, gt, pred, out_dir, classes, region, {"version": version, "split": split})
+        weather = _score_by_weather(de, version, split, out_dir / "by_weather", classes, region) if by_weather else {}
+        out.append(RegionEvaluation(summary, weather))
     return out

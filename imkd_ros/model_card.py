@@ -25,9 +25,15 @@ _COLS = (
 
 def _headline(eval_dir: Path) -> dict[str, float]:
     s = json.loads((eval_dir / "metrics_summary.json").read_text())
-    row = {"nds": s["nd_score"], "map": s["mean_ap"]}
+    row = {"nds": s["nd_score"], "map": s["mean_ap"], "gt_boxes": s.get("eval_scope", {}).get("gt_boxes")}
     row.update(s["tp_errors"])
     return row
+
+
+def _regions(eval_dir: Path) -> list[tuple[str, Path]]:
+    """``(region, folder)`` of an ``imkd eval`` output: the coverage region first where it was scored, the grid."""
+    cov = eval_dir / "coverage"
+    return ([("coverage", cov)] if (cov / "metrics_summary.json").is_file() else []) + [("grid", eval_dir)]
 
 
 def write_model_card(
@@ -44,8 +50,9 @@ def write_model_card(
         checkpoint: the shipped checkpoint (its meta gives the training command, time, machine).
         title: first heading.
         data_command: the command that generated the training data (with its seed).
-        evals: row name -> an ``imkd eval`` output folder (``metrics_summary.json``, ``by_weather.json``); the first
-            is the checkpoint's own.
+        evals: row name -> an ``imkd eval`` output folder (``metrics_summary.json``, ``by_weather.json``, and the
+            same under ``coverage/``); the first is the checkpoint's own. Each gets a row per region: coverage
+            (what the model's sensors see; absent in folders written before it was scored) and grid.
         notes: free text appended at the end.
     """
     ckpt = load_checkpoint(checkpoint)
@@ -66,31 +73,37 @@ def write_model_card(
         f"- wall time: {meta.get('seconds', float('nan')) / 60:.1f} min on {meta.get('machine', '?')}, "
         f"{meta.get('train_frames', '?')} training frames, world size {meta.get('world_size', 1)}",
         "",
-        "## Metrics (synth_val, official nuscenes-devkit DetectionEval, scored inside the BEV grid)",
+        "## Metrics (synth_val, official nuscenes-devkit DetectionEval)",
         "",
-        "| model | " + " | ".join(c for _, c in _COLS) + " |",
-        "|---|" + "---|" * len(_COLS),
+        "Two regions: **coverage**, the part of the BEV grid the model's sensors see (the grid within the fields of "
+        "view of its camera and/or radar, from the calibration; the teacher's LiDAR sees all of it), the fair "
+        "region for comparing students with the teacher; **grid**, the whole BEV grid.",
+        "",
+        "| model | region | " + " | ".join(c for _, c in _COLS) + " | GT boxes |",
+        "|---|---|" + "---|" * len(_COLS) + "---|",
     ]
     weather_rows = []
     for name, d in evals.items():
-        d = Path(d)
-        h = _headline(d)
-        lines.append(f"| {name} | " + " | ".join(f"{h[k]:.3f}" for k, _ in _COLS) + " |")
-        bw = d / "by_weather.json"
-        if bw.is_file():
-            for w, m in json.loads(bw.read_text()).items():
-                weather_rows.append((name, w, m))
+        for region, rd in _regions(Path(d)):
+            h = _headline(rd)
+            cells = " | ".join(f"{h[k]:.3f}" for k, _ in _COLS)
+            lines.append(f"| {name} | {region} | {cells} | {h['gt_boxes'] if h['gt_boxes'] is not None else '?'} |")
+            bw = rd / "by_weather.json"
+            if bw.is_file():
+                for w, m in json.loads(bw.read_text()).items():
+                    weather_rows.append((name, region, w, m))
     if weather_rows:
         lines += [
             "",
             "## Per weather (NDS / mAP)",
             "",
-            "| model | weather | NDS | mAP | mATE | mAVE |",
-            "|---|---|---|---|---|---|",
+            "| model | region | weather | NDS | mAP | mATE | mAVE |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for name, w, m in weather_rows:
+        for name, region, w, m in weather_rows:
             lines.append(
-                f"| {name} | {w} | {m['nds']:.3f} | {m['map']:.3f} | {m['trans_err']:.3f} | {m['vel_err']:.3f} |"
+                f"| {name} | {region} | {w} | {m['nds']:.3f} | {m['map']:.3f} | {m['trans_err']:.3f} "
+                f"| {m['vel_err']:.3f} |"
             )
     if notes:
         lines += ["", "## Notes", "", notes.strip()]

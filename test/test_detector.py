@@ -50,9 +50,12 @@ def detector() -> Detector:
 
 
 def _reference(det: Detector, frames: list[Frame]) -> list[Boxes]:
-    """The boxes of the plain path: collate_frames, the model, the threshold."""
+    """The boxes of the plain path: fit_frame, collate_frames, the model, the threshold."""
+    from imkd_ros.model.preprocess import fit_frame
+
+    fitted = [fit_frame(f, det.config.image) for f in frames]
     with torch.inference_mode():
-        out = det.model(**model_inputs(det.model, collate_frames(frames)))
+        out = det.model(**model_inputs(det.model, collate_frames(fitted)))
     return [d.to_boxes() for d in out]
 
 
@@ -62,11 +65,14 @@ def _same(a: Boxes, b: Boxes) -> bool:
 
 
 def test_collate_images_equal_collate_frames(detector: Detector) -> None:
+    from imkd_ros.model.preprocess import fit_frame
+
     frames = [_frame(0), _frame(1)]
     with torch.inference_mode():
         ours = detector._collate(frames)
-        ref = collate_frames(frames)
-    assert ours.images.shape == (2, 3, 180, 320)
+        ref = collate_frames([fit_frame(f, detector.config.image) for f in frames])
+    w, h = detector.config.image.input_size
+    assert frames[0].image.shape[:2] != (h, w) and ours.images.shape == (2, 3, h, w)
     assert torch.equal(ours.images, ref.images)
     for name in ("intrinsics", "cam_to_ego", "radar", "radar_mask"):
         assert torch.equal(getattr(ours, name), getattr(ref, name)), name
@@ -101,9 +107,13 @@ def test_buffer_is_per_thread_and_reused(detector: Detector) -> None:
 
 
 def test_frames_collate_frames_rejects_still_rejected(detector: Detector) -> None:
+    """Images of different sizes are each fitted to the model input, so they batch; a frame without an image
+    among frames with one is still refused."""
     a, b = _frame(0), _frame(1, (160, 90))
-    with pytest.raises(ValueError, match="different shapes"):
-        detector.detect_batch([a, b])
+    both = detector.detect_batch([a, b])
+    single = detector.detect(b)
+    assert len(both) == 2 and len(both[1]) == len(single)
+    np.testing.assert_allclose(both[1].score, single.score, atol=1e-5)  # batching moves the last float bits
     no_image = Frame("n", 0, "", None, a.camera, a.radar, None, Pose.identity())
     with pytest.raises(ValueError, match="mix loaded and missing images"):
         detector.detect_batch([a, no_image])
@@ -115,3 +125,22 @@ def test_inference_threads() -> None:
     assert inference_threads(0) == cpus
     with pytest.raises(ValueError, match="threads must be >= 0"):
         inference_threads(-1)
+
+
+def test_a_teacher_fed_one_lidar_sweep_is_refused(synth_root) -> None:
+    """A teacher trained on N accumulated sweeps refuses a single-sweep frame (it would run motion-blind and
+    predict near-zero velocities silently); with the configured count it runs."""
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.detector import Detector
+    from imkd_ros.model import ModelConfig, Teacher
+    from imkd_ros.model.errors import ModelInputError
+
+    cfg = ModelConfig.tiny(("lidar",))
+    assert cfg.lidar.sweeps > 1
+    det = Detector(Teacher(config=cfg))
+    token = NuScenesReader(synth_root, load_image=False).split_samples("synth_val")[0]
+    one = NuScenesReader(synth_root, load_image=False, lidar_sweeps=1).frame(token)
+    with pytest.raises(ModelInputError, match=f"trained on {cfg.lidar.sweeps} accumulated sweeps"):
+        det.detect(one)
+    full = NuScenesReader(synth_root, load_image=False, lidar_sweeps=cfg.lidar.sweeps).frame(token)
+    det.detect(full)

@@ -19,6 +19,7 @@ from imkd_ros.evaluate import (
     attribute_of,
     boxes_to_results,
     evaluate_by_weather,
+    evaluate_regions,
     evaluate_results,
     write_results,
 )
@@ -132,6 +133,40 @@ def test_evaluate_by_weather(synth_root: Path, gt_results_path: Path, tmp_path: 
         assert summary["mean_ap"] == pytest.approx(1.0, abs=1e-9)
         assert summary["eval_scope"]["weather"] == weather and summary["eval_scope"]["samples"] == 4
         assert (tmp_path / weather / "metrics_summary.json").is_file()
+
+
+def test_evaluate_regions_scores_each_region_from_one_load(
+    synth_root: Path, gt_results_path: Path, tmp_path: Path
+) -> None:
+    """One devkit load, several regions: each scores as its own :func:`evaluate_results` /
+    :func:`evaluate_by_weather` call would, into its own folder; a Coverage region is recorded as such."""
+    from imkd_ros.coverage import Coverage, Sector
+
+    cov = Coverage(Region(0.0, 60.0, -30.0, 30.0), (Sector.symmetric("S", (0.0, 0.0), 0.0, FRONT.half_fov, 90.0),))
+    split = "synth_train"
+    grid, front, seen = evaluate_regions(
+        synth_root,
+        VERSION,
+        split,
+        gt_results_path,
+        [(tmp_path, None), (tmp_path / "front", FRONT), (tmp_path / "cov", cov)],
+        by_weather=True,
+    )
+    alone = evaluate_results(synth_root, VERSION, split, gt_results_path, tmp_path / "alone", region=FRONT)
+    weather = evaluate_by_weather(synth_root, VERSION, split, gt_results_path, tmp_path / "alone_w", region=FRONT)
+    for k in ("nd_score", "mean_ap", "tp_errors", "eval_scope"):
+        assert front.summary[k] == alone[k], k
+    assert {w: s["nd_score"] for w, s in front.by_weather.items()} == {w: s["nd_score"] for w, s in weather.items()}
+    assert 0 < front.summary["eval_scope"]["gt_boxes"] < grid.summary["eval_scope"]["gt_boxes"]
+    assert grid.summary["eval_scope"]["region"] is None
+    assert front.summary["eval_scope"]["region"] == {"kind": "rectangle", **FRONT.__dict__}
+    # the sector of the same half-angle, cut by a wider rectangle: the same boxes as FRONT
+    assert seen.summary["eval_scope"]["region"]["kind"] == "coverage"
+    assert seen.summary["eval_scope"]["gt_boxes"] == front.summary["eval_scope"]["gt_boxes"]
+    for d in (tmp_path, tmp_path / "front", tmp_path / "cov"):
+        assert (d / "metrics_summary.json").is_file() and (
+            d / "by_weather" / "clear" / "metrics_summary.json"
+        ).is_file()
 
 
 def test_bad_results_raise_clear_errors(synth_root: Path, frames: list[Frame], tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ feeds them through the same devkit code that ``DetectionEval`` runs, in the same
 2. the devkit's own ``add_center_dist`` and ``filter_eval_boxes`` (class range, GT with zero points, bike racks)
    run on them, handed a minimal stand-in for the ``NuScenes`` object that knows, per frame, the ego position the
    range is measured from (the devkit uses the ``LIDAR_TOP`` keyframe's ego pose) and no bike racks;
-3. the optional ego-frame :class:`~imkd_ros.evaluate.Region` is applied as ``imkd eval`` applies it;
+3. the optional ego-frame area (:class:`~imkd_ros.evaluate.Region`, :class:`~imkd_ros.coverage.Coverage`) is applied
+   as ``imkd eval`` applies it;
 4. :func:`imkd_ros.evaluate` 's scorer narrows the classes to those with ground truth and runs the devkit's
    ``DetectionEval.evaluate`` (``accumulate`` / ``calc_ap`` / ``calc_tp`` / ``DetectionMetrics``), writing the
    devkit's ``metrics_summary.json`` and ``metrics_details.json``.
@@ -31,8 +32,8 @@ from imkd_ros.classes import CLASSES
 from imkd_ros.evaluate import (
     CAMERA_RADAR_META,
     META_KEYS,
+    Area,
     EvaluationError,
-    Region,
     _in_region,
     _score,
     attribute_of,
@@ -137,7 +138,7 @@ def evaluate_boxes(
     range_poses: Mapping[Hashable, Pose] | None = None,
     gt_attributes: Mapping[Hashable, Sequence[str]] | None = None,
     gt_num_pts: Mapping[Hashable, Sequence[int]] | None = None,
-    region: Region | None = None,
+    region: Area | None = None,
     classes: Sequence[str] | None = None,
     meta: Mapping[str, bool] = CAMERA_RADAR_META,
     scope: Mapping[str, Any] | None = None,

@@ -8,6 +8,13 @@ distillation, the share of the teacher gap closed, the schedule), ``ablation.jso
 ``ablation.png`` (bar chart). A row whose checkpoint already exists with the same schedule and distillation is
 reused, and an interrupted row resumes from its ``.train.pt``, so a long ablation can be restarted.
 
+The headline region is the students' coverage region (:mod:`imkd_ros.coverage`: the BEV grid within the camera's
+and radar's fields of view), where the teacher's and the students' scores are comparable: outside it the LiDAR
+teacher sees objects the students have no data of. NDS and mAP on the whole grid stand beside it. In
+``ablation.json`` a row's ``metrics`` / ``by_weather`` are the grid's (as before), ``coverage_metrics`` /
+``coverage_by_weather`` the coverage region's; the goals are measured on the coverage region. A reused row whose
+validation output predates the coverage region is scored again (``<key>/coverage_eval/``), not retrained.
+
 With ``intensity_study`` three more rows train the full IMKD student with one intensity map each (density,
 reflectance, activation): the notes ask to measure which reading of "intensity" helps.
 """
@@ -84,8 +91,20 @@ def ablation_rows(base: DistillConfig = _DEFAULT_KD, intensity_study: bool = Fal
     return rows
 
 
+def _coverage_metrics(eval_dir: Path) -> tuple[dict[str, float], dict[str, Any]] | None:
+    """Headline and per-weather headlines of the coverage region of an ``evaluate_detector`` output folder (None
+    when it has none: written before coverage was scored)."""
+    from imkd_ros.eval_detector import headline
+
+    summary, weather = eval_dir / "coverage" / "metrics_summary.json", eval_dir / "coverage" / "by_weather.json"
+    if not summary.is_file() or not weather.is_file():
+        return None
+    return headline(json.loads(summary.read_text())), json.loads(weather.read_text())
+
+
 def _row_metrics(checkpoint: Path) -> dict[str, Any] | None:
-    """Metrics and per-weather NDS of a finished row (None when not finished)."""
+    """Metrics and per-weather NDS of a finished row, grid and coverage region (None when not finished; coverage
+    None when its validation output predates coverage)."""
     from imkd_ros.checkpoint import load_checkpoint
 
     val = Path(f"{checkpoint.with_suffix('')}_val")
@@ -94,7 +113,31 @@ def _row_metrics(checkpoint: Path) -> dict[str, Any] | None:
     meta = load_checkpoint(checkpoint).meta
     if not meta.get("metrics"):
         return None
-    return {"meta": meta, "metrics": meta["metrics"], "by_weather": json.loads((val / "by_weather.json").read_text())}
+    return {
+        "meta": meta,
+        "metrics": meta["metrics"],
+        "by_weather": json.loads((val / "by_weather.json").read_text()),
+        "coverage": _coverage_metrics(val),
+    }
+
+
+def _score_coverage(
+    checkpoint: Path, out_dir: Path, data: Path, cfg: TrainConfig, device: str
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Coverage-region metrics of a finished row whose validation output predates coverage: the checkpoint scored
+    again on the validation split into ``out_dir``."""
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.detector import Detector
+    from imkd_ros.eval_detector import evaluate_detector
+
+    det = Detector.from_checkpoint(checkpoint, device=device)
+    reader = NuScenesReader(data, cfg.version, radar_sweeps=cfg.radar_sweeps, load_lidar=False)
+    evaluate_detector(
+        det, None, out_dir, dataroot=data, version=cfg.version, split=cfg.val_split, reader=reader, bev_pngs=0
+    )
+    got = _coverage_metrics(out_dir)
+    assert got is not None  # evaluate_detector writes both
+    return got
 
 
 def _teacher_row(teacher: Path, out: Path, data: Path, cfg: TrainConfig, device: str) -> dict[str, Any]:
@@ -107,7 +150,7 @@ def _teacher_row(teacher: Path, out: Path, data: Path, cfg: TrainConfig, device:
     sha = file_sha256(teacher)
     if digest.is_file():
         row = json.loads(digest.read_text())
-        if row.get("sha256") == sha:
+        if row.get("sha256") == sha and row.get("coverage_metrics") is not None:
             return row
     det = Detector.from_checkpoint(teacher, device=device)
     reader = NuScenesReader(
@@ -128,6 +171,8 @@ def _teacher_row(teacher: Path, out: Path, data: Path, cfg: TrainConfig, device:
         "sha256": sha,
         "metrics": headline(res["summary"]),
         "by_weather": res["by_weather"],
+        "coverage_metrics": headline(res["coverage_summary"]),
+        "coverage_by_weather": res["coverage_by_weather"],
     }
     digest.write_text(json.dumps(row, indent=2) + "\n")
     return row
@@ -138,8 +183,14 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _goals(rows: list[dict[str, Any]], teacher: dict[str, Any] | None) -> dict[str, Any]:
-    nds = {r["key"]: r["metrics"]["nds"] for r in rows}
-    goals: dict[str, Any] = {}
+    """The issue's goals on the coverage region (``region``), with the grid's gain and gap beside them."""
+    nds = {r["key"]: r["coverage_metrics"]["nds"] for r in rows}
+    grid = {r["key"]: r["metrics"]["nds"] for r in rows}
+    goals: dict[str, Any] = {"region": "coverage"}
+    if "no_kd" in grid and "stage123" in grid:
+        goals["imkd_gain_nds_grid"] = grid["stage123"] - grid["no_kd"]
+        if teacher is not None:
+            goals["teacher_gap_nds_grid"] = teacher["metrics"]["nds"] - grid["no_kd"]
     if "no_kd" in nds and "stage123" in nds:
         gain = nds["stage123"] - nds["no_kd"]
         goals["imkd_gain_nds"] = gain
@@ -147,7 +198,7 @@ def _goals(rows: list[dict[str, Any]], teacher: dict[str, Any] | None) -> dict[s
         chain = [nds[k] for k in ("no_kd", "stage1", "stage12", "stage123") if k in nds]
         goals["each_stage_adds"] = all(b > a for a, b in zip(chain, chain[1:], strict=False))
         if teacher is not None:
-            gap = teacher["metrics"]["nds"] - nds["no_kd"]
+            gap = teacher["coverage_metrics"]["nds"] - nds["no_kd"]
             goals["teacher_gap_nds"] = gap
             goals["gap_closed"] = gain / gap if gap > 0 else None
             goals["closes_half_the_gap"] = bool(gap > 0 and gain >= 0.5 * gap)
@@ -161,33 +212,37 @@ def write_table(
     checks."""
     goals = _goals(rows, teacher)
     all_rows = rows + ([teacher] if teacher else [])
-    weathers = sorted({w for r in all_rows for w in r["by_weather"]})
-    base = next((r["metrics"]["nds"] for r in rows if r["key"] == "no_kd"), None)
-    head = ["row", "stages"] + [t for _, t in METRIC_COLUMNS] + ["ΔNDS vs no KD"] + [f"NDS {w}" for w in weathers]
+    weathers = sorted({w for r in all_rows for w in r["coverage_by_weather"]})
+    base = next((r["coverage_metrics"]["nds"] for r in rows if r["key"] == "no_kd"), None)
+    head = ["row", "stages"] + [t for _, t in METRIC_COLUMNS] + ["NDS grid", "mAP grid", "ΔNDS vs no KD"]
+    head += [f"NDS {w}" for w in weathers]
     lines = [
         "# IMKD ablation",
         "",
         "Same data, schedule and seed for every student row; devkit metrics on the validation split "
-        f"`{schedule.get('val_split')}` (model BEV area).",
+        f"`{schedule.get('val_split')}` in the students' coverage region (the BEV grid within the camera's and the "
+        "radar's fields of view, from calibration: where students and teacher can be compared), NDS and mAP on "
+        "the whole BEV grid beside them (the teacher sees all of it, the students not).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * len(head)) + "|",
     ]
     for r in all_rows:
-        m = r["metrics"]
+        m, g = r["coverage_metrics"], r["metrics"]
         delta = "" if base is None or r["key"] in ("no_kd", "teacher") else f"{m['nds'] - base:+.4f}"
         cells = [r["label"], ",".join(s.replace("stage", "") for s in r.get("stages", [])) or "–"]
-        cells += [_fmt(m.get(k)) for k, _ in METRIC_COLUMNS] + [delta]
-        cells += [_fmt(r["by_weather"].get(w, {}).get("nds")) for w in weathers]
+        cells += [_fmt(m.get(k)) for k, _ in METRIC_COLUMNS] + [_fmt(g.get("nds")), _fmt(g.get("map")), delta]
+        cells += [_fmt(r["coverage_by_weather"].get(w, {}).get("nds")) for w in weathers]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Schedule: " + ", ".join(f"{k} {v}" for k, v in schedule.items()), ""]
-    if goals:
-        lines.append("Goals (issue 4):")
+    if "imkd_gain_nds" in goals:
+        lines.append("Goals (issue 4), coverage region:")
         lines.append(
             f"- IMKD (stages 1-3) over no KD: {goals['imkd_gain_nds']:+.4f} NDS "
             f"({'meets' if goals['imkd_gain_at_least_0.05'] else 'misses'} the +0.05 goal)"
         )
         lines.append(f"- each stage adds: {'yes' if goals['each_stage_adds'] else 'no'}")
+        lines.append(f"- on the whole grid: IMKD over no KD {goals['imkd_gain_nds_grid']:+.4f} NDS")
         if "teacher_gap_nds" in goals:
             closed = goals["gap_closed"]
             lines.append(
@@ -215,21 +270,22 @@ def _plot(path: Path, rows: list[dict[str, Any]], weathers: list[str]) -> None:
     labels = [r["key"] for r in rows]
     x = np.arange(len(rows))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
-    for k, (key, title) in enumerate((("nds", "NDS"), ("map", "mAP"))):
-        vals = [r["metrics"][key] for r in rows]
-        bars = ax1.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=title)
-        ax1.bar_label(bars, fmt="%.3f", fontsize=7)
+    bars_of = (("coverage_metrics", "nds", "NDS"), ("coverage_metrics", "map", "mAP"), ("metrics", "nds", "NDS grid"))
+    for k, (region, key, title) in enumerate(bars_of):
+        vals = [r[region][key] for r in rows]
+        bars = ax1.bar(x + (k - 1) * 0.27, vals, 0.27, label=title, hatch="//" if region == "metrics" else None)
+        ax1.bar_label(bars, fmt="%.3f", fontsize=6)
     ax1.set_xticks(x, labels, rotation=20)
     ax1.set_ylabel("score")
-    ax1.set_title("IMKD ablation (val)")
+    ax1.set_title("IMKD ablation (val, coverage region; grid hatched)")
     ax1.legend(fontsize=8)
     width = 0.8 / max(1, len(weathers))
     for k, w in enumerate(weathers):
-        vals = [r["by_weather"].get(w, {}).get("nds", np.nan) for r in rows]
+        vals = [r["coverage_by_weather"].get(w, {}).get("nds", np.nan) for r in rows]
         ax2.bar(x + (k - (len(weathers) - 1) / 2) * width, vals, width, label=w)
     ax2.set_xticks(x, labels, rotation=20)
     ax2.set_ylabel("NDS")
-    ax2.set_title("NDS per weather")
+    ax2.set_title("NDS per weather (coverage region)")
     ax2.legend(fontsize=8)
     for ax in (ax1, ax2):
         ax.grid(axis="y", alpha=0.3)
@@ -312,6 +368,9 @@ def run_ablation(
             done = _row_metrics(ckpt)
             if done is None:
                 raise RuntimeError(f"ablate: row {row.key} finished without validation metrics in {ckpt}")
+        coverage = done["coverage"] or _score_coverage(
+            ckpt, out / row.key / "coverage_eval", data, train_config, device
+        )
         rows.append(
             {
                 "key": row.key,
@@ -321,6 +380,8 @@ def run_ablation(
                 "checkpoint": str(ckpt),
                 "metrics": done["metrics"],
                 "by_weather": {w: m for w, m in done["by_weather"].items()},
+                "coverage_metrics": coverage[0],
+                "coverage_by_weather": coverage[1],
                 "train_seconds": done["meta"].get("seconds"),
                 "wall_seconds_this_call": time.perf_counter() - t0,
             }

@@ -105,7 +105,7 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(
         bev_pngs=0,
         by_weather=False,
     )
-    ref = ref["summary"]
+    ref_coverage, ref = ref["coverage_summary"], ref["summary"]
     # the bag's ground truth has no attributes (vision_msgs has no field): hand the dataset's to the evaluation
     reader = NuScenesReader(synth_root, load_lidar=False, load_image=False)
     attrs = {}
@@ -142,12 +142,21 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(
     for k in ("classes", "samples", "gt_boxes", "pred_boxes"):
         assert got["eval_scope"][k] == ref["eval_scope"][k], k
     assert rep["metrics"]["nds"] == got["nd_score"] and rep["frames"]["evaluated"] == 16
+    # the coverage region from the bag's camera_info and tf_static scores as the one from the dataset's calibration
+    cov = json.loads((out / "coverage" / "metrics_summary.json").read_text())
+    assert cov["eval_scope"]["region"]["kind"] == "coverage"
+    for k in ("classes", "samples", "gt_boxes", "pred_boxes"):
+        assert cov["eval_scope"][k] == ref_coverage["eval_scope"][k], k
+    assert cov["nd_score"] == pytest.approx(ref_coverage["nd_score"], abs=1e-5)
+    assert cov["mean_ap"] == pytest.approx(ref_coverage["mean_ap"], abs=1e-6)
+    assert 0 < cov["eval_scope"]["gt_boxes"] < got["eval_scope"]["gt_boxes"]
+    assert rep["coverage_metrics"]["nds"] == cov["nd_score"]
     assert rep["frames"]["keyframes_without_detections"] == 0 and rep["sync"]["frame_drops"] == {}
 
     # the files of the report
     from PIL import Image
 
-    assert "| NDS | mAP |" in (out / "report.md").read_text()
+    assert "| NDS | mAP |" in (out / "report.md").read_text() and "| coverage |" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["metrics"] == rep["metrics"]
     assert len(list((out / "bev").glob("*.png"))) == 4
     with Image.open(out / "bev.gif") as gif:
