@@ -308,7 +308,9 @@ def compare_detectors(
         out_dir: output folder (see the module docstring).
         regions: ``{name: area}``, an area being anything with ``contains(xy (N, 2) ego frame) -> bool (N,)``
             (:class:`imkd_ros.evaluate.Region`, :class:`imkd_ros.coverage.Coverage`, ...); names are folder names.
-            Default: ``{"grid": model_region(config of the first checkpoint)}``.
+            Default: ``{"coverage": ..., "grid": ...}``: the coverage region (:mod:`imkd_ros.coverage`) of the
+            first student among the checkpoints (what its sensors see; the headline of a student-teacher
+            comparison), and the first checkpoint's whole BEV grid; the grid alone when all are teachers.
         bootstrap: replicates (>= 1).
         seed: seed of the scene draws.
         batch_size: frames per forward pass.
@@ -334,7 +336,19 @@ def compare_detectors(
     dataroot, out_dir = Path(dataroot), Path(out_dir)
     detectors = [Detector.from_checkpoint(p, device=device) for p in paths]
     names = _model_names(paths)
-    areas: dict[str, Any] = dict(regions) if regions is not None else {"grid": model_region(detectors[0].config)}
+    if regions is None:
+        areas: dict[str, Any] = {}
+        students = [d for d in detectors if not d.is_teacher]
+        if students:
+            from imkd_ros.coverage import dataset_coverage
+            from imkd_ros.data.reader import NuScenesReader
+
+            cov_reader = NuScenesReader(dataroot, version, load_lidar=False)
+            token = cov_reader.split_samples(split)[0]
+            areas["coverage"] = dataset_coverage(students[0].config, cov_reader, token)
+        areas["grid"] = model_region(detectors[0].config)
+    else:
+        areas = dict(regions)
     if not areas:
         raise ValueError("compare needs at least one region")
     for name, area in areas.items():

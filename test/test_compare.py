@@ -128,6 +128,9 @@ def test_compare_cli(synth_root: Path, checkpoints: dict[str, Path], tmp_path: P
     assert rc == 0
     text = capsys.readouterr().out
     assert "grid: 16 samples, 4 scenes" in text and "student_b" in text and "compare.md" in text
+    assert "coverage: 16 samples, 4 scenes" in text  # the default regions: the student's coverage and the grid
+    regions = json.loads((out / "compare.json").read_text())["regions"]
+    assert list(regions) == ["coverage", "grid"] and regions["coverage"]["gt_boxes"] < regions["grid"]["gt_boxes"]
     summary = evaluate_results(
         synth_root,
         VERSION,
