@@ -230,6 +230,8 @@ class LidarConfig:
         max_intensity: reflectance intensity is divided by this (nuScenes: 0-255).
         density_scale: per-pillar point count enters as ``log1p(count) / density_scale``.
         time_scale: time lag (s) is divided by this.
+        max_points_per_pillar: points per pillar through the point MLP (0: all); the density and intensity maps
+            count every point.
     """
 
     sweeps: int = 10
@@ -237,9 +239,11 @@ class LidarConfig:
     max_intensity: float = 255.0
     density_scale: float = 4.0
     time_scale: float = 0.5
+    max_points_per_pillar: int = 32
 
     def __post_init__(self) -> None:
         _check(self.sweeps >= 1, "LidarConfig.sweeps", f"must be >= 1, got {self.sweeps}")
+        _check(self.max_points_per_pillar >= 0, "LidarConfig.max_points_per_pillar", "must be >= 0")
         for name in ("max_intensity", "density_scale", "time_scale"):
             _check(getattr(self, name) > 0, f"LidarConfig.{name}", "must be > 0")
 

@@ -7,6 +7,11 @@ in cells), offset to the mean of the pillar's points (3, in cells) and the pilla
 zero-padded points do not bias statistics) is max-pooled per pillar into a ``(B, C, NY, NX)`` map at
 ``grid.cell``, which a stride-``grid.stride`` 3x3 conv takes to the head grid.
 
+With ``max_points_per_pillar`` K > 0 (the LiDAR teacher: 10 accumulated sweeps put ~185k points in the grid, p90
+130 per pillar, and the per-point MLP was the whole cost of a training step) only K points per pillar go through
+the MLP, chosen by a fixed pseudo-random rank (deterministic for a given input), as PointPillars caps points per
+pillar. The density/intensity statistics and the per-point pillar means still count every point.
+
 Each encoder also returns its *intensity maps* on the head grid, ``(B, 2, out_ny, out_nx)``: channel 0 the
 point density ``log1p(count) / density_scale``, channel 1 the mean intensity of the points (radar: RCS /
 ``rcs_scale``; LiDAR: reflectance / ``max_intensity``), 0 in empty cells. The fuser and the distillation losses use
@@ -26,7 +31,7 @@ from imkd_ros.model.config import GridConfig, ModelConfig
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.layers import ConvBNReLU
 
-__all__ = ["PillarBEV", "PillarBEVOutput", "RadarPillarBEV", "LidarPillarBEV"]
+__all__ = ["PillarBEV", "PillarBEVOutput", "RadarPillarBEV", "LidarPillarBEV", "pillar_rank"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class PillarBEV(nn.Module):
         point_channels: MLP width (channels of the pillar map).
         out_channels: channels on the head grid.
         name: sensor name for error messages.
+        max_points_per_pillar: points per pillar fed to the MLP (0: all).
     """
 
     def __init__(
@@ -67,8 +73,10 @@ class PillarBEV(nn.Module):
         point_channels: int,
         out_channels: int,
         name: str,
+        max_points_per_pillar: int = 0,
     ) -> None:
         super().__init__()
+        self.max_points_per_pillar = int(max_points_per_pillar)
         self.grid = grid
         self.num_columns = num_columns
         self.extra_columns = tuple(extra_columns)
@@ -120,14 +128,39 @@ class PillarBEV(nn.Module):
             ],
             dim=-1,
         )
-        feats = self.mlp(feats) * valid
-        pillars = to_bev_image(scatter_max(feats, index, cells), b, g)  # (B, C, NY, NX)
+        if self.max_points_per_pillar > 0:
+            keep = (index < b * cells) & (pillar_rank(index) < self.max_points_per_pillar)  # (B, P)
+            sel = keep.reshape(-1).nonzero().squeeze(1)
+            h = self.mlp(feats.reshape(-1, feats.shape[-1]).index_select(0, sel))  # (N, C)
+            rows = scatter_max(h.unsqueeze(0), index.reshape(1, -1).index_select(1, sel), b * cells)
+        else:
+            rows = scatter_max(self.mlp(feats) * valid, index, cells)
+        pillars = to_bev_image(rows, b, g)  # (B, C, NY, NX)
         stats = to_bev_image(sums[:, 3:5], b, g)  # (B, 2, NY, NX): intensity sum, count
         s = g.stride
         stats = F.avg_pool2d(stats, s) * (s * s) if s > 1 else stats
         n = stats[:, 1:2]
         maps = torch.cat([torch.log1p(n) / self.density_scale, stats[:, 0:1] / n.clamp(min=1.0)], dim=1)
         return PillarBEVOutput(self.entry(pillars), maps)
+
+
+def pillar_rank(index: torch.Tensor) -> torch.Tensor:
+    """Rank ``(B, P)`` int64 of each point among the points of its cell (``index`` ``(B, P)`` flat cell indices),
+    in a fixed pseudo-random order (a seeded permutation of the point positions): deterministic for a given input,
+    and unbiased with respect to the point order (sweeps come newest first)."""
+    b, p = index.shape
+    gen = torch.Generator().manual_seed(0)
+    jitter = torch.randperm(p, generator=gen).to(index.device)
+    key = (index * p + jitter.view(1, p)).reshape(-1)
+    order = key.argsort()
+    cell = index.reshape(-1)[order]
+    pos = torch.arange(cell.numel(), device=index.device)
+    first = torch.ones_like(cell, dtype=torch.bool)
+    first[1:] = cell[1:] != cell[:-1]
+    start = torch.cummax(torch.where(first, pos, torch.zeros_like(pos)), 0).values
+    rank = torch.empty_like(pos)
+    rank[order] = pos - start
+    return rank.view(b, p)
 
 
 class RadarPillarBEV(PillarBEV):
@@ -167,4 +200,5 @@ class LidarPillarBEV(PillarBEV):
             point_channels=li.point_channels,
             out_channels=config.bev.channels,
             name="lidar",
+            max_points_per_pillar=li.max_points_per_pillar,
         )

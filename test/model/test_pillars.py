@@ -96,3 +96,46 @@ def test_bad_points_raise(pts, mask, match):
     model, _ = _radar_model()
     with pytest.raises(ModelInputError, match=match):
         model(pts, mask)
+
+
+def test_pillar_rank_counts_within_each_cell() -> None:
+    import torch
+
+    from imkd_ros.model.pillars import pillar_rank
+
+    index = torch.tensor([[3, 1, 3, 3, 7, 1], [13, 13, 10, 19, 19, 19]])  # flat: batch offsets, as bev_cell_index
+    rank = pillar_rank(index)
+    for b in range(2):
+        for c in index[b].unique():
+            got = sorted(rank[b][index[b] == c].tolist())
+            assert got == list(range(len(got)))  # 0..n-1 within every cell of every batch row
+    assert torch.equal(rank, pillar_rank(index))  # deterministic
+
+
+def test_capped_pillars_equal_uncapped_when_the_cap_is_not_reached() -> None:
+    """The LiDAR cap of points per pillar changes nothing when no pillar has more points than the cap, and with a
+    cap of 1 still fills every occupied pillar."""
+    import dataclasses
+
+    import torch
+
+    from imkd_ros.model import ModelConfig
+    from imkd_ros.model.pillars import LidarPillarBEV
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny(("lidar",))
+    pts = torch.rand(2, 300, 6) * torch.tensor([40.0, 40.0, 3.0, 255.0, 32.0, 0.4]) - torch.tensor(
+        [0.0, 20.0, 0.0, 0.0, 0.0, 0.0]
+    )
+    mask = torch.ones(2, 300, dtype=torch.bool)
+    mask[1, 250:] = False
+    enc = {}
+    for k in (0, 10_000, 1):
+        c = dataclasses.replace(cfg, lidar=dataclasses.replace(cfg.lidar, max_points_per_pillar=k))
+        torch.manual_seed(1)
+        enc[k] = LidarPillarBEV(c).eval()
+    with torch.no_grad():
+        full, capped, one = (enc[k](pts, mask) for k in (0, 10_000, 1))
+    torch.testing.assert_close(capped.bev, full.bev)
+    torch.testing.assert_close(one.intensity, full.intensity)  # the maps count every point
+    assert not torch.equal(one.bev, full.bev)
