@@ -68,3 +68,15 @@ def test_lidar_sweep_keeps_intensity_and_ring() -> None:
 
 def test_lag_is_exact_in_nanoseconds() -> None:
     assert lag_seconds(1_533_000_000_123_456_000, 1_533_000_000_023_456_000) == pytest.approx(0.1, abs=1e-12)
+
+
+def test_node_parameters_are_the_training_window() -> None:
+    """The node pairs with the window the reader trains and evaluates with (config/detector.yaml vs the
+    defaults of :class:`SweepWindow` and the shipped model's radar sweeps)."""
+    from imkd_ros.model import ModelConfig
+    from imkd_ros.ros.assemble import default_parameters
+
+    p = default_parameters()
+    w = SweepWindow()
+    assert p["max_camera_radar_delay"] == w.max_delay and p["max_sweep_age"] == w.max_age
+    assert p["radar_sweeps"] == ModelConfig.default(("camera", "radar")).radar.sweeps
