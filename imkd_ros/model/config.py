@@ -192,11 +192,6 @@ class RadarConfig:
         time_scale: time lag (s) is divided by this.
         fov_deg: the radar's total horizontal field of view (deg), centred on its x axis.
         max_range: the radar's range (m).
-        doppler_shortcut: the student adds a 1x1 embedding of the radar's per-cell mean compensated velocity and
-            occupancy (:attr:`imkd_ros.model.pillars.PillarBEVOutput.doppler`) to the fused BEV before the BEV
-            network, so the measured Doppler reaches the velocity regression without having to survive the pillar
-            max-pool and the fusion. False when absent from a checkpoint (models saved before it existed);
-            :meth:`ModelConfig.default` turns it on.
 
     ``fov_deg`` and ``max_range`` are properties of the sensor, not of the network: they only define the coverage
     region the model is scored in beside its grid (:mod:`imkd_ros.coverage`). Defaults: nuScenes' Continental
@@ -215,7 +210,6 @@ class RadarConfig:
     time_scale: float = 0.5
     fov_deg: float = 120.0
     max_range: float = 70.0
-    doppler_shortcut: bool = False
 
     def __post_init__(self) -> None:
         _check(self.sweeps >= 1, "RadarConfig.sweeps", f"must be >= 1, got {self.sweeps}")
@@ -401,11 +395,8 @@ class ModelConfig:
 
     @classmethod
     def default(cls, modalities: tuple[str, ...] = ("camera", "radar")) -> ModelConfig:
-        """The default model for ``modalities`` (student, ablation student or, for ``("lidar",)``, teacher), with
-        the radar Doppler shortcut (:attr:`RadarConfig.doppler_shortcut`)."""
-        return cls(
-            name=_default_name(modalities), modalities=tuple(modalities), radar=RadarConfig(doppler_shortcut=True)
-        )
+        """The default model for ``modalities`` (student, ablation student or, for ``("lidar",)``, teacher)."""
+        return cls(name=_default_name(modalities), modalities=tuple(modalities))
 
     @classmethod
     def tiny(cls, modalities: tuple[str, ...] = ("camera", "radar")) -> ModelConfig:
@@ -424,7 +415,7 @@ class ModelConfig:
                 depth_bins=12,
                 context_channels=8,
             ),
-            radar=RadarConfig(point_channels=8, doppler_shortcut=True),
+            radar=RadarConfig(point_channels=8),
             lidar=LidarConfig(point_channels=16),
             bev=BEVConfig(channels=16, blocks=1, down_blocks=1),
             head=HeadConfig(hidden=16, max_objects=32),

@@ -39,14 +39,10 @@ class PillarBEVOutput:
     """Attributes:
     bev: ``(B, C, out_ny, out_nx)`` pillar BEV on the head grid.
     intensity: ``(B, 2, out_ny, out_nx)`` density and mean-intensity maps (see the module docstring).
-    doppler: radar with ``doppler_shortcut`` only: ``(B, 3, out_ny, out_nx)`` per head cell the mean
-        compensated velocity ``(vx, vy) / velocity_scale`` of its points and the occupancy (1 where any point),
-        0 in empty cells; else None.
     """
 
     bev: torch.Tensor
     intensity: torch.Tensor
-    doppler: torch.Tensor | None = None
 
 
 class PillarBEV(nn.Module):
@@ -63,8 +59,6 @@ class PillarBEV(nn.Module):
         out_channels: channels on the head grid.
         name: sensor name for error messages.
         max_points_per_pillar: points per pillar fed to the MLP (0: all).
-        doppler_columns: the two velocity columns averaged into :attr:`PillarBEVOutput.doppler` (divided by
-            ``doppler_scale``), or None.
     """
 
     def __init__(
@@ -80,13 +74,9 @@ class PillarBEV(nn.Module):
         out_channels: int,
         name: str,
         max_points_per_pillar: int = 0,
-        doppler_columns: tuple[int, int] | None = None,
-        doppler_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.max_points_per_pillar = int(max_points_per_pillar)
-        self.doppler_columns = None if doppler_columns is None else tuple(doppler_columns)
-        self.doppler_scale = float(doppler_scale)
         self.grid = grid
         self.num_columns = num_columns
         self.extra_columns = tuple(extra_columns)
@@ -119,12 +109,9 @@ class PillarBEV(nn.Module):
         valid = (index < b * cells).unsqueeze(-1).float()  # (B, P, 1)
         xyz = points[..., :3]
         intensity = points[..., self.intensity_column : self.intensity_column + 1] / self.intensity_scale
-        stat_cols = [xyz, intensity, torch.ones_like(intensity)]
-        if self.doppler_columns is not None:
-            stat_cols.append(points[..., list(self.doppler_columns)] / self.doppler_scale)
-        sums = scatter_sum(torch.cat(stat_cols, dim=-1) * valid, index, cells)
+        sums = scatter_sum(torch.cat([xyz, intensity, torch.ones_like(intensity)], dim=-1) * valid, index, cells)
         sums_dump = torch.cat([sums, sums.new_zeros(1, sums.shape[1])], dim=0)
-        per_point = sums_dump.index_select(0, index.reshape(-1)).view(b, p, -1)[..., :5]  # (B, P, 5)
+        per_point = sums_dump.index_select(0, index.reshape(-1)).view(b, p, -1)  # (B, P, 5)
         count = per_point[..., 4:5].clamp(min=1.0)
         mean_xyz = per_point[..., :3] / count
         lo = xyz.new_tensor([g.x_range[0], g.y_range[0], g.z_range[0]])
@@ -154,12 +141,7 @@ class PillarBEV(nn.Module):
         stats = F.avg_pool2d(stats, s) * (s * s) if s > 1 else stats
         n = stats[:, 1:2]
         maps = torch.cat([torch.log1p(n) / self.density_scale, stats[:, 0:1] / n.clamp(min=1.0)], dim=1)
-        doppler = None
-        if self.doppler_columns is not None:
-            vel = to_bev_image(sums[:, 5:7], b, g)  # (B, 2, NY, NX) velocity sums
-            vel = F.avg_pool2d(vel, s) * (s * s) if s > 1 else vel
-            doppler = torch.cat([vel / n.clamp(min=1.0), (n > 0).to(vel.dtype)], dim=1)
-        return PillarBEVOutput(self.entry(pillars), maps, doppler)
+        return PillarBEVOutput(self.entry(pillars), maps)
 
 
 def pillar_rank(index: torch.Tensor) -> torch.Tensor:
@@ -198,8 +180,6 @@ class RadarPillarBEV(PillarBEV):
             point_channels=r.point_channels,
             out_channels=config.bev.channels,
             name="radar",
-            doppler_columns=(4, 5) if r.doppler_shortcut else None,
-            doppler_scale=r.velocity_scale,
         )
 
 

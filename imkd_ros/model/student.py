@@ -123,12 +123,6 @@ class Student(nn.Module):
         self.fuser = (fuser or IntensityGuidedFusion(c)) if len(mods) == 2 else None
         self.bev_backbone = bev_backbone or BEVBackbone(config.bev)
         self.head = head or CenterHead(c, config.num_classes, config.head)
-        # the radar Doppler shortcut (RadarConfig.doppler_shortcut): zero-initialised, so it starts as no-op
-        self.doppler_embed: nn.Conv2d | None = None
-        if self.radar_bev is not None and config.radar.doppler_shortcut:
-            self.doppler_embed = nn.Conv2d(3, c, 1)
-            nn.init.zeros_(self.doppler_embed.weight)
-            nn.init.zeros_(self.doppler_embed.bias)
         if device is not None:
             self.to(device)
 
@@ -178,8 +172,6 @@ class Student(nn.Module):
             fused = fusion.fused
         else:
             fused = cam_out.bev if cam_out is not None else rad_out.bev
-        if self.doppler_embed is not None and rad_out is not None and rad_out.doppler is not None:
-            fused = fused + self.doppler_embed(rad_out.doppler)
         bev = self.bev_backbone(fused)
         return StudentOutput(
             camera_bev=None if cam_out is None else cam_out.bev,

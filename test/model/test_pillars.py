@@ -139,33 +139,3 @@ def test_capped_pillars_equal_uncapped_when_the_cap_is_not_reached() -> None:
     torch.testing.assert_close(capped.bev, full.bev)
     torch.testing.assert_close(one.intensity, full.intensity)  # the maps count every point
     assert not torch.equal(one.bev, full.bev)
-
-
-def test_radar_doppler_map_is_the_mean_compensated_velocity_per_head_cell() -> None:
-    """Two radar points in one head cell moving at (4, 0) and (2, 2) m/s, one elsewhere at rest: the Doppler map
-    holds their mean velocity / velocity_scale and the occupancy; empty cells are 0."""
-    import torch
-
-    from imkd_ros.model import ModelConfig
-    from imkd_ros.model.pillars import RadarPillarBEV
-
-    cfg = ModelConfig.tiny(("radar",))
-    assert cfg.radar.doppler_shortcut
-    g, r = cfg.grid, cfg.radar
-    head_cell = g.cell * g.stride
-    x0, y0 = g.x_range[0] + 0.25 * head_cell, g.y_range[0] + 0.25 * head_cell
-    pts = torch.tensor(
-        [
-            [
-                [x0, y0, 0.5, 5.0, 4.0, 0.0, 0.0],
-                [x0 + 0.5 * head_cell, y0 + 0.5 * head_cell, 0.5, 5.0, 2.0, 2.0, 0.1],
-                [x0 + 3 * head_cell, y0, 0.5, 5.0, 0.0, 0.0, 0.0],
-            ]
-        ]
-    )
-    out = RadarPillarBEV(cfg)(pts)
-    d = out.doppler
-    assert d.shape == (1, 3, out.bev.shape[2], out.bev.shape[3])
-    torch.testing.assert_close(d[0, :, 0, 0], torch.tensor([3.0 / r.velocity_scale, 1.0 / r.velocity_scale, 1.0]))
-    torch.testing.assert_close(d[0, :, 0, 3], torch.tensor([0.0, 0.0, 1.0]))
-    assert d[0, :, 1:, :].abs().sum() == 0 and d[0, 2].sum() == 2

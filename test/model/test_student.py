@@ -125,27 +125,3 @@ def test_parts_and_config_must_agree():
 def test_device_parameter():
     model = Student(config=ModelConfig.tiny(("radar",)), device="cpu")
     assert all(p.device.type == "cpu" for p in model.parameters())
-
-
-def test_doppler_shortcut_starts_as_a_no_op_and_old_configs_load_without_it() -> None:
-    """The shortcut's embedding is zero-initialised (a new student computes what it would without it) and a
-    config dict saved before the field existed loads with it off (old checkpoints keep their weights' layout)."""
-    import dataclasses
-
-    import torch
-
-    from imkd_ros.model import ModelConfig, Student
-
-    cfg = ModelConfig.tiny(("radar",))
-    off = dataclasses.replace(cfg, radar=dataclasses.replace(cfg.radar, doppler_shortcut=False))
-    torch.manual_seed(0)
-    with_it = Student(config=cfg).eval()
-    without = Student(config=off).eval()
-    without.load_state_dict({k: v for k, v in with_it.state_dict().items() if not k.startswith("doppler_embed")})
-    radar = torch.rand(1, 20, 7) * torch.tensor([40.0, 20.0, 2.0, 10.0, 5.0, 5.0, 0.4])
-    with torch.no_grad():
-        a, b = with_it.features(radar=radar), without.features(radar=radar)
-    torch.testing.assert_close(a.head.regression, b.head.regression)
-    legacy = cfg.to_dict()
-    del legacy["radar"]["doppler_shortcut"]
-    assert ModelConfig.from_dict(legacy).radar.doppler_shortcut is False
