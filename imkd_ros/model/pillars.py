@@ -146,12 +146,13 @@ class PillarBEV(nn.Module):
 
 def pillar_rank(index: torch.Tensor) -> torch.Tensor:
     """Rank ``(B, P)`` int64 of each point among the points of its cell (``index`` ``(B, P)`` flat cell indices),
-    in a fixed pseudo-random order (a seeded permutation of the point positions): deterministic for a given input,
-    and unbiased with respect to the point order (sweeps come newest first)."""
+    in a fixed pseudo-random order: a multiplicative hash of the point's position in its own frame. Deterministic,
+    unbiased with respect to the point order (sweeps come newest first), and independent of the batch (padding,
+    other frames): a frame gives the same ranks alone or batched."""
     b, p = index.shape
-    gen = torch.Generator().manual_seed(0)
-    jitter = torch.randperm(p, generator=gen).to(index.device)
-    key = (index * p + jitter.view(1, p)).reshape(-1)
+    j = torch.arange(p, device=index.device, dtype=torch.int64)
+    jitter = (j * 2654435761) % (1 << 32)  # Knuth's multiplicative hash: a permutation of 0..2^32-1
+    key = (index * (1 << 32) + jitter.view(1, p)).reshape(-1)
     order = key.argsort()
     cell = index.reshape(-1)[order]
     pos = torch.arange(cell.numel(), device=index.device)

@@ -110,6 +110,10 @@ def test_pillar_rank_counts_within_each_cell() -> None:
             got = sorted(rank[b][index[b] == c].tolist())
             assert got == list(range(len(got)))  # 0..n-1 within every cell of every batch row
     assert torch.equal(rank, pillar_rank(index))  # deterministic
+    # independent of the batch: a row alone, or padded with points in the dump cell, ranks the same
+    alone = pillar_rank(index[:1])
+    padded = pillar_rank(torch.cat([index[:1], torch.full((1, 4), 99)], dim=1))
+    assert torch.equal(alone[0], rank[0]) and torch.equal(padded[0, :6], rank[0])
 
 
 def test_capped_pillars_equal_uncapped_when_the_cap_is_not_reached() -> None:
