@@ -232,7 +232,15 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
     from imkd_ros.distill.cache import CacheHeader, TargetCache, TargetCacheWriter, TargetGrid, TeacherTargets
     from imkd_ros.distill.config import DistillConfig
     from imkd_ros.distill.intensity import combine_intensity
-    from imkd_ros.distill.losses import channel_kl, feature_mse, foreground_weight, gate_kl, heatmap_kl
+    from imkd_ros.distill.losses import (
+        channel_kl,
+        gate_kl,
+        heatmap_kl,
+        radar_feature_loss,
+        response_cells,
+        teacher_foreground,
+        teacher_object_count,
+    )
     from imkd_ros.model import ModelConfig
 
     cfg = DistillConfig()
@@ -243,14 +251,18 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
     logits = torch.randn(b, k, h, w, generator=g, requires_grad=True)
     teacher, inten, heat = torch.rand(b, c, h, w, generator=g), torch.rand(b, 3, h, w), torch.rand(b, k, h, w) * 0.3
 
+    occupied = (torch.rand(b, 1, h, w, generator=g) < 0.03).float()
+
     def step() -> None:
         i = combine_intensity(inten, cfg.intensity_mix)
-        fg = foreground_weight(heat, cfg.foreground_floor)
+        fg = teacher_foreground(heat, cfg.foreground_threshold)
+        n = teacher_object_count(heat, cfg.foreground_threshold)
+        cells = response_cells(logits, heat, cfg.confidence_threshold)
         loss = (
-            feature_mse(heads.adapt_radar(radar), teacher, i)
-            + channel_kl(heads.adapt_fused(bev), teacher, i * fg)
-            + heatmap_kl(logits, heat, fg)
-            + gate_kl(torch.sigmoid(gates), i)
+            radar_feature_loss(heads.adapt_radar(radar), teacher, i, fg, occupied, n, cfg.object_radius)
+            + channel_kl(heads.adapt_fused(bev), teacher, i * fg, cfg.temperature, n)
+            + heatmap_kl(logits, heat, cells, n)
+            + gate_kl(torch.sigmoid(gates), inten[:, 0:1] * occupied)
         )
         loss.backward()
 

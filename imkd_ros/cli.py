@@ -30,6 +30,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=True,
+        unlabelled_scenes=args.unlabelled_scenes,
     )
     print(summary)
     return 0
@@ -223,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-camera-sweeps", action="store_true", help="write camera images at keyframes only")
     s.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
     s.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty directory")
+    s.add_argument(
+        "--unlabelled-scenes",
+        type=int,
+        default=0,
+        help="write the last K non-validation scenes without annotations (split synth_unlabelled; default 0)",
+    )
     s.set_defaults(func=_cmd_synth)
 
     e = sub.add_parser("eval-results", help="score a results JSON with the nuscenes-devkit detection eval")
@@ -272,7 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--data", required=True, help="nuScenes-format dataroot")
     tt.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
     tt.add_argument("--out", required=True, help="cache folder (index.json + shards); an interrupted build resumes")
-    tt.add_argument("--split", default="synth_train", help="split to cover (default synth_train)")
+    tt.add_argument(
+        "--split",
+        default="synth_train",
+        help="split(s) to cover, comma list (default synth_train; e.g. synth_unlabelled)",
+    )
     tt.add_argument("--version", default="v1.0-synth")
     tt.add_argument("--shard-size", type=int, default=32, help="samples per shard (default 32)")
     tt.add_argument("--batch-size", type=int, default=4, help="frames per teacher forward pass")

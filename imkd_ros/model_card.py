@@ -36,6 +36,18 @@ def _regions(eval_dir: Path) -> list[tuple[str, Path]]:
     return ([("coverage", cov)] if (cov / "metrics_summary.json").is_file() else []) + [("grid", eval_dir)]
 
 
+def _unlabelled_lines(unlabelled: Mapping | None) -> list[str]:
+    """The card's line on unlabelled training frames (none for a run on labelled frames only)."""
+    if not unlabelled:
+        return []
+    return [
+        f"- unlabelled drives: split `{unlabelled.get('split')}` ({unlabelled.get('frames', '?')} frames, "
+        f"{unlabelled.get('scenes', '?')} scenes) learnt from the teacher: pseudo-labels = its boxes with score >= "
+        f"{unlabelled.get('threshold')} ({unlabelled.get('pseudo_boxes', '?')} boxes, velocity not learnt from them), "
+        f"weight {unlabelled.get('weight')}; {unlabelled.get('mixing', '')}"
+    ]
+
+
 def write_model_card(
     path: str | Path,
     checkpoint: str | Path,
@@ -72,6 +84,7 @@ def write_model_card(
         f"- schedule: {json.dumps(meta.get('train', {}))}",
         f"- wall time: {meta.get('seconds', float('nan')) / 60:.1f} min on {meta.get('machine', '?')}, "
         f"{meta.get('train_frames', '?')} training frames, world size {meta.get('world_size', 1)}",
+        *_unlabelled_lines(meta.get("unlabelled")),
         "",
         "## Metrics (synth_val, official nuscenes-devkit DetectionEval)",
         "",

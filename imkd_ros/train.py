@@ -17,6 +17,15 @@ is read into memory once; the teacher never runs in this loop. The training-only
 (:class:`~imkd_ros.distill.adapters.DistillHeads`) are saved in ``CKPT.train.pt`` only; ``CKPT`` holds the student
 alone, with the distillation config and the cache's teacher hash in its meta.
 
+Unlabelled drives (students): ``--unlabelled-split S [--pseudo-label-threshold T] [--pseudo-label-weight W]`` adds
+the frames of split S, whose teacher targets must be in the cache(s) (``--targets`` may be repeated, e.g. the
+labelled split's cache and one built from the drives' bags). They join the labelled frames in one shuffled pool;
+labelled frames learn from their labels, unlabelled ones from the teacher's boxes with score >= T (velocity masked),
+both from the distillation losses: :mod:`imkd_ros.distill.pseudo` documents the mixing and the per-frame loss
+masking. The log gains ``pl_*`` (pseudo-label losses), ``frames_labelled``, ``frames_unlabelled`` and
+``pseudo_boxes`` (rank 0's counts per epoch); the checkpoint meta records ``unlabelled`` (split, threshold, weight,
+frames).
+
 Files written next to ``--out CKPT``: the checkpoint (weights + model config + meta, see
 :mod:`imkd_ros.checkpoint`), ``CKPT.train.pt`` (the same plus optimizer/scheduler/epoch, for ``--resume``),
 ``<stem>_log.json`` and ``<stem>_log.csv`` (per-epoch losses and validation metrics), ``<stem>_loss.png``, and
@@ -53,6 +62,7 @@ from imkd_ros.distill.cache import FORMAT_VERSION as TARGETS_FORMAT_VERSION
 from imkd_ros.distill.cache import TargetCache
 from imkd_ros.distill.config import DistillConfig, parse_stages
 from imkd_ros.distill.errors import DistillConfigError
+from imkd_ros.distill.pseudo import PseudoLabelConfig, SemiSupervisedStudent, pseudo_labels
 from imkd_ros.distill.student import DistilledStudent
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.preprocess import fit_frame
@@ -66,6 +76,7 @@ __all__ = [
     "shrink_frame",
     "train",
     "distill_config_from_args",
+    "pseudo_config_from_args",
     "main",
 ]
 
@@ -201,11 +212,63 @@ def _read_frames(reader: NuScenesReader, split: str, config: ModelConfig, progre
     return [shrink_frame(reader.frame(t), config) for t in it]
 
 
-def _losses(model: nn.Module, batch: Any, core: Student | Teacher, bank: TargetBank | None = None) -> Any:
+def _check_unlabelled(
+    unlabelled: PseudoLabelConfig, is_teacher: bool, cache_paths: Sequence[str | Path], train_split: str
+) -> None:
+    """Fail early (before reading frames) on unlabelled frames that cannot be learnt from."""
+    if is_teacher:
+        raise DistillConfigError("unlabelled frames (--unlabelled-split) train students; the teacher uses labels")
+    if not cache_paths:
+        raise DistillConfigError(
+            f"--unlabelled-split {unlabelled.split} needs the teacher-target cache(s) holding its samples (--targets): "
+            "their pseudo-labels and distillation targets come from the teacher"
+        )
+    if unlabelled.split == train_split:
+        raise DistillConfigError(f"--unlabelled-split {unlabelled.split} is the training split")
+    for path in cache_paths:
+        floor = TargetCache(path).header.min_box_score
+        if unlabelled.threshold < floor:
+            raise DistillConfigError(
+                f"--pseudo-label-threshold {unlabelled.threshold} is below the scores {path} kept (the teacher's "
+                f"decoding threshold {floor}); use a threshold >= {floor}"
+            )
+
+
+def _read_unlabelled(
+    reader: NuScenesReader,
+    unlabelled: PseudoLabelConfig,
+    train_frames: Sequence[Frame],
+    config: ModelConfig,
+    progress: bool,
+) -> list[Frame]:
+    """The frames of the unlabelled split (none when the split lists no scene); their annotations, if any, are
+    never used."""
+    tokens = reader.split_samples(unlabelled.split)
+    shared = set(tokens) & {f.token for f in train_frames}
+    if shared:
+        raise DistillConfigError(
+            f"--unlabelled-split {unlabelled.split} shares {len(shared)} samples with the training split (e.g. "
+            f"{sorted(shared)[0]}); a frame is either labelled or not"
+        )
+    return _read_frames(reader, unlabelled.split, config, progress, "unlabelled") if tokens else []
+
+
+def _losses(
+    model: nn.Module,
+    batch: Any,
+    core: Student | Teacher,
+    bank: TargetBank | None = None,
+    pseudo: tuple[list[bool], list[Any]] | None = None,
+) -> Any:
+    """The model's losses on ``batch``: ``bank`` gives the teacher targets (distillation), ``pseudo`` the per-frame
+    unlabelled flags and the ground truth with those frames' pseudo-labels (runs with unlabelled frames)."""
     if isinstance(core, Teacher):
         return model(batch.lidar, batch.lidar_mask, gt=batch.gt)
-    extra = {} if bank is None else {"targets": bank.batch(batch.tokens, batch.radar.device)}
-    return model(**model_inputs(core, batch), gt=batch.gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
+    extra: dict[str, Any] = {} if bank is None else {"targets": bank.batch(batch.tokens, batch.radar.device)}
+    gt = batch.gt
+    if pseudo is not None:
+        extra["pseudo"], gt = pseudo
+    return model(**model_inputs(core, batch), gt=gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
 
 
 def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
@@ -223,7 +286,7 @@ def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ep = [r["epoch"] for r in history]
-    for key in ("loss", "heatmap", "depth", "det_total", "kd_total"):
+    for key in ("loss", "heatmap", "depth", "det_total", "pl_total", "kd_total"):
         if any(key in r for r in history):
             ax.plot(ep, [r.get(key, math.nan) for r in history], marker="o", ms=3, label=key)
     ax.set_xlabel("epoch")
@@ -253,16 +316,20 @@ def train(
     progress: bool = True,
     command: str | None = None,
     distill: DistillConfig | None = None,
-    targets: str | Path | None = None,
+    targets: str | Path | Sequence[str | Path] | None = None,
+    unlabelled: PseudoLabelConfig | None = None,
 ) -> TrainResult:
     """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
     docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
-    targets of the cache ``targets``.
+    targets of the cache ``targets`` (one path, or several caches of one teacher). With ``unlabelled`` it also
+    learns from the frames of ``unlabelled.split`` (:mod:`imkd_ros.distill.pseudo`), whose targets must be in
+    ``targets`` too.
 
     Raises:
-        DistillConfigError: distillation asked of a teacher, without ``targets``, or of a student the cache or the
-            stages do not fit.
-        TargetCacheError: the cache is missing, corrupt, or lacks training samples.
+        DistillConfigError: distillation or unlabelled frames asked of a teacher, without ``targets``, or of a
+            student the cache or the stages do not fit; an unlabelled split sharing samples with the training split;
+            a pseudo-label threshold below the scores the cache kept; ``resume`` of a run with other settings.
+        TargetCacheError: the cache is missing, corrupt, or lacks training (or unlabelled) samples.
     """
     from tqdm import tqdm
 
@@ -273,14 +340,18 @@ def train(
 
     is_teacher = model_config.is_teacher
     kd = distill if distill is not None and distill.enabled else None
+    cache_paths = [] if targets is None else [targets] if isinstance(targets, str | Path) else list(targets)
     if kd is not None:  # fail before the (long) reading of the frames
         if is_teacher:
             raise DistillConfigError("distillation trains students; the teacher is trained without --targets/--kd")
-        if targets is None:
+        if not cache_paths:
             raise DistillConfigError(
                 f"distillation stages {', '.join(kd.stages)} need a teacher-target cache (--targets)"
             )
-        TargetCache(targets)  # raises on a missing cache or another format version
+        for path in cache_paths:
+            TargetCache(path)  # raises on a missing cache or another format version
+    if unlabelled is not None:
+        _check_unlabelled(unlabelled, is_teacher, cache_paths, config.train_split)
     reader = NuScenesReader(
         data,
         config.version,
@@ -290,6 +361,10 @@ def train(
         load_lidar=True,
     )
     train_frames = _read_frames(reader, config.train_split, model_config, progress and dist.main, "train")
+    unlabelled_frames: list[Frame] = []
+    if unlabelled is not None:
+        unlabelled_frames = _read_unlabelled(reader, unlabelled, train_frames, model_config, progress and dist.main)
+    pool = train_frames + unlabelled_frames  # one shuffled pool of both kinds (imkd_ros.distill.pseudo)
     val_frames = (
         _read_frames(reader, config.val_split, model_config, progress and dist.main, "val") if dist.main else []
     )
@@ -299,8 +374,11 @@ def train(
     bank: TargetBank | None = None
     heads: DistillHeads | None = None
     trainable: nn.Module = core
+    pseudo_of: dict[str, Any] = {}
+    if kd is not None or unlabelled is not None:
+        bank = TargetBank.from_caches(cache_paths, [f.token for f in pool])
     if kd is not None:
-        bank = TargetBank.from_cache(targets, [f.token for f in train_frames])
+        assert bank is not None
         bank.check_student(model_config, kd)
         # The adapters draw from their own RNG stream: the student's init and the rest of the run stay identical to
         # those of a run without distillation (the ablation compares rows that differ only in the losses).
@@ -308,8 +386,12 @@ def train(
             torch.manual_seed(config.seed + 7919)
             heads = DistillHeads(model_config.bev.channels, bank.feature_channels, kd).to(dist.device)
         trainable = DistilledStudent(core, heads, kd)
+    if unlabelled is not None:
+        assert bank is not None and isinstance(core, Student)
+        pseudo_of = {f.token: pseudo_labels(bank.targets(f.token), unlabelled.threshold) for f in unlabelled_frames}
+        trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    per_rank = math.ceil(len(train_frames) / dist.world)
+    per_rank = math.ceil(len(pool) / dist.world)
     steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
@@ -334,6 +416,12 @@ def train(
                 f"--resume: {state_path} was trained with distillation {saved_kd}, this run asks for "
                 f"{None if kd is None else kd.to_dict()}"
             )
+        saved_u = ck.training_state.get("unlabelled")
+        if saved_u != (None if unlabelled is None else unlabelled.to_dict()):
+            raise DistillConfigError(
+                f"--resume: {state_path} was trained with unlabelled frames {saved_u}, this run asks for "
+                f"{None if unlabelled is None else unlabelled.to_dict()}"
+            )
         core.load_state_dict(ck.state_dict)
         optimizer.load_state_dict(ck.training_state["optimizer"])
         scheduler.load_state_dict(ck.training_state["scheduler"])
@@ -350,13 +438,11 @@ def train(
         model = nn.parallel.DistributedDataParallel(trainable)
     sampler: torch.utils.data.Sampler
     if dist.world > 1:
-        sampler = torch.utils.data.DistributedSampler(
-            train_frames, dist.world, dist.rank, shuffle=True, seed=config.seed
-        )
+        sampler = torch.utils.data.DistributedSampler(pool, dist.world, dist.rank, shuffle=True, seed=config.seed)
     else:
-        sampler = torch.utils.data.RandomSampler(train_frames, generator=torch.Generator().manual_seed(config.seed))
+        sampler = torch.utils.data.RandomSampler(pool, generator=torch.Generator().manual_seed(config.seed))
     loader = torch.utils.data.DataLoader(
-        train_frames, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_frames, drop_last=False
+        pool, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_frames, drop_last=False
     )
 
     meta_base = {
@@ -367,10 +453,19 @@ def train(
         "world_size": dist.world,
         "train_frames": len(train_frames),
         "distill": None if kd is None else kd.to_dict(),
+        "unlabelled": None
+        if unlabelled is None
+        else dict(
+            unlabelled.to_dict(),
+            frames=len(unlabelled_frames),
+            scenes=len({f.scene for f in unlabelled_frames}),
+            pseudo_boxes=sum(len(b) for b in pseudo_of.values()),
+            mixing="one shuffled pool of labelled and unlabelled frames",
+        ),
     }
     if bank is not None:
         meta_base["targets"] = {
-            "path": str(targets),
+            "path": str(cache_paths[0]) if len(cache_paths) == 1 else [str(p) for p in cache_paths],
             "format_version": TARGETS_FORMAT_VERSION,
             "teacher_sha256": bank.header.teacher.get("sha256"),
         }
@@ -385,6 +480,8 @@ def train(
             sampler.generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         model.train()
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        seen = {"frames_labelled": 0, "frames_unlabelled": 0, "pseudo_boxes": 0}
         n = 0
         bar = tqdm(
             loader,
@@ -397,7 +494,15 @@ def train(
             if config.max_steps is not None and step >= config.max_steps:
                 break
             batch = batch.to(dist.device)
-            losses = _losses(model, batch, core, bank)
+            pseudo = None
+            if unlabelled is not None:
+                flags = [t in pseudo_of for t in batch.tokens]
+                gt = [pseudo_of[t] if f else g for t, f, g in zip(batch.tokens, flags, batch.gt, strict=True)]
+                pseudo = (flags, gt)
+                seen["frames_unlabelled"] += sum(flags)
+                seen["frames_labelled"] += len(flags) - sum(flags)
+                seen["pseudo_boxes"] += sum(len(pseudo_of[t]) for t in batch.tokens if t in pseudo_of)
+            losses = _losses(model, batch, core, bank if kd is not None else None, pseudo)
             optimizer.zero_grad(set_to_none=True)
             losses.total.backward()
             nn.utils.clip_grad_norm_(trainable.parameters(), config.grad_clip)
@@ -405,11 +510,14 @@ def train(
             scheduler.step()
             step += 1
             n += 1
-            for k, v in losses.as_dict().items():
+            for k, v in losses.as_dict().items():  # a key missing from a step (no frame of its kind) is not a 0
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
+                counts[k] = counts.get(k, 0) + 1
             bar.set_postfix(loss=f"{float(losses.total.detach()):.3f}")
         row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0]}
-        row.update({("loss" if k == "total" else k): s / max(n, 1) for k, s in sums.items()})
+        row.update({("loss" if k == "total" else k): s / counts[k] for k, s in sums.items()})
+        if unlabelled is not None:
+            row.update(seen)
         last = epoch == config.epochs or (config.max_steps is not None and step >= config.max_steps)
         if dist.main and val_frames and (last or (config.val_every and epoch % config.val_every == 0)):
             det = Detector(core, dist.device)
@@ -442,6 +550,7 @@ def train(
                 "history": json.dumps(history),
                 "torch_rng": torch.get_rng_state(),
                 "distill": None if kd is None else kd.to_dict(),
+                "unlabelled": None if unlabelled is None else unlabelled.to_dict(),
             }
             if heads is not None:
                 training_state["distill_heads"] = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
@@ -492,13 +601,36 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per process")
     p.add_argument("--resume", action="store_true", help="continue from CKPT.train.pt if it exists")
-    p.add_argument("--targets", default=None, help="teacher-target cache (imkd teacher-targets): distil the student")
+    p.add_argument(
+        "--targets",
+        action="append",
+        default=None,
+        help="teacher-target cache (imkd teacher-targets): distil the student; repeat for several caches of one "
+        "teacher (e.g. the labelled split's and the unlabelled drives')",
+    )
     p.add_argument(
         "--kd",
         default=None,
         help="distillation stages, e.g. stage1,stage2,stage3 (default with --targets: all; none: no distillation)",
     )
     p.add_argument("--kd-config", default=None, help="YAML of DistillConfig fields (weights, intensity mix, ...)")
+    p.add_argument(
+        "--unlabelled-split",
+        default=None,
+        help="also learn from this split's unlabelled frames (teacher pseudo-labels + KD; their targets in --targets)",
+    )
+    p.add_argument(
+        "--pseudo-label-threshold",
+        type=float,
+        default=None,
+        help=f"teacher boxes with at least this score are pseudo-labels (default {PseudoLabelConfig.threshold})",
+    )
+    p.add_argument(
+        "--pseudo-label-weight",
+        type=float,
+        default=None,
+        help=f"weight of the unlabelled frames' detection loss (default {PseudoLabelConfig.weight})",
+    )
 
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
@@ -533,6 +665,26 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
     return base
 
 
+def pseudo_config_from_args(args: argparse.Namespace) -> PseudoLabelConfig | None:
+    """The :class:`PseudoLabelConfig` of ``--unlabelled-split``/``--pseudo-label-*`` (None: labelled frames only).
+
+    Raises:
+        DistillConfigError: ``--pseudo-label-*`` without ``--unlabelled-split``, a bad threshold or weight.
+    """
+    split = getattr(args, "unlabelled_split", None)
+    threshold = getattr(args, "pseudo_label_threshold", None)
+    weight = getattr(args, "pseudo_label_weight", None)
+    if split is None:
+        if threshold is not None or weight is not None:
+            raise DistillConfigError("--pseudo-label-threshold/--pseudo-label-weight need --unlabelled-split SPLIT")
+        return None
+    return PseudoLabelConfig(
+        split,
+        PseudoLabelConfig.threshold if threshold is None else threshold,
+        PseudoLabelConfig.weight if weight is None else weight,
+    )
+
+
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed ``imkd train`` / ``imkd ablate`` arguments (``--val-every`` optional)."""
     return TrainConfig(
@@ -556,6 +708,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
     if args.threads:
         torch.set_num_threads(args.threads)
     kd = distill_config_from_args(args)
+    unlabelled = pseudo_config_from_args(args)
     cfg = train_config_from_args(args)
     return train(
         args.data,
@@ -567,6 +720,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
         command=command or "python -m imkd_ros.train " + " ".join(sys.argv[1:]),
         distill=kd,
         targets=args.targets,
+        unlabelled=unlabelled,
     )
 
 

@@ -19,3 +19,24 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     write_dataset(root, scenes=4, samples_per_scene=4, seed=0, weathers=("clear", "rain", "fog", "night"))
     return root
+
+
+@pytest.fixture(scope="session")
+def synth_unlabelled_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A label-scarce dataroot: 3 scenes (clear, rain, fog) x 2 samples, seed 0, camera keyframes only, written with
+    ``unlabelled_scenes=1``: ``synth_train`` scene-0000, ``synth_unlabelled`` scene-0001 (no annotations),
+    ``synth_val`` scene-0002."""
+    from imkd_ros.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("synth_unlabelled")
+    write_dataset(
+        root,
+        scenes=3,
+        samples_per_scene=2,
+        seed=0,
+        weathers=("clear", "rain", "fog"),
+        camera_sweeps=False,
+        workers=1,
+        unlabelled_scenes=1,
+    )
+    return root

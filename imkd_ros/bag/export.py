@@ -21,7 +21,9 @@ Per scene, in timestamp order, every message's log time equal to its header stam
 * per keyframe, at the camera keyframe's stamp: the ground truth ``vision_msgs/Detection3DArray`` in ``base_link``
   at that stamp (the reader's :attr:`Frame.gt`: detection classes only, devkit velocities in the detection ids) and
   the sample token (``std_msgs/String``), so that caches and results built from the bag are keyed like the
-  dataset's.
+  dataset's. Unlabelled scenes (:meth:`imkd_ros.data.reader.NuScenesReader.is_labelled` False, e.g. ``imkd synth
+  --unlabelled-scenes``) get no ground-truth message at all (an empty one would claim "no object here"), only the
+  sample token: teacher targets cover their keyframes, replay evaluation scores only the labelled ones.
 
 Ground-truth filter (as the devkit's detection eval, ``filter_eval_boxes``): boxes whose annotation has no LiDAR
 and no radar point (``num_lidar_pts + num_radar_pts == 0``) are not exported. The devkit's class-range filter is
@@ -188,10 +190,11 @@ def export_bag(
     Returns:
         stats: ``bag``, ``storage``, ``scenes``, ``keyframes``, ``messages`` (topic -> count), ``bytes``, ``seconds``,
         ``data_seconds`` (the scenes' time span), ``mb_per_s``, ``x_realtime`` (data seconds per wall second),
-        ``gt_boxes`` and ``gt_boxes_dropped`` (no LiDAR and no radar point).
+        ``gt_boxes`` and ``gt_boxes_dropped`` (no LiDAR and no radar point), ``unlabelled_scenes`` and
+        ``unlabelled_keyframes`` (exported without ground truth).
 
     Raises:
-        BagError: ``out`` exists, unknown storage, radar channels and topics of different lengths, overlapping
+        BagError: ``out`` exists, no scene, unknown storage, radar channels and topics of different lengths, overlapping
             scenes, or a failure while writing (the partial bag is removed).
         DatasetError: the dataset is missing, malformed, or lacks a scene or a channel's keyframe.
     """
@@ -218,11 +221,14 @@ def export_bag(
     root = Path(data)
     ego_rec, cs_rec = _load(root, version, "ego_pose"), _load(root, version, "calibrated_sensor")
     names = list(scenes) if scenes is not None else reader.scene_names
+    if not names:
+        raise BagError(f"no scene to export from {root / version} (an empty scene list or split)")
     topic_of = {camera: topics.image, _LIDAR: topics.lidar, **dict(zip(radars, topics.radar, strict=True))}
     order = {camera: 0, **{r: 1 for r in radars}, _LIDAR: 2}
 
     # -- plan: each scene's events in time order, scenes in time order, no overlap
     plans = []
+    unlabelled = {name for name in names if not reader.is_labelled(name)}
     for name in names:
         samples = reader.scene_samples(name)
         events = []
@@ -260,7 +266,7 @@ def export_bag(
     if len(types) != 10 + len(topics.radar) - 1:
         raise BagError(f"two roles share a topic: {topics.to_dict()}")
     counts = dict.fromkeys(types, 0)
-    gt_kept = gt_dropped = keyframes = 0
+    gt_kept = gt_dropped = keyframes = unlabelled_keyframes = 0
     data_ns = 0
     try:
         writer.open()
@@ -276,7 +282,7 @@ def export_bag(
             counts[topic] += 1
 
         bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
-        for _name, samples, events in plans:
+        for name, samples, events in plans:
             first = events[0].stamp
             data_ns += events[-1].stamp - first
             # tf_static: the mountings of this scene's keyframe sample_data
@@ -330,7 +336,11 @@ def export_bag(
                     write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
                 else:
                     write(topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
-                if ev.channel == camera and ev.keyframe:
+                if ev.channel == camera and ev.keyframe and name in unlabelled:
+                    keyframes += 1
+                    unlabelled_keyframes += 1
+                    write(topics.sample_token, t, string_msg(ev.sample, store))
+                elif ev.channel == camera and ev.keyframe:
                     keyframes += 1
                     gt = reader.frame(ev.sample).gt
                     pts = {
@@ -368,4 +378,6 @@ def export_bag(
         "x_realtime": data_ns / 1e9 / seconds,
         "gt_boxes": gt_kept,
         "gt_boxes_dropped": gt_dropped,
+        "unlabelled_scenes": [p[0] for p in plans if p[0] in unlabelled],
+        "unlabelled_keyframes": unlabelled_keyframes,
     }

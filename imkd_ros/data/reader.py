@@ -11,6 +11,11 @@ Reference frame of a :class:`Frame`: the ego vehicle at the timestamp of the cam
 Which sweeps: :func:`imkd_ros.sweeps.select_sweeps`, the same causal selection as the detector node (the newest
 sweep at or before the camera stamp, then earlier ones), unless ``selection="nuscenes"`` asks for the nuScenes
 keyframe convention (not deployable; for comparisons with published numbers).
+
+Unlabelled scenes (drives recorded with every sensor but never annotated, e.g. ``imkd synth --unlabelled-scenes``
+or nuScenes' test split): their frames read like any other with an empty ``gt``; :meth:`NuScenesReader.is_labelled`
+tells them from labelled scenes that happen to hold no object (their description has the tag
+:data:`UNLABELLED_TAG`, or the version has no annotation at all).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from imkd_ros.sweeps import (
 from imkd_ros.transforms import Pose, quat_to_yaw
 from imkd_ros.types import Boxes, Calibration, Frame
 
-__all__ = ["NuScenesReader", "TABLES", "weather_of_description"]
+__all__ = ["NuScenesReader", "TABLES", "UNLABELLED_TAG", "weather_of_description", "labelled_of_description"]
 
 #: The tables the reader needs under ``<dataroot>/<version>/``.
 TABLES: tuple[str, ...] = (
@@ -59,6 +64,8 @@ TABLES: tuple[str, ...] = (
 )
 
 _WEATHER_TAG = re.compile(r"weather=([A-Za-z0-9_\-]+)")
+#: The tag in a scene description that marks a scene recorded without annotations.
+UNLABELLED_TAG = "labels=none"
 _LIDAR_CHANNEL = "LIDAR_TOP"
 
 
@@ -66,6 +73,11 @@ def weather_of_description(description: str) -> str:
     """Weather tag of a scene description (``"... weather=rain ..."`` -> ``"rain"``), or ``"unknown"``."""
     m = _WEATHER_TAG.search(description or "")
     return m.group(1) if m else "unknown"
+
+
+def labelled_of_description(description: str) -> bool:
+    """False when a scene description carries :data:`UNLABELLED_TAG` (``"..., labels=none"``), else True."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(UNLABELLED_TAG)}(?![A-Za-z0-9_])", description or "") is None
 
 
 class NuScenesReader:
@@ -217,11 +229,21 @@ class NuScenesReader:
             raise DatasetError(f"scene {scene_name!r} not in {self.version} under {self.dataroot}")
         return weather_of_description(self._scene_by_name[scene_name].get("description", ""))
 
+    def is_labelled(self, scene_name: str) -> bool:
+        """False for a scene recorded without annotations: its description has :data:`UNLABELLED_TAG`, or the
+        version holds no ``sample_annotation`` at all (nuScenes' test split). A labelled scene may still have
+        samples without any object."""
+        if scene_name not in self._scene_by_name:
+            raise DatasetError(f"scene {scene_name!r} not in {self.version} under {self.dataroot}")
+        return bool(self._ann) and labelled_of_description(self._scene_by_name[scene_name].get("description", ""))
+
     def split_scenes(self, split: str) -> list[str]:
         """Scene names of a split that exist in this version, in the split's order.
 
         Splits come from ``<dataroot>/<version>/splits.json`` (``{"name": [scene names]}``) when it defines
-        ``split``, else from the devkit's predefined nuScenes splits (train, val, mini_train, mini_val, ...).
+        ``split``, else from the devkit's predefined nuScenes splits (train, val, mini_train, mini_val, ...). A split
+        that ``splits.json`` defines with no scenes (e.g. ``synth_unlabelled`` of a fully labelled dataset) is
+        empty: ``[]``.
 
         Raises:
             DatasetError: unknown split, or none of its scenes are in this version.
@@ -245,7 +267,7 @@ class NuScenesReader:
                 raise DatasetError(f"unknown split {split!r} for {self.dataroot / self.version}; known: {known}")
             names = list(predefined[split])
         present = [n for n in names if n in self._scene_by_name]
-        if not present:
+        if not present and names:
             raise DatasetError(
                 f"split {split!r}: none of its {len(names)} scenes are in {self.dataroot / self.version}"
             )

@@ -18,7 +18,8 @@ __all__ = ["DistillHeads"]
 
 def _zero_conv(c_in: int, c_out: int) -> nn.Conv2d:
     """A 1x1 convolution starting at 0: the first distillation gradients are those of a neutral prediction (stage 1
-    starts at exactly 1, stage 2 at a uniform channel distribution), whatever the teacher's feature scale."""
+    with a per-cell error of 1 on weighted average, stage 2 with a uniform channel distribution), whatever the
+    teacher's feature scale. Its input gets no KD gradient until the adapter has moved off 0."""
     conv = nn.Conv2d(c_in, c_out, 1)
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)

@@ -1,7 +1,9 @@
 """The teacher targets of a training run, in memory: cached float16 maps batched into float32 tensors.
 
 The student's loop never runs the teacher: :meth:`TargetBank.from_cache` reads the whole cache once (about 0.5 MB
-per sample), :meth:`TargetBank.batch` stacks the samples of a batch by sample token.
+per sample), :meth:`TargetBank.batch` stacks the samples of a batch by sample token. :meth:`TargetBank.from_caches`
+joins several caches of one teacher (e.g. the labelled split's, built from the dataset, and unlabelled drives',
+built from their bags); :meth:`TargetBank.targets` gives a sample's cached boxes (pseudo-labels).
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from imkd_ros.distill.errors import DistillConfigError, TargetCacheError
 from imkd_ros.model.config import ModelConfig
 
 __all__ = ["TargetsBatch", "TargetBank"]
+
+
+def _shared(header: CacheHeader) -> dict[str, object]:
+    """What samples of several caches must share to be trained on together: the header without the source and the
+    teacher checkpoint's path (its sha256 stays)."""
+    d = header.to_dict()
+    d.pop("source", None)
+    d["teacher"] = {k: v for k, v in d.get("teacher", {}).items() if k != "checkpoint"}
+    return d
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class TargetBank:
 
     def __init__(self, targets: dict[str, TeacherTargets], header: CacheHeader) -> None:
         self.header = header
+        self._targets = dict(targets)  # the maps below share their memory
         self._maps: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {
             tok: (torch.from_numpy(t.features), torch.from_numpy(t.intensity), torch.from_numpy(t.heatmap))
             for tok, t in targets.items()
@@ -67,11 +79,65 @@ class TargetBank:
         cache = TargetCache(root)
         return cls(cache.load_all(tokens, verify=verify), cache.header)
 
+    @classmethod
+    def from_caches(
+        cls, roots: Sequence[str | Path], tokens: Iterable[str] | None = None, verify: bool = True
+    ) -> TargetBank:
+        """Like :meth:`from_cache` over several caches of one teacher: each sample is taken from the first cache
+        holding it (``tokens`` None: every sample of every cache).
+
+        Raises:
+            TargetCacheError: no cache, a missing or corrupt cache, samples in none of them (counted, the first
+                named), or caches of different teachers, grids, classes, intensity settings or box limits.
+        """
+        if not roots:
+            raise TargetCacheError("no teacher-target cache given")
+        caches = [TargetCache(r) for r in roots]
+        first = _shared(caches[0].header)
+        for c in caches[1:]:
+            other = _shared(c.header)
+            if other != first:
+                key = next(k for k in first if first[k] != other.get(k))
+                raise TargetCacheError(
+                    f"teacher-target caches {caches[0].root} and {c.root} differ in {key} "
+                    f"({first[key]!r} vs {other.get(key)!r}); build them with the same teacher and settings"
+                )
+        wanted = list(dict.fromkeys(t for c in caches for t in c.tokens)) if tokens is None else list(tokens)
+        owner: dict[int, list[str]] = {}
+        missing = []
+        for t in wanted:
+            i = next((i for i, c in enumerate(caches) if t in c), None)
+            if i is None:
+                missing.append(t)
+            else:
+                owner.setdefault(i, []).append(t)
+        if missing:
+            names = ", ".join(str(c.root) for c in caches)
+            raise TargetCacheError(
+                f"{len(missing)} of {len(wanted)} samples are not in the teacher-target cache {names} "
+                f"(first: {missing[0]}); build it for this split with imkd teacher-targets"
+            )
+        found: dict[str, TeacherTargets] = {}
+        for i, toks in owner.items():
+            found.update(caches[i].load_all(toks, verify=verify))
+        return cls({t: found[t] for t in wanted}, caches[0].header)
+
     def __len__(self) -> int:
         return len(self._maps)
 
     def __contains__(self, token: object) -> bool:
         return token in self._maps
+
+    def targets(self, token: str) -> TeacherTargets:
+        """A sample's cached targets (maps as stored, float16; boxes, labels, scores: the teacher's detections).
+
+        Raises:
+            TargetCacheError: a token not in the bank.
+        """
+        try:
+            return self._targets[token]
+        except KeyError:
+            raise TargetCacheError(f"sample {token} has no teacher targets in the bank") from None
 
     @property
     def grid(self) -> TargetGrid:

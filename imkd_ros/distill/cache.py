@@ -9,14 +9,19 @@ timestamp, layout ``(C, H, W)`` row-major):
   :mod:`imkd_ros.distill.intensity`.
 * ``heatmap`` ``(K, H, W)``: teacher class-heatmap probabilities (sigmoid of the logits), classes ``class_names``.
 * ``boxes`` ``(N, 9)`` float32 ``[x, y, z, w, l, h, yaw, vx, vy]`` (ego frame, m, rad, m/s), ``labels`` ``(N,)``
-  int32 index into :data:`imkd_ros.classes.CLASSES`, ``scores`` ``(N,)`` float32: the teacher's detections.
+  int32 index into :data:`imkd_ros.classes.CLASSES`, ``scores`` ``(N,)`` float32: the teacher's decoded detections
+  (after its score threshold and circle NMS, at most its ``max_detections``), descending score. Those with a score
+  at or above a pseudo-label threshold are the pseudo-labels of unlabelled frames
+  (:meth:`TeacherTargets.confident_boxes`, :mod:`imkd_ros.distill.pseudo`); the header's ``boxes`` record says
+  which scores the cache kept, so that a threshold below it is refused rather than silently raised.
 * identity: ``sample_token``, ``timestamp`` (microseconds).
 
 A cache is a folder:
 
 * ``index.json``: ``format`` (:data:`FORMAT_NAME`), ``format_version``, ``header`` (grid, ``feature_channels``,
   ``intensity_names``, ``class_names``, ``map_dtype`` ``"float16"``, the intensity normalisation, the teacher
-  checkpoint and its sha256, the source dataset and split), ``shard_size``, ``shards`` (one entry per planned shard:
+  checkpoint and its sha256, the source dataset and split, ``boxes``: the box columns, frame and the teacher's
+  decoding limits ``score_threshold`` / ``max_detections``), ``shard_size``, ``shards`` (one entry per planned shard:
   ``file``, ``tokens``, and once written ``sha256`` and ``bytes``), ``samples`` (``sample_token -> [shard,
   offset]`` of the written shards) and ``complete``.
 * ``shard_NNNNN.npz`` (uncompressed numpy archive, no pickles): ``tokens`` ``(S,)`` str, ``timestamps`` ``(S,)``
@@ -28,6 +33,9 @@ Maps are stored as float16 (about 0.5 MB per sample at C = 48, 64 x 64); what is
 was written. Shards and the index are written atomically (temporary file + rename), the index after every shard, so
 an interrupted build leaves only whole shards, which :class:`TargetCacheWriter` reuses (after checking their
 sha256) instead of recomputing. This module needs only numpy: the bag pipelines and ROS nodes share it.
+
+Versions: 1, the first; 2 adds the header's ``boxes`` record (the per-sample content is unchanged). A cache of
+another version is refused with a message asking for a rebuild.
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ __all__ = [
 
 FORMAT_NAME = "imkd-teacher-targets"
 #: Bumped whenever the per-sample content or the file layout changes (also ``TeacherTargets.msg.format_version``).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_NAME = "index.json"
 #: Storage dtype of the maps.
 MAP_DTYPE = np.float16
@@ -239,6 +247,11 @@ class TeacherTargets:
         b = self.boxes.astype(np.float64)
         return Boxes(b[:, 0:3], b[:, 3:6], b[:, 6], b[:, 7:9], self.labels.astype(np.int64), self.scores, "ego")
 
+    def confident_boxes(self, threshold: float) -> Boxes:
+        """The teacher's detections with ``score >= threshold`` as :class:`~imkd_ros.types.Boxes` (frame ``"ego"``,
+        the ego frame at :attr:`timestamp`), in stored order (descending score)."""
+        return self.to_boxes()[np.asarray(self.scores, dtype=np.float64) >= float(threshold)]
+
 
 @dataclass(frozen=True)
 class CacheHeader:
@@ -252,6 +265,8 @@ class CacheHeader:
         intensity_spec: the normalisation (``IntensitySpec.to_dict()``).
         teacher: ``{"checkpoint": path, "sha256": ..., "name": ...}``.
         source: ``{"dataroot": ..., "version": ..., "split": ...}``.
+        boxes: ``{"columns": BOX_COLUMNS, "frame": "ego", "score_threshold": s, "max_detections": n}``: the boxes
+            hold the teacher's detections with score >= s, at most n per sample (empty: unknown).
     """
 
     grid: TargetGrid
@@ -261,6 +276,12 @@ class CacheHeader:
     intensity_spec: dict[str, Any] = field(default_factory=dict)
     teacher: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    boxes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def min_box_score(self) -> float:
+        """The lowest score the cache's boxes can have (the teacher's decoding threshold; 0 when unknown)."""
+        return float(self.boxes.get("score_threshold", 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -272,6 +293,7 @@ class CacheHeader:
             "intensity_spec": dict(self.intensity_spec),
             "teacher": dict(self.teacher),
             "source": dict(self.source),
+            "boxes": dict(self.boxes),
         }
 
     @classmethod
@@ -287,6 +309,7 @@ class CacheHeader:
                 dict(data.get("intensity_spec") or {}),
                 dict(data.get("teacher") or {}),
                 dict(data.get("source") or {}),
+                dict(data.get("boxes") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TargetCacheError(f"cache header is malformed: {exc}") from exc

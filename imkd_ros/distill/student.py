@@ -78,5 +78,5 @@ class DistilledStudent(nn.Module):
             raise ValueError("DistilledStudent in training mode needs gt and the batch's teacher targets")
         out = self.student.features(images, intrinsics, cam_to_ego, radar, radar_mask)
         det = self.student.loss(out, gt, lidar, lidar_mask)
-        kd = distill_losses(out, targets, self.heads, self.config)
+        kd = distill_losses(out, targets, self.heads, self.config, self.student.config)
         return KDTrainingLosses(det, kd, det.total + kd.total)

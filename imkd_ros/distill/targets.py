@@ -5,6 +5,11 @@ The teacher runs once per training sample, in eval mode: its BEV features, the i
 (:mod:`imkd_ros.distill.intensity`), the sigmoid of its heatmap logits and its decoded boxes are written in the
 format of :mod:`imkd_ros.distill.cache`. Frames are read exactly as the training loop reads them (same reader
 settings, LiDAR cut to the grid by :func:`imkd_ros.train.shrink_frame`), one shard at a time.
+
+Nothing here reads annotations: unlabelled scenes (``imkd synth --unlabelled-scenes``, drives never annotated) get
+their targets like any other (``imkd teacher-targets --split synth_unlabelled``), and the cached boxes are their
+pseudo-labels (:mod:`imkd_ros.distill.pseudo`). Several splits go into one cache with a comma list
+(``--split synth_train,synth_unlabelled``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.distill.cache import (
+    BOX_COLUMNS,
     CacheHeader,
     TargetCache,
     TargetCacheWriter,
@@ -88,7 +94,7 @@ def compute_teacher_targets(teacher: Teacher, batch: Batch, spec: IntensitySpec 
     teacher.eval()
     device = next(teacher.parameters()).device
     out = teacher.features(batch.lidar.to(device), batch.lidar_mask.to(device))
-    maps = teacher_intensity(out, teacher.config, spec).cpu().numpy()
+    maps = teacher_intensity(out, teacher.config, spec, batch.lidar, batch.lidar_mask).cpu().numpy()
     feats = out.bev.float().cpu().numpy()
     heat = torch.sigmoid(out.head.heatmap.float()).cpu().numpy()
     dets = decode(out.head, teacher.config)
@@ -130,7 +136,8 @@ def target_header(
     teacher: Teacher, teacher_checkpoint: str | Path, spec: IntensitySpec, source: dict[str, Any]
 ) -> CacheHeader:
     """The cache header of ``teacher``'s targets: its grid, channels and classes, ``spec``, the checkpoint (path,
-    sha256, model name) and ``source`` (what the frames were read from, with the reader settings)."""
+    sha256, model name), ``source`` (what the frames were read from, with the reader settings) and what its decoded
+    boxes hold (the teacher's decoding threshold and limit)."""
     config = teacher.config
     return CacheHeader(
         grid=TargetGrid.from_model_config(config),
@@ -143,6 +150,12 @@ def target_header(
             "name": config.name,
         },
         source=dict(source),
+        boxes={
+            "columns": list(BOX_COLUMNS),
+            "frame": "ego",
+            "score_threshold": float(config.decode.score_threshold),
+            "max_detections": int(config.decode.max_detections),
+        },
     )
 
 
@@ -232,7 +245,8 @@ def build_target_cache(
 ) -> CacheBuildReport:
     """Write (or finish) the teacher-target cache of ``split`` under ``out``.
 
-    Samples are taken in split order and cut into shards of ``shard_size``; shards already written by an
+    ``split`` may be a comma list of splits (``"synth_train,synth_unlabelled"``): their samples in that order, each
+    once. Samples are taken in split order and cut into shards of ``shard_size``; shards already written by an
     interrupted build with the same teacher, data and settings are verified and kept. ``lidar_sweeps`` (None: the
     teacher's ``ModelConfig.lidar.sweeps``, what it was trained on) LiDAR sweeps are accumulated per sample.
     ``debug_pngs`` intensity PNGs (:func:`~imkd_ros.distill.intensity.draw_intensity`) of the first computed samples
@@ -255,14 +269,15 @@ def build_target_cache(
     reader = NuScenesReader(
         data, version, radar_sweeps=radar_sweeps, lidar_sweeps=lidar_sweeps, load_image=False, load_lidar=True
     )
-    tokens = reader.split_samples(split)
+    splits = [s.strip() for s in split.split(",") if s.strip()]
+    tokens = list(dict.fromkeys(t for s in splits for t in reader.split_samples(s)))
     if not tokens:
         raise TargetCacheError(f"split {split!r} of {data} has no samples")
     plan = [tokens[i : i + shard_size] for i in range(0, len(tokens), shard_size)]
     source = {
         "dataroot": str(Path(data).resolve()),
         "version": version,
-        "split": split,
+        "split": ",".join(splits),
         "radar_sweeps": radar_sweeps,
         "lidar_sweeps": lidar_sweeps,
     }

@@ -1,7 +1,8 @@
 """Teacher targets from a bag: the cache equals the one built from the dataset the bag came from (same keys, same
-plan, byte-identical shards, so bit-equal float16 maps); a corrupt bag stops with a BagError naming the message,
-the shards written before stay valid, and a rerun on the repaired bag computes only the rest; the TeacherTargets
-bag holds the cache's values; ``imkd bag teacher-targets`` runs end to end."""
+plan, byte-identical shards, so bit-equal float16 maps), also for a scene recorded without annotations; a corrupt
+bag stops with a BagError naming the message, the shards written before stay valid, and a rerun on the repaired bag
+computes only the rest; the TeacherTargets bag holds the cache's values; ``imkd bag teacher-targets`` runs end to
+end."""
 
 from __future__ import annotations
 
@@ -75,6 +76,42 @@ def test_bag_targets_equal_the_datasets(
         assert m.msg.header.frame_id == "base_link" and list(m.msg.class_names) == list(a.header.class_names)
         np.testing.assert_array_equal(t.heatmap, a.get(t.sample_token).heatmap.astype(np.float32))
         np.testing.assert_array_equal(t.boxes, a.get(t.sample_token).boxes)
+
+
+def test_bag_targets_equal_the_datasets_on_an_unlabelled_scene(
+    synth_unlabelled_root: Path, bag_teacher: Path, tmp_path: Path
+) -> None:
+    """A drive recorded without annotations: its bag holds no ground truth (only the sample tokens), and its targets,
+    pseudo-labels included, from the bag equal the dataset's bit for bit."""
+    from imkd_ros.bag.export import export_bag
+
+    bag = tmp_path / "bag"
+    stats = export_bag(synth_unlabelled_root, bag, scenes=["scene-0001"], all_camera_frames=True)
+    assert stats["unlabelled_scenes"] == ["scene-0001"] and stats["keyframes"] == stats["unlabelled_keyframes"] == 2
+    assert stats["messages"]["/ground_truth/objects"] == 0 and stats["messages"]["/nuscenes/sample_token"] == 2
+    assert BagSource(bag).ground_truth() == {}
+    ds, bg = tmp_path / "from_dataset", tmp_path / "from_bag"
+    build_target_cache(
+        synth_unlabelled_root,
+        bag_teacher,
+        ds,
+        split="synth_unlabelled",
+        shard_size=1,
+        lidar_sweeps=2,
+        progress=False,
+        debug_pngs=0,
+    )
+    build_bag_target_cache(bag, bag_teacher, bg, shard_size=1, lidar_sweeps=2, progress=False, debug_pngs=0)
+    a, b = TargetCache(ds), TargetCache(bg)
+    assert b.complete and b.tokens == a.tokens and len(a) == 2
+    assert b.header.boxes == a.header.boxes and a.header.min_box_score > 0
+    ia, ib = (json.loads((p / INDEX_NAME).read_text()) for p in (ds, bg))
+    assert [s["sha256"] for s in ib["shards"]] == [s["sha256"] for s in ia["shards"]]  # byte-identical shards
+    for tok in a.tokens:
+        x, y = a.get(tok), b.get(tok)
+        assert x.timestamp == y.timestamp and len(x.boxes) > 0
+        for name in ("features", "intensity", "heatmap", "boxes", "labels", "scores"):
+            np.testing.assert_array_equal(getattr(y, name), getattr(x, name))
 
 
 def test_a_corrupt_bag_stops_keeps_finished_shards_and_resumes(

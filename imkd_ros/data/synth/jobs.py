@@ -88,11 +88,14 @@ class SceneSpec:
 
 @dataclass(frozen=True)
 class IntervalJob:
-    """Keyframe interval ``interval`` (its sweeps and its keyframe) of one scene, written under ``root``."""
+    """Keyframe interval ``interval`` (its sweeps and its keyframe) of one scene, written under ``root``;
+    ``annotate=False`` (a scene written without annotations) skips the keyframe's annotation. The files do not
+    depend on it."""
 
     root: str
     scene: SceneSpec
     interval: int
+    annotate: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,8 @@ def encode_jpeg(rgb: np.ndarray, where: str) -> bytes:
 
 
 def run_job(job: IntervalJob) -> JobResult:
-    """Write every sweep of one keyframe interval of one scene, and annotate its keyframe."""
+    """Write every sweep of one keyframe interval of one scene, and annotate its keyframe (unless
+    ``job.annotate`` is False: no annotations)."""
     spec, k, root = job.scene, job.interval, Path(job.root)
     scn = scenario_of(spec)
     sched = schedule_of(spec)
@@ -252,7 +256,8 @@ def run_job(job: IntervalJob) -> JobResult:
             sweeps.append(rec)
             if is_key:
                 keyframe[channel] = rec
-    return JobResult(sweeps, _annotate(spec, scn, sched, k, root, keyframe, visibility))
+    annotations = _annotate(spec, scn, sched, k, root, keyframe, visibility) if job.annotate else []
+    return JobResult(sweeps, annotations)
 
 
 def _annotate(

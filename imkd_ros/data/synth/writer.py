@@ -7,7 +7,7 @@ Layout under ``out`` (exactly nuScenes')::
     samples/LIDAR_TOP/<log>__LIDAR_TOP__<timestamp>.pcd.bin    (N x 5 float32, LiDAR frame)
     sweeps/<channel>/...                                       the sweeps between keyframes, same naming
     maps/<token>.png                                           drivable-area mask (:mod:`.maps`)
-    <version>/{category,attribute,...,map}.json, splits.json   the 13 tables; {"synth_train": [...], "synth_val": [...]}
+    <version>/{category,attribute,...,map}.json, splits.json   the 13 tables; splits (:func:`split_scenes`)
 
 Timing (:mod:`.schedule`): samples at 2 Hz on the LiDAR keyframes; camera 12 Hz (keyframe 8 ms after the LiDAR's),
 radar 13 Hz (keyframe = nearest sweep), LiDAR 20 Hz; every keyframe has a full interval of earlier sweeps. Each
@@ -21,6 +21,14 @@ boxes without any such point, so nothing it would keep is left out; actors hidde
 range, lost in fog) are not annotated. ``visibility_token`` bins the LiDAR's visible fraction of the actor
 (``LidarSweep.visibility``) into nuScenes' 0-40/40-60/60-80/80-100 % levels; the attribute is the world's (none for
 barriers and cones).
+
+Unlabelled scenes (``unlabelled_scenes=K``, ``imkd synth --unlabelled-scenes K``): the last K scenes that are not
+validation scenes are written with every sensor file, ``sample_data`` and ``ego_pose`` but without annotations: no
+``sample_annotation`` refers to their samples and ``instance`` lists only the actors of labelled scenes. Their
+description carries the tag ``labels=none`` (:data:`imkd_ros.data.reader.UNLABELLED_TAG`), and ``splits.json``
+lists them under ``synth_unlabelled`` only. Their files and tokens are those of the same scene written labelled, and
+the validation scenes are those of the fully labelled dataset of the same arguments, so a label-scarce dataset
+differs from the fully labelled one only in which annotations exist.
 
 Determinism: every sensor call gets ``np.random.default_rng([scene seed, crc32(channel), sweep index])``, jobs are
 whole keyframe intervals computed independently (in worker processes or in this one), tokens are md5 hashes of the
@@ -44,6 +52,7 @@ import numpy as np
 
 from imkd_ros.classes import CATEGORY_OF_CLASS, CLASSES
 from imkd_ros.data.errors import DatasetError
+from imkd_ros.data.reader import UNLABELLED_TAG
 from imkd_ros.data.synth.jobs import CHANNELS, IntervalJob, JobResult, SceneSpec, run_jobs, scenario_of, schedule_of
 from imkd_ros.data.synth.maps import render_map_png
 from imkd_ros.data.synth.rig import RIG
@@ -79,7 +88,8 @@ class SynthSummary:
         version: table folder name, e.g. ``"v1.0-synth"``.
         scenes: scene names in order.
         weathers: weather tag of each scene.
-        train_scenes, val_scenes: the ``synth_train`` / ``synth_val`` splits of ``splits.json``.
+        train_scenes, val_scenes, unlabelled_scenes: the ``synth_train`` / ``synth_val`` / ``synth_unlabelled``
+            splits of ``splits.json``.
         samples: number of samples (keyframes).
         sample_data: number of ``sample_data`` records per channel (keyframes and sweeps).
         annotations: number of ``sample_annotation`` records.
@@ -93,6 +103,7 @@ class SynthSummary:
     weathers: list[str]
     train_scenes: list[str]
     val_scenes: list[str]
+    unlabelled_scenes: list[str]
     samples: int
     sample_data: dict[str, int]
     annotations: int
@@ -105,16 +116,29 @@ class SynthSummary:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def split_scenes(names: Sequence[str]) -> dict[str, list[str]]:
-    """``{"synth_train": [...], "synth_val": [...], "synth_all": [...]}``: one scene in every 4 is validation, at a
-    position that moves back by one every 4 scenes (index ``i`` with ``i % 4 == 3 - (i // 4) % 4``: 3, 6, 9, 12,
-    19, 22, ...), so that with the weathers cycled over scenes every weather has validation scenes. With 2 or 3
-    scenes the last one is validation; a single scene is training only. ``synth_all`` lists every scene (a dataset
-    written only for validation is scored on it)."""
+def split_scenes(names: Sequence[str], unlabelled: int = 0) -> dict[str, list[str]]:
+    """``{"synth_train": [...], "synth_val": [...], "synth_all": [...], "synth_unlabelled": [...]}``: one scene in
+    every 4 is validation, at a position that moves back by one every 4 scenes (index ``i`` with
+    ``i % 4 == 3 - (i // 4) % 4``: 3, 6, 9, 12, 19, 22, ...), so that with the weathers cycled over scenes every
+    weather has validation scenes. With 2 or 3 scenes the last one is validation; a single scene is training only.
+    Of the other scenes the last ``unlabelled`` are ``synth_unlabelled`` (written without annotations), the rest
+    ``synth_train``; validation does not depend on ``unlabelled``. ``synth_all`` lists every scene (a dataset written
+    only for validation is scored on it).
+
+    Raises:
+        ValueError: ``unlabelled`` is negative or more than the non-validation scenes.
+    """
     val = [n for i, n in enumerate(names) if i % 4 == 3 - (i // 4) % 4]
     if not val and len(names) >= 2:
         val = [names[-1]]
-    return {"synth_train": [n for n in names if n not in val], "synth_val": val, "synth_all": list(names)}
+    pool = [n for n in names if n not in val]
+    if isinstance(unlabelled, bool) or not isinstance(unlabelled, int | np.integer) or not 0 <= unlabelled <= len(pool):
+        raise ValueError(
+            f"unlabelled scenes must be an integer in 0..{len(pool)} (the {len(names)} scenes less the {len(val)} "
+            f"validation scenes), got {unlabelled!r}"
+        )
+    cut = len(pool) - int(unlabelled)
+    return {"synth_train": pool[:cut], "synth_val": val, "synth_all": list(names), "synth_unlabelled": pool[cut:]}
 
 
 def _link(records: list[dict]) -> None:
@@ -123,9 +147,11 @@ def _link(records: list[dict]) -> None:
         a["next"], b["prev"] = b["token"], a["token"]
 
 
-def _scene_tables(spec: SceneSpec, scn: Scenario, results: list[JobResult], tables: dict[str, list[dict]]) -> None:
-    """Append one scene's records (log, scene, samples, sample_data, ego poses, calibrated sensors, instances,
-    annotations) to ``tables``."""
+def _scene_tables(
+    spec: SceneSpec, scn: Scenario, results: list[JobResult], tables: dict[str, list[dict]], labelled: bool = True
+) -> None:
+    """Append one scene's records (log, scene, samples, sample_data, ego poses, calibrated sensors, and when
+    ``labelled`` its instances and annotations) to ``tables``."""
     key = spec.key
     log_token = make_token("log", key)
     scene_token = make_token("scene", key)
@@ -163,7 +189,7 @@ def _scene_tables(spec: SceneSpec, scn: Scenario, results: list[JobResult], tabl
             "last_sample_token": sample_tokens[-1],
             "name": scn.name,
             "description": f"{_WEATHER_WORDS[spec.weather]}, weather={spec.weather}, ego {scn.ego_speed:.1f} m/s, "
-            f"{n_actors} actors, synthetic seed {spec.seed}",
+            f"{n_actors} actors, synthetic seed {spec.seed}" + ("" if labelled else f", {UNLABELLED_TAG}"),
         }
     )
     for channel in CHANNELS:
@@ -200,7 +226,7 @@ def _scene_tables(spec: SceneSpec, scn: Scenario, results: list[JobResult], tabl
     by_instance: dict[str, list[dict]] = {}
     labels: dict[str, int] = {}
     for k, res in enumerate(results):
-        for a in res.annotations:
+        for a in res.annotations if labelled else ():
             rec = {
                 "token": make_token("sample_annotation", key, a.instance, k),
                 "sample_token": sample_tokens[k],
@@ -303,6 +329,7 @@ def write_dataset(
     workers: int | None = None,
     progress: bool = False,
     overwrite: bool = False,
+    unlabelled_scenes: int = 0,
 ) -> SynthSummary:
     """Generate ``scenes`` scenes of ``samples_per_scene`` keyframes each and write them as a nuScenes dataset.
 
@@ -321,24 +348,31 @@ def write_dataset(
             ``if __name__ == "__main__":`` guard.
         progress: show a tqdm bar over keyframe intervals.
         overwrite: replace the ``version`` dataset already in ``out`` (only its own files are removed).
+        unlabelled_scenes: the last this many non-validation scenes are written without annotations
+            (``synth_unlabelled``, see the module docstring and :func:`split_scenes`).
 
     Returns:
         A :class:`SynthSummary`.
 
     Raises:
-        ValueError: bad arguments. DatasetError: ``out`` is not empty (and not ``overwrite``) or unusable.
+        ValueError: bad arguments (also more unlabelled scenes than non-validation ones).
+        DatasetError: ``out`` is not empty (and not ``overwrite``) or unusable.
     """
     t0 = time.perf_counter()
     weathers = _check_args(scenes, samples_per_scene, seed, weathers, version, workers)
     if workers is None:
         workers = max(1, min(2, os.cpu_count() or 1))
-    root = Path(out)
-    _prepare_root(root, version, overwrite)
-
     specs = [
         SceneSpec(int(seed), i, weathers[i % len(weathers)], int(samples_per_scene), bool(camera_sweeps))
         for i in range(scenes)
     ]
+    scenarios = [scenario_of(s) for s in specs]
+    names = [scn.name for scn in scenarios]
+    splits = split_scenes(names, unlabelled_scenes)  # raises on a bad count before anything is written
+    labelled = [n not in splits["synth_unlabelled"] for n in names]
+    root = Path(out)
+    _prepare_root(root, version, overwrite)
+
     for folder in ("samples", "sweeps"):
         for channel in CHANNELS:
             if folder == "sweeps" and channel.startswith("CAM") and not camera_sweeps:
@@ -347,7 +381,11 @@ def write_dataset(
     (root / "maps").mkdir(exist_ok=True)
     (root / version).mkdir(exist_ok=True)
 
-    jobs = [IntervalJob(str(root), spec, k) for spec in specs for k in range(spec.samples)]
+    jobs = [
+        IntervalJob(str(root), spec, k, annotate=lab)
+        for spec, lab in zip(specs, labelled, strict=True)
+        for k in range(spec.samples)
+    ]
     results = run_jobs(jobs, workers, progress)
 
     tables: dict[str, list[dict]] = {name: [] for name in TABLE_NAMES}
@@ -355,9 +393,8 @@ def write_dataset(
     tables["attribute"] = attribute_table()
     tables["visibility"] = visibility_table()
     tables["sensor"] = sensor_table(CHANNELS)
-    scenarios = [scenario_of(s) for s in specs]
     for i, (spec, scn) in enumerate(zip(specs, scenarios, strict=True)):
-        _scene_tables(spec, scn, results[i * samples_per_scene : (i + 1) * samples_per_scene], tables)
+        _scene_tables(spec, scn, results[i * samples_per_scene : (i + 1) * samples_per_scene], tables, labelled[i])
 
     map_token = make_token("map", *(s.key for s in specs))
     map_file = f"maps/{map_token}.png"
@@ -372,8 +409,6 @@ def write_dataset(
     ]
     for name in TABLE_NAMES:
         (root / version / f"{name}.json").write_text(json.dumps(tables[name], indent=0))
-    names = [scn.name for scn in scenarios]
-    splits = split_scenes(names)
     (root / version / "splits.json").write_text(json.dumps(splits, indent=1))
 
     counts = {ch: sum(1 for r in tables["sample_data"] if r["filename"].split("/")[1] == ch) for ch in CHANNELS}
@@ -384,6 +419,7 @@ def write_dataset(
         weathers=[s.weather for s in specs],
         train_scenes=splits["synth_train"],
         val_scenes=splits["synth_val"],
+        unlabelled_scenes=splits["synth_unlabelled"],
         samples=len(tables["sample"]),
         sample_data=counts,
         annotations=len(tables["sample_annotation"]),

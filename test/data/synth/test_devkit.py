@@ -240,7 +240,8 @@ def test_sweep_timing_matches_rates(nusc: NuScenes) -> None:
 def test_splits_and_weather(synth_root: Path, nusc: NuScenes) -> None:
     splits = json.loads((synth_root / VERSION / "splits.json").read_text())
     names = {s["name"] for s in nusc.scene}
-    assert set(splits) == {"synth_train", "synth_val"}
+    assert set(splits) == {"synth_train", "synth_val", "synth_all", "synth_unlabelled"}
+    assert splits["synth_unlabelled"] == [] and splits["synth_all"] == sorted(names)
     assert splits["synth_val"] == ["scene-0003"]
     assert set(splits["synth_train"]) | set(splits["synth_val"]) == names
     assert not set(splits["synth_train"]) & set(splits["synth_val"])

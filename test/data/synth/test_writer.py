@@ -174,8 +174,17 @@ def test_schedule_rates_and_keyframes() -> None:
 
 
 def test_splits_visibility_tokens() -> None:
-    assert split_scenes(["a"]) == {"synth_train": ["a"], "synth_val": []}
-    assert split_scenes(["a", "b"]) == {"synth_train": ["a"], "synth_val": ["b"]}
+    assert split_scenes(["a"]) == {"synth_train": ["a"], "synth_val": [], "synth_all": ["a"], "synth_unlabelled": []}
+    assert split_scenes(["a", "b"]) == {
+        "synth_train": ["a"],
+        "synth_val": ["b"],
+        "synth_all": ["a", "b"],
+        "synth_unlabelled": [],
+    }
+    five = split_scenes([f"s{i}" for i in range(5)], unlabelled=2)  # validation does not move
+    assert (five["synth_train"], five["synth_val"], five["synth_unlabelled"]) == (["s0", "s1"], ["s3"], ["s2", "s4"])
+    with pytest.raises(ValueError, match=r"in 0\.\.4"):
+        split_scenes([f"s{i}" for i in range(5)], unlabelled=5)
     names = [f"s{i}" for i in range(9)]
     assert split_scenes(names)["synth_val"] == ["s3", "s6"]
     weathers = ["clear", "rain", "fog", "night"]

@@ -1,0 +1,220 @@
+"""Learning from unlabelled drives through the LiDAR teacher: pseudo-labels and the mixed labelled/unlabelled loss.
+
+A collection car records camera, radar and LiDAR; a few drives are annotated, most are not. The teacher's targets of
+every keyframe (labelled or not) are cached once (``imkd teacher-targets --split synth_unlabelled`` or ``imkd bag
+teacher-targets`` on a bag of the drives); ``imkd train student --targets CACHE [--targets CACHE2] --unlabelled-split
+synth_unlabelled [--pseudo-label-threshold 0.3] [--pseudo-label-weight 1.0]`` then trains on both in one run.
+
+Mixing: the labelled frames (``--train-split``) and the unlabelled frames (``--unlabelled-split``) form one pool of
+frames, shuffled together by the loop's sampler (``RandomSampler``, or ``DistributedSampler`` under torchrun, whose
+shards then mix both kinds). An epoch is one pass over the pool, so a batch holds on average the pool's share of
+each kind (with 6 labelled and 24 unlabelled scenes, 1 frame in 5 is labelled); data order depends only on (seed,
+epoch), as without unlabelled frames, so ``--resume`` stays exact. With no unlabelled frame the pool, the data order
+and every loss are those of a labelled-only run, bit for bit.
+
+Per-frame loss masking (:class:`SemiSupervisedStudent`), one student forward pass over the whole batch:
+
+* labelled frames: detection loss against their annotations (and the LiDAR depth loss), normalised over those
+  frames; their pseudo-labels are never built.
+* unlabelled frames: detection loss against the teacher's confident boxes (:func:`pseudo_labels`: score >=
+  ``threshold``), normalised over those frames, with the velocity regression masked (the radar student measures
+  velocity better than the LiDAR teacher: pseudo-label velocities are NaN, which :func:`imkd_ros.model.targets.
+  build_targets` masks); their annotations, if the scene has any, are never read (a labelled scene can be listed
+  as unlabelled to simulate label scarcity). Their LiDAR depth loss stays (a sensor, not a label).
+* every frame: the distillation losses of the enabled stages against its cached teacher targets.
+
+``total = (n_l / B) * det_labelled + (n_u / B) * weight * det_pseudo + kd`` for a batch of ``B = n_l + n_u`` frames:
+each frame weighs the same in the detection term whatever its kind (``weight`` scales the unlabelled ones); a
+batch without unlabelled frames gives exactly ``det + kd``, the labelled-only loss. Without distillation stages
+(``--kd none``) the KD term is absent: pseudo-label self-training alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from imkd_ros.distill.adapters import DistillHeads
+from imkd_ros.distill.bank import TargetsBatch
+from imkd_ros.distill.cache import TeacherTargets
+from imkd_ros.distill.config import DistillConfig
+from imkd_ros.distill.errors import DistillConfigError
+from imkd_ros.distill.losses import DistillLosses, distill_losses
+from imkd_ros.model.decode import Detections
+from imkd_ros.model.head import HeadOutput
+from imkd_ros.model.losses import DetectionLosses
+from imkd_ros.model.student import Student, StudentOutput
+from imkd_ros.types import Boxes
+
+__all__ = ["PseudoLabelConfig", "pseudo_labels", "SemiSupervisedLosses", "SemiSupervisedStudent"]
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """What unlabelled frames a student run learns from, and how.
+
+    Attributes:
+        split: the split of the unlabelled frames (e.g. ``"synth_unlabelled"``); its samples must be in the
+            teacher-target cache(s) and not in the training split.
+        threshold: teacher boxes with ``score >= threshold`` are pseudo-labels (in [0, 1]; at least the cache's
+            decoding threshold, :attr:`imkd_ros.distill.cache.CacheHeader.min_box_score`).
+        weight: weight of the unlabelled frames' detection loss relative to the labelled ones' (>= 0).
+    """
+
+    split: str
+    threshold: float = 0.3
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.split, str) or not self.split.strip():
+            raise DistillConfigError(f"PseudoLabelConfig.split must name a split, got {self.split!r}")
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise DistillConfigError(f"the pseudo-label threshold must be in [0, 1], got {self.threshold}")
+        if not float(self.weight) >= 0.0:
+            raise DistillConfigError(f"the pseudo-label weight must be >= 0, got {self.weight}")
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "weight", float(self.weight))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "threshold": self.threshold, "weight": self.weight}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PseudoLabelConfig:
+        return cls(str(data["split"]), float(data["threshold"]), float(data["weight"]))
+
+
+def pseudo_labels(targets: TeacherTargets, threshold: float) -> Boxes:
+    """The pseudo-labels of one frame: the teacher's cached boxes with ``score >= threshold`` (ego frame of the
+    frame's reference time), velocity NaN so that the student's velocity regression is not trained on them."""
+    boxes = targets.confident_boxes(threshold)
+    return replace(boxes, velocity=np.full_like(boxes.velocity, np.nan))
+
+
+@dataclass(frozen=True)
+class SemiSupervisedLosses:
+    """The losses of a batch mixing labelled and unlabelled frames (see the module docstring for ``total``).
+
+    Attributes:
+        detection: the labelled frames' detection losses (None: no labelled frame in the batch).
+        pseudo: the unlabelled frames' detection losses against pseudo-labels (None: none in the batch).
+        distill: the distillation losses over every frame (None: no stage enabled).
+        total: what the optimiser minimises.
+    """
+
+    detection: DetectionLosses | None
+    pseudo: DetectionLosses | None
+    distill: DistillLosses | None
+    total: torch.Tensor
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """Labelled detection parts and ``det_total``, pseudo-label parts ``pl_*`` and ``pl_total``, the ``kd_*``
+        parts, ``total`` (only the parts the batch had, for logging)."""
+        out: dict[str, torch.Tensor] = {}
+        if self.detection is not None:
+            out.update({k: v for k, v in self.detection.as_dict().items() if k != "total"})
+            out["det_total"] = self.detection.total
+        if self.pseudo is not None:
+            out.update({f"pl_{k}": v for k, v in self.pseudo.as_dict().items()})
+        if self.distill is not None:
+            out.update(self.distill.as_dict())
+        out["total"] = self.total
+        return out
+
+
+def _select(out: StudentOutput, index: torch.Tensor) -> StudentOutput:
+    """The frames ``index`` of a student output, with what :meth:`Student.loss` reads (the fuser's gates are
+    dropped)."""
+    picked: dict[str, Any] = {}
+    for f in fields(out):
+        v = getattr(out, f.name)
+        if isinstance(v, torch.Tensor):
+            picked[f.name] = v.index_select(0, index)
+        elif isinstance(v, HeadOutput):
+            picked[f.name] = HeadOutput(v.heatmap.index_select(0, index), v.regression.index_select(0, index))
+        else:
+            picked[f.name] = None
+    return StudentOutput(**picked)
+
+
+class SemiSupervisedStudent(nn.Module):
+    """A :class:`Student` (and the adapters of the enabled distillation stages) trained on batches that mix
+    labelled and pseudo-labelled frames; parameters registered in the order of
+    :class:`~imkd_ros.distill.student.DistilledStudent` (student, then adapters).
+
+    Args:
+        student: the network that is shipped.
+        heads: the adapters of ``config``'s stages (None with ``config``).
+        config: distillation stages and weights (None: no distillation).
+        pseudo_weight: :attr:`PseudoLabelConfig.weight`.
+    """
+
+    def __init__(
+        self,
+        student: Student,
+        heads: DistillHeads | None,
+        config: DistillConfig | None,
+        pseudo_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if (heads is None) != (config is None):
+            raise DistillConfigError("SemiSupervisedStudent: give both the adapters and their config, or neither")
+        self.student = student
+        self.heads = heads
+        self.config = config
+        self.pseudo_weight = float(pseudo_weight)
+
+    def forward(
+        self,
+        images: torch.Tensor | None = None,
+        intrinsics: torch.Tensor | None = None,
+        cam_to_ego: torch.Tensor | None = None,
+        radar: torch.Tensor | None = None,
+        radar_mask: torch.Tensor | None = None,
+        gt: Sequence[Boxes] | None = None,
+        lidar: torch.Tensor | None = None,
+        lidar_mask: torch.Tensor | None = None,
+        targets: TargetsBatch | None = None,
+        pseudo: Sequence[bool] | None = None,
+    ) -> SemiSupervisedLosses | list[Detections]:
+        """Training mode: :class:`SemiSupervisedLosses`. ``gt`` holds one :class:`Boxes` per frame (ego frame):
+        the annotations of a labelled frame, the :func:`pseudo_labels` of a frame with ``pseudo[i]`` True;
+        ``targets`` the batch's teacher targets (needed with distillation). Eval mode: the student's detections.
+
+        Shapes: as :meth:`Student.features` (``images (B, 3, H, W)``, ``radar (B, N, 7)``, ``lidar (B, M, 6)``, ...).
+        """
+        if not self.training:
+            return self.student(images, intrinsics, cam_to_ego, radar, radar_mask)
+        if gt is None or (self.config is not None and targets is None):
+            raise ValueError("SemiSupervisedStudent in training mode needs gt (and the teacher targets with KD)")
+        b = len(gt)
+        flags = [bool(p) for p in pseudo] if pseudo is not None else [False] * b
+        if len(flags) != b:
+            raise ValueError(f"SemiSupervisedStudent: {len(flags)} pseudo flags for {b} frames")
+        out = self.student.features(images, intrinsics, cam_to_ego, radar, radar_mask)
+        n_u = sum(flags)
+        det = pl = None
+        if n_u == 0:
+            det = self.student.loss(out, gt, lidar, lidar_mask)
+            det_total = det.total
+        elif n_u == b:
+            pl = self.student.loss(out, gt, lidar, lidar_mask)
+            det_total = self.pseudo_weight * pl.total
+        else:
+            parts = []
+            for want in (False, True):
+                idx = [i for i, f in enumerate(flags) if f == want]
+                index = torch.tensor(idx, dtype=torch.long, device=out.bev.device)
+                sub_lidar = None if lidar is None else lidar.index_select(0, index)
+                sub_mask = None if lidar_mask is None else lidar_mask.index_select(0, index)
+                parts.append(self.student.loss(_select(out, index), [gt[i] for i in idx], sub_lidar, sub_mask))
+            det, pl = parts
+            det_total = ((b - n_u) / b) * det.total + (n_u / b) * self.pseudo_weight * pl.total
+        if self.config is None:
+            return SemiSupervisedLosses(det, pl, None, det_total)
+        kd = distill_losses(out, targets, self.heads, self.config, self.student.config)  # as DistilledStudent
+        return SemiSupervisedLosses(det, pl, kd, det_total + kd.total)
