@@ -55,6 +55,7 @@ def write_model_card(
     data_command: str,
     evals: Mapping[str, str | Path],
     notes: str = "",
+    evaluated_on: str = "synth_val",
 ) -> Path:
     """Write ``path`` (Markdown) for ``checkpoint``.
 
@@ -66,6 +67,7 @@ def write_model_card(
             same under ``coverage/``); the first is the checkpoint's own. Each gets a row per region: coverage
             (what the model's sensors see; absent in folders written before it was scored) and grid.
         notes: free text appended at the end.
+        evaluated_on: the validation data the ``evals`` folders scored (heading of the metrics table).
     """
     ckpt = load_checkpoint(checkpoint)
     meta = ckpt.meta
@@ -86,7 +88,7 @@ def write_model_card(
         f"{meta.get('train_frames', '?')} training frames, world size {meta.get('world_size', 1)}",
         *_unlabelled_lines(meta.get("unlabelled")),
         "",
-        "## Metrics (synth_val, official nuscenes-devkit DetectionEval)",
+        f"## Metrics ({evaluated_on}, official nuscenes-devkit DetectionEval)",
         "",
         "Two regions: **coverage**, the part of the BEV grid the model's sensors see (the grid within the fields of "
         "view of its camera and/or radar, from the calibration; the teacher's LiDAR sees all of it), the fair "
