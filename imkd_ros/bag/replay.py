@@ -32,6 +32,7 @@ is one sweep (about 77 ms) older; scores then differ slightly. The report counts
 from __future__ import annotations
 
 import argparse
+import bisect
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -428,46 +429,34 @@ def _nuscenes_key_differs(
     """Per frame stamp: would the nuScenes keyframe convention (per radar, the sweep nearest the sample's LiDAR
     keyframe, i.e. the LiDAR sweep nearest the camera stamp) have chosen another key sweep than ``used``? Empty
     without a LiDAR topic."""
-    import numpy as np
-
-    if not used or not src.has("lidar"):
+    lidar = src.lidar_stamps
+    if not used or not lidar:
         return {}
-    lidar = np.array(sorted(m.stamp_ns for m in src.messages(["lidar"])), dtype=np.int64)
-    if len(lidar) == 0:
-        return {}
-    sorted_radar = {n: np.array(sorted(s), dtype=np.int64) for n, s in radar_stamps.items()}
-
-    def nearest(arr: np.ndarray, t: int) -> int:
-        i = int(np.searchsorted(arr, t))
-        near = [int(arr[j]) for j in (i - 1, i) if 0 <= j < len(arr)]
-        return min(near, key=lambda x: (abs(x - t), x))
-
+    sorted_radar = {n: sorted(s) for n, s in radar_stamps.items()}
     out = {}
     for stamp, keys in used.items():
-        lidar_key = nearest(lidar, stamp)
-        out[stamp] = any(nearest(sorted_radar[n], lidar_key) != k for n, k in keys.items())
+        lidar_key = _nearest(lidar, stamp)
+        out[stamp] = any(_nearest(sorted_radar[n], lidar_key) != k for n, k in keys.items())
     return out
 
 
-# ------------------------------------------------------------------------------------------------------ evaluation
+def _nearest(stamps: Sequence[int], t: int) -> int:
+    """The stamp of the non-empty ascending ``stamps`` nearest to ``t`` (the earlier one on a tie)."""
+    i = bisect.bisect_left(stamps, t)
+    near = [stamps[j] for j in (i - 1, i) if 0 <= j < len(stamps)]
+    return min(near, key=lambda x: (abs(x - t), x))
 
 
 def range_poses(src: BagSource, stamps: Sequence[int], max_offset_s: float = 0.1) -> dict[int, Pose]:
     """Per keyframe stamp, the ego pose the devkit measures class ranges from: that of the LiDAR sweep nearest to
     the stamp (the sample's LIDAR_TOP keyframe in nuScenes) when the bag has LiDAR within ``max_offset_s``, else
     the pose at the stamp itself; stamps without any pose are left out."""
-    import numpy as np
-
-    lidar: list[int] = []
-    if src.has("lidar"):
-        lidar = sorted(m.stamp_ns for m in src.messages(["lidar"]))
+    lidar = src.lidar_stamps
     out = {}
     for s in stamps:
         at = s
         if lidar:
-            i = int(np.searchsorted(lidar, s))
-            near = [lidar[j] for j in (i - 1, i) if 0 <= j < len(lidar)]
-            best = min(near, key=lambda t: (abs(t - s), t))
+            best = _nearest(lidar, s)
             if abs(best - s) <= max_offset_s * 1e9:
                 at = best
         pose = src.ego_pose_at(at)

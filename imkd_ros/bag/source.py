@@ -358,6 +358,11 @@ class BagSource:
 
     # -- ego poses ------------------------------------------------------------------------------------------------
     @functools.cached_property
+    def lidar_stamps(self) -> list[int]:
+        """Header stamps (ns) of the LiDAR sweeps, ascending; empty without a LiDAR topic. Read once."""
+        return sorted(m.stamp_ns for m in self.messages(["lidar"])) if self.has("lidar") else []
+
+    @functools.cached_property
     def ego_poses(self) -> tuple[list[int], list[Pose]]:
         """Ego (``base_frame``) -> fixed-frame poses by header stamp, sorted: from ``ego_pose``, else ``odom``,
         else the ``map_frame -> base_frame`` transforms on ``tf``; empty lists when the bag has none."""
