@@ -36,6 +36,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_label_scarce(args: argparse.Namespace) -> int:
+    from imkd_ros.data.splits import add_label_scarce_splits
+
+    new = add_label_scarce_splits(args.data, args.fraction, source=args.split, version=args.version)
+    print(json.dumps({name: len(scenes) for name, scenes in new.items()}))
+    return 0
+
+
 def _cmd_eval_results(args: argparse.Namespace) -> int:
     from imkd_ros.evaluate import evaluate_results
 
@@ -231,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the last K non-validation scenes without annotations (split synth_unlabelled; default 0)",
     )
     s.set_defaults(func=_cmd_synth)
+
+    ls = sub.add_parser(
+        "label-scarce", help="split a labelled split into scarce<P>_labelled / scarce<P>_unlabelled (splits.json)"
+    )
+    ls.add_argument("--data", required=True, help="nuScenes-format dataroot written by imkd synth")
+    ls.add_argument("--fraction", type=float, default=0.25, help="share of each weather's scenes labelled")
+    ls.add_argument("--split", default="synth_train", help="the labelled split to divide (default synth_train)")
+    ls.add_argument("--version", default="v1.0-synth")
+    ls.set_defaults(func=_cmd_label_scarce)
 
     e = sub.add_parser("eval-results", help="score a results JSON with the nuscenes-devkit detection eval")
     e.add_argument("--data", required=True, help="nuScenes-format dataroot")
