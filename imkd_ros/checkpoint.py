@@ -12,7 +12,8 @@ A checkpoint is a plain dict of tensors and JSON-like values (nothing pickled be
 
 from __future__ import annotations
 
-import os
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from imkd_ros.atomic import atomic_write
 from imkd_ros.errors import ImkdError
 from imkd_ros.model import ModelConfig, Student, Teacher
 
@@ -61,7 +63,8 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
     training_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temp file + rename, so an interrupt never leaves half a file)."""
+    """Write a checkpoint atomically (:func:`imkd_ros.atomic.atomic_write`: temp file, fsync, rename), so a kill at
+    any moment leaves the previous file or the complete new one, never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -74,25 +77,46 @@ def save_checkpoint(
     }
     if training_state:
         blob["training_state"] = training_state
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        torch.save(blob, f)
     return path
+
+
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _load_error(path: Path, exc: Exception) -> CheckpointError:
+    """The one-line error of a checkpoint torch refused. A file holding Python objects beyond tensors and plain
+    values is refused as unsafe (unpickling them can run arbitrary code): the message says so and, unlike torch's,
+    never suggests loading it with ``weights_only=False``."""
+    text = str(exc)
+    unsafe = _UNSAFE_GLOBAL.search(text)
+    if isinstance(exc, pickle.UnpicklingError) and (unsafe or "Weights only load failed" in text):
+        what = f" (e.g. {unsafe.group(1)})" if unsafe else ""
+        return CheckpointError(
+            f"checkpoint {path} refused: it holds Python objects beyond tensors and plain values{what}; unpickling "
+            "them could execute code, so it is not loaded. Use a checkpoint written by `imkd train` "
+            "(a file from an untrusted source must never be loaded with its objects)"
+        )
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return CheckpointError(f"checkpoint {path} is corrupt or not a torch file (truncated?): {first[:200]}")
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True``.
 
     Raises:
-        CheckpointError: missing file, not a torch file (corrupt/truncated), or not in :data:`CHECKPOINT_FORMAT`.
+        CheckpointError: missing file, not a torch file (corrupt/truncated), a file holding Python objects beyond
+            tensors and plain values (refused as unsafe: possible code execution), or not in
+            :data:`CHECKPOINT_FORMAT`.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a truncated or foreign file
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {exc}") from exc
+    except Exception as exc:  # torch raises several types for a truncated, foreign or unsafe file
+        raise _load_error(path, exc) from exc
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an imkd checkpoint (expected format {CHECKPOINT_FORMAT})")
     try:

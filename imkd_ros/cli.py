@@ -45,12 +45,13 @@ def _cmd_label_scarce(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_results(args: argparse.Namespace) -> int:
+    from imkd_ros.atomic import atomic_write_text
     from imkd_ros.evaluate import evaluate_results
 
     out = Path(args.out)
     summary = evaluate_results(args.data, args.version, args.split, args.results, out.parent)
     if out.name != "metrics_summary.json":
-        out.write_text(json.dumps(summary, indent=2))
+        atomic_write_text(out, json.dumps(summary, indent=2))
     print(f"NDS {summary['nd_score']:.4f}  mAP {summary['mean_ap']:.4f}  -> {out}")
     return 0
 
@@ -61,7 +62,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     results = run_benchmarks(only=args.only, repeats=args.repeats)
     text = json.dumps(results, indent=2, sort_keys=True)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        from imkd_ros.atomic import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
     print(text)
     return 0
 
@@ -106,7 +109,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     det = Detector.from_checkpoint(args.checkpoint, device=args.device)
     res = evaluate_detector(
-        det, None, args.out, dataroot=args.data, version=args.version, split=args.split, bev_pngs=args.bev_pngs
+        det,
+        None,
+        args.out,
+        dataroot=args.data,
+        version=args.version,
+        split=args.split,
+        bev_pngs=args.bev_pngs,
+        skip_bad_frames=args.skip_bad_frames,
     )
     for name, key in (("coverage", "coverage_summary"), ("grid", "summary")):
         h = headline(res[key])
@@ -115,11 +125,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"({res[key]['eval_scope']['gt_boxes']} GT boxes)"
         )
     print(f"({res['frames']} frames, {res['latency_ms_median']:.1f} ms/frame median) -> {args.out}")
+    _print_skipped(res["skipped_frames"], Path(args.out) / "skipped_frames.json")
     for w, m in res["by_weather"].items():
         c = res["coverage_by_weather"].get(w)
         cov = f"  coverage NDS {c['nds']:.4f}  mAP {c['map']:.4f}" if c else ""
         print(f"  {w:8s}{cov}  grid NDS {m['nds']:.4f}  mAP {m['map']:.4f}")
     return 0
+
+
+def _print_skipped(skipped: Sequence[dict[str, str]], listed_in: Path | str) -> None:
+    """One line per skipped frame (``--skip-bad-frames``) on stderr, and where the list is kept."""
+    for s in skipped:
+        print(f"skipped frame {s['sample']} ({s['scene']}): {s['reason']}", file=sys.stderr)
+    if skipped:
+        print(f"{len(skipped)} frame(s) skipped for bad input files; listed in {listed_in}", file=sys.stderr)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -169,7 +188,9 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
         device=args.device,
         overwrite=args.overwrite,
         debug_pngs=args.debug_pngs,
+        skip_bad_frames=args.skip_bad_frames,
     )
+    _print_skipped([s.to_dict() for s in rep.skipped], Path(args.out) / "index.json")
     print(
         json.dumps(
             {
@@ -180,6 +201,7 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
                 "reused_shards": rep.reused_shards,
                 "megabytes": round(rep.bytes / 1e6, 1),
                 "seconds": round(rep.seconds, 1),
+                "skipped_frames": len(rep.skipped),
             }
         )
     )
@@ -271,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--version", default="v1.0-synth")
     v.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     v.add_argument("--bev-pngs", type=int, default=3, help="BEV pictures to draw")
+    v.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="leave frames whose files are missing, truncated or corrupt out of the score (listed in "
+        "skipped_frames.json and eval_scope) instead of stopping with the list of bad files",
+    )
     v.set_defaults(func=_cmd_eval)
 
     c = sub.add_parser(
@@ -310,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     tt.add_argument("--debug-pngs", type=int, default=2, help="intensity-map PNGs written to OUT/debug/")
     tt.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
+    tt.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="leave samples whose files are missing, truncated or corrupt out of the cache (listed in its header) "
+        "instead of stopping with the list of bad files",
+    )
     tt.set_defaults(func=_cmd_teacher_targets)
 
     a = sub.add_parser("ablate", help="train no-KD / +stage 1 / +stages 1-2 / +stages 1-3 students and tabulate")

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from imkd_ros.atomic import atomic_write, atomic_write_text
 from imkd_ros.metrics_fast import HEADLINE_KEYS, MatchTable, match_samples, metrics_of
 
 __all__ = [
@@ -259,6 +260,7 @@ def _run_detectors(
     dataroot: Path, version: str, split: str, detectors: Sequence[Any], batch_size: int
 ) -> tuple[list[dict[str, list[dict[str, Any]]]], dict[str, str]]:
     """Devkit result dicts of every detector on every sample of ``split`` (frames read once), and sample -> scene."""
+    from imkd_ros.data.check import usable_samples
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.evaluate import boxes_to_results
 
@@ -276,6 +278,7 @@ def _run_detectors(
     scenes = reader.split_scenes(split)
     if len(scenes) < 2:
         raise ValueError(f"split {split!r} has {len(scenes)} scene(s); a bootstrap over scenes needs at least 2")
+    usable_samples(reader, tokens, what=f"split {split} of {dataroot}")  # every bad file named before any model runs
     results: list[dict[str, list[dict[str, Any]]]] = [{} for _ in detectors]
     for i in range(0, len(tokens), batch_size):
         frames = [reader.frame(t) for t in tokens[i : i + batch_size]]
@@ -415,8 +418,8 @@ def compare_detectors(
         markdown=out_dir / "compare.md",
         png=out_dir / "compare.png",
     )
-    out.json.write_text(json.dumps(_to_json(out), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    out.markdown.write_text(_markdown(out), encoding="utf-8")
+    atomic_write_text(out.json, json.dumps(_to_json(out), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out.markdown, _markdown(out))
     _plot(out)
     return out
 
@@ -518,5 +521,6 @@ def _plot(c: Comparison) -> None:
         ax.set_title(f"{r.region} ({r.scenes} scenes)")
         ax.set_ylabel(f"ΔNDS vs {c.models[0]} ({CONFIDENCE:.0%} CI)")
     fig.tight_layout()
-    fig.savefig(c.png, dpi=110)
+    with atomic_write(c.png, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)

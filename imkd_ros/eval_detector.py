@@ -10,6 +10,11 @@ The same files again under ``coverage/`` score only what the model's sensors can
 the fields of view of the sensors of its modalities, from the dataset's calibration
 (:mod:`imkd_ros.coverage`). That is the fair region for comparing a camera + radar student with the LiDAR teacher;
 for the teacher it is the grid itself.
+
+Bad input files: every file the split's frames read is checked before the model runs (:mod:`imkd_ros.data.check`);
+a bad one stops the run with one error listing them all, or, with ``skip_bad_frames`` (``--skip-bad-frames``), the
+frames reading them are left out of the score (no ground truth, no detections) and listed in ``skipped_frames.json``
+and in every summary's ``eval_scope.skipped_samples``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.atomic import atomic_write_text
 from imkd_ros.coverage import Coverage, dataset_coverage, grid_region
+from imkd_ros.data.check import SkippedFrame, read_frames
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import Detector
 from imkd_ros.evaluate import CAMERA_RADAR_META, Region, boxes_to_results, evaluate_regions
@@ -58,6 +65,8 @@ def evaluate_detector(
     bev_pngs: int = 3,
     by_weather: bool = True,
     coverage: Coverage | None = None,
+    skip_bad_frames: bool = False,
+    skipped: Sequence[SkippedFrame] = (),
 ) -> dict[str, Any]:
     """Detect on every sample of ``split`` (or on ``frames`` when given: those of the split, already read) and
     evaluate on the whole grid (into ``out_dir``) and on the coverage region (into ``out_dir/coverage``).
@@ -66,11 +75,17 @@ def evaluate_detector(
         coverage: the coverage region; default: :func:`imkd_ros.coverage.dataset_coverage` of the model with the
             rig of the first frame (the camera calibration of that frame, the radar mountings from ``reader`` or,
             without one, a reader of ``dataroot``).
+        skip_bad_frames: leave out the frames that read a bad file instead of failing (see the module docstring).
+        skipped: with ``frames`` given: the split's frames left out when they were read (scored as skipped).
 
     Returns:
         ``{"summary": grid devkit summary, "by_weather": {weather: headline}, "coverage_summary": coverage devkit
         summary, "coverage_by_weather": {weather: headline}, "coverage": the region as a dict,
-        "latency_ms_median": ..., "frames": ...}``.
+        "latency_ms_median": ..., "frames": ..., "skipped_frames": [SkippedFrame.to_dict(), ...]}``.
+
+    Raises:
+        BadFilesError: bad input files, without ``skip_bad_frames``.
+        DatasetError: every frame of the split was skipped.
     """
     from imkd_ros.viz import draw_bev
 
@@ -84,8 +99,15 @@ def evaluate_detector(
             load_lidar=bev_pngs > 0 or detector.is_teacher,
             load_image=not detector.is_teacher,
         )
-        frames = [reader.frame(t) for t in reader.split_samples(split)]
-    results: dict[str, list[dict[str, Any]]] = {}
+        frames, skipped = read_frames(
+            reader, reader.split_samples(split), skip_bad=skip_bad_frames, what=f"split {split} of {dataroot}"
+        )
+    skipped = list(skipped)
+    if not frames:
+        from imkd_ros.data.errors import DatasetError
+
+        raise DatasetError(f"split {split} of {dataroot}: every one of its {len(skipped)} frames was skipped")
+    results: dict[str, list[dict[str, Any]]] = {s.sample: [] for s in skipped}
     latencies = []
     dets_of = {}
     for i in range(0, len(frames), batch_size):
@@ -114,14 +136,17 @@ def evaluate_detector(
         results_path,
         [(out_dir, model_region(detector.config)), (out_dir / "coverage", coverage)],
         by_weather=by_weather,
+        exclude=[s.sample for s in skipped],
     )
     weather: dict[str, dict[str, float]] = {}
     cov_weather: dict[str, dict[str, float]] = {}
     if by_weather:
         weather = {w: headline(s) for w, s in grid.by_weather.items()}
         cov_weather = {w: headline(s) for w, s in cov.by_weather.items()}
-        (out_dir / "by_weather.json").write_text(json.dumps(weather, indent=2) + "\n")
-        (out_dir / "coverage" / "by_weather.json").write_text(json.dumps(cov_weather, indent=2) + "\n")
+        atomic_write_text(out_dir / "by_weather.json", json.dumps(weather, indent=2) + "\n")
+        atomic_write_text(out_dir / "coverage" / "by_weather.json", json.dumps(cov_weather, indent=2) + "\n")
+    if skipped:
+        atomic_write_text(out_dir / "skipped_frames.json", json.dumps([s.to_dict() for s in skipped], indent=2) + "\n")
     for f in list(frames)[:: max(1, len(frames) // max(1, bev_pngs))][:bev_pngs]:
         draw_bev(out_dir / "bev" / f"{f.scene}_{f.token[:8]}.png", f, dets_of[f.token])
     return {
@@ -132,4 +157,5 @@ def evaluate_detector(
         "coverage": coverage.to_dict(),
         "latency_ms_median": float(np.median(latencies)) if latencies else float("nan"),
         "frames": len(frames),
+        "skipped_frames": [s.to_dict() for s in skipped],
     }

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from imkd_ros.atomic import atomic_write_text
 from imkd_ros.classes import CLASSES, DEFAULT_ATTRIBUTE
 from imkd_ros.data.reader import weather_of_description
 from imkd_ros.errors import ImkdError
@@ -222,7 +223,7 @@ def write_results(
         text = json.dumps({"meta": {k: bool(meta[k]) for k in META_KEYS}, "results": results}, allow_nan=False)
     except ValueError as exc:
         raise EvaluationError(f"write_results({path}): non-finite number in results ({exc})") from exc
-    path.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text)
 
 
 # -- evaluation -------------------------------------------------------------------------------------------------
@@ -280,7 +281,7 @@ def _load_eval(dataroot: Path, version: str, split: str, results_path: Path, out
         # The devkit requires exactly the split's samples for predefined splits: evaluate a trimmed copy.
         results_path = out_dir / f"results_{split}.json"
         trimmed = {"meta": data["meta"], "results": {t: results[t] for t in tokens}}
-        results_path.write_text(json.dumps(trimmed), encoding="utf-8")
+        atomic_write_text(results_path, json.dumps(trimmed))
 
     cfg = config_factory("detection_cvpr_2019")
     try:
@@ -365,8 +366,8 @@ def _score(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=2)
-    (out_dir / "metrics_summary.json").write_text(text, encoding="utf-8")
-    (out_dir / "metrics_details.json").write_text(json.dumps(metric_data.serialize(), indent=2), encoding="utf-8")
+    atomic_write_text(out_dir / "metrics_details.json", json.dumps(metric_data.serialize(), indent=2))
+    atomic_write_text(out_dir / "metrics_summary.json", text)
     return json.loads(text)
 
 
@@ -439,11 +440,17 @@ def evaluate_by_weather(
 
 
 def _score_by_weather(
-    de: Any, version: str, split: str, out_dir: Path, classes: Sequence[str] | None, region: Area | None
+    de: Any,
+    version: str,
+    split: str,
+    out_dir: Path,
+    classes: Sequence[str] | None,
+    region: Area | None,
+    exclude: Collection[str] = (),
 ) -> dict[str, dict[str, Any]]:
     nusc = de.nusc
     by_weather: dict[str, list[str]] = {}
-    for t in de.gt_boxes.sample_tokens:
+    for t in _scored(de, exclude):
         scene = nusc.get("scene", nusc.get("sample", t)["scene_token"])
         by_weather.setdefault(weather_of_description(scene.get("description", "")), []).append(t)
     out = {}
@@ -451,9 +458,20 @@ def _score_by_weather(
         gt, pred = _select(de, by_weather[weather], region)
         if not {b.detection_name for b in gt.all}.intersection(CLASSES if classes is None else classes):
             continue  # nothing of the wanted classes to score in this weather
-        scope = {"version": version, "split": split, "weather": weather}
+        scope = {"version": version, "split": split, "weather": weather, **_skipped_scope(exclude)}
         out[weather] = _score(de, gt, pred, out_dir / weather, classes, region, scope)
     return out
+
+
+def _scored(de: Any, exclude: Collection[str]) -> list[str]:
+    """The split's sample tokens the devkit loaded, less ``exclude`` (frames skipped for bad input files)."""
+    skip = set(exclude)
+    return [t for t in de.gt_boxes.sample_tokens if t not in skip]
+
+
+def _skipped_scope(exclude: Collection[str]) -> dict[str, Any]:
+    """The ``eval_scope`` entry of skipped samples (none when nothing was skipped, so outputs stay as before)."""
+    return {"skipped_samples": sorted(exclude)} if exclude else {}
 
 
 @dataclass(frozen=True)
@@ -475,10 +493,15 @@ def evaluate_regions(
     by_weather: bool = False,
     classes: Sequence[str] | None = None,
     verbose: bool = False,
+    exclude: Collection[str] = (),
 ) -> list[RegionEvaluation]:
     """Score one result file in several regions from one devkit load: per ``(out_dir, region)`` what
     :func:`evaluate_results` writes into ``out_dir`` and, with ``by_weather``, what :func:`evaluate_by_weather`
     writes into ``out_dir/by_weather``. E.g. ``[(out, grid), (out / "coverage", coverage)]``.
+
+    ``exclude``: sample tokens left out of the score, ground truth and detections alike (frames skipped for bad
+    input files, :mod:`imkd_ros.data.check`; the result file still needs an entry, e.g. empty, for them); listed
+    in each summary's ``eval_scope.skipped_samples``.
 
     Returns:
         One :class:`RegionEvaluation` per entry of ``regions``, in order.
@@ -490,8 +513,11 @@ def evaluate_regions(
     out = []
     for out_dir, region in regions:
         out_dir = Path(out_dir)
-        gt, pred = _select(de, de.gt_boxes.sample_tokens, region)
-        summary = _score(de, gt, pred, out_dir, classes, region, {"version": version, "split": split})
-        weather = _score_by_weather(de, version, split, out_dir / "by_weather", classes, region) if by_weather else {}
+        gt, pred = _select(de, _scored(de, exclude), region)
+        scope = {"version": version, "split": split, **_skipped_scope(exclude)}
+        summary = _score(de, gt, pred, out_dir, classes, region, scope)
+        weather: dict[str, dict[str, Any]] = {}
+        if by_weather:
+            weather = _score_by_weather(de, version, split, out_dir / "by_weather", classes, region, exclude)
         out.append(RegionEvaluation(summary, weather))
     return out

@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
+from imkd_ros.data.check import SkippedFrame, read_frames
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import Detector, model_inputs
@@ -202,14 +203,38 @@ def _seed_everything(seed: int) -> None:
 # -- the loop -----------------------------------------------------------------------------------------------------
 
 
-def _read_frames(reader: NuScenesReader, split: str, config: ModelConfig, progress: bool, what: str) -> list[Frame]:
+def _read_frames(
+    reader: NuScenesReader,
+    split: str,
+    config: ModelConfig,
+    progress: bool,
+    what: str,
+    skip_bad: bool = False,
+    skipped: list[SkippedFrame] | None = None,
+) -> list[Frame]:
+    """The split's frames shrunk to the model; every file they read is checked first (:mod:`imkd_ros.data.check`):
+    bad files raise one error naming them, or with ``skip_bad`` their frames are left out and added to
+    ``skipped``."""
     from tqdm import tqdm
 
     tokens = reader.split_samples(split)
     if not tokens:
         raise ValueError(f"split {split!r} of {reader.dataroot} has no samples")
-    it = tqdm(tokens, desc=f"reading {what}", unit="frame", disable=not progress, leave=False)
-    return [shrink_frame(reader.frame(t), config) for t in it]
+    frames, bad = read_frames(
+        reader,
+        tokens,
+        skip_bad=skip_bad,
+        what=f"split {split} of {reader.dataroot}",
+        transform=lambda f: shrink_frame(f, config),
+        progress=lambda toks: tqdm(toks, desc=f"reading {what}", unit="frame", disable=not progress, leave=False),
+    )
+    for b in bad:
+        print(f"skipped frame {b.sample} ({b.scene}) of split {split}: {b.reason}", file=sys.stderr)
+    if skipped is not None:
+        skipped.extend(bad)
+    if not frames:
+        raise ValueError(f"split {split!r} of {reader.dataroot}: every one of its {len(tokens)} frames was skipped")
+    return frames
 
 
 def _check_unlabelled(
@@ -240,6 +265,8 @@ def _read_unlabelled(
     train_frames: Sequence[Frame],
     config: ModelConfig,
     progress: bool,
+    skip_bad: bool = False,
+    skipped: list[SkippedFrame] | None = None,
 ) -> list[Frame]:
     """The frames of the unlabelled split (none when the split lists no scene); their annotations, if any, are
     never used."""
@@ -250,7 +277,9 @@ def _read_unlabelled(
             f"--unlabelled-split {unlabelled.split} shares {len(shared)} samples with the training split (e.g. "
             f"{sorted(shared)[0]}); a frame is either labelled or not"
         )
-    return _read_frames(reader, unlabelled.split, config, progress, "unlabelled") if tokens else []
+    if not tokens:
+        return []
+    return _read_frames(reader, unlabelled.split, config, progress, "unlabelled", skip_bad, skipped)
 
 
 def _losses(
@@ -318,14 +347,18 @@ def train(
     distill: DistillConfig | None = None,
     targets: str | Path | Sequence[str | Path] | None = None,
     unlabelled: PseudoLabelConfig | None = None,
+    skip_bad_frames: bool = False,
 ) -> TrainResult:
     """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
     docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
     targets of the cache ``targets`` (one path, or several caches of one teacher). With ``unlabelled`` it also
     learns from the frames of ``unlabelled.split`` (:mod:`imkd_ros.distill.pseudo`), whose targets must be in
-    ``targets`` too.
+    ``targets`` too. Every input file is checked before training (:mod:`imkd_ros.data.check`); with
+    ``skip_bad_frames`` the frames reading a bad file are left out and listed in the checkpoint meta
+    (``skipped_frames``) instead of stopping the run.
 
     Raises:
+        BadFilesError: bad input files (all listed), without ``skip_bad_frames``.
         DistillConfigError: distillation or unlabelled frames asked of a teacher, without ``targets``, or of a
             student the cache or the stages do not fit; an unlabelled split sharing samples with the training split;
             a pseudo-label threshold below the scores the cache kept; ``resume`` of a run with other settings.
@@ -360,13 +393,20 @@ def train(
         load_image="camera" in model_config.modalities,
         load_lidar=True,
     )
-    train_frames = _read_frames(reader, config.train_split, model_config, progress and dist.main, "train")
+    skipped: list[SkippedFrame] = []
+    val_skipped: list[SkippedFrame] = []
+    show = progress and dist.main
+    train_frames = _read_frames(reader, config.train_split, model_config, show, "train", skip_bad_frames, skipped)
     unlabelled_frames: list[Frame] = []
     if unlabelled is not None:
-        unlabelled_frames = _read_unlabelled(reader, unlabelled, train_frames, model_config, progress and dist.main)
+        unlabelled_frames = _read_unlabelled(
+            reader, unlabelled, train_frames, model_config, show, skip_bad_frames, skipped
+        )
     pool = train_frames + unlabelled_frames  # one shuffled pool of both kinds (imkd_ros.distill.pseudo)
     val_frames = (
-        _read_frames(reader, config.val_split, model_config, progress and dist.main, "val") if dist.main else []
+        _read_frames(reader, config.val_split, model_config, show, "val", skip_bad_frames, val_skipped)
+        if dist.main
+        else []
     )
 
     core: Student | Teacher = Teacher(config=model_config) if is_teacher else Student(config=model_config)
@@ -463,6 +503,8 @@ def train(
             mixing="one shuffled pool of labelled and unlabelled frames",
         ),
     }
+    if skipped or val_skipped:
+        meta_base["skipped_frames"] = [s.to_dict() for s in skipped + val_skipped]
     if bank is not None:
         meta_base["targets"] = {
             "path": str(cache_paths[0]) if len(cache_paths) == 1 else [str(p) for p in cache_paths],
@@ -531,6 +573,7 @@ def train(
                 version=config.version,
                 split=config.val_split,
                 bev_pngs=2,
+                skipped=val_skipped,
             )
             metrics = headline(res["summary"])
             row.update({f"val_{k}": v for k, v in metrics.items()})
@@ -601,6 +644,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per process")
     p.add_argument("--resume", action="store_true", help="continue from CKPT.train.pt if it exists")
+    p.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="leave out frames whose files are missing, truncated or corrupt (listed in the checkpoint meta) "
+        "instead of stopping with the list of bad files",
+    )
     p.add_argument(
         "--targets",
         action="append",
@@ -721,6 +770,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
         distill=kd,
         targets=args.targets,
         unlabelled=unlabelled,
+        skip_bad_frames=getattr(args, "skip_bad_frames", False),
     )
 
 

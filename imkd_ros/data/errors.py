@@ -5,9 +5,11 @@ Every message names what is wrong and where (file, table, token), so a CLI can p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from imkd_ros.errors import ImkdError
 
-__all__ = ["DataError", "DatasetError", "PointCloudError"]
+__all__ = ["DataError", "DatasetError", "PointCloudError", "ImageFileError", "BadFilesError"]
 
 
 class DataError(ImkdError):
@@ -21,3 +23,20 @@ class DatasetError(DataError):
 class PointCloudError(DataError):
     """A point-cloud file (radar ``.pcd`` or LiDAR ``.pcd.bin``) is missing, truncated or malformed, or the points
     handed to a writer do not have the expected layout."""
+
+
+class ImageFileError(DatasetError):
+    """A camera image file is missing, truncated or cannot be decoded."""
+
+
+class BadFilesError(DataError):
+    """The up-front check of a run (:func:`imkd_ros.data.check.check_samples`) found bad input files.
+
+    Attributes:
+        problems: one :class:`imkd_ros.data.check.FileProblem` per bad file (path, what is wrong, the samples that
+            read it).
+    """
+
+    def __init__(self, message: str, problems: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)

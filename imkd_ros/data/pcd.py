@@ -33,6 +33,7 @@ intensity (0-255), ring index; no header.
 
 from __future__ import annotations
 
+import os
 from os import PathLike
 from pathlib import Path
 
@@ -49,8 +50,10 @@ __all__ = [
     "radar_default_mask",
     "write_radar_pcd",
     "read_radar_pcd",
+    "check_radar_pcd",
     "write_lidar_bin",
     "read_lidar_bin",
+    "check_lidar_bin",
 ]
 
 #: The 18 nuScenes radar fields in file order with their (little-endian) numpy dtypes.
@@ -84,6 +87,7 @@ RADAR_DYNPROP_STATES: tuple[int, ...] = tuple(range(7))
 RADAR_AMBIG_STATES: tuple[int, ...] = (3,)
 
 _PCD_TYPE_CODE = {"f": "F", "i": "I", "u": "U"}
+_HEADER_BYTES = 4096  # a PCD header (32 lines at most) fits
 _LIDAR_COLUMNS = 5
 
 
@@ -219,6 +223,52 @@ def radar_default_mask(points: np.ndarray) -> np.ndarray:
     )
 
 
+def _radar_layout(head: bytes, size: int, path: Path) -> tuple[np.dtype, int, int]:
+    """Validate a radar PCD from its first bytes ``head`` (at least the header) and its size in bytes ``size``:
+    returns the point dtype, the point count and the data offset.
+
+    Raises:
+        PointCloudError: see :func:`read_radar_pcd`.
+    """
+    header, start = _parse_pcd_header(head, path)
+    if header["DATA"] != ["binary"]:
+        raise PointCloudError(f"{path}: PCD DATA {' '.join(header['DATA'])!r} not supported (only 'binary')")
+    dtype = _pcd_dtype(header, path)
+    if dtype.names != RADAR_PCD_DTYPE.names:
+        raise PointCloudError(f"{path}: not a nuScenes radar PCD (FIELDS {' '.join(dtype.names or ())})")
+    try:
+        width = int(header["WIDTH"][0])
+        height = int(header.get("HEIGHT", ["1"])[0])
+        n_points = int(header.get("POINTS", [str(width * height)])[0])
+    except (KeyError, IndexError, ValueError) as exc:
+        raise PointCloudError(f"{path}: bad PCD WIDTH/HEIGHT/POINTS") from exc
+    if height != 1 or n_points != width or width < 0:
+        raise PointCloudError(f"{path}: PCD WIDTH {width} HEIGHT {height} POINTS {n_points}; expected HEIGHT 1")
+    need = width * dtype.itemsize
+    if size - start < need:
+        raise PointCloudError(
+            f"{path}: truncated radar PCD: {width} points need {need} bytes of data, found {size - start}"
+        )
+    return dtype, width, start
+
+
+def check_radar_pcd(path: str | PathLike[str]) -> None:
+    """Check a radar PCD as :func:`read_radar_pcd` would, from its header and size alone (no point is read): the
+    cheap up-front check of long runs (:mod:`imkd_ros.data.check`).
+
+    Raises:
+        PointCloudError: what :func:`read_radar_pcd` would raise.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        raise PointCloudError(f"{path}: cannot read radar PCD ({exc.strerror or exc})") from exc
+    _radar_layout(head, size, path)
+
+
 def read_radar_pcd(path: str | PathLike[str], *, filtered: bool = True) -> np.ndarray:
     """Read a nuScenes radar PCD file.
 
@@ -242,25 +292,7 @@ def read_radar_pcd(path: str | PathLike[str], *, filtered: bool = True) -> np.nd
         blob = path.read_bytes()
     except OSError as exc:
         raise PointCloudError(f"{path}: cannot read radar PCD ({exc.strerror or exc})") from exc
-    header, start = _parse_pcd_header(blob, path)
-    if header["DATA"] != ["binary"]:
-        raise PointCloudError(f"{path}: PCD DATA {' '.join(header['DATA'])!r} not supported (only 'binary')")
-    dtype = _pcd_dtype(header, path)
-    if dtype.names != RADAR_PCD_DTYPE.names:
-        raise PointCloudError(f"{path}: not a nuScenes radar PCD (FIELDS {' '.join(dtype.names or ())})")
-    try:
-        width = int(header["WIDTH"][0])
-        height = int(header.get("HEIGHT", ["1"])[0])
-        n_points = int(header.get("POINTS", [str(width * height)])[0])
-    except (KeyError, IndexError, ValueError) as exc:
-        raise PointCloudError(f"{path}: bad PCD WIDTH/HEIGHT/POINTS") from exc
-    if height != 1 or n_points != width or width < 0:
-        raise PointCloudError(f"{path}: PCD WIDTH {width} HEIGHT {height} POINTS {n_points}; expected HEIGHT 1")
-    need = width * dtype.itemsize
-    if len(blob) - start < need:
-        raise PointCloudError(
-            f"{path}: truncated radar PCD: {width} points need {need} bytes of data, found {len(blob) - start}"
-        )
+    dtype, width, start = _radar_layout(blob, len(blob), path)
     raw = np.frombuffer(blob, dtype=dtype, count=width, offset=start)
     points = raw.astype(RADAR_PCD_DTYPE)  # same names, cast to the canonical sizes
     if width == 0:
@@ -304,8 +336,28 @@ def read_lidar_bin(path: str | PathLike[str]) -> np.ndarray:
         blob = path.read_bytes()
     except OSError as exc:
         raise PointCloudError(f"{path}: cannot read LiDAR sweep ({exc.strerror or exc})") from exc
-    if len(blob) % (4 * _LIDAR_COLUMNS):
-        raise PointCloudError(
-            f"{path}: truncated or corrupt LiDAR .pcd.bin: {len(blob)} bytes is not a multiple of 20 (5 float32)"
-        )
+    _check_lidar_size(len(blob), path)
     return np.frombuffer(blob, dtype="<f4").reshape(-1, _LIDAR_COLUMNS).astype(np.float32)
+
+
+def _check_lidar_size(size: int, path: Path) -> None:
+    if size % (4 * _LIDAR_COLUMNS):
+        raise PointCloudError(
+            f"{path}: truncated or corrupt LiDAR .pcd.bin: {size} bytes is not a multiple of 20 (5 float32)"
+        )
+
+
+def check_lidar_bin(path: str | PathLike[str]) -> None:
+    """Check a LiDAR ``.pcd.bin`` as :func:`read_lidar_bin` would, from its size alone.
+
+    Raises:
+        PointCloudError: what :func:`read_lidar_bin` would raise.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise PointCloudError(f"{path}: cannot read LiDAR sweep ({exc.strerror or exc})") from exc
+    if not path.is_file():
+        raise PointCloudError(f"{path}: cannot read LiDAR sweep (not a file)")
+    _check_lidar_size(size, path)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from imkd_ros.classes import CLASSES, class_of_category
-from imkd_ros.data.errors import DatasetError
+from imkd_ros.data.errors import DatasetError, ImageFileError
 from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
 from imkd_ros.sweeps import (
     NUSCENES,
@@ -47,7 +47,14 @@ from imkd_ros.sweeps import (
 from imkd_ros.transforms import Pose, quat_to_yaw
 from imkd_ros.types import Boxes, Calibration, Frame
 
-__all__ = ["NuScenesReader", "TABLES", "UNLABELLED_TAG", "weather_of_description", "labelled_of_description"]
+__all__ = [
+    "NuScenesReader",
+    "TABLES",
+    "UNLABELLED_TAG",
+    "read_image",
+    "weather_of_description",
+    "labelled_of_description",
+]
 
 #: The tables the reader needs under ``<dataroot>/<version>/``.
 TABLES: tuple[str, ...] = (
@@ -67,6 +74,23 @@ _WEATHER_TAG = re.compile(r"weather=([A-Za-z0-9_\-]+)")
 #: The tag in a scene description that marks a scene recorded without annotations.
 UNLABELLED_TAG = "labels=none"
 _LIDAR_CHANNEL = "LIDAR_TOP"
+
+
+def read_image(path: str | PathLike[str]) -> np.ndarray:
+    """A camera image file as ``(H, W, 3)`` uint8 RGB.
+
+    Raises:
+        ImageFileError: the file is missing, truncated or cannot be decoded (the message names it).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise ImageFileError(f"{path}: image file missing") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageFileError(f"{path}: truncated or corrupt image, cannot be decoded ({exc})") from exc
 
 
 def weather_of_description(description: str) -> str:
@@ -397,6 +421,7 @@ class NuScenesReader:
 
         Raises:
             DatasetError: unknown token, a missing keyframe for a configured channel, or a missing data file.
+            ImageFileError: a truncated or corrupt camera image (a :class:`DatasetError`).
             PointCloudError: a corrupt point-cloud file.
         """
         sample = self._sample_record(sample_token)
@@ -406,12 +431,7 @@ class NuScenesReader:
         ego_pose = self.ego_pose_of(cam_sd)
         global_to_ref = ego_pose.inverse()
 
-        image = None
-        if self.load_image:
-            from PIL import Image
-
-            with Image.open(self._file_of(cam_sd)) as im:
-                image = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        image = self._read_image(cam_sd) if self.load_image else None
         if image is not None:
             size = (int(image.shape[1]), int(image.shape[0]))
         elif cam_rec.get("width") and cam_rec.get("height"):
@@ -452,6 +472,31 @@ class NuScenesReader:
             gt=self._gt_boxes(sample_token, global_to_ref),
             weather=weather_of_description(scene.get("description", "")),
         )
+
+    def frame_files(self, sample_token: str) -> list[tuple[str, Path]]:
+        """The files :meth:`frame` reads for a sample, as ``(kind, path)`` with kind ``"image"``, ``"radar"`` or
+        ``"lidar"`` (with this reader's settings: sweeps, ``load_image``, ``load_lidar``); whether they exist is not
+        checked here (:mod:`imkd_ros.data.check` does).
+
+        Raises:
+            DatasetError: unknown token or a missing keyframe for a configured channel.
+        """
+        self._sample_record(sample_token)
+        cam_sd = self.keyframe_token(sample_token, self.camera)
+        ref_time = int(self._sd[cam_sd]["timestamp"])
+        out: list[tuple[str, Path]] = []
+        if self.load_image:
+            out.append(("image", self.dataroot / self._sd[cam_sd]["filename"]))
+        for ch in self.radars:
+            for sd in self.sweep_tokens(sample_token, ch, ref_time, self.radar_window):
+                out.append(("radar", self.dataroot / self._sd[sd]["filename"]))
+        if self.load_lidar:
+            for sd in self.sweep_tokens(sample_token, _LIDAR_CHANNEL, ref_time, self.lidar_window):
+                out.append(("lidar", self.dataroot / self._sd[sd]["filename"]))
+        return out
+
+    def _read_image(self, sd_token: str) -> np.ndarray:
+        return read_image(self._file_of(sd_token))
 
     def _sensor_to_ref(self, sd_token: str, ref_pose: Pose) -> Pose:
         return sweep_to_ref(self.sensor_to_ego(sd_token), self.ego_pose_of(sd_token), ref_pose)

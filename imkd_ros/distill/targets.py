@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from imkd_ros.checkpoint import load_checkpoint
+from imkd_ros.data.check import SkippedFrame, usable_samples
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.distill.cache import (
     BOX_COLUMNS,
@@ -63,6 +64,8 @@ class CacheBuildReport:
         reused_shards: shards kept from an interrupted earlier build (checksums verified).
         bytes: bytes of all shards.
         seconds: wall time of this call.
+        skipped: samples left out for bad input files (``skip_bad_frames``; also in the header's
+            ``source.skipped_samples``).
     """
 
     root: Path
@@ -72,6 +75,7 @@ class CacheBuildReport:
     reused_shards: int
     bytes: int
     seconds: float
+    skipped: tuple[SkippedFrame, ...] = ()
 
 
 @torch.inference_mode()
@@ -242,6 +246,7 @@ def build_target_cache(
     overwrite: bool = False,
     debug_pngs: int = 2,
     progress: bool = True,
+    skip_bad_frames: bool = False,
 ) -> CacheBuildReport:
     """Write (or finish) the teacher-target cache of ``split`` under ``out``.
 
@@ -250,9 +255,12 @@ def build_target_cache(
     interrupted build with the same teacher, data and settings are verified and kept. ``lidar_sweeps`` (None: the
     teacher's ``ModelConfig.lidar.sweeps``, what it was trained on) LiDAR sweeps are accumulated per sample.
     ``debug_pngs`` intensity PNGs (:func:`~imkd_ros.distill.intensity.draw_intensity`) of the first computed samples
-    go to ``out/debug/``.
+    go to ``out/debug/``. Every file the samples read is checked before the teacher runs
+    (:mod:`imkd_ros.data.check`); with ``skip_bad_frames`` the samples reading a bad one are left out of the cache
+    (listed in its header's ``source.skipped_samples`` and the report) instead of stopping the build.
 
     Raises:
+        BadFilesError: bad input files (all listed), without ``skip_bad_frames``.
         CheckpointError: the teacher checkpoint is missing or corrupt.
         TargetCacheError: the checkpoint is not a teacher's, the split is empty, or ``out`` holds an incompatible
             cache (and not ``overwrite``).
@@ -273,6 +281,9 @@ def build_target_cache(
     tokens = list(dict.fromkeys(t for s in splits for t in reader.split_samples(s)))
     if not tokens:
         raise TargetCacheError(f"split {split!r} of {data} has no samples")
+    tokens, skipped = usable_samples(reader, tokens, skip_bad=skip_bad_frames, what=f"split {split} of {data}")
+    if not tokens:
+        raise TargetCacheError(f"split {split!r} of {data}: every sample was skipped for bad input files")
     plan = [tokens[i : i + shard_size] for i in range(0, len(tokens), shard_size)]
     source = {
         "dataroot": str(Path(data).resolve()),
@@ -281,6 +292,8 @@ def build_target_cache(
         "radar_sweeps": radar_sweeps,
         "lidar_sweeps": lidar_sweeps,
     }
+    if skipped:  # only then: caches of complete splits keep the header they always had
+        source["skipped_samples"] = [s.to_dict() for s in skipped]
     writer = TargetCacheWriter(
         out, target_header(teacher, teacher_checkpoint, spec, source), plan, shard_size, overwrite=overwrite
     )
@@ -290,5 +303,12 @@ def build_target_cache(
     )
     cache = TargetCache(out)
     return CacheBuildReport(
-        out, len(cache), len(plan), computed, len(plan) - computed, cache.nbytes(), time.perf_counter() - t0
+        out,
+        len(cache),
+        len(plan),
+        computed,
+        len(plan) - computed,
+        cache.nbytes(),
+        time.perf_counter() - t0,
+        tuple(skipped),
     )
