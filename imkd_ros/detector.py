@@ -9,6 +9,10 @@ student's ONNX export (:mod:`imkd_ros.export_onnx`) in ONNX Runtime (:mod:`imkd_
 pre-processing and decoding, so ``detect`` / ``detect_batch`` take and return the same things. Without an explicit
 ``onnx_path`` the model is exported once into a cache file named by its weights
 (:func:`imkd_ros.export_onnx.cached_export`, under ``$XDG_CACHE_HOME/imkd_ros/onnx``).
+
+The decoded velocities are refined by the Doppler of the frame's radar returns in each box
+(:mod:`imkd_ros.model.doppler`, every backend, every model: the LiDAR teacher's collection car records radar too;
+a frame without radar returns keeps the network's velocities; ``doppler=None`` turns it off).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from imkd_ros.checkpoint import Checkpoint, load_checkpoint
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model.doppler import DOPPLER, DopplerConfig, refine_velocity
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.preprocess import fit_frame
 from imkd_ros.types import Boxes, Frame
@@ -111,6 +116,8 @@ class Detector:
         onnx_path: ``"onnxruntime"`` only: the student's ONNX export (checked against ``model.config``); None:
             exported on first use into the cache (see the module docstring).
         threads: ``"onnxruntime"`` only: intra-op threads (None: ONNX Runtime's default).
+        doppler: velocity refinement from the Doppler of the frame's radar returns (:mod:`imkd_ros.model.doppler`),
+            applied to the decoded boxes; None: the network's velocities as they are.
     """
 
     def __init__(
@@ -121,6 +128,7 @@ class Detector:
         backend: str = "torch",
         onnx_path: str | Path | None = None,
         threads: int | None = None,
+        doppler: DopplerConfig | None = DOPPLER,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -140,6 +148,7 @@ class Detector:
         self.model = model.to(self.device).eval()
         self.config: ModelConfig = model.config
         self.score_threshold = score_threshold
+        self.doppler = doppler
         self.checkpoint: Checkpoint | None = None
         self._buffers = threading.local()  # per calling thread: the float image buffer of _collate
 
@@ -152,11 +161,13 @@ class Detector:
         backend: str = "torch",
         onnx_path: str | Path | None = None,
         threads: int | None = None,
+        doppler: DopplerConfig | None = DOPPLER,
     ) -> Detector:
         """Load a checkpoint (``weights_only=True``); raises :class:`~imkd_ros.checkpoint.CheckpointError` with the
-        path when it is missing or corrupt. ``backend``, ``onnx_path``, ``threads``: see :class:`Detector`."""
+        path when it is missing or corrupt. ``backend``, ``onnx_path``, ``threads``, ``doppler``: see
+        :class:`Detector`."""
         ckpt = load_checkpoint(path)
-        det = cls(ckpt.build("cpu"), device, score_threshold, backend, onnx_path, threads)
+        det = cls(ckpt.build("cpu"), device, score_threshold, backend, onnx_path, threads, doppler)
         det.checkpoint = ckpt
         return det
 
@@ -175,10 +186,12 @@ class Detector:
         run = self.model if self.runtime is None else self.runtime
         detections = run(**model_inputs(self.model, batch))
         out = []
-        for det in detections:
+        for frame, det in zip(frames, detections, strict=True):
             boxes = det.to_boxes()
             if self.score_threshold is not None:
                 boxes = boxes[boxes.score >= self.score_threshold]
+            if self.doppler is not None:
+                boxes = refine_velocity(boxes, frame.radar, self.doppler)
             out.append(boxes)
         return out
 

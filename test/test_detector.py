@@ -14,6 +14,7 @@ import torch
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.detector import Detector, inference_threads, model_inputs
 from imkd_ros.model import ModelConfig, Student
+from imkd_ros.model.doppler import refine_velocity
 from imkd_ros.transforms import Pose, quat_to_matrix
 from imkd_ros.types import Boxes, Calibration, Frame
 
@@ -50,18 +51,31 @@ def detector() -> Detector:
 
 
 def _reference(det: Detector, frames: list[Frame]) -> list[Boxes]:
-    """The boxes of the plain path: fit_frame, collate_frames, the model, the threshold."""
+    """The boxes of the plain path: fit_frame, collate_frames, the model, the threshold, the Doppler refinement."""
     from imkd_ros.model.preprocess import fit_frame
 
     fitted = [fit_frame(f, det.config.image) for f in frames]
     with torch.inference_mode():
         out = det.model(**model_inputs(det.model, collate_frames(fitted)))
-    return [d.to_boxes() for d in out]
+    raw = [d.to_boxes() for d in out]
+    if det.doppler is None:
+        return raw
+    return [refine_velocity(b, f.radar, det.doppler) for b, f in zip(raw, frames, strict=True)]
 
 
 def _same(a: Boxes, b: Boxes) -> bool:
     fields = ("center", "size", "yaw", "velocity", "label", "score")
     return len(a) == len(b) and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def test_doppler_refinement_is_applied_and_can_be_turned_off(detector: Detector) -> None:
+    plain = Detector(detector.model, score_threshold=0.0, doppler=None)
+    frames = [_frame(s) for s in range(4)]
+    refined, raw = detector.detect_batch(frames), plain.detect_batch(frames)
+    assert all(_same(r, b) for r, b in zip(_reference(plain, frames), raw, strict=True))
+    assert any(not np.array_equal(r.velocity, b.velocity) for r, b in zip(refined, raw, strict=True))
+    for r, b in zip(refined, raw, strict=True):  # only velocities change
+        assert np.array_equal(r.center, b.center) and np.array_equal(r.score, b.score)
 
 
 def test_collate_images_equal_collate_frames(detector: Detector) -> None:
