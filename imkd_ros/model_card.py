@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from imkd_ros.atomic import atomic_write_text
 from imkd_ros.checkpoint import load_checkpoint
 
 __all__ = ["write_model_card"]
@@ -25,7 +26,9 @@ _COLS = (
 
 def _headline(eval_dir: Path) -> dict[str, float]:
     s = json.loads((eval_dir / "metrics_summary.json").read_text())
-    row = {"nds": s["nd_score"], "map": s["mean_ap"], "gt_boxes": s.get("eval_scope", {}).get("gt_boxes")}
+    scope = s.get("eval_scope", {})
+    row = {"nds": s["nd_score"], "map": s["mean_ap"], "gt_boxes": scope.get("gt_boxes")}
+    row["skipped"] = len(scope.get("skipped_samples", []))
     row.update(s["tp_errors"])
     return row
 
@@ -46,6 +49,15 @@ def _unlabelled_lines(unlabelled: Mapping | None) -> list[str]:
         f"{unlabelled.get('threshold')} ({unlabelled.get('pseudo_boxes', '?')} boxes, velocity not learnt from them), "
         f"weight {unlabelled.get('weight')}; {unlabelled.get('mixing', '')}"
     ]
+
+
+def _skipped_lines(skipped: list[Mapping] | None, listed: int = 5) -> list[str]:
+    """The card's line on training frames left out for bad input files (``--skip-bad-frames``); none if none."""
+    if not skipped:
+        return []
+    names = "; ".join(f"{s.get('sample')} ({s.get('reason')})" for s in skipped[:listed])
+    more = f"; and {len(skipped) - listed} more" if len(skipped) > listed else ""
+    return [f"- skipped frames (bad input files, `--skip-bad-frames`): {len(skipped)}: {names}{more}"]
 
 
 def write_model_card(
@@ -87,6 +99,7 @@ def write_model_card(
         f"- wall time: {meta.get('seconds', float('nan')) / 60:.1f} min on {meta.get('machine', '?')}, "
         f"{meta.get('train_frames', '?')} training frames, world size {meta.get('world_size', 1)}",
         *_unlabelled_lines(meta.get("unlabelled")),
+        *_skipped_lines(meta.get("skipped_frames")),
         "",
         f"## Metrics ({evaluated_on}, official nuscenes-devkit DetectionEval)",
         "",
@@ -98,15 +111,20 @@ def write_model_card(
         "|---|---|" + "---|" * len(_COLS) + "---|",
     ]
     weather_rows = []
+    skipped_evals = []
     for name, d in evals.items():
         for region, rd in _regions(Path(d)):
             h = _headline(rd)
+            if h["skipped"] and region == "grid":
+                skipped_evals.append(f"- {name}: {h['skipped']} frames skipped for bad input files (`{d}`)")
             cells = " | ".join(f"{h[k]:.3f}" for k, _ in _COLS)
             lines.append(f"| {name} | {region} | {cells} | {h['gt_boxes'] if h['gt_boxes'] is not None else '?'} |")
             bw = rd / "by_weather.json"
             if bw.is_file():
                 for w, m in json.loads(bw.read_text()).items():
                     weather_rows.append((name, region, w, m))
+    if skipped_evals:
+        lines += ["", "Frames left out of the scores (see `skipped_frames.json` in the eval folder):", *skipped_evals]
     if weather_rows:
         lines += [
             "",
@@ -122,6 +140,4 @@ def write_model_card(
             )
     if notes:
         lines += ["", "## Notes", "", notes.strip()]
-    path = Path(path)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,5 +1,5 @@
-"""The ``imkd bag`` verb group: ``imkd bag export``, ``imkd bag teacher-targets`` (here) and ``imkd bag
-replay-eval`` (:mod:`imkd_ros.bag.replay`, added through the hook in :func:`add_bag_parser`).
+"""The ``imkd bag`` verb group: ``imkd bag export``, ``imkd bag teacher-targets``, ``imkd bag recover`` (here) and
+``imkd bag replay-eval`` (:mod:`imkd_ros.bag.replay`, added through the hook in :func:`add_bag_parser`).
 
 Each subcommand parses its arguments and calls one library function; errors reach :func:`imkd_ros.cli.main`,
 which prints them as one line and exits 2.
@@ -93,13 +93,24 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from imkd_ros.bag.recover import recover_bag
+
+    rep = recover_bag(args.bag_in, args.bag_out)
+    print(rep.summary())
+    print(json.dumps(_rounded(rep.to_dict())))
+    return 0
+
+
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
 
 def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``bag`` verb with its subcommands to ``imkd``'s subparsers ``sub``; returns the ``bag`` parser."""
-    bag = sub.add_parser("bag", help="ROS 2 bags: export a dataset, teacher targets from a bag, replay evaluation")
+    bag = sub.add_parser(
+        "bag", help="ROS 2 bags: export a dataset, teacher targets from a bag, replay evaluation, recover a crashed bag"
+    )
     bsub = bag.add_subparsers(dest="bag_verb", required=True, metavar="<bag verb>")
 
     e = bsub.add_parser("export", help="write a nuScenes-format dataset (scenes) into a ROS 2 bag")
@@ -134,6 +145,17 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
     add_topic_argument(t)
     t.set_defaults(func=_cmd_teacher_targets)
+
+    r = bsub.add_parser(
+        "recover",
+        help="write the readable part of a truncated or damaged bag (a crashed recording) as a new, valid bag",
+        description="Reads a cut or damaged MCAP or sqlite3 bag in order up to the damage (an sqlite3 bag as of its "
+        "last complete transaction) and writes what it holds as a new bag of the same storage, with metadata.yaml; "
+        "prints how many messages and seconds were saved and lost.",
+    )
+    r.add_argument("bag_in", metavar="IN", help="the damaged bag (folder, with or without metadata.yaml, or a file)")
+    r.add_argument("bag_out", metavar="OUT", help="the bag folder to write (must not exist)")
+    r.set_defaults(func=_cmd_recover)
 
     # ---- HOOK for `imkd bag replay-eval` (owned by imkd_ros/bag/replay.py): when that module exists, its
     # `add_replay_eval(bsub)` adds the subparser (and sets its func). Keep replay.py's top-level imports light:

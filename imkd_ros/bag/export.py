@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.atomic import atomic_dir
 from imkd_ros.bag.convert import (
     camera_info_msg,
     cloud_msg,
@@ -195,15 +195,17 @@ def export_bag(
 
     Raises:
         BagError: ``out`` exists, no scene, unknown storage, radar channels and topics of different lengths, overlapping
-            scenes, or a failure while writing (the partial bag is removed).
+            scenes, or a failure while writing (the partial bag is removed). The bag is written in a temporary
+            folder beside ``out`` and renamed when complete (:func:`imkd_ros.atomic.atomic_dir`): a killed export
+            leaves no ``out``, only ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
         DatasetError: the dataset is missing, malformed, or lacks a scene or a channel's keyframe.
     """
-    from PIL import Image as PILImage
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
+    from imkd_ros.data.check import FileProblem, bad_files_error, check_file
     from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
-    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.reader import NuScenesReader, read_image
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -248,121 +250,133 @@ def export_bag(
     for (a, _, ea), (b, _, eb) in zip(plans, plans[1:], strict=False):
         if eb[0].stamp <= ea[-1].stamp:
             raise BagError(f"scenes {a} and {b} overlap in time; export them into separate bags")
+    # every file the bag will hold, checked before anything is written: all bad files in one error
+    problems: list[FileProblem] = []
+    for _, _, events in plans:
+        for ev in events:
+            path = reader.dataroot / reader.sample_data(ev.token)["filename"]
+            kind = "image" if ev.channel == camera else "lidar" if ev.channel == _LIDAR else "radar"
+            reason = check_file(kind, path)
+            if reason is not None:
+                problems.append(FileProblem(str(path), reason, (ev.token,)))
+    if problems:
+        n = sum(len(p[2]) for p in plans)
+        hint = "replace them or export other scenes (nothing was written)"
+        raise bad_files_error(problems, n, f"scenes {', '.join(names)} of {root / version}", hint, "messages")
 
     store = default_typestore()
-    writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
-    types = {
-        topics.image: "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image",
-        topics.camera_info: "sensor_msgs/msg/CameraInfo",
-        **{t: "sensor_msgs/msg/PointCloud2" for t in topics.radar},
-        topics.lidar: "sensor_msgs/msg/PointCloud2",
-        topics.ego_pose: "geometry_msgs/msg/PoseStamped",
-        topics.odom: "nav_msgs/msg/Odometry",
-        topics.tf: "tf2_msgs/msg/TFMessage",
-        topics.tf_static: "tf2_msgs/msg/TFMessage",
-        topics.ground_truth: "vision_msgs/msg/Detection3DArray",
-        topics.sample_token: "std_msgs/msg/String",
-    }
-    if len(types) != 10 + len(topics.radar) - 1:
-        raise BagError(f"two roles share a topic: {topics.to_dict()}")
-    counts = dict.fromkeys(types, 0)
-    gt_kept = gt_dropped = keyframes = unlabelled_keyframes = 0
-    data_ns = 0
-    try:
-        writer.open()
-        conns = {
-            t: writer.add_connection(
-                t, m, typestore=store, offered_qos_profiles=_latched() if t == topics.tf_static else ()
-            )
-            for t, m in types.items()
+    with atomic_dir(out) as inner:  # the bag appears under `out` only when complete
+        writer = Writer(
+            inner, version=9, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        )
+        types = {
+            topics.image: "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image",
+            topics.camera_info: "sensor_msgs/msg/CameraInfo",
+            **{t: "sensor_msgs/msg/PointCloud2" for t in topics.radar},
+            topics.lidar: "sensor_msgs/msg/PointCloud2",
+            topics.ego_pose: "geometry_msgs/msg/PoseStamped",
+            topics.odom: "nav_msgs/msg/Odometry",
+            topics.tf: "tf2_msgs/msg/TFMessage",
+            topics.tf_static: "tf2_msgs/msg/TFMessage",
+            topics.ground_truth: "vision_msgs/msg/Detection3DArray",
+            topics.sample_token: "std_msgs/msg/String",
         }
-
-        def write(topic: str, stamp: int, msg: Any) -> None:
-            writer.write(conns[topic], stamp, store.serialize_cdr(msg, types[topic]))
-            counts[topic] += 1
-
-        bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
-        for name, samples, events in plans:
-            first = events[0].stamp
-            data_ns += events[-1].stamp - first
-            # tf_static: the mountings of this scene's keyframe sample_data
-            statics = []
-            for ch in (camera, *radars, _LIDAR):
-                cs = cs_rec[reader.sample_data(reader.keyframe_token(samples[0], ch))["calibrated_sensor_token"]]
-                statics.append(
-                    transform_stamped_msg(
-                        cs["rotation"],
-                        cs["translation"],
-                        make_header(first, "base_link", store),
-                        frame_id_of(ch),
-                        store,
-                    )
-                )
-            write(topics.tf_static, first, tf_msg(statics, store))
-            # ego poses at every stamp with data, twist from the neighbours
-            pose_of: dict[int, tuple[list[float], list[float]]] = {}
-            for ev in events:
-                rec = ego_rec[reader.sample_data(ev.token)["ego_pose_token"]]
-                pose_of.setdefault(ev.stamp, (rec["rotation"], rec["translation"]))
-            stamps = sorted(pose_of)
-            twist = dict(zip(stamps, _twists(stamps, [pose_of[s] for s in stamps]), strict=True))
-            done_pose: set[int] = set()
-            info_of: dict[str, Any] = {}
-            for ev in events:
-                t = ev.stamp
-                if t not in done_pose:
-                    done_pose.add(t)
-                    q, tr = pose_of[t]
-                    write(topics.ego_pose, t, pose_stamped_msg(q, tr, make_header(t, "map", store), store))
-                    header = make_header(t, "map", store)
-                    write(topics.tf, t, tf_msg([transform_stamped_msg(q, tr, header, "base_link", store)], store))
-                    lin, ang = twist[t]
-                    write(topics.odom, t, odometry_msg(q, tr, lin, ang, header, "base_link", store))
-                rec = reader.sample_data(ev.token)
-                path = reader.dataroot / rec["filename"]
-                header = make_header(t, frame_id_of(ev.channel), store)
-                if ev.channel == camera:
-                    cs_token = rec["calibrated_sensor_token"]
-                    if cs_token not in info_of:
-                        info_of[cs_token] = reader.frame(ev.sample).camera
-                    if compressed:
-                        img = compressed_image_msg(path.read_bytes(), header, "jpeg", store)
-                    else:
-                        with PILImage.open(path) as im:
-                            img = image_msg(np.asarray(im.convert("RGB"), dtype=np.uint8), header, store)
-                    write(topics.image, t, img)
-                    write(topics.camera_info, t, camera_info_msg(info_of[cs_token], header, store))
-                elif ev.channel == _LIDAR:
-                    write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
-                else:
-                    write(topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
-                if ev.channel == camera and ev.keyframe and name in unlabelled:
-                    keyframes += 1
-                    unlabelled_keyframes += 1
-                    write(topics.sample_token, t, string_msg(ev.sample, store))
-                elif ev.channel == camera and ev.keyframe:
-                    keyframes += 1
-                    gt = reader.frame(ev.sample).gt
-                    pts = {
-                        a["token"]: a.get("num_lidar_pts", 1) + a.get("num_radar_pts", 0)
-                        for a in reader.annotations(ev.sample)
-                    }
-                    keep = np.array([pts.get(tok, 1) > 0 for tok in (gt.tokens or [])], dtype=bool)
-                    gt_dropped += int((~keep).sum())
-                    gt = gt[keep] if len(gt) else gt
-                    gt_kept += len(gt)
-                    write(topics.ground_truth, t, detections_msg(gt, make_header(t, "base_link", store), store))
-                    write(topics.sample_token, t, string_msg(ev.sample, store))
-                bar.update(1)
-        bar.close()
-        writer.close()
-    except BaseException:
+        if len(types) != 10 + len(topics.radar) - 1:
+            raise BagError(f"two roles share a topic: {topics.to_dict()}")
+        counts = dict.fromkeys(types, 0)
+        gt_kept = gt_dropped = keyframes = unlabelled_keyframes = 0
+        data_ns = 0
         try:
+            writer.open()
+            conns = {
+                t: writer.add_connection(
+                    t, m, typestore=store, offered_qos_profiles=_latched() if t == topics.tf_static else ()
+                )
+                for t, m in types.items()
+            }
+
+            def write(topic: str, stamp: int, msg: Any) -> None:
+                writer.write(conns[topic], stamp, store.serialize_cdr(msg, types[topic]))
+                counts[topic] += 1
+
+            bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
+            for name, samples, events in plans:
+                first = events[0].stamp
+                data_ns += events[-1].stamp - first
+                # tf_static: the mountings of this scene's keyframe sample_data
+                statics = []
+                for ch in (camera, *radars, _LIDAR):
+                    cs = cs_rec[reader.sample_data(reader.keyframe_token(samples[0], ch))["calibrated_sensor_token"]]
+                    statics.append(
+                        transform_stamped_msg(
+                            cs["rotation"],
+                            cs["translation"],
+                            make_header(first, "base_link", store),
+                            frame_id_of(ch),
+                            store,
+                        )
+                    )
+                write(topics.tf_static, first, tf_msg(statics, store))
+                # ego poses at every stamp with data, twist from the neighbours
+                pose_of: dict[int, tuple[list[float], list[float]]] = {}
+                for ev in events:
+                    rec = ego_rec[reader.sample_data(ev.token)["ego_pose_token"]]
+                    pose_of.setdefault(ev.stamp, (rec["rotation"], rec["translation"]))
+                stamps = sorted(pose_of)
+                twist = dict(zip(stamps, _twists(stamps, [pose_of[s] for s in stamps]), strict=True))
+                done_pose: set[int] = set()
+                info_of: dict[str, Any] = {}
+                for ev in events:
+                    t = ev.stamp
+                    if t not in done_pose:
+                        done_pose.add(t)
+                        q, tr = pose_of[t]
+                        write(topics.ego_pose, t, pose_stamped_msg(q, tr, make_header(t, "map", store), store))
+                        header = make_header(t, "map", store)
+                        write(topics.tf, t, tf_msg([transform_stamped_msg(q, tr, header, "base_link", store)], store))
+                        lin, ang = twist[t]
+                        write(topics.odom, t, odometry_msg(q, tr, lin, ang, header, "base_link", store))
+                    rec = reader.sample_data(ev.token)
+                    path = reader.dataroot / rec["filename"]
+                    header = make_header(t, frame_id_of(ev.channel), store)
+                    if ev.channel == camera:
+                        cs_token = rec["calibrated_sensor_token"]
+                        if cs_token not in info_of:
+                            info_of[cs_token] = reader.frame(ev.sample).camera
+                        if compressed:
+                            img = compressed_image_msg(path.read_bytes(), header, "jpeg", store)
+                        else:
+                            img = image_msg(read_image(path), header, store)
+                        write(topics.image, t, img)
+                        write(topics.camera_info, t, camera_info_msg(info_of[cs_token], header, store))
+                    elif ev.channel == _LIDAR:
+                        write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
+                    else:
+                        write(topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
+                    if ev.channel == camera and ev.keyframe and name in unlabelled:
+                        keyframes += 1
+                        unlabelled_keyframes += 1
+                        write(topics.sample_token, t, string_msg(ev.sample, store))
+                    elif ev.channel == camera and ev.keyframe:
+                        keyframes += 1
+                        gt = reader.frame(ev.sample).gt
+                        pts = {
+                            a["token"]: a.get("num_lidar_pts", 1) + a.get("num_radar_pts", 0)
+                            for a in reader.annotations(ev.sample)
+                        }
+                        keep = np.array([pts.get(tok, 1) > 0 for tok in (gt.tokens or [])], dtype=bool)
+                        gt_dropped += int((~keep).sum())
+                        gt = gt[keep] if len(gt) else gt
+                        gt_kept += len(gt)
+                        write(topics.ground_truth, t, detections_msg(gt, make_header(t, "base_link", store), store))
+                        write(topics.sample_token, t, string_msg(ev.sample, store))
+                    bar.update(1)
+            bar.close()
+            writer.close()
+        except BaseException:
             if writer.storage is not None:
-                writer.close()
-        finally:
-            shutil.rmtree(out, ignore_errors=True)  # created by this call: a partial bag is not left behind
-        raise
+                writer.abort()  # the partial bag is removed with its temporary folder
+            raise
     seconds = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.atomic import atomic_dir, atomic_write_text
 from imkd_ros.types import Boxes, Frame
 
 __all__ = [
@@ -138,7 +139,8 @@ def write_output_bag(path: str | Path, detections: Mapping[int, Boxes], frame_id
         shutil.rmtree(path)
     store = default_typestore()
     types = {OBJECTS_TOPIC: "vision_msgs/msg/Detection3DArray", MARKERS_TOPIC: "visualization_msgs/msg/MarkerArray"}
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+    # written beside `path` and renamed when complete: a killed run leaves no half bag under its name
+    with atomic_dir(path) as inner, Writer(inner, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {t: writer.add_connection(t, m, typestore=store) for t, m in types.items()}
         for stamp in sorted(detections):
             header = make_header(stamp, frame_id, store)
@@ -287,8 +289,8 @@ def write_report(
             "bag": str(bag_out),
         },
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
-    (out_dir / "report.md").write_text(_markdown(report), encoding="utf-8")
+    atomic_write_text(out_dir / "report.md", _markdown(report))
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, default=float) + "\n")
     return report
 
 

@@ -40,6 +40,7 @@ from imkd_ros.bag.convert import (
     transform_msg_to_pose,
 )
 from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.recover import RECOVER_HINT
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.sweeps import SweepWindow, lag_seconds, lidar_sweep_to_ref, select_sweeps, sweep_to_ref
 from imkd_ros.transforms import Pose
@@ -135,7 +136,10 @@ class BagSource:
         except BagError:
             raise
         except Exception as exc:  # noqa: BLE001 - rosbags and sqlite raise many kinds for a broken file
-            raise BagError(f"bag {self.path} cannot be opened (truncated or corrupt?): {exc}") from exc
+            raise BagError(
+                f"bag {self.path} cannot be opened (truncated or corrupt?): {exc}; "
+                + RECOVER_HINT.format(path=self.path)
+            ) from exc
         self.duration_s = (self.end_ns - self.start_ns) / 1e9
         self.size_bytes = _size(self.path)
         self.topics_in_bag: dict[str, str] = {}
@@ -249,7 +253,10 @@ class BagSource:
         except (GeneratorExit, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - rosbags, sqlite3, lz4/zstd raise many kinds for broken data
-            raise BagError(f"bag {self.path} is truncated or corrupt: reading failed {where}: {exc}") from exc
+            raise BagError(
+                f"bag {self.path} is truncated or corrupt: reading failed {where}: {exc}; "
+                + RECOVER_HINT.format(path=self.path)
+            ) from exc
 
     def _deserialize(self, conn: Any, log_ns: int, raw: Any) -> Any:
         try:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.atomic import atomic_dir
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.source import BagSource
 from imkd_ros.bag.topics import BagTopics
@@ -291,7 +292,8 @@ def write_targets_bag(
     wanted = cache.tokens if tokens is None else list(tokens)
     samples = cache.load_all(wanted)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    with Writer(out_bag, version=9, storage_plugin=plugin) as writer:
+    # written beside out_bag and renamed when complete: a killed run leaves no half bag under its name
+    with atomic_dir(out_bag) as inner, Writer(inner, version=9, storage_plugin=plugin) as writer:
         conn = writer.add_connection(topic, TEACHER_TARGETS_TYPE, typestore=store)
         for token in sorted(wanted, key=lambda k: (samples[k].timestamp, k)):
             t = samples[token]

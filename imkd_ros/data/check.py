@@ -148,15 +148,18 @@ def check_samples(reader: Any, tokens: Sequence[str]) -> list[FileProblem]:
     return problems
 
 
-def bad_files_error(problems: Sequence[FileProblem], frames: int, what: str) -> BadFilesError:
-    """One :class:`BadFilesError` for ``problems`` found among the ``frames`` frames of ``what`` (e.g. ``"split
-    synth_val of DIR"``): a single line naming the first few bad files, the count, and :data:`SKIP_HINT`."""
+def bad_files_error(
+    problems: Sequence[FileProblem], frames: int, what: str, hint: str = SKIP_HINT, unit: str = "frames"
+) -> BadFilesError:
+    """One :class:`BadFilesError` for ``problems`` found among the ``frames`` frames (or other ``unit``) of
+    ``what`` (e.g. ``"split synth_val of DIR"``): a single line naming the first few bad files, the count, and
+    ``hint`` (default :data:`SKIP_HINT`)."""
     hit = {s for p in problems for s in p.samples}
     listed = "; ".join(str(p) for p in problems[:_LISTED])
     more = f"; and {len(problems) - _LISTED} more" if len(problems) > _LISTED else ""
     return BadFilesError(
         f"{len(problems)} bad input file{'s' if len(problems) != 1 else ''} in {what} ({len(hit)} of {frames} "
-        f"frames read them): {listed}{more}; {SKIP_HINT}",
+        f"{unit} read them): {listed}{more}; {hint}",
         problems,
     )
 

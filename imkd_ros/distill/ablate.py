@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from imkd_ros.atomic import atomic_write, atomic_write_text
 from imkd_ros.distill.cache import TargetCache, file_sha256
 from imkd_ros.distill.config import STAGES, DistillConfig
 from imkd_ros.distill.intensity import INTENSITY_NAMES
@@ -174,7 +175,7 @@ def _teacher_row(teacher: Path, out: Path, data: Path, cfg: TrainConfig, device:
         "coverage_metrics": headline(res["coverage_summary"]),
         "coverage_by_weather": res["coverage_by_weather"],
     }
-    digest.write_text(json.dumps(row, indent=2) + "\n")
+    atomic_write_text(digest, json.dumps(row, indent=2) + "\n")
     return row
 
 
@@ -252,9 +253,10 @@ def write_table(
             )
         lines.append("")
     md = out / "ablation.md"
-    md.write_text("\n".join(lines) + "\n")
+    atomic_write_text(md, "\n".join(lines) + "\n")
     js = out / "ablation.json"
-    js.write_text(json.dumps({"schedule": schedule, "rows": rows, "teacher": teacher, "goals": goals}, indent=2) + "\n")
+    table = {"schedule": schedule, "rows": rows, "teacher": teacher, "goals": goals}
+    atomic_write_text(js, json.dumps(table, indent=2) + "\n")
     png = out / "ablation.png"
     _plot(png, all_rows, weathers)
     return md, js, png, goals
@@ -290,7 +292,8 @@ def _plot(path: Path, rows: list[dict[str, Any]], weathers: list[str]) -> None:
     for ax in (ax1, ax2):
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
