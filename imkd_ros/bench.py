@@ -305,7 +305,8 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
 
 def bench_node(repeats: int, workdir: Path) -> dict[str, float]:
     """The detector node: ``node_e2e_ms_median``, ``node_model_ms_median``, ``node_latency_ratio``, CPU use and
-    behaviour at 3x the sensor rate (see :mod:`imkd_ros.node_bench`)."""
+    behaviour at 3x the sensor rate over about a minute, resident memory growth included
+    (``node_overload_rss_growth_mb``; see :mod:`imkd_ros.node_bench`)."""
     from imkd_ros.node_bench import bench_node as run
 
     return run(repeats, workdir)

@@ -29,20 +29,26 @@ Figures (one run, one machine):
 * ``node_cpu_percent``: CPU time of the node process over the lockstep playback's wall time (100 = one core;
   keyframes at 2 Hz, so the node idles part of the time), and ``node_cpu_ms_per_frame``;
 * ``node_threads``: the intra-op threads of both sides;
-* ``node_overload_*``: every camera frame (12 Hz) and radar sweep played free-running at 3x real time: the input
-  rate achieved (``input_hz``), the answered fraction and rate (``answered_fraction``, ``output_hz``), latency
-  p50/p95, ``node_overload_latency_growth`` = median latency of the last third of the answered frames / of the
-  first third (about 1 when latency is bounded and no queue grows) and the node's CPU use (``cpu_percent``).
+* ``node_overload_*``: every camera frame (12 Hz) and radar sweep played free-running at 3x real time, the scene
+  repeated back to back (player ``--repeat``, time shifted to go on) for about ``overload_seconds`` (default 60 s)
+  of wall time: the input rate achieved (``input_hz``), the answered fraction and rate (``answered_fraction``,
+  ``output_hz``), latency p50/p95, ``node_overload_latency_growth`` = median latency of the last third of the
+  answered frames / of the first third (about 1 when latency is bounded and no queue grows), the node's CPU use
+  (``cpu_percent``), and its memory: ``node_overload_rss_growth_mb`` = the node's resident memory (VmRSS, sampled
+  every 0.5 s) over the last fifth of the run minus that over the first fifth (medians; about 0 when nothing
+  accumulates under sustained overload), ``node_overload_rss_mb_max``, ``node_overload_seconds``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +58,7 @@ import numpy as np
 
 from imkd_ros.ros.env import stop_process
 
-__all__ = ["bench_node", "SPANS", "parse_timing"]
+__all__ = ["bench_node", "SPANS", "parse_timing", "rss_mb", "RssSampler", "rss_growth_mb"]
 
 #: The node's ``debug_timing`` spans on the path from image to detections, in order.
 SPANS: tuple[str, ...] = ("transport", "callback", "handoff", "model", "detections")
@@ -101,9 +107,56 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def bench_node(repeats: int, workdir: Path, threads: int = 0) -> dict[str, float]:
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), MB; NaN when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan")
+
+
+class RssSampler:
+    """Samples a process's :func:`rss_mb` every ``period`` seconds in a thread, between ``start()`` and
+    ``stop()`` (which returns the samples, MB, in time order)."""
+
+    def __init__(self, pid: int, period: float = 0.5) -> None:
+        self.pid, self.period = pid, period
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            v = rss_mb(self.pid)
+            if v == v:  # not NaN
+                self.samples.append(v)
+            self._stop.wait(self.period)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        return list(self.samples)
+
+
+def rss_growth_mb(samples: Sequence[float]) -> float:
+    """Median of the last fifth of ``samples`` minus median of the first fifth (NaN with fewer than 5 samples)."""
+    if len(samples) < 5:
+        return float("nan")
+    fifth = len(samples) // 5
+    return statistics.median(samples[-fifth:]) - statistics.median(samples[:fifth])
+
+
+def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: float = 60.0) -> dict[str, float]:
     """See the module docstring; ``repeats`` lockstep plays of the synth_val scene (12 keyframes each);
-    ``threads``: the node's ``threads`` parameter (0: :func:`~imkd_ros.detector.inference_threads`' default)."""
+    ``threads``: the node's ``threads`` parameter (0: :func:`~imkd_ros.detector.inference_threads`' default);
+    ``overload_seconds``: about how long the 3x overload run lasts (the scene is repeated to fill it)."""
     import torch
 
     from imkd_ros.data.reader import NuScenesReader
@@ -167,10 +220,28 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0) -> dict[str, float
                 out["node_cpu_percent"] = 100.0 * cpu / played_s
                 out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(e2e), 1)
                 cpu0 = _cpu_seconds(node.pid)
-                over = _player(
-                    data, workdir / "over.json", workdir / "over.log", env, "--rate", "3", "--all-camera-frames"
-                )
+                stamps = [f.timestamp for f in frames]  # camera keyframes, us
+                scene_s = (max(stamps) - min(stamps)) / 1e6 + 0.5
+                passes = max(1, math.ceil(overload_seconds * 3.0 / scene_s))
+                sampler = RssSampler(node.pid).start()
+                try:
+                    over = _player(
+                        data,
+                        workdir / "over.json",
+                        workdir / "over.log",
+                        env,
+                        "--rate",
+                        "3",
+                        "--all-camera-frames",
+                        "--repeat",
+                        str(passes),
+                    )
+                finally:
+                    rss = sampler.stop()
                 out["node_overload_cpu_percent"] = 100.0 * (_cpu_seconds(node.pid) - cpu0) / over["wall_s"]
+                out["node_overload_seconds"] = over["wall_s"]
+                out["node_overload_rss_growth_mb"] = rss_growth_mb(rss)
+                out["node_overload_rss_mb_max"] = max(rss) if rss else float("nan")
             finally:
                 stop_process(node)
     finally:

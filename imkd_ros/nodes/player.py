@@ -8,6 +8,9 @@ radar fields, unfiltered, sensor frame ``radar_front``) and the ego pose of each
 (``/ego_pose`` PoseStamped, ``base_link`` in ``map``). It subscribes to the detector's outputs and writes inputs
 and outputs to an MCAP bag (rosbags; openable in RViz's bag player or Foxglove).
 
+``--repeat N`` plays the sequence N times back to back, each pass shifted in time to follow the previous one (a
+long drive for load and memory tests; the ego poses repeat).
+
 ``--lockstep``: after each camera keyframe, wait for the detections with that stamp before going on (complete,
 deterministic results; the measured latency is the unloaded end-to-end latency). Without it the player runs free
 and the detector keeps up as it can (load tests). A JSON summary lists every camera frame's publish and receive
@@ -22,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,7 @@ from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
 from imkd_ros.ros.messages import calibration_to_camera_info, make_header, ns_to_stamp, pose_stamped, stamp_to_ns
 
-__all__ = ["Event", "timeline", "Recorder", "Player", "play", "serve", "main"]
+__all__ = ["Event", "timeline", "repeated", "Recorder", "Player", "play", "serve", "main"]
 
 TOPICS = {
     "image": "/camera/image",
@@ -89,6 +92,15 @@ def timeline(reader: NuScenesReader, scenes: Sequence[str], all_camera_frames: b
                     break
                 sd = rec["next"]
     return sorted(events)
+
+
+def repeated(events: Sequence[Event], times: int, gap_ns: int = 100_000_000) -> list[Event]:
+    """``events`` played ``times`` times: pass k shifted by k x (their time span + ``gap_ns``), so data time keeps
+    going forward (tokens and poses repeat)."""
+    if times <= 1 or not events:
+        return list(events)
+    period = events[-1].stamp - events[0].stamp + gap_ns
+    return [replace(ev, stamp=ev.stamp + k * period) for k in range(times) for ev in events]
 
 
 @dataclass
@@ -253,7 +265,7 @@ class Player(Recorder):
             self.pubs["radar"].publish(cloud)
             self._record(TOPICS["radar"], cloud, ev.stamp)
             return t_pub
-        pixels = self._pixels.pop(ev.token, None)
+        pixels = self._pixels.get(ev.token)  # kept: a repeated sequence publishes it again
         if pixels is None:
             pixels = self._read_image(ev)
         header = make_header(ev.stamp, "cam_front")
@@ -337,9 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--node", default=NODE, help="the detector node's name (its output topics)")
     p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the detector to appear")
     p.add_argument("--answer-timeout", type=float, default=60.0)
+    p.add_argument("--repeat", type=int, default=1, help="play the sequence this many times back to back")
     args, ros_args = p.parse_known_args(argv)
     reader = NuScenesReader(args.data, args.version, load_lidar=False, load_image=False)
-    events = timeline(reader, reader.split_scenes(args.split), args.all_camera_frames)
+    events = repeated(timeline(reader, reader.split_scenes(args.split), args.all_camera_frames), args.repeat)
     rclpy.init(args=["prog", *ros_args])
     player = Player(reader, Path(args.bag) if args.bag else None, args.node)
     return serve(
