@@ -211,32 +211,49 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     import torch
 
-    from imkd_ros.distill.ablate import run_ablation
-    from imkd_ros.train import distill_config_from_args, train_config_from_args
+    from imkd_ros.distill.ablate import STUDY_ROWS, StudyPlan, run_study, score_study
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = train_config_from_args(args)
-    args.kd = None
-    base = distill_config_from_args(args)
-    res = run_ablation(
-        args.data,
-        args.targets,
-        args.out,
-        train_config=cfg,
-        size=args.size,
-        base=base,
-        teacher=args.teacher,
-        intensity_study=args.intensity_study,
-        device=args.device,
-        reuse=not args.no_reuse,
+    keys = (
+        tuple(k.strip() for k in args.rows.split(",") if k.strip()) if args.rows else tuple(r.key for r in STUDY_ROWS)
     )
-    for r in res.rows + ([res.teacher] if res.teacher else []):
-        m = r["metrics"]
-        print(
-            f"{r['key']:24s} NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mATE {m['trans_err']:.3f}  mAVE {m['vel_err']:.3f}"
-        )
-    print(f"-> {res.markdown}, {res.json}, {res.png}")
+    seeds = {}
+    for item in (args.row_seeds or "").split(","):
+        if item.strip():
+            key, _, n = item.partition("=")
+            seeds[key.strip()] = tuple(range(int(n)))
+    plan = StudyPlan(
+        data=Path(args.data),
+        out=Path(args.out),
+        fraction=args.labelled_fraction,
+        default_seeds=tuple(range(args.seeds)),
+        seeds=seeds,
+        steps=args.steps,
+        teacher_steps=args.teacher_steps,
+        rows=keys,
+        size=args.size,
+        version=args.version,
+        device=args.device,
+    )
+    trained = run_study(plan)
+    report = score_study(
+        trained["rows"],
+        trained["teacher"],
+        args.val_data,
+        args.out,
+        split=args.val_split,
+        version=args.val_version,
+        bootstrap=args.bootstrap,
+        seconds=trained["seconds"],
+        commands={"study": "imkd " + " ".join(sys.argv[1:])},
+    )
+    for r in report["regions"]["coverage"]["rows"]:
+        m, d = r["mean"], r["delta"]["nds"]
+        print(f"{r['key']:8s} x{r['seeds']}  NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mAVE {m['vel_err']:.3f}  "
+              f"dNDS {d['value']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]")  # fmt: skip
+    print(json.dumps(report["goals"]))
+    print(f"-> {Path(args.out) / 'ablation.md'}")
     return 0
 
 
@@ -346,27 +363,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tt.set_defaults(func=_cmd_teacher_targets)
 
-    a = sub.add_parser("ablate", help="train no-KD / +stage 1 / +stages 1-2 / +stages 1-3 students and tabulate")
-    a.add_argument("--data", required=True, help="nuScenes-format dataroot")
-    a.add_argument("--targets", required=True, help="teacher-target cache of the training split")
-    a.add_argument("--out", required=True, help="output folder (rows, ablation.md/.json/.png)")
-    a.add_argument("--teacher", default=None, help="teacher checkpoint for the reference row (default: the cache's)")
-    a.add_argument("--size", default="default", choices=("default", "tiny"), help="student size (tiny: tests)")
-    from imkd_ros.train import TrainConfig
-
-    a.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs of every row")
-    a.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    a.add_argument("--lr", type=float, default=TrainConfig.lr)
-    a.add_argument("--seed", type=int, default=TrainConfig.seed)
-    a.add_argument("--max-steps", type=int, default=None, help="stop every row after this many steps")
-    a.add_argument("--version", default=TrainConfig.version)
-    a.add_argument("--train-split", default=TrainConfig.train_split)
-    a.add_argument("--val-split", default=TrainConfig.val_split)
-    a.add_argument("--kd-config", default=None, help="YAML of DistillConfig fields for the distilled rows")
-    a.add_argument("--intensity-study", action="store_true", help="add IMKD rows with one intensity map each")
+    a = sub.add_parser(
+        "ablate", help="the label-scarce distillation study: teacher, no KD / stages / unlabelled drives / oracle rows"
+    )
+    a.add_argument("--data", required=True, help="training dataroot (imkd synth); its synth_train is divided")
+    a.add_argument("--val-data", required=True, help="validation dataroot never trained on (the large val set)")
+    a.add_argument("--val-split", default="synth_all", help="split of --val-data (default synth_all)")
+    a.add_argument("--out", required=True, help="study folder (checkpoints, targets, eval, ablation.md/.json/.png)")
+    a.add_argument("--labelled-fraction", type=float, default=0.25, help="share of drives labelled (default 0.25)")
+    a.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
+    a.add_argument("--row-seeds", default=None, help="per-row seed counts, e.g. kd1=1,kd1-2=1,pseudo=1")
+    a.add_argument("--rows", default=None, help="comma list of row keys (default: all)")
+    a.add_argument("--steps", type=int, default=1000, help="optimiser steps of every student (default 1000)")
+    a.add_argument("--teacher-steps", type=int, default=800, help="optimiser steps of the teacher (default 800)")
+    a.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
+    a.add_argument("--version", default="v1.0-synth", help="version of --data")
+    a.add_argument("--val-version", default="v1.0-synth", help="version of --val-data")
+    a.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
     a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     a.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    a.add_argument("--no-reuse", action="store_true", help="retrain rows even if finished ones exist")
     a.set_defaults(func=_cmd_ablate)
 
     b = sub.add_parser("bench", help="run benchmarks and write flat JSON")

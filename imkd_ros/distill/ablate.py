@@ -1,22 +1,38 @@
-"""The IMKD ablation (``imkd ablate``): the same student, data, schedule and seed trained without distillation,
-with stage 1, stages 1-2 and stages 1-3, each scored with the devkit on the validation split.
+"""The distillation study (``imkd ablate``): what a LiDAR teacher adds when few drives are labelled.
 
-Writes into ``out``: one folder per row (``<key>/student.pt`` and the training loop's logs and validation output),
-``teacher_eval/`` (when a teacher checkpoint is known: the teacher on the same split, for the gap it leaves),
-``ablation.md`` (the table: NDS, mAP, the five TP errors, NDS per weather, the gain over the student without
-distillation, the share of the teacher gap closed, the schedule), ``ablation.json`` (the same numbers) and
-``ablation.png`` (bar chart). A row whose checkpoint already exists with the same schedule and distillation is
-reused, and an interrupted row resumes from its ``.train.pt``, so a long ablation can be restarted.
+Setting (label-scarce, :mod:`imkd_ros.data.splits`): the training split's drives are divided into a labelled share
+(``scarce<P>_labelled``, default 25 %, every weather kept) and the rest, used as unlabelled drives
+(``scarce<P>_unlabelled``; their annotations are never read except by the oracle row). The teacher is trained on
+the labelled drives only, so that it knows nothing the students could not have been told; its targets are cached
+for every training frame. Every student row has the same labelled frames, model, step budget and seeds:
 
-The headline region is the students' coverage region (:mod:`imkd_ros.coverage`: the BEV grid within the camera's
-and radar's fields of view), where the teacher's and the students' scores are comparable: outside it the LiDAR
-teacher sees objects the students have no data of. NDS and mAP on the whole grid stand beside it. In
-``ablation.json`` a row's ``metrics`` / ``by_weather`` are the grid's (as before), ``coverage_metrics`` /
-``coverage_by_weather`` the coverage region's; the goals are measured on the coverage region. A reused row whose
-validation output predates the coverage region is scored again (``<key>/coverage_eval/``), not retrained.
+========== ===================================================================================================
+key        what the student learns from
+========== ===================================================================================================
+nokd       labelled frames only (the baseline)
+kd1        + stage 1 (LiDAR -> radar features, intensity-weighted)
+kd1-2      + stages 1-2 (+ selective fused-feature and response distillation)
+kd1-2-3    + stages 1-3 (+ intensity-guided fusion calibration)
+pseudo     labelled frames + the unlabelled drives' teacher pseudo-labels, no feature distillation
+imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation): the shipped recipe
+oracle     labelled frames + the unlabelled drives WITH their annotations (the upper bound of ``pseudo``/``imkd``)
+teacher    the LiDAR teacher itself (reference)
+========== ===================================================================================================
 
-With ``intensity_study`` three more rows train the full IMKD student with one intensity map each (density,
-reflectance, activation): the notes ask to measure which reading of "intensity" helps.
+Each checkpoint is ``<out>/<key>_s<seed>.pt`` (the teacher ``<out>/teacher.pt``, its cache ``<out>/targets``); one
+that exists with the row's settings (checked in its meta) is reused, an interrupted one resumes, so the study can be
+run in pieces or its checkpoints trained by ``imkd train`` with the same arguments.
+
+Scoring, on a validation set none of them trained on (``--val-data``/``--val-split``, the large validation set of
+the README): every model's detections are cached (``<out>/eval/<name>/results.json``, keyed by the checkpoint's
+sha256), scored by the nuscenes-devkit in the students' coverage region (headline: what the camera and radar see,
+where the teacher is comparable) and on the whole grid. A row's value is the mean over its seeds (± the standard
+deviation over seeds); its difference to ``nokd`` carries a 95 % paired percentile bootstrap interval over scenes
+(each replicate draws the scenes with replacement, every model of both rows is rescored on the draw by
+:mod:`imkd_ros.metrics_fast` and the rows' seed means are differenced). The share of the student-teacher gap a row
+closes is ``(row - nokd) / (teacher - nokd)`` in NDS.
+
+Writes ``ablation.json``, ``ablation.md`` and ``ablation.png`` into ``out``.
 """
 
 from __future__ import annotations
@@ -24,18 +40,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
-from dataclasses import asdict, dataclass, replace
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imkd_ros.atomic import atomic_write, atomic_write_text
-from imkd_ros.distill.cache import TargetCache, file_sha256
-from imkd_ros.distill.config import STAGES, DistillConfig
-from imkd_ros.distill.intensity import INTENSITY_NAMES
-from imkd_ros.train import TrainConfig, model_config_for, train
+import numpy as np
 
-__all__ = ["AblationRow", "AblationResult", "ablation_rows", "run_ablation", "write_table", "METRIC_COLUMNS"]
+from imkd_ros.atomic import atomic_write, atomic_write_text
+from imkd_ros.distill.config import STAGES, DistillConfig
+
+__all__ = ["StudyRow", "STUDY_ROWS", "StudyPlan", "run_study", "score_study", "METRIC_COLUMNS"]
 
 #: (headline key, column title) of the metrics in the table, in order.
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -49,346 +65,406 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-_DEFAULT_KD = DistillConfig()
-_DEFAULT_TRAIN = TrainConfig()
-
-
 @dataclass(frozen=True)
-class AblationRow:
-    """One student of the table: ``key`` (folder name), ``label`` (table text), ``distill`` (None: no KD)."""
+class StudyRow:
+    """One student row: its key, label, distillation stages, whether it learns from the unlabelled drives
+    (``"pseudo"``: teacher pseudo-labels; ``"labels"``: their annotations, the oracle; None: not at all)."""
 
     key: str
     label: str
-    distill: DistillConfig | None
+    stages: tuple[str, ...] = ()
+    unlabelled: str | None = None
+
+
+STUDY_ROWS: tuple[StudyRow, ...] = (
+    StudyRow("nokd", "no KD (labelled drives only)"),
+    StudyRow("kd1", "+ stage 1", ("stage1",)),
+    StudyRow("kd1-2", "+ stages 1-2", ("stage1", "stage2")),
+    StudyRow("kd1-2-3", "+ stages 1-3", STAGES),
+    StudyRow("pseudo", "+ unlabelled drives, pseudo-labels only", (), "pseudo"),
+    StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD, shipped)", STAGES, "pseudo"),
+    StudyRow("oracle", "oracle: unlabelled drives labelled too", (), "labels"),
+)
 
 
 @dataclass(frozen=True)
-class AblationResult:
-    """Rows (dicts as in ``ablation.json``), the teacher's row (or None) and the files written."""
+class StudyPlan:
+    """What :func:`run_study` trains.
 
-    rows: list[dict[str, Any]]
-    teacher: dict[str, Any] | None
-    goals: dict[str, Any]
-    markdown: Path
-    json: Path
-    png: Path
+    Attributes:
+        data: the training dataroot (``imkd synth``); its ``source`` split is divided into labelled / unlabelled.
+        out: the study folder.
+        fraction: labelled share of the drives.
+        seeds: seeds per row key (rows not named: ``default_seeds``).
+        steps: optimiser steps of every student (one-cycle schedule over them), ``teacher_steps`` the teacher's.
+        rows: row keys to train, in :data:`STUDY_ROWS` order.
+        size: ``"default"`` or ``"tiny"`` (tests).
+    """
+
+    data: Path
+    out: Path
+    fraction: float = 0.25
+    default_seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    steps: int = 1000
+    teacher_steps: int = 800
+    batch_size: int = 4
+    lr: float = 2e-3
+    rows: tuple[str, ...] = tuple(r.key for r in STUDY_ROWS)
+    size: str = "default"
+    source: str = "synth_train"
+    version: str = "v1.0-synth"
+    val_split: str = "synth_val"
+    device: str = "cpu"
+
+    def seeds_of(self, key: str) -> tuple[int, ...]:
+        return tuple(self.seeds.get(key, self.default_seeds))
+
+    def checkpoint(self, key: str, seed: int) -> Path:
+        return self.out / f"{key}_s{seed}.pt"
 
 
-def ablation_rows(base: DistillConfig = _DEFAULT_KD, intensity_study: bool = False) -> list[AblationRow]:
-    """The rows: no KD, + stage 1, + stages 1-2, + stages 1-3 (all with ``base``'s weights), and with
-    ``intensity_study`` the full student with each intensity map alone."""
-    rows = [
-        AblationRow("no_kd", "student, no KD", None),
-        AblationRow("stage1", "+ stage 1 (LiDAR->radar)", replace(base, stages=STAGES[:1])),
-        AblationRow("stage12", "+ stages 1-2 (+ fused, response)", replace(base, stages=STAGES[:2])),
-        AblationRow("stage123", "+ stages 1-3 (IMKD)", replace(base, stages=STAGES)),
-    ]
-    if intensity_study:
-        for i, name in enumerate(INTENSITY_NAMES):
-            mix = tuple(1.0 if j == i else 0.0 for j in range(3))
-            rows.append(
-                AblationRow(f"stage123_{name}", f"IMKD, {name} only", replace(base, stages=STAGES, intensity_mix=mix))
-            )
-    return rows
+def _row(key: str) -> StudyRow:
+    for r in STUDY_ROWS:
+        if r.key == key:
+            return r
+    raise ValueError(f"unknown study row {key!r}: choose from {', '.join(r.key for r in STUDY_ROWS)}")
 
 
-def _coverage_metrics(eval_dir: Path) -> tuple[dict[str, float], dict[str, Any]] | None:
-    """Headline and per-weather headlines of the coverage region of an ``evaluate_detector`` output folder (None
-    when it has none: written before coverage was scored)."""
-    from imkd_ros.eval_detector import headline
+def _meta(path: Path) -> dict[str, Any] | None:
+    from imkd_ros.checkpoint import CheckpointError, load_checkpoint
 
-    summary, weather = eval_dir / "coverage" / "metrics_summary.json", eval_dir / "coverage" / "by_weather.json"
-    if not summary.is_file() or not weather.is_file():
+    if not path.is_file():
         return None
-    return headline(json.loads(summary.read_text())), json.loads(weather.read_text())
-
-
-def _row_metrics(checkpoint: Path) -> dict[str, Any] | None:
-    """Metrics and per-weather NDS of a finished row, grid and coverage region (None when not finished; coverage
-    None when its validation output predates coverage)."""
-    from imkd_ros.checkpoint import load_checkpoint
-
-    val = Path(f"{checkpoint.with_suffix('')}_val")
-    if not checkpoint.is_file() or not (val / "by_weather.json").is_file():
+    try:
+        return load_checkpoint(path).meta
+    except CheckpointError:
         return None
-    meta = load_checkpoint(checkpoint).meta
-    if not meta.get("metrics"):
-        return None
-    return {
-        "meta": meta,
-        "metrics": meta["metrics"],
-        "by_weather": json.loads((val / "by_weather.json").read_text()),
-        "coverage": _coverage_metrics(val),
-    }
 
 
-def _score_coverage(
-    checkpoint: Path, out_dir: Path, data: Path, cfg: TrainConfig, device: str
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Coverage-region metrics of a finished row whose validation output predates coverage: the checkpoint scored
-    again on the validation split into ``out_dir``."""
-    from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import evaluate_detector
-
-    det = Detector.from_checkpoint(checkpoint, device=device)
-    reader = NuScenesReader(data, cfg.version, radar_sweeps=cfg.radar_sweeps, load_lidar=False)
-    evaluate_detector(
-        det, None, out_dir, dataroot=data, version=cfg.version, split=cfg.val_split, reader=reader, bev_pngs=0
-    )
-    got = _coverage_metrics(out_dir)
-    assert got is not None  # evaluate_detector writes both
-    return got
+def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+    """A finished checkpoint trained with the settings ``want`` (train-config fields, distill stages, unlabelled
+    split) asks for."""
+    if meta is None:
+        return False
+    train = meta.get("train") or {}
+    if any(train.get(k) != v for k, v in want["train"].items()):
+        return False
+    stages = tuple((meta.get("distill") or {}).get("stages") or ())
+    unl = (meta.get("unlabelled") or {}).get("split")
+    return stages == tuple(want["stages"]) and unl == want["unlabelled"]
 
 
-def _teacher_row(teacher: Path, out: Path, data: Path, cfg: TrainConfig, device: str) -> dict[str, Any]:
-    from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import evaluate_detector, headline
+def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Make the label-scarce splits, then train what is missing: the teacher on the labelled drives, its targets on
+    every training drive, and every row x seed of ``plan`` (module docstring). Returns ``{"teacher": path,
+    "targets": path, "rows": {key: [checkpoints]}, "seconds": {name: training seconds}}``."""
+    from imkd_ros.data.splits import add_label_scarce_splits, label_scarce_split_names
+    from imkd_ros.distill.pseudo import PseudoLabelConfig
+    from imkd_ros.distill.targets import build_target_cache
+    from imkd_ros.train import TrainConfig, model_config_for, train
 
-    out_dir = out / "teacher_eval"
-    digest = out_dir / "teacher_row.json"
-    sha = file_sha256(teacher)
-    if digest.is_file():
-        row = json.loads(digest.read_text())
-        if row.get("sha256") == sha and row.get("coverage_metrics") is not None:
-            return row
-    det = Detector.from_checkpoint(teacher, device=device)
-    reader = NuScenesReader(
-        data,
-        cfg.version,
-        radar_sweeps=cfg.radar_sweeps,
-        lidar_sweeps=det.config.lidar.sweeps,
-        load_image=False,
-        load_lidar=True,
-    )
-    res = evaluate_detector(
-        det, None, out_dir, dataroot=data, version=cfg.version, split=cfg.val_split, reader=reader, bev_pngs=1
-    )
-    row = {
-        "key": "teacher",
-        "label": "LiDAR teacher (reference)",
-        "checkpoint": str(teacher),
-        "sha256": sha,
-        "metrics": headline(res["summary"]),
-        "by_weather": res["by_weather"],
-        "coverage_metrics": headline(res["coverage_summary"]),
-        "coverage_by_weather": res["coverage_by_weather"],
-    }
-    atomic_write_text(digest, json.dumps(row, indent=2) + "\n")
-    return row
+    train_fn = train_fn or train
+    rows = [_row(k) for k in plan.rows]
+    plan.out.mkdir(parents=True, exist_ok=True)
+    add_label_scarce_splits(plan.data, plan.fraction, source=plan.source, version=plan.version)
+    labelled, unlabelled = label_scarce_split_names(plan.fraction)
 
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
-def _goals(rows: list[dict[str, Any]], teacher: dict[str, Any] | None) -> dict[str, Any]:
-    """The issue's goals on the coverage region (``region``), with the grid's gain and gap beside them."""
-    nds = {r["key"]: r["coverage_metrics"]["nds"] for r in rows}
-    grid = {r["key"]: r["metrics"]["nds"] for r in rows}
-    goals: dict[str, Any] = {"region": "coverage"}
-    if "no_kd" in grid and "stage123" in grid:
-        goals["imkd_gain_nds_grid"] = grid["stage123"] - grid["no_kd"]
-        if teacher is not None:
-            goals["teacher_gap_nds_grid"] = teacher["metrics"]["nds"] - grid["no_kd"]
-    if "no_kd" in nds and "stage123" in nds:
-        gain = nds["stage123"] - nds["no_kd"]
-        goals["imkd_gain_nds"] = gain
-        goals["imkd_gain_at_least_0.05"] = gain >= 0.05
-        chain = [nds[k] for k in ("no_kd", "stage1", "stage12", "stage123") if k in nds]
-        goals["each_stage_adds"] = all(b > a for a, b in zip(chain, chain[1:], strict=False))
-        if teacher is not None:
-            gap = teacher["coverage_metrics"]["nds"] - nds["no_kd"]
-            goals["teacher_gap_nds"] = gap
-            goals["gap_closed"] = gain / gap if gap > 0 else None
-            goals["closes_half_the_gap"] = bool(gap > 0 and gain >= 0.5 * gap)
-    return goals
-
-
-def write_table(
-    out: Path, rows: list[dict[str, Any]], teacher: dict[str, Any] | None, schedule: dict[str, Any]
-) -> tuple[Path, Path, Path, dict[str, Any]]:
-    """Write ``ablation.md``, ``ablation.json`` and ``ablation.png`` under ``out``; returns their paths and the goal
-    checks."""
-    goals = _goals(rows, teacher)
-    all_rows = rows + ([teacher] if teacher else [])
-    weathers = sorted({w for r in all_rows for w in r["coverage_by_weather"]})
-    base = next((r["coverage_metrics"]["nds"] for r in rows if r["key"] == "no_kd"), None)
-    head = ["row", "stages"] + [t for _, t in METRIC_COLUMNS] + ["NDS grid", "mAP grid", "ΔNDS vs no KD"]
-    head += [f"NDS {w}" for w in weathers]
-    lines = [
-        "# IMKD ablation",
-        "",
-        "Same data, schedule and seed for every student row; devkit metrics on the validation split "
-        f"`{schedule.get('val_split')}` in the students' coverage region (the BEV grid within the camera's and the "
-        "radar's fields of view, from calibration: where students and teacher can be compared), NDS and mAP on "
-        "the whole BEV grid beside them (the teacher sees all of it, the students not).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * len(head)) + "|",
-    ]
-    for r in all_rows:
-        m, g = r["coverage_metrics"], r["metrics"]
-        delta = "" if base is None or r["key"] in ("no_kd", "teacher") else f"{m['nds'] - base:+.4f}"
-        cells = [r["label"], ",".join(s.replace("stage", "") for s in r.get("stages", [])) or "–"]
-        cells += [_fmt(m.get(k)) for k, _ in METRIC_COLUMNS] + [_fmt(g.get("nds")), _fmt(g.get("map")), delta]
-        cells += [_fmt(r["coverage_by_weather"].get(w, {}).get("nds")) for w in weathers]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Schedule: " + ", ".join(f"{k} {v}" for k, v in schedule.items()), ""]
-    if "imkd_gain_nds" in goals:
-        lines.append("Goals (issue 4), coverage region:")
-        lines.append(
-            f"- IMKD (stages 1-3) over no KD: {goals['imkd_gain_nds']:+.4f} NDS "
-            f"({'meets' if goals['imkd_gain_at_least_0.05'] else 'misses'} the +0.05 goal)"
+    def config(split: str, steps: int, seed: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=10**6,  # the step budget rules: max_steps ends the run and sizes the one-cycle schedule
+            batch_size=plan.batch_size,
+            lr=plan.lr,
+            seed=seed,
+            val_every=0,
+            version=plan.version,
+            train_split=split,
+            val_split=plan.val_split,
+            max_steps=steps,
         )
-        lines.append(f"- each stage adds: {'yes' if goals['each_stage_adds'] else 'no'}")
-        lines.append(f"- on the whole grid: IMKD over no KD {goals['imkd_gain_nds_grid']:+.4f} NDS")
-        if "teacher_gap_nds" in goals:
-            closed = goals["gap_closed"]
-            lines.append(
-                f"- teacher gap {goals['teacher_gap_nds']:+.4f} NDS, closed "
-                f"{'–' if closed is None else f'{100 * closed:.0f}%'} "
-                f"({'meets' if goals['closes_half_the_gap'] else 'misses'} the one-half goal)"
-            )
-        lines.append("")
-    md = out / "ablation.md"
-    atomic_write_text(md, "\n".join(lines) + "\n")
-    js = out / "ablation.json"
-    table = {"schedule": schedule, "rows": rows, "teacher": teacher, "goals": goals}
-    atomic_write_text(js, json.dumps(table, indent=2) + "\n")
-    png = out / "ablation.png"
-    _plot(png, all_rows, weathers)
-    return md, js, png, goals
+
+    def want(cfg: TrainConfig, stages: Sequence[str], unl: str | None) -> dict[str, Any]:
+        keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
+        return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl}
+
+    teacher = plan.out / "teacher.pt"
+    t_cfg = config(labelled, plan.teacher_steps, 0)
+    if not _matches(_meta(teacher), want(t_cfg, (), None)):
+        if progress:
+            print(f"ablate: training the teacher on {labelled}", file=sys.stderr)
+        train_fn(plan.data, teacher, model_config_for("lidar", plan.size), t_cfg, resume=True, device=plan.device,
+                 progress=progress, command="imkd ablate (teacher)")  # fmt: skip
+    targets = plan.out / "targets"
+    build_target_cache(plan.data, teacher, targets, split=f"{labelled},{unlabelled}", version=plan.version,
+                       device=plan.device, overwrite=True, debug_pngs=0)  # fmt: skip
+    out: dict[str, Any] = {"teacher": teacher, "targets": targets, "rows": {}, "seconds": {}}
+    out["seconds"]["teacher"] = (_meta(teacher) or {}).get("seconds")
+    for row in rows:
+        out["rows"][row.key] = []
+        for seed in plan.seeds_of(row.key):
+            ckpt = plan.checkpoint(row.key, seed)
+            split = plan.source if row.unlabelled == "labels" else labelled
+            cfg = config(split, plan.steps, seed)
+            unl = unlabelled if row.unlabelled == "pseudo" else None
+            if not _matches(_meta(ckpt), want(cfg, row.stages, unl)):
+                if progress:
+                    print(f"ablate: training {ckpt.name} ({row.label})", file=sys.stderr)
+                train_fn(
+                    plan.data,
+                    ckpt,
+                    model_config_for("fusion", plan.size),
+                    cfg,
+                    resume=True,
+                    device=plan.device,
+                    progress=progress,
+                    command=f"imkd ablate (row {row.key}, seed {seed})",
+                    distill=DistillConfig(stages=row.stages) if row.stages or unl else None,
+                    targets=targets if row.stages or unl else None,
+                    unlabelled=PseudoLabelConfig(unl) if unl else None,
+                )
+            out["rows"][row.key].append(ckpt)
+            out["seconds"][ckpt.stem] = (_meta(ckpt) or {}).get("seconds")
+    return out
 
 
-def _plot(path: Path, rows: list[dict[str, Any]], weathers: list[str]) -> None:
+# -- scoring ------------------------------------------------------------------------------------------------------
+def _detections(
+    checkpoints: Sequence[Path], val_data: Path, version: str, split: str, eval_dir: Path, batch_size: int
+) -> list[Path]:
+    """``results.json`` of every checkpoint on the split, computed for those whose cached file is missing or from
+    another checkpoint / split (students in one pass over the frames, teachers in another)."""
+    from imkd_ros.compare import _run_detectors
+    from imkd_ros.detector import Detector
+    from imkd_ros.distill.cache import file_sha256
+    from imkd_ros.evaluate import CAMERA_RADAR_META, write_results
+
+    paths, todo = [], []
+    for ckpt in checkpoints:
+        key = {"checkpoint_sha256": file_sha256(ckpt), "data": str(val_data), "version": version, "split": split}
+        res = eval_dir / ckpt.stem / "results.json"
+        stamp = res.with_name("results.key.json")
+        if not (res.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key):
+            todo.append((ckpt, res, stamp, key))
+        paths.append(res)
+    for teachers in (False, True):
+        group = [t for t in todo if Detector.from_checkpoint(t[0]).is_teacher == teachers]
+        if not group:
+            continue
+        dets = [Detector.from_checkpoint(t[0]) for t in group]
+        results, _ = _run_detectors(val_data, version, split, dets, batch_size)
+        for (_, res, stamp, key), det, r in zip(group, dets, results, strict=True):
+            meta = dict(CAMERA_RADAR_META)
+            if det.is_teacher:
+                meta.update(use_camera=False, use_radar=False, use_lidar=True)
+            write_results(res, r, meta)
+            atomic_write_text(stamp, json.dumps(key) + "\n")
+    return paths
+
+
+def score_study(
+    rows: Mapping[str, Sequence[Path]],
+    teacher: Path | None,
+    val_data: str | Path,
+    out: str | Path,
+    *,
+    split: str = "synth_all",
+    version: str = "v1.0-synth",
+    bootstrap: int = 2000,
+    seed: int = 0,
+    batch_size: int = 4,
+    seconds: Mapping[str, float | None] | None = None,
+    commands: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Score the rows' checkpoints (and the teacher) on ``split`` of ``val_data`` and write the table (module
+    docstring). ``rows`` maps a row key to its seeds' checkpoints; ``nokd`` must be among them (the reference)."""
+    from imkd_ros.checkpoint import load_checkpoint
+    from imkd_ros.compare import bootstrap_headlines, scene_draws
+    from imkd_ros.coverage import dataset_coverage
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.eval_detector import headline, model_region
+    from imkd_ros.evaluate import _load_eval, _score, _select
+    from imkd_ros.metrics_fast import HEADLINE_KEYS, match_samples
+
+    if "nokd" not in rows or not rows["nokd"]:
+        raise ValueError("the study needs the nokd row (the reference)")
+    val_data, out = Path(val_data), Path(out)
+    names: list[tuple[str, Path]] = [(k, Path(c)) for k, cs in rows.items() for c in cs]
+    if teacher is not None:
+        names.append(("teacher", Path(teacher)))
+    results = _detections([c for _, c in names], val_data, version, split, out / "eval", batch_size)
+    student_cfg = load_checkpoint(rows["nokd"][0]).config
+    reader = NuScenesReader(val_data, version, load_lidar=False)
+    tokens = reader.split_samples(split)
+    scene_of = {t: reader.scene_of(t) for t in tokens}
+    areas = {"coverage": dataset_coverage(student_cfg, reader, tokens[0]), "grid": model_region(student_cfg)}
+    point = {r: [] for r in areas}
+    tables = {r: [] for r in areas}
+    for (_, ckpt), res in zip(names, results, strict=True):
+        de = _load_eval(val_data, version, split, res, out / "eval" / ckpt.stem, False)
+        for rname, area in areas.items():
+            gt, pred = _select(de, de.gt_boxes.sample_tokens, area)
+            scope = {"version": version, "split": split, "region_name": rname, "model": ckpt.stem}
+            summary = _score(de, gt, pred, out / "eval" / ckpt.stem / rname, None, area, scope)
+            point[rname].append([headline(summary)[k] for k in HEADLINE_KEYS])
+            tables[rname].append(match_samples(gt, pred, de.cfg))
+        del de
+    scenes = sorted(set(scene_of.values()))
+    draws = scene_draws(len(scenes), bootstrap, seed)
+    keys = list(rows) + (["teacher"] if teacher is not None else [])
+    idx = {k: [i for i, (n, _) in enumerate(names) if n == k] for k in keys}
+    regions: dict[str, Any] = {}
+    for rname in areas:
+        p = np.array(point[rname])  # (M, 7)
+        boot = bootstrap_headlines(tables[rname], scene_of, scenes, draws)  # (B, M, 7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            row_boot = {k: np.nanmean(boot[:, idx[k], :], axis=1) for k in keys}  # (B, 7) seed means
+            ref = row_boot["nokd"]
+            gap_boot = row_boot["teacher"][:, 0] - ref[:, 0] if teacher is not None else None
+            out_rows = []
+            for k in keys:
+                vals = p[idx[k]]
+                mean = vals.mean(axis=0)
+                std = vals.std(axis=0, ddof=1) if len(vals) > 1 else np.full(len(HEADLINE_KEYS), np.nan)
+                diff = row_boot[k] - ref
+                lo, hi = np.nanpercentile(diff, [2.5, 97.5], axis=0)
+                entry: dict[str, Any] = {
+                    "key": k,
+                    "label": "LiDAR teacher (reference)" if k == "teacher" else _row(k).label,
+                    "seeds": len(vals),
+                    "checkpoints": [str(names[i][1]) for i in idx[k]],
+                    "mean": dict(zip(HEADLINE_KEYS, map(float, mean), strict=True)),
+                    "std": dict(zip(HEADLINE_KEYS, map(float, std), strict=True)),
+                    "per_seed": [dict(zip(HEADLINE_KEYS, map(float, v), strict=True)) for v in vals],
+                    "delta": {
+                        h: {
+                            "value": float(mean[j] - p[idx["nokd"]].mean(axis=0)[j]),
+                            "lo": float(lo[j]),
+                            "hi": float(hi[j]),
+                        }  # fmt: skip
+                        for j, h in enumerate(HEADLINE_KEYS)
+                    },
+                }
+                if gap_boot is not None and k not in ("nokd", "teacher"):
+                    gap = float(p[idx["teacher"]].mean(axis=0)[0] - p[idx["nokd"]].mean(axis=0)[0])
+                    closed = diff[:, 0] / gap_boot
+                    glo, ghi = np.nanpercentile(closed, [2.5, 97.5])
+                    entry["gap_closed"] = {"value": entry["delta"]["nds"]["value"] / gap if gap else math.nan,
+                                           "lo": float(glo), "hi": float(ghi)}  # fmt: skip
+                out_rows.append(entry)
+        regions[rname] = {"area": areas[rname].to_dict(), "rows": out_rows}
+    report = {
+        "val": {
+            "data": str(val_data),
+            "version": version,
+            "split": split,
+            "samples": len(tokens),
+            "scenes": len(scenes),
+        },  # fmt: skip
+        "bootstrap": {
+            "replicates": bootstrap,
+            "seed": seed,
+            "confidence": 0.95,
+            "method": "paired percentile bootstrap over scenes of the rows' seed means",
+        },  # fmt: skip
+        "seconds": dict(seconds or {}),
+        "commands": dict(commands or {}),
+        "regions": regions,
+    }
+    report["goals"] = _goals(report)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "ablation.json", json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / "ablation.md", _markdown(report))
+    _plot(out / "ablation.png", report)
+    return report
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _goals(report: dict[str, Any]) -> dict[str, Any]:
+    """The Done-when of the study on the coverage region: the shipped row (``imkd``) vs ``nokd``."""
+    rows = {r["key"]: r for r in report["regions"]["coverage"]["rows"]}
+    if "imkd" not in rows:
+        return {}
+    imkd, nokd = rows["imkd"], rows["nokd"]
+    d = imkd["delta"]["nds"]
+    gap = imkd.get("gap_closed", {}).get("value", math.nan)
+    return {
+        "delta_nds": d["value"],
+        "delta_nds_ci": [d["lo"], d["hi"]],
+        "delta_nds_at_least_0.05_with_ci_above_0": bool(d["value"] >= 0.05 and d["lo"] > 0),
+        "gap_closed": gap,
+        "gap_closed_at_least_half": bool(gap >= 0.5),
+        "mave_not_worse": bool(imkd["mean"]["vel_err"] <= nokd["mean"]["vel_err"]),
+    }
+
+
+def _cell(row: dict[str, Any], k: str) -> str:
+    m, s = row["mean"][k], row["std"][k]
+    return f"{m:.4f}" if not math.isfinite(s) else f"{m:.4f} ± {s:.4f}"
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    v, b = report["val"], report["bootstrap"]
+    lines = [
+        "# IMKD distillation study (label-scarce)",
+        "",
+        f"Scored on `{v['data']}` split `{v['split']}` ({v['samples']} keyframes, {v['scenes']} scenes never trained "
+        f"on) with the official nuscenes-devkit. Values: mean ± std over seeds. Δ: row mean minus the no-KD mean, "
+        f"[{b['confidence']:.0%} CI] from a {b['method']} ({b['replicates']} replicates). Gap closed: "
+        "(row - no KD) / (teacher - no KD) in NDS. Module: `imkd_ros/distill/ablate.py`.",
+    ]
+    for rname, reg in report["regions"].items():
+        head = [t for _, t in METRIC_COLUMNS] + ["ΔNDS [95 % CI]", "ΔmAVE [95 % CI]", "gap closed [95 % CI]"]
+        lines += ["", f"## Region `{rname}`" + (" (headline)" if rname == "coverage" else ""), ""]
+        lines += ["| row | seeds | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
+        for r in reg["rows"]:
+            d, dv = r["delta"]["nds"], r["delta"]["vel_err"]
+            g = r.get("gap_closed")
+            cells = [_cell(r, k) for k, _ in METRIC_COLUMNS]
+            cells.append("-" if r["key"] == "nokd" else f"{d['value']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]")
+            cells.append("-" if r["key"] == "nokd" else f"{dv['value']:+.4f} [{dv['lo']:+.4f}, {dv['hi']:+.4f}]")
+            cells.append("-" if g is None else f"{g['value']:.2f} [{g['lo']:.2f}, {g['hi']:.2f}]")
+            lines.append(f"| {r['label']} (`{r['key']}`) | {r['seeds']} | " + " | ".join(cells) + " |")
+    if report.get("goals"):
+        lines += ["", "## Goals (coverage region, `imkd` vs `nokd`)", "", "```", json.dumps(report["goals"]), "```"]
+    if report.get("seconds"):
+        lines += ["", "## Training time per checkpoint (s, 1 thread)", ""]
+        lines += [f"- `{k}`: {v:.0f}" if v else f"- `{k}`: n/a" for k, v in report["seconds"].items()]
+    if report.get("commands"):
+        lines += ["", "## Commands", ""] + [f"- {k}: `{c}`" for k, c in report["commands"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path: Path, report: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    labels = [r["key"] for r in rows]
-    x = np.arange(len(rows))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
-    bars_of = (("coverage_metrics", "nds", "NDS"), ("coverage_metrics", "map", "mAP"), ("metrics", "nds", "NDS grid"))
-    for k, (region, key, title) in enumerate(bars_of):
-        vals = [r[region][key] for r in rows]
-        bars = ax1.bar(x + (k - 1) * 0.27, vals, 0.27, label=title, hatch="//" if region == "metrics" else None)
-        ax1.bar_label(bars, fmt="%.3f", fontsize=6)
-    ax1.set_xticks(x, labels, rotation=20)
-    ax1.set_ylabel("score")
-    ax1.set_title("IMKD ablation (val, coverage region; grid hatched)")
-    ax1.legend(fontsize=8)
-    width = 0.8 / max(1, len(weathers))
-    for k, w in enumerate(weathers):
-        vals = [r["coverage_by_weather"].get(w, {}).get("nds", np.nan) for r in rows]
-        ax2.bar(x + (k - (len(weathers) - 1) / 2) * width, vals, width, label=w)
-    ax2.set_xticks(x, labels, rotation=20)
-    ax2.set_ylabel("NDS")
-    ax2.set_title("NDS per weather (coverage region)")
-    ax2.legend(fontsize=8)
-    for ax in (ax1, ax2):
-        ax.grid(axis="y", alpha=0.3)
+    regs = list(report["regions"].items())
+    fig, axes = plt.subplots(1, len(regs), figsize=(11, 3.8), squeeze=False)
+    for ax, (rname, reg) in zip(axes[0], regs, strict=True):
+        rows = [r for r in reg["rows"] if r["key"] != "nokd"]
+        x = np.arange(len(rows))
+        val = np.array([r["delta"]["nds"]["value"] for r in rows])
+        err = np.array([[r["delta"]["nds"]["value"] - r["delta"]["nds"]["lo"] for r in rows],
+                        [r["delta"]["nds"]["hi"] - r["delta"]["nds"]["value"] for r in rows]])  # fmt: skip
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.axhline(0.05, color="tab:green", lw=0.8, ls="--")
+        ax.errorbar(x, val, yerr=np.clip(np.nan_to_num(err), 0.0, None), fmt="o", capsize=4)
+        ax.set_xticks(x, [r["key"] for r in rows], rotation=20, ha="right")
+        ax.set_title(f"{rname}")
+        ax.set_ylabel("ΔNDS vs no KD (95 % CI)")
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png")
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
-
-
-def run_ablation(
-    data: str | Path,
-    targets: str | Path,
-    out: str | Path,
-    *,
-    train_config: TrainConfig = _DEFAULT_TRAIN,
-    size: str = "default",
-    base: DistillConfig = _DEFAULT_KD,
-    teacher: str | Path | None = None,
-    intensity_study: bool = False,
-    device: str = "cpu",
-    progress: bool = True,
-    reuse: bool = True,
-) -> AblationResult:
-    """Train and score every row of :func:`ablation_rows`, then write the table (see the module docstring).
-
-    Args:
-        data: the dataroot.
-        targets: the teacher-target cache of the training split.
-        out: output folder.
-        train_config: the one schedule and seed of every row.
-        size: ``"default"`` or ``"tiny"`` (tests) student.
-        base: weights and intensity mix of the distilled rows.
-        teacher: teacher checkpoint scored as the reference row; None: the cache's teacher when its file still
-            exists with the recorded sha256, else no teacher row.
-        intensity_study: add the three single-intensity rows.
-        device: ``"cpu"`` or ``"cuda"``.
-        reuse: keep finished rows (same schedule and distillation) and resume interrupted ones.
-    """
-    data, out = Path(data), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache = TargetCache(targets)
-    if teacher is None:
-        info = cache.header.teacher
-        cand = Path(info.get("checkpoint", ""))
-        if info.get("checkpoint") and cand.is_file() and file_sha256(cand) == info.get("sha256"):
-            teacher = cand
-    mc = model_config_for("fusion", size)
-    schedule = {
-        "data": str(data),
-        "targets": str(targets),
-        "size": size,
-        **{k: v for k, v in asdict(train_config).items() if k in ("epochs", "batch_size", "lr", "seed", "max_steps")},
-        "train_split": train_config.train_split,
-        "val_split": train_config.val_split,
-    }
-    rows: list[dict[str, Any]] = []
-    for row in ablation_rows(base, intensity_study):
-        ckpt = out / row.key / "student.pt"
-        kd_dict = None if row.distill is None else row.distill.to_dict()
-        done = _row_metrics(ckpt) if reuse else None
-        if done is not None and (
-            done["meta"].get("train") != asdict(train_config) or done["meta"].get("distill") != kd_dict
-        ):
-            done = None
-        t0 = time.perf_counter()
-        if done is None:
-            if progress:
-                print(f"ablate: training {row.key} ({row.label})", file=sys.stderr)
-            train(
-                data,
-                ckpt,
-                mc,
-                train_config,
-                resume=reuse,
-                device=device,
-                progress=progress,
-                command=f"imkd ablate row {row.key}",
-                distill=row.distill,
-                targets=None if row.distill is None else targets,
-            )
-            done = _row_metrics(ckpt)
-            if done is None:
-                raise RuntimeError(f"ablate: row {row.key} finished without validation metrics in {ckpt}")
-        coverage = done["coverage"] or _score_coverage(
-            ckpt, out / row.key / "coverage_eval", data, train_config, device
-        )
-        rows.append(
-            {
-                "key": row.key,
-                "label": row.label,
-                "stages": [] if row.distill is None else list(row.distill.stages),
-                "distill": kd_dict,
-                "checkpoint": str(ckpt),
-                "metrics": done["metrics"],
-                "by_weather": {w: m for w, m in done["by_weather"].items()},
-                "coverage_metrics": coverage[0],
-                "coverage_by_weather": coverage[1],
-                "train_seconds": done["meta"].get("seconds"),
-                "wall_seconds_this_call": time.perf_counter() - t0,
-            }
-        )
-    teacher_row = _teacher_row(Path(teacher), out, data, train_config, device) if teacher is not None else None
-    md, js, png, goals = write_table(out, rows, teacher_row, schedule)
-    return AblationResult(rows, teacher_row, goals, md, js, png)

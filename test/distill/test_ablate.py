@@ -1,5 +1,6 @@
-"""`imkd ablate` end to end with tiny students and a one-epoch schedule: four rows plus the teacher, the table as
-Markdown/JSON/PNG, finished rows reused on a second call."""
+"""`imkd ablate`: the label-scarce study end to end with tiny models and two-step schedules, on a dataset with two
+weathers (labelled and unlabelled drives in each), scored on another dataset; a second call retrains nothing and
+detects nothing again."""
 
 from __future__ import annotations
 
@@ -8,80 +9,82 @@ from pathlib import Path
 
 import pytest
 
+from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.distill import ablate as ablate_mod
-from imkd_ros.distill.ablate import ablation_rows
-from imkd_ros.distill.config import STAGES, DistillConfig
-from imkd_ros.distill.targets import CacheBuildReport
 
 
-def test_rows() -> None:
-    rows = ablation_rows(DistillConfig(stage1_weight=3.0))
-    assert [r.key for r in rows] == ["no_kd", "stage1", "stage12", "stage123"]
-    assert rows[0].distill is None and [r.distill.stages for r in rows[1:]] == [STAGES[:1], STAGES[:2], STAGES]
-    assert all(r.distill.stage1_weight == 3.0 for r in rows[1:])
-    study = ablation_rows(intensity_study=True)[4:]
-    assert [r.distill.intensity_mix for r in study] == [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]
+@pytest.fixture(scope="module")
+def study_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 scenes x 2 samples, clear / rain cycled: synth_train = scenes 0, 1, 2, 4, 5 (clear 0, 2, 4; rain 1, 5)."""
+    from imkd_ros.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("study_data")
+    write_dataset(root, scenes=6, samples_per_scene=2, seed=3, weathers=("clear", "rain"), camera_sweeps=False,
+                  workers=1)  # fmt: skip
+    return root
 
 
-def test_imkd_ablate_cli(
-    synth_root: Path, tiny_cache: CacheBuildReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_label_scarce_study(
+    study_data: Path, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp_path / "ablation"
-    args = [
-        "ablate",
-        "--data",
-        str(synth_root),
-        "--targets",
-        str(tiny_cache.root),
-        "--out",
-        str(out),
-        "--size",
-        "tiny",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--seed",
-        "5",
-    ]
+    out = tmp_path / "study"
+    args = ["ablate", "--data", str(study_data), "--val-data", str(synth_root), "--val-split", "synth_all",
+            "--out", str(out), "--size", "tiny", "--steps", "2", "--teacher-steps", "2", "--seeds", "1",
+            "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo,imkd,oracle", "--bootstrap", "50"]  # fmt: skip
     assert cli_main(args) == 0
-    table = json.loads((out / "ablation.json").read_text())
-    assert [r["key"] for r in table["rows"]] == ["no_kd", "stage1", "stage12", "stage123"]
-    assert table["teacher"] is not None and table["teacher"]["key"] == "teacher"  # the cache's teacher, found
-    for r in table["rows"] + [table["teacher"]]:
-        assert 0.0 <= r["metrics"]["nds"] <= 1.0 and r["by_weather"]
-        assert 0.0 <= r["coverage_metrics"]["nds"] <= 1.0 and r["coverage_by_weather"]
-    # scored on the whole grid and on the coverage region: the students' coverage holds fewer GT boxes, the
-    # teacher's (LiDAR, all around) is the grid itself
-    for grid_dir in [out / r["key"] / "student_val" for r in table["rows"]] + [out / "teacher_eval"]:
-        grid = json.loads((grid_dir / "metrics_summary.json").read_text())
-        cov = json.loads((grid_dir / "coverage" / "metrics_summary.json").read_text())
-        assert cov["eval_scope"]["region"]["kind"] == "coverage"
-        assert 0 < cov["eval_scope"]["gt_boxes"] <= grid["eval_scope"]["gt_boxes"]
-    teacher_grid = json.loads((out / "teacher_eval" / "metrics_summary.json").read_text())
-    teacher_cov = json.loads((out / "teacher_eval" / "coverage" / "metrics_summary.json").read_text())
-    assert teacher_cov["eval_scope"]["region"]["sectors"] is None
-    for k in ("gt_boxes", "pred_boxes", "samples", "classes"):
-        assert teacher_cov["eval_scope"][k] == teacher_grid["eval_scope"][k], k
-    assert teacher_cov["nd_score"] == teacher_grid["nd_score"] and teacher_cov["mean_ap"] == teacher_grid["mean_ap"]
-    assert table["teacher"]["coverage_metrics"] == table["teacher"]["metrics"]
-    assert table["goals"]["region"] == "coverage" and "imkd_gain_nds_grid" in table["goals"]
-    assert table["schedule"]["epochs"] == 1 and table["schedule"]["seed"] == 5 and table["schedule"]["size"] == "tiny"
-    assert {"imkd_gain_nds", "each_stage_adds", "gap_closed"} <= set(table["goals"])
+
+    # who learnt from what: the teacher and every student on the 2 labelled drives (4 frames); the pseudo-label
+    # rows also on the 3 unlabelled drives (6 frames); the oracle on all 5 drives with their labels
+    splits = json.loads((study_data / "v1.0-synth" / "splits.json").read_text())
+    assert splits["scarce25_labelled"] == ["scene-0000", "scene-0001"]
+    assert splits["scarce25_unlabelled"] == ["scene-0002", "scene-0004", "scene-0005"]
+    meta = {p.stem: load_checkpoint(p).meta for p in out.glob("*.pt") if not p.name.endswith(".train.pt")}
+    assert sorted(meta) == ["imkd_s0", "kd1-2-3_s0", "nokd_s0", "nokd_s1", "oracle_s0", "pseudo_s0", "teacher"]
+    assert meta["teacher"]["train"]["train_split"] == "scarce25_labelled" and meta["teacher"]["train_frames"] == 4
+    for k in ("nokd_s0", "nokd_s1", "kd1-2-3_s0", "pseudo_s0", "imkd_s0"):
+        assert meta[k]["train"]["train_split"] == "scarce25_labelled" and meta[k]["train_frames"] == 4, k
+        assert meta[k]["train"]["max_steps"] == 2
+    assert meta["oracle_s0"]["train_frames"] == 10 and meta["oracle_s0"]["unlabelled"] is None
+    assert meta["nokd_s0"]["distill"] is None and meta["nokd_s1"]["train"]["seed"] == 1
+    assert meta["kd1-2-3_s0"]["distill"]["stages"] == ["stage1", "stage2", "stage3"]
+    assert meta["kd1-2-3_s0"]["unlabelled"] is None
+    assert meta["pseudo_s0"]["distill"] is None and meta["pseudo_s0"]["unlabelled"]["frames"] == 6
+    assert meta["imkd_s0"]["distill"]["stages"] == ["stage1", "stage2", "stage3"]
+    assert meta["imkd_s0"]["unlabelled"]["split"] == "scarce25_unlabelled"
+
+    report = json.loads((out / "ablation.json").read_text())
+    assert report["val"]["split"] == "synth_all" and report["val"]["samples"] == 16 and report["val"]["scenes"] == 4
+    for region in ("coverage", "grid"):
+        rows = {r["key"]: r for r in report["regions"][region]["rows"]}
+        assert list(rows) == ["nokd", "kd1-2-3", "pseudo", "imkd", "oracle", "teacher"]
+        nokd = rows["nokd"]
+        assert nokd["seeds"] == 2 and len(nokd["per_seed"]) == 2
+        assert nokd["mean"]["nds"] == pytest.approx((nokd["per_seed"][0]["nds"] + nokd["per_seed"][1]["nds"]) / 2)
+        assert nokd["delta"]["nds"] == {"value": 0.0, "lo": 0.0, "hi": 0.0}
+        for k in ("kd1-2-3", "imkd", "oracle"):
+            d = rows[k]["delta"]["nds"]
+            assert d["value"] == pytest.approx(rows[k]["mean"]["nds"] - nokd["mean"]["nds"])
+            assert rows[k]["seeds"] == 1 and "gap_closed" in rows[k]
+    cov = json.loads((out / "eval" / "nokd_s0" / "coverage" / "metrics_summary.json").read_text())
+    grid = json.loads((out / "eval" / "nokd_s0" / "grid" / "metrics_summary.json").read_text())
+    assert 0 < cov["eval_scope"]["gt_boxes"] < grid["eval_scope"]["gt_boxes"]
+    assert set(report["goals"]) >= {"delta_nds", "delta_nds_ci", "gap_closed", "mave_not_worse"}
     md = (out / "ablation.md").read_text()
-    assert "| + stages 1-3 (IMKD) | 1,2,3 |" in md and "NDS" in md and "mAVE" in md and "Schedule:" in md
-    assert "NDS grid" in md and "coverage region" in md
+    assert "## Region `coverage` (headline)" in md and "| no KD (labelled drives only) (`nokd`) | 2 |" in md
     assert (out / "ablation.png").stat().st_size > 10_000
-    assert (out / "stage123" / "student.pt").is_file()
 
-    def no_training(*a, **k):  # noqa: ANN002, ANN003, ANN202
-        raise AssertionError("a finished row was retrained")
+    # a second call finds everything: no training, no detection
+    def forbidden(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("recomputed what the study already had")
 
-    monkeypatch.setattr(ablate_mod, "train", no_training)
-    assert cli_main(args) == 0  # every row reused
-    again = json.loads((out / "ablation.json").read_text())
-    assert [r["metrics"] for r in again["rows"]] == [r["metrics"] for r in table["rows"]]
-    assert [r["coverage_metrics"] for r in again["rows"]] == [r["coverage_metrics"] for r in table["rows"]]
-    with pytest.raises(AssertionError, match="retrained"):  # another seed: the rows do not fit, they would retrain
-        cli_main([*args[:-2], "--seed", "6"])
+    monkeypatch.setattr("imkd_ros.train.train", forbidden)
+    monkeypatch.setattr("imkd_ros.compare._run_detectors", forbidden)
+    assert cli_main(args) == 0
+    assert json.loads((out / "ablation.json").read_text())["regions"] == report["regions"]
+
+
+def test_unknown_row_is_refused(tmp_path: Path) -> None:
+    plan = ablate_mod.StudyPlan(data=tmp_path, out=tmp_path / "o", rows=("nokd", "stage9"))
+    with pytest.raises(ValueError, match="stage9"):
+        ablate_mod.run_study(plan)
