@@ -1,4 +1,5 @@
-"""nuScenes-format data: point-cloud files, the dataset reader and (in ``synth/``) the synthetic world writer.
+"""nuScenes-format data: point-cloud files, the dataset reader, the up-front check of a run's input files
+(:mod:`imkd_ros.data.check`) and (in ``synth/``) the synthetic world writer.
 
 Import the torch ``Dataset`` from :mod:`imkd_ros.data.dataset` directly: it is kept out of this package's namespace
 so that importing the reader or the point-cloud files does not import torch.
@@ -6,7 +7,7 @@ so that importing the reader or the point-cloud files does not import torch.
 
 from __future__ import annotations
 
-from imkd_ros.data.errors import DataError, DatasetError, PointCloudError
+from imkd_ros.data.errors import BadFilesError, DataError, DatasetError, ImageFileError, PointCloudError
 from imkd_ros.data.pcd import (
     RADAR_PCD_DTYPE,
     RADAR_PCD_FIELDS,
@@ -18,8 +19,10 @@ from imkd_ros.data.pcd import (
 from imkd_ros.data.reader import NuScenesReader
 
 __all__ = [
+    "BadFilesError",
     "DataError",
     "DatasetError",
+    "ImageFileError",
     "NuScenesReader",
     "PointCloudError",
     "RADAR_PCD_DTYPE",
