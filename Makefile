@@ -8,8 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.imkd-setup-stamp
 INTERFACES := $(VENV)/.imkd-interfaces-stamp
-MSG_SOURCES := $(wildcard msg/*.msg msg/vision_msgs/msg/*.msg) msg/CMakeLists.txt msg/package.xml \
-	msg/vision_msgs/CMakeLists.txt msg/vision_msgs/package.xml msg/cmake/strip_wheel_include_dirs.cmake \
+STANDINS := vision_msgs autoware_perception_msgs tf2_msgs
+MSG_SOURCES := $(wildcard msg/*.msg $(foreach s,$(STANDINS),msg/$(s)/msg/*.msg)) msg/CMakeLists.txt msg/package.xml \
+	$(foreach s,$(STANDINS),msg/$(s)/CMakeLists.txt msg/$(s)/package.xml) msg/cmake/strip_wheel_include_dirs.cmake \
 	msg/build_interfaces.sh
 DEMO_OUT ?= demo_out
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
@@ -25,8 +26,8 @@ $(STAMP): requirements.txt setup.py package.xml
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# ROS 2 interfaces (vision_msgs stand-in where no real vision_msgs is installed, imkd_msgs) built with rosidl into
-# .venv; rebuilt only when a definition or the build files change.
+# ROS 2 interfaces (stand-ins of vision_msgs, autoware_perception_msgs and tf2_msgs where the real packages are not
+# installed, imkd_msgs) built with rosidl into .venv; rebuilt only when a definition or the build files change.
 $(INTERFACES): $(STAMP) $(MSG_SOURCES)
 	bash msg/build_interfaces.sh $(VENV)
 	@touch $(INTERFACES)

@@ -14,10 +14,16 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (
+            "share/" + package_name + "/config",
+            glob("config/*.yaml") + glob("config/*.json") + glob("config/*.xml") + glob("config/*.rviz"),
+        ),
         ("share/" + package_name + "/models", glob("models/*.pt") + glob("models/*.md")),
         ("share/" + package_name + "/msg", glob("msg/*.msg")),
-        ("share/" + package_name + "/msg/vision_msgs/msg", glob("msg/vision_msgs/msg/*.msg")),
+        *(
+            ("share/" + package_name + f"/msg/{standin}/msg", glob(f"msg/{standin}/msg/*.msg"))
+            for standin in ("vision_msgs", "autoware_perception_msgs", "tf2_msgs")
+        ),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -30,6 +36,7 @@ setup(
         "console_scripts": [
             "imkd = imkd_ros.cli:main",
             "detector_node = imkd_ros.nodes.detector_node:main",
+            "detector_lifecycle_node = imkd_ros.nodes.detector_lifecycle_node:main",
             "teacher_node = imkd_ros.nodes.teacher_node:main",
         ],
     },

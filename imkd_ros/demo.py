@@ -5,9 +5,10 @@ Steps (each says what it did):
 1. write the embedded synthetic default (:data:`DEMO_DATA`) into ``<out>/data`` unless it is there;
 2. pick the model: ``--checkpoint``, else the shipped one (:data:`imkd_ros.shipped.DEFAULT_MODEL`); without a
    shipped model a tiny stand-in is trained on the demo's train split (a minute; its scores mean nothing);
-3. start ``detector_node`` in one process (``use_sim_time``, extrinsics of the dataset's rig) and the player
-   (:mod:`imkd_ros.nodes.player`) in another: it plays the ``synth_val`` scene (camera, camera_info, radar, ego
-   pose, ``/clock``) in lockstep with the node and records inputs and outputs to ``<out>/bag`` (MCAP);
+3. start ``detector_node`` in one process (``use_sim_time``, ``extrinsics_source: tf``: the mountings come from
+   ``/tf_static`` alone) and the player (:mod:`imkd_ros.nodes.player`) in another: it plays the ``synth_val`` scene
+   (the rig on ``/tf_static``, camera, camera_info, radar, ego pose, ``/clock``) in lockstep with the node and records
+   inputs and outputs to ``<out>/bag`` (MCAP);
 4. read the detections back from the bag (rosbags, no ROS needed), score them with the nuScenes devkit, print NDS,
    mAP and the latency percentiles, and draw BEV PNGs (ground truth green, the node's detections red).
 
@@ -61,19 +62,23 @@ def node_parameters(dataroot: Path, path: Path, split: str = "synth_val") -> Pat
     return path
 
 
-def read_detections(bag: Path, topic: str = "/detector_node/output/objects") -> dict[int, Any]:
-    """Detections recorded in ``bag`` by header stamp (ns) -> :class:`~imkd_ros.types.Boxes` (ego frame)."""
+def read_detections(bag: Path, node: str = "/detector_node") -> dict[int, Any]:
+    """Detections recorded in ``bag`` by header stamp (ns) -> :class:`~imkd_ros.types.Boxes` (ego frame): the
+    node's ``output/objects`` (classes, boxes) with the velocities of its ``output/detected_objects`` of the same
+    stamp (NaN where a frame's DetectedObjects were not recorded)."""
     from rosbags.highlevel import AnyReader
 
     from imkd_ros.interfaces import detections_to_boxes, make_typestore
 
-    out = {}
+    topics = (f"{node}/output/objects", f"{node}/output/detected_objects")
+    msgs: dict[str, dict[int, Any]] = {t: {} for t in topics}
     with AnyReader([bag], default_typestore=make_typestore()) as reader:
-        conns = [c for c in reader.connections if c.topic == topic]
+        conns = [c for c in reader.connections if c.topic in topics]
         for conn, _, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
-            out[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = detections_to_boxes(msg)
-    return out
+            msgs[conn.topic][msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = msg
+    detections, objects = (msgs[t] for t in topics)
+    return {stamp: detections_to_boxes(msg, "ego", objects.get(stamp)) for stamp, msg in detections.items()}
 
 
 def child_env() -> dict[str, str]:
@@ -95,9 +100,11 @@ def node_command(
     device: str = "cpu",
     use_sim_time: bool = False,
     score_threshold: float | None = None,
+    extrinsics_source: str | None = None,
 ) -> list[str]:
     """``detector_node`` with config/detector.yaml, then ``params`` (overrides), the model and the player's topics;
-    ``score_threshold`` overrides the file's (0: every box the model decodes, as ``imkd eval`` scores)."""
+    ``score_threshold`` overrides the file's (0: every box the model decodes, as ``imkd eval`` scores),
+    ``extrinsics_source`` the file's ``auto``."""
     cmd = [sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args"]
     cmd += ["--params-file", str(_config("detector.yaml"))]
     if params is not None:
@@ -105,6 +112,8 @@ def node_command(
     cmd += ["-p", f"checkpoint:={model}", "-p", f"device:={device}", "-p", f"use_sim_time:={str(use_sim_time).lower()}"]
     if score_threshold is not None:
         cmd += ["-p", f"score_threshold:={float(score_threshold)}"]
+    if extrinsics_source is not None:
+        cmd += ["-p", f"extrinsics_source:={extrinsics_source}"]
     for r in _REMAPS:
         cmd += ["-r", r]
     return cmd
@@ -177,9 +186,9 @@ def run_demo(
         import shutil
 
         shutil.rmtree(bag)
-    params = node_parameters(data, out / "detector_params.yaml", split)
     env = child_env()
-    node_cmd = node_command(model, params, device=device, use_sim_time=True, score_threshold=0.0)
+    # the mountings come from the player's /tf_static alone (no mounting parameters)
+    node_cmd = node_command(model, None, device=device, use_sim_time=True, score_threshold=0.0, extrinsics_source="tf")
     player_cmd = [sys.executable, "-m", "imkd_ros.nodes.player", "--data", str(data), "--split", split]
     player_cmd += ["--bag", str(bag), "--summary", str(summary_path), "--lockstep", "--rate", str(rate)]
     player_cmd += ["--wait", str(timeout), "--answer-timeout", str(timeout)]

@@ -1,10 +1,13 @@
 """The package's ROS 2 interfaces for offline use: the same ``.msg`` texts that rosidl builds, registered in a
-``rosbags`` typestore (no ROS needed), so bags with ``imkd_msgs/msg/TeacherTargets`` or ``vision_msgs/msg/...``
-messages are written and read without a ROS install.
+``rosbags`` typestore (no ROS needed), so bags with ``imkd_msgs/msg/TeacherTargets``, ``vision_msgs/msg/...`` or
+``autoware_perception_msgs/msg/...`` messages are written and read without a ROS install; and the readers of the
+detector's messages (:func:`detections_to_boxes`, :func:`object_velocities`), which work on rclpy and rosbags
+messages alike.
 
-Definitions come from the repository's ``msg/`` folder (``msg/*.msg``: package ``imkd_msgs``;
-``msg/vision_msgs/msg/*.msg``: the vision_msgs 4.x stand-in) or, for an installed package, from
-``<prefix>/share/imkd_ros/msg``. rosbags computes the same RIHS01 type hashes as rosidl (tested).
+Definitions come from the repository's ``msg/`` folder (``msg/*.msg``: package ``imkd_msgs``; ``msg/<package>/msg``:
+the stand-ins :data:`STANDINS` of vision_msgs 4.x, autoware_perception_msgs and tf2_msgs) or, for an installed
+package, from ``<prefix>/share/imkd_ros/msg``. rosbags computes the same RIHS01 type hashes as rosidl (tested).
+A stand-in whose types the typestore already has (rosbags ships tf2_msgs) is not registered again.
 """
 
 from __future__ import annotations
@@ -25,18 +28,28 @@ __all__ = [
     "InterfaceError",
     "IMKD_MSGS",
     "VISION_MSGS",
+    "AUTOWARE_PERCEPTION_MSGS",
+    "TF2_MSGS",
+    "STANDINS",
     "msg_dir",
     "interface_definitions",
     "register_interfaces",
     "make_typestore",
     "detection_id",
     "detections_to_boxes",
+    "object_velocities",
 ]
 
 #: Package name of the package's own interfaces (``msg/*.msg``).
 IMKD_MSGS = "imkd_msgs"
 #: Package name of the vision_msgs stand-in (``msg/vision_msgs/msg/*.msg``).
 VISION_MSGS = "vision_msgs"
+#: Package name of the autoware_perception_msgs stand-in (``msg/autoware_perception_msgs/msg/*.msg``).
+AUTOWARE_PERCEPTION_MSGS = "autoware_perception_msgs"
+#: Package name of the tf2_msgs stand-in (``msg/tf2_msgs/msg/*.msg``).
+TF2_MSGS = "tf2_msgs"
+#: The stand-ins of ROS interface packages the PyPI wheels lack, each in ``msg/<package>/msg``.
+STANDINS: tuple[str, ...] = (VISION_MSGS, AUTOWARE_PERCEPTION_MSGS, TF2_MSGS)
 
 
 class InterfaceError(ImkdError):
@@ -58,11 +71,12 @@ def msg_dir() -> Path:
 
 
 def interface_definitions(root: str | Path | None = None) -> dict[str, str]:
-    """Full type name -> ``.msg`` text, e.g. ``"imkd_msgs/msg/TeacherTargets"`` and
-    ``"vision_msgs/msg/Detection3DArray"``; ``root`` defaults to :func:`msg_dir`."""
+    """Full type name -> ``.msg`` text, e.g. ``"imkd_msgs/msg/TeacherTargets"``,
+    ``"vision_msgs/msg/Detection3DArray"`` and ``"autoware_perception_msgs/msg/DetectedObjects"``; ``root`` defaults
+    to :func:`msg_dir`."""
     root = Path(root) if root is not None else msg_dir()
     out: dict[str, str] = {}
-    for package, folder in ((IMKD_MSGS, root), (VISION_MSGS, root / "vision_msgs" / "msg")):
+    for package, folder in ((IMKD_MSGS, root), *((s, root / s / "msg") for s in STANDINS)):
         for path in sorted(folder.glob("*.msg")):
             out[f"{package}/msg/{path.stem}"] = path.read_text(encoding="utf-8")
     if f"{IMKD_MSGS}/msg/TeacherTargets" not in out:
@@ -78,6 +92,8 @@ def register_interfaces(typestore: Any, root: str | Path | None = None, *, visio
         root: the ``msg`` folder (default :func:`msg_dir`).
         vision_msgs: also register the vision_msgs stand-in (skip it when the typestore already has them).
 
+    Types the typestore already holds (tf2_msgs in rosbags' ROS 2 stores) are left as they are.
+
     Raises:
         InterfaceError: a definition does not parse.
     """
@@ -86,7 +102,7 @@ def register_interfaces(typestore: Any, root: str | Path | None = None, *, visio
 
     types: dict[str, Any] = {}
     for name, text in interface_definitions(root).items():
-        if not vision_msgs and name.startswith(f"{VISION_MSGS}/"):
+        if (not vision_msgs and name.startswith(f"{VISION_MSGS}/")) or name in typestore.fielddefs:
             continue
         try:
             types.update(get_types_from_msg(text, name))
@@ -97,7 +113,7 @@ def register_interfaces(typestore: Any, root: str | Path | None = None, *, visio
 
 
 def make_typestore(root: str | Path | None = None) -> Any:
-    """A ROS 2 Kilted rosbags typestore with the package's interfaces and the vision_msgs stand-in registered."""
+    """A ROS 2 Kilted rosbags typestore with the package's interfaces and the stand-ins registered."""
     from rosbags.typesys import Stores, get_typestore
 
     return register_interfaces(get_typestore(Stores.ROS2_KILTED), root)
@@ -105,23 +121,51 @@ def make_typestore(root: str | Path | None = None) -> Any:
 
 # ------------------------------------------------------------------------------------- reading detection messages
 
-_ID_RE = re.compile(r"^\s*(\d+)\s+vx=(\S+)\s+vy=(\S+)\s*$")
+#: ``Detection3D.id`` as written before velocities moved to DetectedObjects: ``"<index> vx=<vx> vy=<vy>"``; still
+#: read from old bags.
+_LEGACY_ID_RE = re.compile(r"^\s*(\d+)\s+vx=(\S+)\s+vy=(\S+)\s*$")
 
 
-def detection_id(index: int, vx: float, vy: float) -> str:
-    """The ``Detection3D.id`` of the detector node: ``"<index> vx=<vx> vy=<vy>"`` (m/s, 4 decimals; ``nan`` when
-    unknown). vision_msgs 4.x has no velocity field, so the velocity travels in the id."""
-    return f"{int(index)} vx={float(vx):.4f} vy={float(vy):.4f}"
+def detection_id(index: int) -> str:
+    """The ``Detection3D.id`` of the detector node: the detection's index in its frame (``"0"``, ``"1"``, ...), the
+    same index as its object in the frame's ``DetectedObjects``. An identifier, no payload (vision_msgs' meaning);
+    a tracker would put its track id here."""
+    return str(int(index))
 
 
-def detections_to_boxes(msg: Any, frame: str = "ego") -> Boxes:
+def object_velocities(msg: Any) -> np.ndarray:
+    """``autoware_perception_msgs/DetectedObjects`` (rclpy or rosbags message) -> velocities ``(N, 2)`` (m/s) in
+    the message's frame: each object's object-frame linear twist rotated by its heading; NaN where ``has_twist`` is
+    false (:mod:`imkd_ros.ros.objects` has the conventions)."""
+    from imkd_ros.ros.objects import velocity_from_object_frame
+
+    n = len(msg.objects)
+    yaw, twist = np.zeros(n), np.full((n, 2), np.nan)
+    for i, o in enumerate(msg.objects):
+        k = o.kinematics
+        q = k.pose_with_covariance.pose.orientation
+        yaw[i] = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        if k.has_twist:
+            lin = k.twist_with_covariance.twist.linear
+            twist[i] = (lin.x, lin.y)
+    return velocity_from_object_frame(yaw, twist) if n else np.zeros((0, 2))
+
+
+def _stamp(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def detections_to_boxes(msg: Any, frame: str = "ego", objects: Any | None = None) -> Boxes:
     """A ``vision_msgs/Detection3DArray`` (an rclpy message or a rosbags-deserialised one) -> :class:`Boxes` named
     ``frame``: class from the first hypothesis's ``class_id`` (a class name of :data:`imkd_ros.classes.CLASSES`),
-    ``bbox.size`` (x length, y width, z height) -> (w, l, h), yaw from the orientation, velocity from ``id``
-    (:func:`detection_id`; NaN when absent).
+    ``bbox.size`` (x length, y width, z height) -> (w, l, h), yaw from the orientation; velocity from ``objects``,
+    the ``autoware_perception_msgs/DetectedObjects`` of the same frame (same stamp, one object per detection in the
+    same order: :func:`object_velocities`). Without ``objects`` the velocity is NaN, except in messages written
+    before the DetectedObjects output, whose ``id`` carried it (``"<i> vx=.. vy=.."``; still read).
 
     Raises:
-        InterfaceError: a detection without hypotheses or with an unknown class name.
+        InterfaceError: a detection without hypotheses or with an unknown class name; ``objects`` of another stamp
+            or with another number of objects.
     """
     n = len(msg.detections)
     center, size, yaw = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n)
@@ -138,7 +182,14 @@ def detections_to_boxes(msg: Any, frame: str = "ego") -> Boxes:
         size[i] = (s.y, s.x, s.z)
         q = p.orientation
         yaw[i] = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-        m = _ID_RE.match(str(d.id))
+        m = _LEGACY_ID_RE.match(str(d.id)) if objects is None else None
         if m:
             vel[i] = (float(m.group(2)), float(m.group(3)))
+    if objects is not None:
+        if _stamp(objects) != _stamp(msg) or len(objects.objects) != n:
+            raise InterfaceError(
+                f"DetectedObjects (stamp {_stamp(objects)}, {len(objects.objects)} objects) does not belong to the "
+                f"Detection3DArray (stamp {_stamp(msg)}, {n} detections)"
+            )
+        vel = object_velocities(objects)
     return Boxes(center, size, yaw, vel, label, score, frame)

@@ -5,9 +5,11 @@
 #
 #   msg/build_interfaces.sh [PREFIX]
 #
-# 1. vision_msgs: when a vision_msgs package is already installed in another prefix of AMENT_PREFIX_PATH (a real
-#    ROS 2 install), it is used and nothing is built. Otherwise the stand-in in msg/vision_msgs/ (wire-compatible
-#    with vision_msgs 4.x) is built and installed into PREFIX, with the marker share/vision_msgs/IMKD_STANDIN.
+# 1. stand-ins of the ROS interface packages the PyPI wheels lack: vision_msgs (4.x), autoware_perception_msgs
+#    (DetectedObjects and its parts) and tf2_msgs (TFMessage, TF2Error), in msg/<package>/. When such a package is
+#    already installed in another prefix of AMENT_PREFIX_PATH (a real ROS 2 install), that one is used and the
+#    stand-in is not built. Otherwise the stand-in (same package, message names, fields and RIHS01 hashes as the
+#    real one) is built and installed into PREFIX, with the marker share/<package>/IMKD_STANDIN.
 # 2. imkd_msgs: the package's own interfaces (msg/*.msg), always built into PREFIX.
 # Build trees go to <repo>/build/interfaces/<package>.
 set -euo pipefail
@@ -40,24 +42,29 @@ build() {  # build <source dir> <name>
   fi
 }
 
-real_vision_msgs=""
 IFS=: read -r -a prefixes <<<"$other_prefixes"
-for p in "${prefixes[@]}"; do
-  [[ -n "$p" && "$(cd "$p" 2>/dev/null && pwd)" != "$prefix" ]] || continue
-  if [[ -e "$p/share/ament_index/resource_index/packages/vision_msgs" && ! -e "$p/share/vision_msgs/IMKD_STANDIN" ]]; then
-    real_vision_msgs="$p"
-    break
+real_package() {  # real_package <name>: the other prefix holding a real (not stand-in) <name>, or nothing
+  local p
+  for p in "${prefixes[@]}"; do
+    [[ -n "$p" && "$(cd "$p" 2>/dev/null && pwd)" != "$prefix" ]] || continue
+    if [[ -e "$p/share/ament_index/resource_index/packages/$1" && ! -e "$p/share/$1/IMKD_STANDIN" ]]; then
+      echo "$p"
+      return
+    fi
+  done
+}
+for standin in vision_msgs autoware_perception_msgs tf2_msgs; do
+  real="$(real_package "$standin")"
+  if [[ -n "$real" ]]; then
+    echo "$standin: using the installed package in $real (stand-in not built)"
+    if [[ -e "$prefix/share/$standin/IMKD_STANDIN" ]]; then
+      echo "warning: $prefix also holds the imkd_ros $standin stand-in from an earlier setup; remove it" \
+        "($prefix/share/$standin, $prefix/lib/lib${standin}__*, the $standin Python package) to be sure" \
+        "the real one is used" >&2
+    fi
+  else
+    build "$here/$standin" "$standin"
   fi
 done
-if [[ -n "$real_vision_msgs" ]]; then
-  echo "vision_msgs: using the installed package in $real_vision_msgs (stand-in not built)"
-  if [[ -e "$prefix/share/vision_msgs/IMKD_STANDIN" ]]; then
-    echo "warning: $prefix also holds the imkd_ros vision_msgs stand-in from an earlier setup; remove it" \
-      "($prefix/share/vision_msgs, $prefix/lib/libvision_msgs__*, the vision_msgs Python package) to be sure" \
-      "the real one is used" >&2
-  fi
-else
-  build "$here/vision_msgs" vision_msgs
-fi
 build "$here" imkd_msgs
 echo "interfaces installed into $prefix"

@@ -29,6 +29,7 @@ from imkd_ros.ros.arrays import (
     image_to_array,
     pointcloud2_to_array,
 )
+from imkd_ros.ros.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
 from imkd_ros.transforms import Pose, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
@@ -56,6 +57,7 @@ __all__ = [
     "tf_msg",
     "odometry_msg",
     "detections_msg",
+    "objects_msg",
     "string_msg",
 ]
 
@@ -71,8 +73,8 @@ MessageError = ConversionError
 
 @functools.lru_cache(maxsize=1)
 def default_typestore() -> Any:
-    """The process-wide typestore of :func:`imkd_ros.interfaces.make_typestore` (ROS 2 Kilted + imkd_msgs +
-    vision_msgs)."""
+    """The process-wide typestore of :func:`imkd_ros.interfaces.make_typestore` (ROS 2 Kilted + imkd_msgs + the
+    stand-ins)."""
     from imkd_ros.interfaces import make_typestore
 
     return make_typestore()
@@ -338,8 +340,8 @@ def odometry_msg(
 
 def detections_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
     """:class:`Boxes` -> ``vision_msgs/Detection3DArray`` with the conventions of :mod:`imkd_ros.ros.messages`
-    (class name in ``results[0].hypothesis.class_id``, ``bbox.size`` = (length, width, height), velocity in ``id``
-    as :func:`imkd_ros.interfaces.detection_id` writes it); read back with
+    (class name in ``results[0].hypothesis.class_id``, ``bbox.size`` = (length, width, height), ``id`` the index in
+    the frame); the velocities go into :func:`objects_msg`. Read back (with that message) by
     :func:`imkd_ros.interfaces.detections_to_boxes`."""
     t = _types(store)
     dets = []
@@ -352,7 +354,6 @@ def detections_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
             ),
             pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
         )
-        vx, vy = (float(v) for v in boxes.velocity[i])
         dets.append(
             t["vision_msgs/msg/Detection3D"](
                 header=header,
@@ -360,10 +361,49 @@ def detections_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
                 bbox=t["vision_msgs/msg/BoundingBox3D"](
                     center=pose, size=t["geometry_msgs/msg/Vector3"](x=float(l), y=float(w), z=float(h))
                 ),
-                id=detection_id(i, vx, vy),
+                id=detection_id(i),
             )
         )
     return t["vision_msgs/msg/Detection3DArray"](header=header, detections=dets)
+
+
+def objects_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
+    """:class:`Boxes` -> ``autoware_perception_msgs/DetectedObjects`` as the detector node publishes it (conventions
+    and class mapping: :mod:`imkd_ros.ros.objects`; velocity as the object-frame twist, ``has_twist`` where it is
+    finite)."""
+    t = _types(store)
+    vec = t["geometry_msgs/msg/Vector3"]
+    zero = vec(x=0.0, y=0.0, z=0.0)
+    objects = []
+    for spec in object_specs(boxes):
+        twist = vec(x=spec.twist[0], y=spec.twist[1], z=0.0) if spec.twist is not None else zero
+        kinematics = t["autoware_perception_msgs/msg/DetectedObjectKinematics"](
+            pose_with_covariance=t["geometry_msgs/msg/PoseWithCovariance"](
+                pose=pose_msg(spec.orientation, spec.position, store), covariance=np.zeros(36)
+            ),
+            has_position_covariance=False,
+            orientation_availability=ORIENTATION_AVAILABLE,
+            twist_with_covariance=t["geometry_msgs/msg/TwistWithCovariance"](
+                twist=t["geometry_msgs/msg/Twist"](linear=twist, angular=zero), covariance=np.zeros(36)
+            ),
+            has_twist=spec.twist is not None,
+            has_twist_covariance=False,
+        )
+        shape = t["autoware_perception_msgs/msg/Shape"](
+            type=SHAPE_BOUNDING_BOX,
+            footprint=t["geometry_msgs/msg/Polygon"](points=[]),
+            dimensions=vec(*spec.dimensions),
+        )
+        cls = t["autoware_perception_msgs/msg/ObjectClassification"](label=spec.label, probability=spec.probability)
+        objects.append(
+            t["autoware_perception_msgs/msg/DetectedObject"](
+                existence_probability=spec.existence_probability,
+                classification=[cls],
+                kinematics=kinematics,
+                shape=shape,
+            )
+        )
+    return t["autoware_perception_msgs/msg/DetectedObjects"](header=header, objects=objects)
 
 
 def string_msg(text: str, store: Any | None = None) -> Any:

@@ -19,8 +19,9 @@ Per scene, in timestamp order, every message's log time equal to its header stam
   difference of the neighbouring poses (one-sided at a scene's ends; linear m/s, yaw rate rad/s). Quaternions and
   translations are the dataset's records, written unchanged, so a bag reader gets the reader's poses bit for bit.
 * per keyframe, at the camera keyframe's stamp: the ground truth ``vision_msgs/Detection3DArray`` in ``base_link``
-  at that stamp (the reader's :attr:`Frame.gt`: detection classes only, devkit velocities in the detection ids) and
-  the sample token (``std_msgs/String``), so that caches and results built from the bag are keyed like the
+  at that stamp (the reader's :attr:`Frame.gt`: detection classes only), the same boxes as
+  ``autoware_perception_msgs/DetectedObjects`` with the devkit velocities (``ground_truth_objects``), and the sample
+  token (``std_msgs/String``), so that caches and results built from the bag are keyed like the
   dataset's. Unlabelled scenes (:meth:`imkd_ros.data.reader.NuScenesReader.is_labelled` False, e.g. ``imkd synth
   --unlabelled-scenes``) get no ground-truth message at all (an empty one would claim "no object here"), only the
   sample token: teacher targets cover their keyframes, replay evaluation scores only the labelled ones.
@@ -52,6 +53,7 @@ from imkd_ros.bag.convert import (
     detections_msg,
     image_msg,
     make_header,
+    objects_msg,
     odometry_msg,
     pose_stamped_msg,
     string_msg,
@@ -279,9 +281,10 @@ def export_bag(
             topics.tf: "tf2_msgs/msg/TFMessage",
             topics.tf_static: "tf2_msgs/msg/TFMessage",
             topics.ground_truth: "vision_msgs/msg/Detection3DArray",
+            topics.ground_truth_objects: "autoware_perception_msgs/msg/DetectedObjects",
             topics.sample_token: "std_msgs/msg/String",
         }
-        if len(types) != 10 + len(topics.radar) - 1:
+        if len(types) != 11 + len(topics.radar) - 1:
             raise BagError(f"two roles share a topic: {topics.to_dict()}")
         counts = dict.fromkeys(types, 0)
         gt_kept = gt_dropped = keyframes = unlabelled_keyframes = 0
@@ -368,7 +371,9 @@ def export_bag(
                         gt_dropped += int((~keep).sum())
                         gt = gt[keep] if len(gt) else gt
                         gt_kept += len(gt)
-                        write(topics.ground_truth, t, detections_msg(gt, make_header(t, "base_link", store), store))
+                        gt_header = make_header(t, "base_link", store)
+                        write(topics.ground_truth, t, detections_msg(gt, gt_header, store))
+                        write(topics.ground_truth_objects, t, objects_msg(gt, gt_header, store))
                         write(topics.sample_token, t, string_msg(ev.sample, store))
                     bar.update(1)
             bar.close()

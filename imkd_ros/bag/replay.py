@@ -84,7 +84,8 @@ FRAME_CHOICES: tuple[str, ...] = ("keyframes", "all")
 #: Sync event kinds that drop a camera frame (the others drop radar sweeps).
 FRAME_DROP_KINDS: tuple[str, ...] = ("superseded", "no_radar", "out_of_order", "duplicate", "time_reset")
 _CAMERA_ONLY = ("superseded", "no_radar")  # the kinds add_radar can report about a camera frame
-_ORDER = {"ego_pose": 0, "camera_info": 1, "radar": 2, "image": 3}  # at equal log times, as the player publishes
+#: At equal log times, as the player publishes: the rig first, then the ego pose, CameraInfo, radar, image.
+_ORDER = {"tf_static": -1, "ego_pose": 0, "camera_info": 1, "radar": 2, "image": 3}
 
 
 @dataclass(frozen=True)
@@ -262,8 +263,8 @@ def read_params_file(path: str | PathLike[str]) -> dict[str, Any]:
 
 
 def ordered_messages(src: BagSource, roles: Sequence[str]) -> Iterator[BagMessage]:
-    """The messages of ``roles`` (of image, camera_info, radar, ego_pose) in log-time order, at equal log times
-    ego pose, camera_info, radar, image (the order the node gets them from the players)."""
+    """The messages of ``roles`` (of tf_static, image, camera_info, radar, ego_pose) in log-time order, at equal log
+    times tf_static, ego pose, camera_info, radar, image (the order the node gets them from the players)."""
     batch: list[BagMessage] = []
     for m in src.messages(roles):
         if batch and m.log_ns != batch[0].log_ns:

@@ -10,7 +10,8 @@ Into the output folder:
 * ``bev/<n>_<key>.png``: BEV pictures of evenly spread evaluated frames (:func:`imkd_ros.viz.draw_bev`: radar
   points as the detector saw them, ground truth green, detections red) and ``bev.gif``, those frames in time
   order;
-* ``detections/``: an MCAP bag with ``/detector_node/output/objects`` (``vision_msgs/Detection3DArray``) and
+* ``detections/``: an MCAP bag with ``/detector_node/output/objects`` (``vision_msgs/Detection3DArray``),
+  ``/detector_node/output/detected_objects`` (``autoware_perception_msgs/DetectedObjects``, with the velocities) and
   ``/detector_node/output/markers`` (``visualization_msgs/MarkerArray``, as the node draws them) at the camera
   stamps, ``base_link`` frame, for RViz or Foxglove next to the input bag.
 """
@@ -30,6 +31,7 @@ from imkd_ros.types import Boxes, Frame
 
 __all__ = [
     "OBJECTS_TOPIC",
+    "DETECTED_OBJECTS_TOPIC",
     "MARKERS_TOPIC",
     "new_msg",
     "markers_msg",
@@ -41,6 +43,7 @@ __all__ = [
 
 #: Topics of the output bag (the detector node's output names).
 OBJECTS_TOPIC = "/detector_node/output/objects"
+DETECTED_OBJECTS_TOPIC = "/detector_node/output/detected_objects"
 MARKERS_TOPIC = "/detector_node/output/markers"
 _GIF_MS = 500  # per frame (the keyframe period)
 
@@ -129,16 +132,21 @@ def markers_msg(boxes: Boxes, header: Any, store: Any) -> Any:
 
 def write_output_bag(path: str | Path, detections: Mapping[int, Boxes], frame_id: str = "base_link") -> Path:
     """An MCAP bag at ``path`` (replaced if it exists) with the detections (``stamp ns -> Boxes`` in ``frame_id``)
-    on :data:`OBJECTS_TOPIC` and their markers on :data:`MARKERS_TOPIC`, log time = header stamp."""
+    on :data:`OBJECTS_TOPIC` and :data:`DETECTED_OBJECTS_TOPIC` (with the velocities) and their markers on
+    :data:`MARKERS_TOPIC`, log time = header stamp."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from imkd_ros.bag.convert import default_typestore, detections_msg, make_header
+    from imkd_ros.bag.convert import default_typestore, detections_msg, make_header, objects_msg
 
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
     store = default_typestore()
-    types = {OBJECTS_TOPIC: "vision_msgs/msg/Detection3DArray", MARKERS_TOPIC: "visualization_msgs/msg/MarkerArray"}
+    types = {
+        OBJECTS_TOPIC: "vision_msgs/msg/Detection3DArray",
+        DETECTED_OBJECTS_TOPIC: "autoware_perception_msgs/msg/DetectedObjects",
+        MARKERS_TOPIC: "visualization_msgs/msg/MarkerArray",
+    }
     # written beside `path` and renamed when complete: a killed run leaves no half bag under its name
     with atomic_dir(path) as inner, Writer(inner, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {t: writer.add_connection(t, m, typestore=store) for t, m in types.items()}
@@ -147,6 +155,7 @@ def write_output_bag(path: str | Path, detections: Mapping[int, Boxes], frame_id
             boxes = detections[stamp]
             for topic, msg in (
                 (OBJECTS_TOPIC, detections_msg(boxes, header, store)),
+                (DETECTED_OBJECTS_TOPIC, objects_msg(boxes, header, store)),
                 (MARKERS_TOPIC, markers_msg(boxes, header, store)),
             ):
                 writer.write(conns[topic], stamp, store.serialize_cdr(msg, types[topic]))

@@ -408,14 +408,19 @@ class BagSource:
     # -- ground truth, keyframes ----------------------------------------------------------------------------------
     def ground_truth(self) -> dict[int, Boxes]:
         """Ground-truth boxes by header stamp (ns), in the ego frame (``"ego"``) of that stamp, from the
-        ``ground_truth`` Detection3DArray messages (class names of :data:`imkd_ros.classes.CLASSES`, velocity in
-        the detection ids, NaN where unknown).
+        ``ground_truth`` Detection3DArray messages (class names of :data:`imkd_ros.classes.CLASSES`) with the
+        velocities of the ``ground_truth_objects`` DetectedObjects of the same stamp (bags without that topic: the
+        velocity in the detection ids of older exports; NaN where unknown).
 
         Raises:
-            BagError: no ground-truth topic, a message in another frame than ``base_frame``, or an unknown class.
+            BagError: no ground-truth topic, a message in another frame than ``base_frame``, an unknown class, or
+                DetectedObjects that do not match their Detection3DArray.
         """
         from imkd_ros.interfaces import InterfaceError, detections_to_boxes
 
+        objects: dict[int, Any] = {}
+        if self.has("ground_truth_objects"):
+            objects = {m.stamp_ns: m.msg for m in self.messages(["ground_truth_objects"])}
         out: dict[int, Boxes] = {}
         for m in self.messages(["ground_truth"]):
             if m.msg.header.frame_id != self.base_frame:
@@ -424,7 +429,7 @@ class BagSource:
                     f"expected {self.base_frame!r}"
                 )
             try:
-                out[m.stamp_ns] = detections_to_boxes(m.msg, "ego")
+                out[m.stamp_ns] = detections_to_boxes(m.msg, "ego", objects.get(m.stamp_ns))
             except InterfaceError as exc:
                 raise BagError(f"bag {self.path}: {m.topic} at log time {m.log_ns}: {exc}") from exc
         return out

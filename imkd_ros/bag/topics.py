@@ -19,7 +19,10 @@ Roles and message types (types are read from the bag; these are what the roles a
 * ``tf`` / ``tf_static``: ``tf2_msgs/msg/TFMessage``; ``tf`` carries map -> base_link per sensor stamp, ``tf_static``
   base_link -> sensor frames.
 * ``ground_truth``: ``vision_msgs/msg/Detection3DArray`` in ``base_link`` per keyframe (conventions of
-  :mod:`imkd_ros.ros.messages`: class name in ``class_id``, velocity in ``id``).
+  :mod:`imkd_ros.ros.messages`: class name in ``class_id``, ``id`` the index).
+* ``ground_truth_objects``: ``autoware_perception_msgs/msg/DetectedObjects``, the same boxes at the same stamps
+  with their velocities (object-frame twist, :mod:`imkd_ros.ros.objects`). Optional: bags written before it carry
+  the velocity in the ``ground_truth`` ids, which are still read.
 * ``sample_token``: ``std_msgs/msg/String`` holding the nuScenes sample token, logged at the keyframe's camera
   stamp (optional: without it frames are keyed by their stamp).
 """
@@ -48,6 +51,7 @@ class BagTopics:
     tf: str = "/tf"
     tf_static: str = "/tf_static"
     ground_truth: str = "/ground_truth/objects"
+    ground_truth_objects: str = "/ground_truth/detected_objects"
     sample_token: str = "/nuscenes/sample_token"
 
     def __post_init__(self) -> None:

@@ -2,15 +2,15 @@
 ``/clock`` and record the detector node's answers (the sensor side of ``imkd bag replay-eval --live``).
 
 The bag is read with :class:`imkd_ros.bag.source.BagSource` (any bag; topics by role, ``--topic ROLE=TOPIC``) and its
-messages published in log-time order (:func:`imkd_ros.bag.replay.ordered_messages`), paced at ``--rate`` x real
-time, free-running (the detector keeps up as it can): ``/clock`` at each message's log time, then the message
-re-serialised from the bag (``Publisher.publish`` takes serialised bytes) on the topics the dataset player of
-:mod:`imkd_ros.nodes.player` uses -- ``/camera/image``, ``/camera/camera_info``, ``/radar/front`` (with several
-radars ``/radar/<name>``, the name being the last part of the bag's topic) and ``/ego_pose`` -- so ``detector_node``
-runs with the demo's remappings. Camera frames: those with ground truth (``--frames keyframes``, default) or all.
-Messages are read from the bag as they are played (one pass ahead to plan), so a long bag needs no memory for its
-images. The detector's outputs go to an MCAP bag (``--out-bag``) and a JSON summary (``--summary``, as the dataset
-player writes it).
+messages published in log-time order (:func:`imkd_ros.bag.replay.ordered_messages`), paced at ``--rate`` x real time,
+free-running (the detector keeps up as it can): ``/clock`` at each message's log time, then the message re-serialised
+from the bag (``Publisher.publish`` takes serialised bytes) on the topics the dataset player of
+:mod:`imkd_ros.nodes.player` uses -- ``/camera/image``, ``/camera/camera_info``, ``/radar/front`` (with several radars
+``/radar/<name>``, the name being the last part of the bag's topic), ``/ego_pose`` and ``/tf_static`` (latched:
+reliable, transient local), so ``detector_node`` runs with the demo's remappings and finds its extrinsics in tf. Camera
+frames: those with ground truth (``--frames keyframes``, default) or all. Messages are read from the bag as they are
+played (one pass ahead to plan), so a long bag needs no memory for its images. The detector's outputs go to an MCAP bag
+(``--out-bag``) and a JSON summary (``--summary``, as the dataset player writes it).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from imkd_ros.bag.replay import MAX_GAP_S, ordered_messages, sensor_rig
 from imkd_ros.bag.replay_live import radar_topic
 from imkd_ros.bag.source import BagMessage, BagSource
 from imkd_ros.bag.topics import BagTopics
-from imkd_ros.nodes.player import NODE, TOPICS, Event, Recorder, serve
+from imkd_ros.nodes.player import NODE, STATIC_QOS, TOPICS, Event, Recorder, serve
 from imkd_ros.ros.messages import ns_to_stamp
 
 __all__ = ["BagPlayer", "main"]
 
-_KIND = {"image": "camera", "camera_info": "camera_info", "radar": "radar", "ego_pose": "ego_pose"}
+_KIND = {"image": "camera", "camera_info": "camera_info", "radar": "radar", "ego_pose": "ego_pose", "tf_static": "tf"}
 
 
 def _msg_class(msgtype: str) -> Any:
@@ -61,11 +61,12 @@ class BagPlayer(Recorder):
     def __init__(self, src: BagSource, frames: str = "keyframes", bag: Path | None = None, node: str = NODE) -> None:
         super().__init__("imkd_bag_player", bag, node)
         self.src = src
-        self._roles = ["image", "camera_info", "radar"] + (["ego_pose"] if src.has("ego_pose") else [])
+        self._roles = ["image", "camera_info", "radar"] + [r for r in ("ego_pose", "tf_static") if src.has(r)]
         rig = sensor_rig(src)
         out_topic = {src.topics.image: TOPICS["image"], src.topics.camera_info: TOPICS["camera_info"]}
         out_topic.update({t: radar_topic(rig.name_of(t), len(rig.radar_topics)) for t in rig.radar_topics})
         out_topic[src.topics.ego_pose] = TOPICS["ego_pose"]
+        out_topic[src.topics.tf_static] = "/tf_static"
         self._gt = set(src.ground_truth())
         self._keyframes_only = frames == "keyframes"
         keys = {stamp: key for key, stamp in src.keyframes()} if src.has("sample_token") else {}
@@ -76,7 +77,8 @@ class BagPlayer(Recorder):
         for i, m in enumerate(self._played()):
             role = src.topics.role_of(m.topic) or "image"
             if m.topic not in self._pub_of:
-                self._pub_of[m.topic] = self.create_publisher(_msg_class(m.msgtype), out_topic[m.topic], qos)
+                topic_qos = STATIC_QOS if role == "tf_static" else qos  # latched, as a static broadcaster's
+                self._pub_of[m.topic] = self.create_publisher(_msg_class(m.msgtype), out_topic[m.topic], topic_qos)
                 self.pubs.setdefault(role, self._pub_of[m.topic])  # the first of each role, for wait_matched
             stamp = m.stamp_ns if role == "image" else m.log_ns  # answers are matched by the image's stamp
             self.events.append(Event(stamp, _KIND[role], str(i), m.stamp_ns in self._gt, keys.get(m.stamp_ns, "")))

@@ -4,9 +4,12 @@ detector's answers (the demo's and the benchmark's sensor side).
 Publishes, in timestamp order and paced at ``--rate`` x real time, for each scene of ``--split``: ``/clock``
 (rosgraph_msgs/Clock), the front camera (``/camera/image`` sensor_msgs/Image rgb8 and ``/camera/camera_info``;
 keyframes only unless ``--all-camera-frames``), every radar sweep (``/radar/front`` PointCloud2 with the 18 nuScenes
-radar fields, unfiltered, sensor frame ``radar_front``) and the ego pose of each published sample_data
-(``/ego_pose`` PoseStamped, ``base_link`` in ``map``). It subscribes to the detector's outputs and writes inputs
-and outputs to an MCAP bag (rosbags; openable in RViz's bag player or Foxglove).
+radar fields, unfiltered, sensor frame ``radar_front``), the ego pose of each published sample_data (``/ego_pose``
+PoseStamped, ``base_link`` in ``map``) and the rig (``base_link`` -> ``cam_front``, ``radar_front``, from the
+dataset's calibration) on ``/tf_static`` (reliable, transient local; the whole set again when a sensor's calibration
+first appears, as a static broadcaster does), so the detector finds its extrinsics in tf. It subscribes to the
+detector's outputs and writes inputs and outputs to an MCAP bag (rosbags; openable in RViz's bag player or
+Foxglove).
 
 ``--repeat N`` plays the sequence N times back to back, each pass shifted in time to follow the previous one (a
 long drive for load and memory tests; the ego poses repeat).
@@ -31,31 +34,48 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from autoware_perception_msgs.msg import DetectedObjects
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float64
+from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from imkd_ros.data.pcd import read_radar_pcd
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
-from imkd_ros.ros.messages import calibration_to_camera_info, make_header, ns_to_stamp, pose_stamped, stamp_to_ns
+from imkd_ros.ros.messages import (
+    calibration_to_camera_info,
+    make_header,
+    ns_to_stamp,
+    pose_stamped,
+    stamp_to_ns,
+    tf_message,
+    transform_stamped,
+)
 
-__all__ = ["Event", "timeline", "repeated", "Recorder", "Player", "play", "serve", "main"]
+__all__ = ["STATIC_QOS", "FRAMES", "Event", "timeline", "repeated", "Recorder", "Player", "play", "serve", "main"]
 
 TOPICS = {
     "image": "/camera/image",
     "camera_info": "/camera/camera_info",
     "radar": "/radar/front",
     "ego_pose": "/ego_pose",
+    "tf_static": "/tf_static",
 }
 NODE = "/detector_node"
+#: tf frame ids of the played sensors (``imkd bag export`` names them alike: the channel in lower case).
+FRAMES = {"camera": "cam_front", "radar": "radar_front"}
+
+
+#: A static broadcaster's QoS (tf2_ros): reliable, transient local, depth 1.
+STATIC_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @dataclass(frozen=True, order=True)
@@ -127,12 +147,18 @@ class Recorder(Node):
         self.pubs: dict[str, Any] = {}
         self.answers: dict[int, _Answer] = {}
         self.objects: dict[int, Detection3DArray] = {}  # the detections received, by stamp
+        self.detected_objects: dict[int, DetectedObjects] = {}  # their velocities, by stamp
         self.markers: dict[int, MarkerArray] = {}
         self._last_answer: int | None = None
         self._cv = threading.Condition()
         out_qos = QoSProfile(depth=100)
         self.out_topics = {
             "objects": (f"{node}/output/objects", Detection3DArray, "vision_msgs/msg/Detection3DArray"),
+            "detected_objects": (
+                f"{node}/output/detected_objects",
+                DetectedObjects,
+                "autoware_perception_msgs/msg/DetectedObjects",
+            ),
             "markers": (f"{node}/output/markers", MarkerArray, "visualization_msgs/msg/MarkerArray"),
             "processing": (f"{node}/debug/processing_time_ms", Float64, "std_msgs/msg/Float64"),
             "latency": (f"{node}/debug/pipeline_latency_ms", Float64, "std_msgs/msg/Float64"),
@@ -184,6 +210,8 @@ class Recorder(Node):
                 self.answers[stamp] = _Answer(now, len(msg.detections))
                 self.objects[stamp] = msg
                 self._last_answer = stamp
+            elif key == "detected_objects":
+                self.detected_objects[stamp] = msg
             elif key == "markers":
                 self.markers[stamp] = msg
             elif key == "processing" and self._last_answer is not None:  # published right after the objects
@@ -217,6 +245,7 @@ class Player(Recorder):
             TOPICS["camera_info"]: "sensor_msgs/msg/CameraInfo",
             TOPICS["radar"]: "sensor_msgs/msg/PointCloud2",
             TOPICS["ego_pose"]: "geometry_msgs/msg/PoseStamped",
+            TOPICS["tf_static"]: "tf2_msgs/msg/TFMessage",
         }
         super().__init__("imkd_player", bag, node, inputs)
         self.reader = reader
@@ -228,12 +257,26 @@ class Player(Recorder):
                 "radar": self.create_publisher(PointCloud2, TOPICS["radar"], qos),
                 "ego_pose": self.create_publisher(PoseStamped, TOPICS["ego_pose"], qos),
                 "clock": self.create_publisher(Clock, "/clock", qos),
+                "tf_static": self.create_publisher(TFMessage, TOPICS["tf_static"], STATIC_QOS),
             }
         )
+        self._statics: dict[str, Any] = {}  # child frame -> TransformStamped (the rig published so far)
+        self._static_cs: set[str] = set()
         self._calibrations: dict[str, Any] = {}
         self._pixels: dict[str, np.ndarray] = {}
 
     # -- inputs ---------------------------------------------------------------------------------------------------
+    def _publish_rig(self, ev: Event, cs_token: str) -> None:
+        """The sensor's mounting on ``/tf_static`` the first time its calibration appears (the whole rig again)."""
+        if cs_token in self._static_cs:
+            return
+        self._static_cs.add(cs_token)
+        child = FRAMES["camera" if ev.kind == "camera" else "radar"]
+        self._statics[child] = transform_stamped(self.reader.sensor_to_ego(ev.token), ev.stamp, "base_link", child)
+        msg = tf_message(list(self._statics.values()))
+        self.pubs["tf_static"].publish(msg)
+        self._record(TOPICS["tf_static"], msg, ev.stamp)
+
     def preload(self, events: Sequence[Event]) -> None:
         """Decode the camera images of ``events`` now, so that publishing them later costs no file reading (load
         tests at several times the sensor rate)."""
@@ -257,9 +300,10 @@ class Player(Recorder):
         self.pubs["ego_pose"].publish(pose)
         self._record(TOPICS["ego_pose"], pose, ev.stamp)
         rec = r.sample_data(ev.token)
+        self._publish_rig(ev, rec["calibrated_sensor_token"])
         if ev.kind == "radar":
             cloud = array_to_pointcloud2(
-                read_radar_pcd(r.dataroot / rec["filename"], filtered=False), make_header(ev.stamp, "radar_front")
+                read_radar_pcd(r.dataroot / rec["filename"], filtered=False), make_header(ev.stamp, FRAMES["radar"])
             )
             t_pub = time.perf_counter()
             self.pubs["radar"].publish(cloud)
@@ -268,7 +312,7 @@ class Player(Recorder):
         pixels = self._pixels.get(ev.token)  # kept: a repeated sequence publishes it again
         if pixels is None:
             pixels = self._read_image(ev)
-        header = make_header(ev.stamp, "cam_front")
+        header = make_header(ev.stamp, FRAMES["camera"])
         cs = rec["calibrated_sensor_token"]
         if cs not in self._calibrations:  # one camera calibration per scene: that of its keyframes
             self._calibrations[cs] = r.frame(ev.sample).camera

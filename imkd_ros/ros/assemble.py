@@ -226,7 +226,9 @@ class FrameAssembler:
     """Camera + radar (+ ego poses) -> frames, as the detector node pairs and assembles them (module docstring).
 
     Args:
-        radar_to_base: radar name -> its mounting (sensor -> ``base_link``); the names are the sync's sources.
+        radar_to_base: radar name -> its mounting (sensor -> ``base_link``, the default of :meth:`add_radar`); the
+            names are the sync's sources. A radar without a known mounting may be given as None (the node, which
+            looks mountings up in tf per message).
         max_delay, sweeps, max_sweep_age: :class:`~imkd_ros.ros.sync.CameraRadarSync` settings (the node's
             ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``; seconds).
         max_radar_points, radar_default_filters: :func:`radar_cloud_points` settings.
@@ -238,7 +240,7 @@ class FrameAssembler:
 
     def __init__(
         self,
-        radar_to_base: Mapping[str, Pose],
+        radar_to_base: Mapping[str, Pose | None],
         *,
         max_delay: float = 0.1,
         sweeps: int = 6,
@@ -247,10 +249,9 @@ class FrameAssembler:
         radar_default_filters: bool = True,
         use_ego_pose: bool = True,
     ) -> None:
-        self.radar_to_base = dict(radar_to_base)
-        self.sync = CameraRadarSync(
-            list(self.radar_to_base), max_delay=max_delay, sweeps=sweeps, max_sweep_age=max_sweep_age
-        )
+        self.radar_to_base = {k: v for k, v in radar_to_base.items() if v is not None}
+        radar_names = list(radar_to_base)
+        self.sync = CameraRadarSync(radar_names, max_delay=max_delay, sweeps=sweeps, max_sweep_age=max_sweep_age)
         self.poses = PoseBuffer()
         self.calibration: Calibration | None = None
         self.max_radar_points = int(max_radar_points)
@@ -258,7 +259,7 @@ class FrameAssembler:
         self.use_ego_pose = bool(use_ego_pose)
 
     @classmethod
-    def from_parameters(cls, params: Mapping[str, Any], radar_to_base: Mapping[str, Pose]) -> FrameAssembler:
+    def from_parameters(cls, params: Mapping[str, Any], radar_to_base: Mapping[str, Pose | None]) -> FrameAssembler:
         """From the detector node's parameters (``config/detector.yaml`` names: ``max_camera_radar_delay``,
         ``radar_sweeps``, ``max_sweep_age``, ``max_radar_points``, ``radar_default_filters``, ``use_ego_pose``)."""
         return cls(
@@ -284,17 +285,26 @@ class FrameAssembler:
         """An ego pose (``base_link`` -> a fixed frame) at ``stamp`` (ns)."""
         self.poses.add(stamp, pose)
 
-    def add_radar(self, name: str, stamp: int, cloud: np.ndarray) -> tuple[AssembledFrame | None, list[SyncEvent]]:
-        """A radar sweep of ``name`` (structured cloud ``(N,)``, sensor frame) stamped ``stamp`` (ns).
+    def add_radar(
+        self, name: str, stamp: int, cloud: np.ndarray, sensor_to_ego: Pose | None = None
+    ) -> tuple[AssembledFrame | None, list[SyncEvent]]:
+        """A radar sweep of ``name`` (structured cloud ``(N,)``, sensor frame) stamped ``stamp`` (ns), mounted at
+        ``sensor_to_ego`` (default: the ``radar_to_base`` given at construction; the node passes the mounting it
+        looked up in tf for the message's frame). The mounting travels with the sweep.
 
         Returns:
             The frame it completes (or None) and what the synchroniser dropped.
 
         Raises:
-            FrameInputError: the cloud is unusable (:func:`radar_cloud_points`); nothing was buffered.
+            FrameInputError: the cloud is unusable (:func:`radar_cloud_points`), or no mounting is known for
+                ``name``; nothing was buffered.
         """
+        if sensor_to_ego is None:
+            sensor_to_ego = self.radar_to_base.get(name)
+            if sensor_to_ego is None:
+                raise FrameInputError(f"radar {name!r} has no mounting (radar_to_base)")
         points = radar_cloud_points(cloud, max_points=self.max_radar_points, default_filters=self.radar_default_filters)
-        synced, events = self.sync.add_radar(name, int(stamp), points)
+        synced, events = self.sync.add_radar(name, int(stamp), (points, sensor_to_ego))
         return self._emit(synced, events), events
 
     def add_camera(
@@ -322,7 +332,7 @@ class FrameAssembler:
         if synced is None:
             return None
         image, calibration, extra = synced.camera
-        sweeps = [(s.stamp, s.data, self.radar_to_base[name]) for name, lst in synced.radar.items() for s in lst]
+        sweeps = [(s.stamp, s.data[0], s.data[1]) for lst in synced.radar.values() for s in lst]
         lookup = self.poses.lookup if self.use_ego_pose and len(self.poses) else None
         frame = assemble_frame(synced.stamp, image, calibration, sweeps, lookup)
         used = {name: tuple(s.stamp for s in lst) for name, lst in synced.radar.items()}

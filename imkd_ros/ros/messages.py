@@ -1,8 +1,8 @@
-"""Detector messages as plain functions: Boxes <-> ``vision_msgs/Detection3DArray``, Boxes -> RViz
-``visualization_msgs/MarkerArray``, ``CameraInfo`` <-> :class:`~imkd_ros.types.Calibration`, radar
-``PointCloud2`` -> points. The ROS-free part (radar points of a cloud, image checks, the assembly of a
-:class:`~imkd_ros.types.Frame` from synchronised sweeps) lives in :mod:`imkd_ros.ros.assemble`, shared with the
-offline bag replay; its functions are re-exported here.
+"""Detector messages as plain functions: Boxes <-> ``vision_msgs/Detection3DArray``, Boxes ->
+``autoware_perception_msgs/DetectedObjects`` (the velocities), Boxes -> RViz ``visualization_msgs/MarkerArray``,
+``CameraInfo`` <-> :class:`~imkd_ros.types.Calibration`, radar ``PointCloud2`` -> points. The ROS-free part (radar
+points of a cloud, image checks, the assembly of a :class:`~imkd_ros.types.Frame` from synchronised sweeps) lives in
+:mod:`imkd_ros.ros.assemble`, shared with the offline bag replay; its functions are re-exported here.
 
 Readers work on rclpy messages and on rosbags' deserialised messages alike (attribute access only).
 
@@ -14,9 +14,13 @@ Conventions of ``~/output/objects`` (``vision_msgs/Detection3DArray``), one ``De
   the detection score; ``results[0].pose.pose``: the box centre pose (covariance unknown: zeros).
 * ``bbox.center``: centre (m) and heading as a quaternion about +z; ``bbox.size``: ``x`` = length (along the
   heading), ``y`` = width, ``z`` = height (m) -- the box's own axes, unlike :class:`Boxes`' (w, l, h).
-* ``id``: vision_msgs 4.x has no velocity field, so the velocity (m/s, output frame) travels here as
-  ``"<index> vx=<vx> vy=<vy>"`` (``nan`` when unknown); :func:`detections_to_boxes` (from
-  :mod:`imkd_ros.interfaces`, usable without ROS on bag messages) reads it back.
+* ``id``: the detection's index in the frame (:func:`imkd_ros.interfaces.detection_id`), an identifier without
+  payload (vision_msgs' meaning; a track id if tracking ever exists).
+
+vision_msgs has no velocity: it travels in ``~/output/detected_objects`` (``autoware_perception_msgs/DetectedObjects``,
+same header, one object per detection in the same order; conventions and the class mapping in
+:mod:`imkd_ros.ros.objects`). :func:`detections_to_boxes` (from :mod:`imkd_ros.interfaces`, usable without ROS on
+bag messages) reads both back into :class:`Boxes`.
 """
 
 from __future__ import annotations
@@ -24,19 +28,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from autoware_perception_msgs.msg import DetectedObject, DetectedObjects, ObjectClassification
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
+from geometry_msgs.msg import Point, PoseStamped, Quaternion, Transform, TransformStamped, Vector3
 from geometry_msgs.msg import Pose as PoseMsg
 from sensor_msgs.msg import CameraInfo, PointCloud2
 from std_msgs.msg import ColorRGBA, Header
+from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker, MarkerArray
 
 from imkd_ros.classes import CLASSES
-from imkd_ros.interfaces import detection_id, detections_to_boxes
+from imkd_ros.interfaces import detection_id, detections_to_boxes, object_velocities
 from imkd_ros.ros import assemble as _assemble
 from imkd_ros.ros.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
 from imkd_ros.ros.convert import ConversionError, pointcloud2_to_array
+from imkd_ros.ros.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
 from imkd_ros.ros.sync import NS_PER_S
 from imkd_ros.transforms import Pose, quat_to_matrix, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
@@ -49,8 +56,12 @@ __all__ = [
     "pose_to_msg",
     "msg_to_pose",
     "pose_stamped",
+    "transform_stamped",
+    "tf_message",
     "boxes_to_detections",
     "detections_to_boxes",
+    "boxes_to_objects",
+    "object_velocities",
     "boxes_to_markers",
     "camera_info_to_calibration",
     "calibration_to_camera_info",
@@ -103,6 +114,22 @@ def pose_stamped(pose: Pose, stamp_ns: int, frame_id: str) -> PoseStamped:
     return PoseStamped(header=make_header(stamp_ns, frame_id), pose=pose_to_msg(pose))
 
 
+def transform_stamped(pose: Pose, stamp_ns: int, parent: str, child: str) -> TransformStamped:
+    """``child -> parent`` :class:`Pose` -> ``geometry_msgs/TransformStamped`` (``header.frame_id`` = parent)."""
+    m = pose_to_msg(pose)
+    p = m.position
+    return TransformStamped(
+        header=make_header(stamp_ns, parent),
+        child_frame_id=child,
+        transform=Transform(translation=Vector3(x=p.x, y=p.y, z=p.z), rotation=m.orientation),
+    )
+
+
+def tf_message(transforms: list[TransformStamped]) -> TFMessage:
+    """``tf2_msgs/TFMessage`` of the given transforms."""
+    return TFMessage(transforms=list(transforms))
+
+
 # ---------------------------------------------------------------------------------------------------- detections
 
 
@@ -125,17 +152,39 @@ def boxes_to_detections(boxes: Boxes, header: Header) -> Detection3DArray:
             hypothesis=ObjectHypothesis(class_id=CLASSES[int(boxes.label[i])], score=float(boxes.score[i]))
         )
         hyp.pose.pose = pose
-        vx, vy = (float(v) for v in boxes.velocity[i])
         dets.append(
             Detection3D(
                 header=header,
                 results=[hyp],
                 bbox=BoundingBox3D(center=pose, size=Vector3(x=float(l), y=float(w), z=float(h))),
-                id=detection_id(i, vx, vy),
+                id=detection_id(i),
             )
         )
     out.detections = dets
     return out
+
+
+def boxes_to_objects(boxes: Boxes, header: Header) -> DetectedObjects:
+    """:class:`Boxes` -> ``autoware_perception_msgs/DetectedObjects`` (conventions and class mapping:
+    :mod:`imkd_ros.ros.objects`; velocity as the object-frame twist). ``header`` as given (the input image's)."""
+    objects = []
+    for spec in object_specs(boxes):
+        o = DetectedObject(existence_probability=spec.existence_probability)
+        o.classification = [ObjectClassification(label=spec.label, probability=spec.probability)]
+        k = o.kinematics
+        w, x, y, z = spec.orientation
+        k.pose_with_covariance.pose = PoseMsg(
+            position=Point(x=spec.position[0], y=spec.position[1], z=spec.position[2]),
+            orientation=Quaternion(x=x, y=y, z=z, w=w),
+        )
+        k.orientation_availability = ORIENTATION_AVAILABLE
+        if spec.twist is not None:
+            k.twist_with_covariance.twist.linear = Vector3(x=spec.twist[0], y=spec.twist[1], z=0.0)
+            k.has_twist = True
+        o.shape.type = SHAPE_BOUNDING_BOX
+        o.shape.dimensions = Vector3(x=spec.dimensions[0], y=spec.dimensions[1], z=spec.dimensions[2])
+        objects.append(o)
+    return DetectedObjects(header=header, objects=objects)
 
 
 def boxes_to_markers(boxes: Boxes, header: Header, *, min_speed: float = 0.5, text_size: float = 1.0) -> MarkerArray:

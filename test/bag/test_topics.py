@@ -31,7 +31,8 @@ def test_defaults_are_the_players_topics() -> None:
     assert (player["radar"],) == t.radar and player["ego_pose"] == t.ego_pose
     assert t.topics_of("radar") == ("/radar/front",) and t.topics_of("lidar") == ("/lidar/top",)
     assert t.role_of("/tf_static") == "tf_static" and t.role_of("/nope") is None
-    assert "sample_token" in BagTopics.names() and len(BagTopics.names()) == 10
+    assert "sample_token" in BagTopics.names() and len(BagTopics.names()) == 11
+    assert BagTopics().ground_truth_objects == "/ground_truth/detected_objects"
 
 
 def test_overrides_from_a_mapping_and_from_strings() -> None:

@@ -1,6 +1,7 @@
-"""The package's interfaces: the vision_msgs stand-in is wire-compatible with vision_msgs 4.x (type hashes of the
-real package), the rosidl build (``make setup``) and the rosbags typestore agree, and bytes cross between rclpy and
-rosbags both ways."""
+"""The package's interfaces: the stand-ins are wire-compatible with the real packages (vision_msgs 4.x and tf2_msgs:
+type hashes of the real packages; autoware_perception_msgs: the upstream fields and types, and pinned hashes), the
+rosidl build (``make setup``) and the rosbags typestore agree, and bytes cross between rclpy and rosbags both
+ways."""
 
 from __future__ import annotations
 
@@ -47,6 +48,104 @@ VISION_MSGS_4 = {
     "VisionClass",
     "VisionInfo",
 }
+
+
+#: The upstream autoware_perception_msgs definitions (autowarefoundation/autoware_msgs, autoware_perception_msgs/msg),
+#: fields in order as (type, name): the RIHS01 hash covers exactly these (constants and comments do not count).
+AUTOWARE_FIELDS = {
+    "DetectedObjects": [("std_msgs/Header", "header"), ("DetectedObject[]", "objects")],
+    "DetectedObject": [
+        ("float32", "existence_probability"),
+        ("ObjectClassification[]", "classification"),
+        ("DetectedObjectKinematics", "kinematics"),
+        ("Shape", "shape"),
+    ],
+    "DetectedObjectKinematics": [
+        ("geometry_msgs/PoseWithCovariance", "pose_with_covariance"),
+        ("bool", "has_position_covariance"),
+        ("uint8", "orientation_availability"),
+        ("geometry_msgs/TwistWithCovariance", "twist_with_covariance"),
+        ("bool", "has_twist"),
+        ("bool", "has_twist_covariance"),
+    ],
+    "ObjectClassification": [("uint8", "label"), ("float32", "probability")],
+    "Shape": [("uint8", "type"), ("geometry_msgs/Polygon", "footprint"), ("geometry_msgs/Vector3", "dimensions")],
+}
+#: RIHS01 of those definitions as computed by rosidl here (no published upstream hash was found to compare with;
+#: pinned so that an edit of the stand-in that would break wire compatibility fails).
+AUTOWARE_HASHES = {
+    "DetectedObjects": "RIHS01_2facd6b15786cbd1f720cdd23d22e6d60d2e7e83b8dff8fd401330e24edb187b",
+    "DetectedObject": "RIHS01_395e8cae03c45c86ddb3263f9db58f5a1364bdabdcec56c24c817a372f7d566f",
+    "DetectedObjectKinematics": "RIHS01_a01b4e06aa855e7a501b1af1e7c6a9eddb70e728e8f1195372ff5801cae1c9eb",
+    "ObjectClassification": "RIHS01_38131fef2df46486c20c12c238faf778328309f4c3e9daa6ffd621732e48dd19",
+    "Shape": "RIHS01_1a32ac3073c17e4822d39b7f4c263eb1c4a2bacbf707d6db96e77e867063562b",
+}
+#: Upstream constants (ObjectClassification labels, orientation availability, shape types).
+AUTOWARE_CONSTANTS = {
+    "ObjectClassification": {"UNKNOWN": 0, "CAR": 1, "TRUCK": 2, "BUS": 3, "TRAILER": 4, "MOTORCYCLE": 5,
+                             "BICYCLE": 6, "PEDESTRIAN": 7, "ANIMAL": 8, "HAZARD": 9, "OVER_DRIVABLE": 10,
+                             "UNDER_DRIVABLE": 11},
+    "DetectedObjectKinematics": {"UNAVAILABLE": 0, "SIGN_UNKNOWN": 1, "AVAILABLE": 2},
+    "Shape": {"BOUNDING_BOX": 0, "CYLINDER": 1, "POLYGON": 2},
+}  # fmt: skip
+
+
+def _fields(text: str) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    fields, constants = [], {}
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        if "=" in line:
+            name, value = line.split(None, 1)[1].split("=")
+            constants[name.strip()] = int(value)
+        else:
+            typ, name = line.split()[:2]
+            fields.append((typ, name))
+    return fields, constants
+
+
+def test_autoware_stand_in_has_the_upstream_fields_constants_and_hashes() -> None:
+    defs = interface_definitions()
+    names = {n.split("/")[-1] for n in defs if n.startswith("autoware_perception_msgs/")}
+    assert names == set(AUTOWARE_FIELDS)
+    store = make_typestore()
+    for name, expected in AUTOWARE_FIELDS.items():
+        fields, constants = _fields(defs[f"autoware_perception_msgs/msg/{name}"])
+        assert fields == expected, name
+        assert constants == AUTOWARE_CONSTANTS.get(name, {}), name
+        assert store.hash_rihs01(f"autoware_perception_msgs/msg/{name}") == AUTOWARE_HASHES[name], name
+        assert (
+            _installed_json("autoware_perception_msgs", name)["type_hashes"][0]["hash_string"] == AUTOWARE_HASHES[name]
+        )
+
+
+def test_tf2_msgs_stand_in_has_the_real_type_hashes() -> None:
+    """rosbags ships the real tf2_msgs definitions: the rosidl build of the stand-in must hash the same."""
+    from rosbags.typesys import Stores, get_typestore
+
+    real = get_typestore(Stores.ROS2_KILTED)
+    defs = interface_definitions()
+    assert {n for n in defs if n.startswith("tf2_msgs/")} == {"tf2_msgs/msg/TFMessage", "tf2_msgs/msg/TF2Error"}
+    for name in ("TFMessage", "TF2Error"):
+        assert _installed_json("tf2_msgs", name)["type_hashes"][0]["hash_string"] == real.hash_rihs01(
+            f"tf2_msgs/msg/{name}"
+        )
+    assert real.hash_rihs01("tf2_msgs/msg/TFMessage") == (
+        "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
+    )
+
+
+def test_stand_ins_are_marked_and_a_real_package_is_not_shadowed() -> None:
+    """`make setup` marks what it built (share/<pkg>/IMKD_STANDIN); the build script skips a package another prefix
+    of AMENT_PREFIX_PATH holds for real."""
+    from ament_index_python.packages import get_package_share_directory
+
+    for pkg in ("vision_msgs", "autoware_perception_msgs", "tf2_msgs"):
+        assert (Path(get_package_share_directory(pkg)) / "IMKD_STANDIN").is_file(), pkg
+    script = (Path(__file__).resolve().parents[2] / "msg" / "build_interfaces.sh").read_text()
+    assert "for standin in vision_msgs autoware_perception_msgs tf2_msgs; do" in script
+    assert '! -e "$p/share/$1/IMKD_STANDIN"' in script
 
 
 def test_definitions_cover_vision_msgs_4_and_teacher_targets() -> None:
@@ -105,27 +204,47 @@ def test_rosidl_build_and_rosbags_agree() -> None:
         assert _installed_json("vision_msgs", name)["type_hashes"][0]["hash_string"] == store.hash_rihs01(
             f"vision_msgs/msg/{name}"
         )
+    for name in AUTOWARE_FIELDS:
+        assert _installed_json("autoware_perception_msgs", name)["type_hashes"][0]["hash_string"] == (
+            store.hash_rihs01(f"autoware_perception_msgs/msg/{name}")
+        )
     tt = _installed_json("imkd_msgs", "TeacherTargets")["type_hashes"][0]
     assert tt["type_name"] == "imkd_msgs/msg/TeacherTargets"
     assert tt["hash_string"] == store.hash_rihs01("imkd_msgs/msg/TeacherTargets")
 
 
 def test_bytes_cross_between_rclpy_and_rosbags() -> None:
+    from autoware_perception_msgs.msg import DetectedObjects
     from imkd_msgs.msg import TeacherTargets
     from rclpy.serialization import deserialize_message, serialize_message
     from vision_msgs.msg import Detection3DArray
 
-    from imkd_ros.ros.messages import boxes_to_detections, detections_to_boxes, make_header
+    from imkd_ros.ros.messages import boxes_to_detections, boxes_to_objects, detections_to_boxes, make_header
     from imkd_ros.types import Boxes
 
     store = make_typestore()
     boxes = Boxes([[1.0, 2.0, 0.5]], [[1.9, 4.5, 1.6]], [0.4], [[3.0, -1.0]], [0], [0.8])
-    raw = serialize_message(boxes_to_detections(boxes, make_header(42_000_000_007, "base_link")))
+    header = make_header(42_000_000_007, "base_link")
+    raw = serialize_message(boxes_to_detections(boxes, header))
     seen = store.deserialize_cdr(raw, "vision_msgs/msg/Detection3DArray")
     assert seen.header.stamp.sec == 42 and seen.header.stamp.nanosec == 7
-    back = detections_to_boxes(seen)  # the reader works on rosbags messages too
+    raw_objects = serialize_message(boxes_to_objects(boxes, header))
+    objects = store.deserialize_cdr(raw_objects, "autoware_perception_msgs/msg/DetectedObjects")
+    back = detections_to_boxes(seen, objects=objects)  # the reader works on rosbags messages too
     np.testing.assert_allclose(back.center, boxes.center)
-    np.testing.assert_allclose(back.velocity, boxes.velocity, atol=1e-4)
+    np.testing.assert_allclose(back.velocity, boxes.velocity, atol=1e-12)
+    again_objects = deserialize_message(
+        bytes(store.serialize_cdr(objects, "autoware_perception_msgs/msg/DetectedObjects")), DetectedObjects
+    )
+    assert again_objects.objects[0].kinematics.has_twist
+    # the rosbags builder writes the same message as the rclpy one
+    from imkd_ros.bag.convert import make_header as bag_header
+    from imkd_ros.bag.convert import objects_msg
+
+    built = objects_msg(boxes, bag_header(42_000_000_007, "base_link", store), store)
+    # (compared as rosbags writes them: rclpy leaves CDR padding bytes uninitialised)
+    typename = "autoware_perception_msgs/msg/DetectedObjects"
+    assert bytes(store.serialize_cdr(built, typename)) == bytes(store.serialize_cdr(objects, typename))
     again = deserialize_message(bytes(store.serialize_cdr(seen, "vision_msgs/msg/Detection3DArray")), Detection3DArray)
     assert again.detections[0].results[0].hypothesis.class_id == "car"
 

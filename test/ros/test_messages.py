@@ -19,6 +19,7 @@ from imkd_ros.ros.messages import (
     assemble_frame,
     boxes_to_detections,
     boxes_to_markers,
+    boxes_to_objects,
     calibration_to_camera_info,
     camera_info_to_calibration,
     check_image,
@@ -67,18 +68,50 @@ def test_detections_round_trip_with_header_classes_and_velocity() -> None:
     assert d.results[0].hypothesis.class_id == "bus" and d.results[0].hypothesis.score == pytest.approx(0.55)
     assert (d.bbox.size.x, d.bbox.size.y, d.bbox.size.z) == (12.0, 2.9, 3.5)  # length along the heading first
     assert d.results[0].pose.pose == d.bbox.center and d.header == header
-    back = detections_to_boxes(msg)
+    assert [d.id for d in msg.detections] == ["0", "1", "2"]  # an identifier, no payload
+    objects = boxes_to_objects(boxes, header)
+    back = detections_to_boxes(msg, objects=objects)
     np.testing.assert_allclose(back.center, boxes.center)
     np.testing.assert_allclose(back.size, boxes.size)
     np.testing.assert_allclose(np.cos(back.yaw - boxes.yaw), 1.0, atol=1e-12)
     np.testing.assert_array_equal(back.label, boxes.label)
     np.testing.assert_allclose(back.score, boxes.score)
-    np.testing.assert_allclose(back.velocity, boxes.velocity, atol=1e-4)  # NaN stays NaN
+    np.testing.assert_allclose(back.velocity, boxes.velocity, atol=1e-12)  # NaN stays NaN
     assert np.isnan(back.velocity[1]).all()
+    assert np.isnan(detections_to_boxes(msg).velocity).all()  # no DetectedObjects: no velocity
     assert len(detections_to_boxes(boxes_to_detections(Boxes.empty(), header))) == 0
+    other = boxes_to_objects(boxes[:2], header)
+    with pytest.raises(InterfaceError, match="does not belong"):
+        detections_to_boxes(msg, objects=other)
     msg.detections[0].results[0].hypothesis.class_id = "unicorn"
     with pytest.raises(InterfaceError, match="unknown class_id 'unicorn'"):
         detections_to_boxes(msg)
+
+
+def test_detected_objects_follow_autoware_conventions() -> None:
+    from autoware_perception_msgs.msg import DetectedObjectKinematics, ObjectClassification, Shape
+
+    boxes = _boxes()
+    header = make_header(1_234_567_890_123, "base_link")
+    msg = boxes_to_objects(boxes, header)
+    assert msg.header == header and len(msg.objects) == 3
+    car, bus, ped = msg.objects
+    assert car.existence_probability == pytest.approx(0.9)
+    assert [(c.label, c.probability) for c in car.classification] == [(ObjectClassification.CAR, 1.0)]
+    assert bus.classification[0].label == ObjectClassification.BUS
+    assert ped.classification[0].label == ObjectClassification.PEDESTRIAN
+    k = car.kinematics
+    assert k.orientation_availability == DetectedObjectKinematics.AVAILABLE and not k.has_position_covariance
+    assert k.has_twist and not k.has_twist_covariance and not bus.kinematics.has_twist  # NaN velocity: no twist
+    # twist in the object frame: (5, -1) m/s in base_link seen from a box heading 0.3 rad
+    c, s = np.cos(0.3), np.sin(0.3)
+    lin = k.twist_with_covariance.twist.linear
+    assert (lin.x, lin.y, lin.z) == pytest.approx((5 * c - s, -5 * s - c, 0.0))
+    p = k.pose_with_covariance.pose
+    assert (p.position.x, p.position.y, p.position.z) == (10.0, 2.0, 0.8)
+    assert p.orientation.z == pytest.approx(np.sin(0.15)) and p.orientation.w == pytest.approx(np.cos(0.15))
+    assert car.shape.type == Shape.BOUNDING_BOX and len(car.shape.footprint.points) == 0
+    assert (car.shape.dimensions.x, car.shape.dimensions.y, car.shape.dimensions.z) == (4.5, 1.9, 1.6)
 
 
 def test_markers_are_well_formed() -> None:

@@ -64,6 +64,7 @@ def _node(checkpoint: Path, timing: bool, threads: int):  # noqa: ANN202 - Detec
         Parameter("debug_timing", value=timing),
         Parameter("threads", value=threads),
         Parameter("publish_markers", value=True),
+        Parameter("extrinsics_source", value="parameters"),  # no tf here
     ]
     node = DetectorNode(parameter_overrides=overrides)
     logger = _Logger()
@@ -75,20 +76,20 @@ def _feed(node, stamp: int) -> None:  # noqa: ANN001
     """CameraInfo, one radar sweep just before ``stamp``, then the image (published 3 ms ago)."""
     k = np.array([[200.0, 0, W / 2], [0, 200.0, H / 2], [0, 0, 1]])
     cal = Calibration("CAM_FRONT", Pose.identity(), k, (W, H))
-    node._on_camera_info(calibration_to_camera_info(cal, make_header(stamp, "cam")))
+    node.core._on_camera_info(calibration_to_camera_info(cal, make_header(stamp, "cam")))
     rng = np.random.default_rng(0)
     cloud = np.zeros(30, dtype=[(f, "<f4") for f in RADAR_MSG_FIELDS])
     cloud["x"], cloud["y"], cloud["rcs"] = rng.uniform(5, 40, 30), rng.uniform(-8, 8, 30), 5.0
-    node._on_radar("front", array_to_pointcloud2(cloud, make_header(stamp - 20_000_000, "radar_front")))
+    node.core._on_radar("front", array_to_pointcloud2(cloud, make_header(stamp - 20_000_000, "radar_front")))
     image = array_to_image(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), make_header(stamp, "cam"))
-    node._on_image(image, {"source_timestamp": time.time_ns() - 3_000_000, "received_timestamp": 0})
+    node.core._on_image(image, {"source_timestamp": time.time_ns() - 3_000_000, "received_timestamp": 0})
 
 
 def _wait_done(node, n: int) -> None:  # noqa: ANN001
     end = time.monotonic() + 60
-    while node.frames_done < n and time.monotonic() < end:
+    while node.core.frames_done < n and time.monotonic() < end:
         time.sleep(0.01)
-    assert node.frames_done == n
+    assert node.core.frames_done == n
 
 
 def test_debug_timing_logs_every_span(ros: None, tiny_checkpoint: Path) -> None:

@@ -1,0 +1,533 @@
+"""The detector's ROS side, shared by ``detector_node`` (plain) and ``detector_lifecycle_node`` (managed): parameters,
+subscriptions, publishers, the model thread and ``/diagnostics``, attached to an rclpy node in four steps.
+
+* :meth:`DetectorCore.__init__` declares every parameter with its descriptor from ``config/detector.schema.json``
+  and checks the values (a bad one: :class:`~imkd_ros.ros.params.ParameterError` naming it);
+* :meth:`DetectorCore.load` loads the model and builds the pipeline (lifecycle: configure);
+* :meth:`DetectorCore.start` creates the subscriptions (camera, CameraInfo, radars, ego pose, ``/tf_static``,
+  ``/tf``), publishers and the diagnostics timer (lifecycle: activate);
+* :meth:`DetectorCore.stop` destroys them (deactivate); :meth:`DetectorCore.release` stops the model thread and drops
+  the model (cleanup).
+
+Everything with logic lives in ROS-free modules: frame assembly and sync (:mod:`imkd_ros.ros.assemble`), the tf tree
+(:mod:`imkd_ros.ros.tf`), where extrinsics come from (:mod:`imkd_ros.ros.extrinsics`), diagnostics
+(:mod:`imkd_ros.ros.diagnostics`), parameters (:mod:`imkd_ros.ros.params`), message conversion
+(:mod:`imkd_ros.ros.messages`, :mod:`imkd_ros.ros.objects`).
+
+Threads: subscription callbacks (conversion, pairing, frame assembly: milliseconds) run in the executor; the model
+runs in one worker thread fed through a one-slot mailbox, so radar sweeps keep arriving during inference and, under
+load, the newest frame replaces one still waiting (no queue grows). Bad input gives a throttled warning that names
+the problem; the message is dropped and the node goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from autoware_perception_msgs.msg import DetectedObjects
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.subscription import MessageInfo
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Float64
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from imkd_ros.ros.assemble import AssembledFrame, FrameAssembler, FrameInputError, default_parameters, pose_parameter
+from imkd_ros.ros.convert import ConversionError, compressed_to_array, image_to_array, pointcloud2_to_array
+from imkd_ros.ros.diagnostics import DiagnosticsMonitor
+from imkd_ros.ros.extrinsics import ExtrinsicsResolver
+from imkd_ros.ros.messages import (
+    boxes_to_detections,
+    boxes_to_markers,
+    boxes_to_objects,
+    camera_info_to_calibration,
+    make_header,
+    msg_to_pose,
+    stamp_to_ns,
+)
+from imkd_ros.ros.params import ParameterError, check_names, parameter_spec, validate_parameters
+from imkd_ros.ros.sync import NS_PER_S, SyncEvent
+from imkd_ros.ros.tf import TfBuffer, transforms_of
+from imkd_ros.ros.throttle import WarningThrottle
+from imkd_ros.transforms import Pose
+from imkd_ros.types import Frame
+
+__all__ = ["DetectorCore", "TF_QOS", "TF_STATIC_QOS"]
+
+#: ``debug_timing`` spans of a frame, in order (logged as ``<name>_ms``): its image's way from the publisher to the
+#: image callback, the executor's work on it, the mailbox wait, ``Detector.detect``, the detections built and
+#: published, the markers built and published (after the detections).
+_SPANS = ("transport", "callback", "handoff", "model", "detections", "markers")
+
+#: tf2_ros' listener QoS: ``/tf`` depth 100 (volatile), ``/tf_static`` depth 100 reliable + transient local.
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+TF_STATIC_QOS = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+#: Parameters applied while the node runs (the others are read-only: the schema's ``readOnly``).
+_RUNTIME = (
+    "score_threshold",
+    "max_radar_points",
+    "radar_default_filters",
+    "tf_wait",
+    "publish_markers",
+    "warn_period",
+    "debug_timing",
+    "diagnostics.processing_warn_ms",
+    "diagnostics.processing_error_ms",
+    "diagnostics.input_timeout",
+)
+
+
+@dataclass
+class _Job:
+    """A frame ready for the model, with what the outputs need."""
+
+    frame: Frame
+    header: Any
+    callback_s: float  # time spent in the executor on it (conversion, pairing, assembly)
+    transport_s: float  # the image's way from its publisher to the image callback (nan when unknown)
+    dispatched: float  # perf_counter when it entered the mailbox
+
+
+def _descriptor(name: str, value: Any) -> ParameterDescriptor:
+    spec = parameter_spec(name)
+    d = ParameterDescriptor(
+        name=name,
+        description=spec.description,
+        additional_constraints=spec.constraints(),
+        read_only=spec.read_only,
+    )
+    if spec.minimum is not None and spec.maximum is not None:
+        if spec.type == "integer" and not isinstance(value, float):
+            d.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
+        elif spec.type == "number":
+            d.floating_point_range = [FloatingPointRange(from_value=spec.minimum, to_value=spec.maximum, step=0.0)]
+    return d
+
+
+class DetectorCore:
+    """The detector on ``node`` (module docstring). ``node.get_name()`` names the diagnostics.
+
+    Raises:
+        ParameterError: a parameter that is not the node's, or a bad value (named).
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        defaults = default_parameters()
+        validate_parameters(defaults)  # the shipped file itself
+        check_names(getattr(node, "_parameter_overrides", {}))
+        for name, value in defaults.items():
+            if not name.startswith("radar_to_base."):
+                self._declare(name, value)
+        p = {name: node.get_parameter(name).value for name in defaults if not name.startswith("radar_to_base.")}
+        self.radars = [str(r) for r in p["radars"]]
+        for r in self.radars:
+            for part in ("translation", "rotation"):
+                key = f"radar_to_base.{r}.{part}"
+                self._declare(key, defaults.get(key))
+                value = node.get_parameter(key).value
+                if value is not None:
+                    p[key] = list(value)
+        validate_parameters(p)
+        self.params = p
+        self._fallback = self._mountings(p)
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._warn = WarningThrottle(lambda text: self.log.warning(text), float(p["warn_period"])).warn
+        self.output_frame = str(p["output_frame"])
+        self.tf = TfBuffer()
+        self.extrinsics = ExtrinsicsResolver(
+            self.tf, self.output_frame, self._fallback, str(p["extrinsics_source"]), float(p["tf_wait"])
+        )
+        diag = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("diagnostics.")}
+        self.monitor = DiagnosticsMonitor(
+            node.get_name(),
+            processing_warn_ms=float(diag["processing_warn_ms"]),
+            processing_error_ms=float(diag["processing_error_ms"]),
+            input_timeout=float(diag["input_timeout"]),
+        )
+        self._markers = bool(p["publish_markers"])
+        self._timing = bool(p["debug_timing"])
+        self.detector: Any = None
+        self.assembler: FrameAssembler | None = None
+        self._subs: list[Any] = []
+        self._pubs: dict[str, Any] = {}
+        self._timers: list[Any] = []
+        self._pub_lock = threading.Lock()
+        self._camera_waiting: str | None = None
+        self._mailbox: _Job | None = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self._worker: threading.Thread | None = None
+        self._inputs: dict[str, str] = {}
+        self.frames_done = 0
+        self.frames_skipped = 0
+
+    @property
+    def log(self) -> Any:
+        """The node's logger (looked up at each use)."""
+        return self.node.get_logger()
+
+    # -- parameters --------------------------------------------------------------------------------------------------
+    def _declare(self, name: str, default: Any) -> None:
+        try:
+            if default is None:
+                self.node.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, _descriptor(name, None))
+            else:
+                self.node.declare_parameter(name, default, _descriptor(name, default))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            raise ParameterError(f"parameter {name}: {exc}") from exc
+
+    def _mountings(self, p: dict[str, Any]) -> dict[str, Pose]:
+        """The parameters' mountings by sensor (``"camera"``, ``"radar <name>"``); a radar without them has none
+        (tf must give it; with ``extrinsics_source: parameters`` that is an error)."""
+        out = {"camera": pose_parameter(p["camera_to_base.translation"], p["camera_to_base.rotation"], "camera")}
+        for r in self.radars:
+            t, q = p.get(f"radar_to_base.{r}.translation"), p.get(f"radar_to_base.{r}.rotation")
+            if t is None or q is None:
+                if p["extrinsics_source"] == "parameters":
+                    raise ParameterError(f"parameter radar_to_base.{r} is not set (radar {r!r} needs its mounting)")
+                continue
+            out[f"radar {r}"] = pose_parameter(t, q, f"radar_to_base.{r}")
+        return out
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Thresholds change at run time (checked against the schema first); read-only ones are refused by rclpy
+        (their descriptor) before this is called."""
+        new = dict(self.params)
+        for prm in params:
+            if prm.name not in new and not prm.name.startswith("radar_to_base."):
+                continue  # use_sim_time and other ROS parameters
+            new[prm.name] = prm.value
+        try:
+            validate_parameters(new)
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        changed = [prm.name for prm in params if prm.name in _RUNTIME]
+        self.params = new
+        for name in changed:
+            self._apply(name, new[name])
+        if changed:
+            self.log.info("parameters changed: " + ", ".join(f"{n}={new[n]}" for n in changed))
+        return SetParametersResult(successful=True)
+
+    def _apply(self, name: str, value: Any) -> None:
+        if name == "score_threshold" and self.detector is not None:
+            self.detector.score_threshold = float(value)
+        elif name == "max_radar_points" and self.assembler is not None:
+            self.assembler.max_radar_points = int(value)
+        elif name == "radar_default_filters" and self.assembler is not None:
+            self.assembler.radar_default_filters = bool(value)
+        elif name == "tf_wait":
+            self.extrinsics.tf_wait = float(value)
+        elif name == "publish_markers":
+            self._markers = bool(value)
+        elif name == "warn_period":
+            self._warn = WarningThrottle(lambda text: self.log.warning(text), float(value)).warn
+        elif name == "debug_timing":
+            self._timing = bool(value)
+        elif name.startswith("diagnostics."):
+            setattr(self.monitor, name.split(".", 1)[1], float(value))
+
+    # -- life cycle --------------------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model and build the pipeline; start the model thread.
+
+        Raises:
+            FileNotFoundError, CheckpointError: the checkpoint (named).
+        """
+        import torch
+
+        from imkd_ros.detector import Detector, inference_threads
+        from imkd_ros.shipped import resolve_checkpoint
+
+        p = self.params
+        path = resolve_checkpoint(str(p["checkpoint"]))
+        threads = inference_threads(int(p["threads"]))
+        torch.set_num_threads(threads)  # process-wide; the worker thread's OpenMP team follows it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.detector = Detector.from_checkpoint(
+                path, str(p["device"]), float(p["score_threshold"]), backend=str(p["backend"]), threads=threads
+            )
+        for w in caught:
+            self.log.warning(str(w.message))
+        self.monitor.set_model(True, checkpoint=path, backend=p["backend"], device=self.detector.device)
+        self.log.info(
+            f"model {path} ({p['backend']}, {threads} threads) on {self.detector.device}, radars {self.radars}"
+        )
+        self.log.info(self.extrinsics.describe())
+        self.assembler = FrameAssembler.from_parameters(p, dict.fromkeys(self.radars))
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="detector", daemon=True)
+        self._worker.start()
+
+    def start(self) -> None:
+        """Subscriptions, publishers and the diagnostics timer."""
+        node, p = self.node, self.params
+        qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability)
+        # radar sweeps and poses are accumulated, not just the latest used: a short queue so none is lost in a burst
+        qos_acc = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability)
+        image_type = CompressedImage if p["compressed_image"] else Image
+        with self._pub_lock:
+            self._pubs = {
+                "detected_objects": node.create_publisher(DetectedObjects, "~/output/detected_objects", 10),
+                "objects": node.create_publisher(Detection3DArray, "~/output/objects", 10),
+                "markers": node.create_publisher(MarkerArray, "~/output/markers", 10),
+                "processing": node.create_publisher(Float64, "~/debug/processing_time_ms", 10),
+                "latency": node.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10),
+                "diagnostics": node.create_publisher(DiagnosticArray, "/diagnostics", 10),
+            }
+        subs = [
+            ("", node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)),
+            ("", node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)),
+        ]
+        # Created in the order messages of one instant are best handled (rclpy's executor runs the callbacks that
+        # are ready together in creation order): tf, the ego pose and CameraInfo before the sensor data they serve,
+        # the radar before the image, as the offline replay (imkd_ros.bag.replay) orders equal log times.
+        if self.assembler is not None and self.assembler.use_ego_pose:
+            subs.append(("ego_pose", node.create_subscription(PoseStamped, "~/input/ego_pose", self._on_pose, qos_acc)))
+        subs.append(
+            ("camera_info", node.create_subscription(CameraInfo, "~/input/camera_info", self._on_camera_info, qos))
+        )
+        for r in self.radars:
+            topic = "~/input/radar" if len(self.radars) == 1 else f"~/input/radar/{r}"
+            cb = lambda m, r=r: self._on_radar(r, m)  # noqa: E731
+            subs.append((f"radar {r}", node.create_subscription(PointCloud2, topic, cb, qos_acc)))
+        subs.append(("image", node.create_subscription(image_type, "~/input/image", self._on_image, qos)))
+        self._subs = [s for _, s in subs]
+        self._inputs = {key: s.topic_name for key, s in subs if key}  # input key -> resolved topic
+        for key, topic in self._inputs.items():
+            self.monitor.watch(topic, optional=key == "ego_pose")
+        # a steady clock: diagnostics go on while a bag is paused or /clock is missing (use_sim_time)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timers = [node.create_timer(float(p["diagnostics.period"]), self.publish_diagnostics, clock=steady)]
+
+    def stop(self) -> None:
+        """Destroy the subscriptions, publishers and timers (the model stays loaded)."""
+        for t in self._timers:
+            self.node.destroy_timer(t)
+        for s in self._subs:
+            self.node.destroy_subscription(s)
+        with self._pub_lock:
+            for pub in self._pubs.values():
+                self.node.destroy_publisher(pub)
+            self._pubs = {}
+        self._timers, self._subs = [], []
+        self.monitor.unwatch_all()
+
+    def release(self) -> None:
+        """Stop the model thread and drop the model and the pipeline state."""
+        with self._cv:
+            self._stop = True
+            self._mailbox = None
+            self._cv.notify()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+        self._worker = None
+        self.detector, self.assembler = None, None
+        self.monitor.set_model(False)
+
+    # -- diagnostics -------------------------------------------------------------------------------------------------
+    def publish_diagnostics(self) -> None:
+        statuses = self.monitor.statuses(self.extrinsics.states(), self.extrinsics.source)
+        msg = DiagnosticArray()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.status = [
+            DiagnosticStatus(
+                level=bytes([s.level]),
+                name=s.name,
+                message=s.message,
+                hardware_id=s.hardware_id,
+                values=[KeyValue(key=k, value=v) for k, v in s.values],
+            )
+            for s in statuses
+        ]
+        self._publish("diagnostics", msg)
+
+    def _publish(self, key: str, msg: Any) -> bool:
+        with self._pub_lock:
+            pub = self._pubs.get(key)
+            if pub is None:
+                return False
+            pub.publish(msg)
+            return True
+
+    def _bad(self, kind: str, text: str) -> None:
+        self.monitor.bad(kind)
+        self._warn(kind, text)
+
+    def _notes(self) -> None:
+        for note in self.extrinsics.take_notes():
+            self.log.info(note) if ": tf:" in note else self.log.warning(note)
+
+    def _events(self, events: list[SyncEvent]) -> None:
+        for e in events:
+            self.monitor.sync_dropped(e.kind)
+            if e.kind == "superseded":  # the frame rate exceeds the radar's or radar lags: expected, not bad input
+                self.log.debug(e.text)
+            else:
+                self._warn(f"sync_{e.kind}", e.text)
+
+    # -- callbacks (executor thread) ---------------------------------------------------------------------------------
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        topic = "/tf_static" if static else "/tf"
+        for error in self.tf.add(transforms_of(msg), static=static):
+            self._bad("tf", f"{topic}: {error}; transform ignored")
+
+    def _mounting(self, sensor: str, frame_id: str) -> Pose | None:
+        pose = self.extrinsics.mounting(sensor, frame_id)
+        self._notes()
+        if pose is None:
+            state = self.extrinsics.states().get(sensor)
+            detail = state.detail if state is not None else ""
+            self._warn(f"extrinsics {sensor}", f"{sensor}: waiting for extrinsics: {detail}; message dropped")
+        return pose
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.monitor.received(self._inputs.get("camera_info", "camera_info"))
+        if self.assembler is None:
+            return
+        mounting = self._mounting("camera", msg.header.frame_id)
+        if mounting is None:
+            self._camera_waiting = msg.header.frame_id
+            return
+        self._camera_waiting = None
+        try:
+            self.assembler.set_calibration(camera_info_to_calibration(msg, mounting))
+        except ConversionError as exc:
+            self._bad("camera_info", f"~/input/camera_info: {exc}; ignored")
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self.monitor.received(self._inputs.get("ego_pose", "ego_pose"))
+        if self.assembler is None:
+            return
+        try:
+            self.assembler.add_pose(stamp_to_ns(msg.header.stamp), msg_to_pose(msg.pose))
+        except ConversionError as exc:
+            self._bad("ego_pose", f"~/input/ego_pose: {exc}; dropped")
+
+    def _on_radar(self, name: str, msg: PointCloud2) -> None:
+        t0 = time.perf_counter()
+        self.monitor.received(self._inputs.get(f"radar {name}", name))
+        if self.assembler is None:
+            return
+        mounting = self._mounting(f"radar {name}", msg.header.frame_id)
+        if mounting is None:
+            self.monitor.bad("no_extrinsics")
+            return
+        try:
+            done, events = self.assembler.add_radar(
+                name, stamp_to_ns(msg.header.stamp), pointcloud2_to_array(msg), mounting
+            )
+        except (ConversionError, FrameInputError) as exc:
+            self._bad(f"radar_{name}", f"radar {name}: {exc}; sweep dropped")
+            return
+        self._events(events)
+        if done is not None:  # the frame waited for this sweep: its image conversion counts too
+            image_s, transport_s = done.extra
+            self._dispatch(done, image_s + time.perf_counter() - t0, transport_s)
+
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        t0 = time.perf_counter()
+        self.monitor.received(self._inputs.get("image", "image"))
+        if self.assembler is None:
+            return
+        # the image's way from the publisher's write to here (system clock; meaningful with the publisher on this
+        # machine; nan where the middleware gives no source timestamp)
+        sent = info.get("source_timestamp") if info else None
+        transport_s = (time.time_ns() - sent) / NS_PER_S if sent else math.nan
+        if self.assembler.calibration is None:  # checked before converting the image: no work for nothing
+            if self._camera_waiting is not None:
+                self.monitor.bad("no_extrinsics")
+                self._warn("extrinsics camera", "camera: waiting for extrinsics; image dropped")
+            else:
+                self._bad("no_camera_info", "no CameraInfo received yet on ~/input/camera_info; image dropped")
+            return
+        try:
+            image = compressed_to_array(msg) if isinstance(msg, CompressedImage) else image_to_array(msg)
+            stamp = stamp_to_ns(msg.header.stamp)
+            done, events = self.assembler.add_camera(stamp, image, (time.perf_counter() - t0, transport_s))
+        except (ConversionError, FrameInputError) as exc:
+            self._bad("image", f"~/input/image: {exc}; frame dropped")
+            return
+        self._events(events)
+        if done is not None:
+            self._dispatch(done, time.perf_counter() - t0, transport_s)
+
+    def _dispatch(self, done: AssembledFrame, callback_s: float, transport_s: float) -> None:
+        """Hand an assembled frame to the worker; ``callback_s``: executor time spent on it (conversion, pairing,
+        assembly); ``transport_s``: its image's time from the publisher to the callback."""
+        header = make_header(done.stamp, self.output_frame)
+        job = _Job(done.frame, header, callback_s, transport_s, time.perf_counter())
+        with self._cv:
+            if self._mailbox is not None:
+                self.frames_skipped += 1
+                self.monitor.replaced()
+                self.log.debug(f"detector busy: frame {self._mailbox.header.stamp} replaced by a newer one")
+            self._mailbox = job
+            self._cv.notify()
+
+    # -- model (worker thread) ---------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._mailbox is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                job, self._mailbox = self._mailbox, None
+            detector = self.detector
+            if detector is None:
+                continue
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt if self._timing else 0
+            t0 = time.perf_counter()
+            try:
+                boxes = detector.detect(job.frame)
+            except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
+                self._bad("model", f"detector failed on frame {job.header.stamp.sec}.{job.header.stamp.nanosec}: {exc}")
+                continue
+            t1 = time.perf_counter()
+            if self._timing:  # fresh memory pages the model call touched (each costs ~2 us)
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            # the velocities first: a consumer that waits for ~/output/objects finds them there
+            self._publish("detected_objects", boxes_to_objects(boxes, job.header))
+            self._publish("objects", boxes_to_detections(boxes, job.header))
+            t2 = time.perf_counter()
+            if self._markers:  # after the detections: RViz's markers do not delay the consumers of the objects
+                self._publish("markers", boxes_to_markers(boxes, job.header))
+            t3 = time.perf_counter()
+            self.frames_done += 1
+            processing_ms = (job.callback_s + t3 - t0) * 1e3
+            self.monitor.processed(processing_ms)
+            self._publish("processing", Float64(data=processing_ms))
+            if self._timing:
+                spans = (job.transport_s, job.callback_s, t0 - job.dispatched, t1 - t0, t2 - t1, t3 - t2)
+                record = {f"{k}_ms": round(v * 1e3, 3) for k, v in zip(_SPANS, spans, strict=True)}
+                record.update(
+                    stamp=stamp_to_ns(job.header.stamp),
+                    boxes=len(boxes),
+                    radar_points=len(job.frame.radar),
+                    model_page_faults=faults,
+                )
+                self.log.info(f"timing {json.dumps(record)}")
+            now = self.node.get_clock().now().nanoseconds
+            self._publish("latency", Float64(data=(now - stamp_to_ns(job.header.stamp)) / NS_PER_S * 1e3))
