@@ -1,8 +1,12 @@
 """detector_node for real: a driver process (publisher + subscriber) -> detector_node process -> back.
 
-Checks: output stamps are the input images' stamps (never now()), frame ids, detections of the right classes near
-the true boxes of a known scene, well-formed markers; then a burst of malformed messages gives named warnings and
-no output, and a good frame afterwards still gives detections; the node shuts down cleanly on SIGINT.
+Checks (one run of the node and node_driver.py, several tests): the node is started with wrong mounting parameters
+and the rig only on /tf_static, yet its detections land on the true boxes; output stamps are the input images'
+stamps (never now()), frame ids, DetectedObjects beside every Detection3DArray with the Detector's own velocities;
+a burst of malformed messages gives named warnings and no output, a fuzz of 1,000 malformed messages over every
+input (tf included) crashes nothing, and the next good frame still gives detections; /diagnostics says OK, then WARN
+once the processing threshold is set low at run time, then ERROR when the inputs stop; read-only and out-of-range
+parameter changes are refused; the node shuts down cleanly on SIGINT.
 Also: parameters come from config/detector.yaml, and the checkpoint parameter resolves the shipped model.
 """
 
@@ -14,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +51,17 @@ def known_scene_model(synth_root: Path, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
-def node_command(checkpoint: Path, *extra: str) -> list[str]:
+#: Deliberately wrong mountings: the node must take the rig from /tf_static instead.
+WRONG_EXTRINSICS = (
+    "-p", "camera_to_base.translation:=[0.0, 0.0, 0.0]", "-p", "camera_to_base.rotation:=[1.0, 0.0, 0.0, 0.0]",
+    "-p", "radar_to_base.front.translation:=[-20.0, 5.0, 0.0]",
+    "-p", "radar_to_base.front.rotation:=[0.0, 0.0, 0.0, 1.0]",
+)  # fmt: skip
+
+
+def node_command(checkpoint: Path, *extra: str, module: str = "imkd_ros.nodes.detector_node") -> list[str]:
     return [
-        sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args",
+        sys.executable, "-m", module, "--ros-args",
         "--params-file", str(REPO / "config" / "detector.yaml"),
         "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu", "-p", "warn_period:=0.0",
         "-r", "~/input/image:=/camera/image", "-r", "~/input/camera_info:=/camera/camera_info",
@@ -57,27 +70,44 @@ def node_command(checkpoint: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_node_end_to_end_with_malformed_burst(synth_root: Path, known_scene_model: Path, tmp_path: Path) -> None:
-    from imkd_ros.classes import CLASSES
-    from imkd_ros.data.reader import NuScenesReader
+@dataclass
+class NodeRun:
+    summary: dict
+    node_text: str
+    driver_text: str
+    driver_rc: int
+    alive: bool
+    node_rc: int
 
+    @property
+    def report(self) -> str:
+        return f"--- node:\n{self.node_text}\n--- driver:\n{self.driver_text}"
+
+
+@pytest.fixture(scope="module")
+def node_run(synth_root: Path, known_scene_model: Path, tmp_path_factory: pytest.TempPathFactory) -> NodeRun:
+    """detector_node (wrong mounting parameters, extrinsics only on /tf_static) and node_driver.py (known scene,
+    burst, 1,000-message fuzz, last frame, diagnostics), once for the tests below."""
+    tmp = tmp_path_factory.mktemp("node_run")
     env = _env()
-    node_log, driver_log = tmp_path / "node.log", tmp_path / "driver.log"
+    node_log, driver_log = tmp / "node.log", tmp / "driver.log"
     procs: list[subprocess.Popen] = []
+    diag = ("-p", "diagnostics.processing_warn_ms:=5000.0", "-p", "diagnostics.processing_error_ms:=10000.0")
     try:
         with node_log.open("w") as nlog, driver_log.open("w") as dlog:
-            node = subprocess.Popen(node_command(known_scene_model), env=env, cwd=REPO, stdout=nlog, stderr=nlog)
+            cmd = node_command(known_scene_model, *WRONG_EXTRINSICS, *diag)
+            node = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=nlog, stderr=nlog)
             procs.append(node)
             driver = subprocess.Popen(
                 [sys.executable, str(HERE / "node_driver.py"), "--data", str(synth_root), "--split", "synth_train"]
-                + ["--timeout", str(TIMEOUT_S)],
+                + ["--timeout", str(TIMEOUT_S), "--fuzz", "1000"],
                 env=env,
                 cwd=REPO,
                 stdout=dlog,
                 stderr=subprocess.STDOUT,
             )
             procs.append(driver)
-            driver_rc = driver.wait(timeout=TIMEOUT_S * 3)
+            driver_rc = driver.wait(timeout=TIMEOUT_S * 4)
             alive = node.poll() is None
             node.send_signal(signal.SIGINT)
             node_rc = node.wait(timeout=30)
@@ -87,10 +117,18 @@ def test_node_end_to_end_with_malformed_burst(synth_root: Path, known_scene_mode
                 proc.kill()
                 proc.wait()
     node_text, driver_text = node_log.read_text(), driver_log.read_text()
-    report = f"--- node:\n{node_text}\n--- driver:\n{driver_text}"
-    assert driver_rc == 0, report
-    assert alive and node_rc == 0, report
-    summary = json.loads(driver_text.split("SUMMARY ", 1)[1].splitlines()[0])
+    summary = json.loads(driver_text.split("SUMMARY ", 1)[1].splitlines()[0]) if "SUMMARY " in driver_text else {}
+    return NodeRun(summary, node_text, driver_text, driver_rc, alive, node_rc)
+
+
+def test_node_end_to_end_with_tf_extrinsics_burst_and_fuzz(synth_root: Path, node_run: NodeRun) -> None:
+    from imkd_ros.classes import CLASSES
+    from imkd_ros.data.reader import NuScenesReader
+
+    report = node_run.report
+    assert node_run.driver_rc == 0, report
+    assert node_run.alive and node_run.node_rc == 0, report
+    summary = node_run.summary
 
     frames = summary["frames"]
     assert len(frames) == 4, report
@@ -98,7 +136,11 @@ def test_node_end_to_end_with_malformed_burst(synth_root: Path, known_scene_mode
     assert sorted(f["stamp_ns"] for f in frames) == summary["answered_stamps"], report
     assert not set(summary["bad_stamps"] + [summary["early_stamp"]]) & set(summary["answered_stamps"]), report
     assert all(f["frame_id"] == "base_link" for f in frames)
+    assert sum(summary["fuzz"].values()) == 1000 and set(summary["fuzz"]) == {
+        "image", "camera_info", "radar", "ego_pose", "tf", "tf_static"
+    }  # fmt: skip
 
+    # the mounting parameters are wrong: detections land on the true boxes only with the rig from /tf_static
     reader = NuScenesReader(synth_root, load_lidar=False, load_image=False)
     for f in frames:
         dets = f["detections"]
@@ -113,6 +155,14 @@ def test_node_end_to_end_with_malformed_burst(synth_root: Path, known_scene_mode
         m = f["markers"]
         assert m["first_action"] == 3 and m["frame_ids"] == ["base_link"]  # DELETEALL first
         assert m["by_ns"]["boxes"] == m["by_ns"]["labels"] == len(dets) and m["line_points"] == [10]
+        objs = f["objects"]  # DetectedObjects: one per detection, same order
+        assert objs is not None and len(objs) == len(dets), report
+        for d, o in zip(dets, objs, strict=True):
+            np.testing.assert_allclose(o["center"], d["center"], atol=1e-5)
+            assert o["existence_probability"] == pytest.approx(d["score"], abs=1e-6)
+    assert "extrinsics of radar front (frame 'radar_front'): tf" in node_run.node_text, report
+    assert "extrinsics of camera (frame 'cam_front'): tf" in node_run.node_text, report
+    assert "parameters" not in node_run.node_text.split("extrinsics of", 1)[1].split("\n")[0]
 
     for text in (
         "no CameraInfo received yet",
@@ -125,8 +175,88 @@ def test_node_end_to_end_with_malformed_burst(synth_root: Path, known_scene_mode
         "more than max_radar_points 5000",
         "not newer than the last one processed",
         "time went backwards",
+        "/tf: transform",  # the fuzz's tf messages are named
+        "/tf_static: transform",
+        "waiting for extrinsics",  # unknown frames
     ):
-        assert text in node_text, f"missing warning {text!r}\n{report}"
+        assert text in node_run.node_text, f"missing warning {text!r}\n{report}"
+
+
+def _offline_frames(reader, events):  # noqa: ANN001, ANN202 - the node's assembly of the played events, offline
+    """The frames detector_node assembles from the player's messages of ``events`` (same functions, same order),
+    by camera stamp."""
+    from PIL import Image as PILImage
+
+    from imkd_ros.data.pcd import read_radar_pcd
+    from imkd_ros.ros.assemble import FrameAssembler, default_parameters
+
+    asm = FrameAssembler.from_parameters(default_parameters(), {"front": None})
+    out = {}
+    for ev in events:
+        asm.add_pose(ev.stamp, reader.ego_pose_of(ev.token))
+        rec = reader.sample_data(ev.token)
+        if ev.kind == "radar":
+            cloud = read_radar_pcd(reader.dataroot / rec["filename"], filtered=False)
+            done, _ = asm.add_radar("front", ev.stamp, cloud, reader.sensor_to_ego(ev.token))
+        else:
+            asm.set_calibration(reader.frame(ev.sample).camera)
+            with PILImage.open(reader.dataroot / rec["filename"]) as im:
+                pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            done, _ = asm.add_camera(ev.stamp, pixels)
+        if done is not None:
+            out[done.stamp] = done.frame
+    return out
+
+
+def test_detected_objects_velocities_are_the_detectors(
+    synth_root: Path, known_scene_model: Path, node_run: NodeRun
+) -> None:
+    """The DetectedObjects' velocities (object-frame twists turned back) equal Detector.detect's for the same frames
+    (the node's assembly redone offline: phase 1 from the scene's start, the last frame after the node's reset)."""
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.detector import Detector
+    from imkd_ros.nodes.player import timeline
+
+    assert node_run.driver_rc == 0, node_run.report
+    reader = NuScenesReader(synth_root, load_lidar=False, load_image=False)
+    events = timeline(reader, [node_run.summary["scene"]])
+    cams = [i for i, e in enumerate(events) if e.kind == "camera"]
+    frames = _offline_frames(reader, events[: cams[-2] + 1])
+    frames.update(_offline_frames(reader, events[cams[-2] + 1 : cams[-1] + 1]))  # after the hour-ago reset
+    detector = Detector.from_checkpoint(known_scene_model, "cpu", 0.3)
+    compared = 0
+    for f in node_run.summary["frames"]:
+        boxes = detector.detect(frames[f["stamp_ns"]])
+        objs = f["objects"]
+        assert len(objs) == len(boxes), (f["stamp_ns"], len(objs), len(boxes))
+        for o in objs:
+            i = int(np.argmin(np.hypot(*(boxes.center[:, :2] - np.array(o["center"][:2])).T)))
+            np.testing.assert_allclose(o["center"], boxes.center[i], atol=1e-3)
+            want = boxes.velocity[i]
+            if np.isfinite(want).all():
+                assert o["has_twist"]
+                np.testing.assert_allclose(o["velocity"], want, atol=1e-3)
+                compared += 1
+            else:
+                assert not o["has_twist"]
+    assert compared > 0
+
+
+def test_diagnostics_ok_then_warn_then_inputs_stopped(node_run: NodeRun) -> None:
+    s = node_run.summary
+    assert node_run.driver_rc == 0, node_run.report
+    assert s["diag_all_ok_seen"], node_run.report
+    assert {"processing", "extrinsics", "model", "frames"} <= set(s["diag_components"])
+    assert {"input /camera/image", "input /camera/camera_info", "input /radar/front", "input /ego_pose"} <= set(
+        s["diag_components"]
+    )
+    assert s["set_warn"] == [True, ""], s["set_warn"]
+    assert s["diag_processing_warn"] is not None and s["diag_processing_warn"][0] == 1, node_run.report
+    assert s["set_readonly"][0] is False and "read-only" in s["set_readonly"][1]
+    assert s["set_out_of_range"][0] is False and "score_threshold" in s["set_out_of_range"][1]
+    stopped = s["diag_inputs_stopped"]
+    assert stopped["input /camera/image"][0] in (2, 3) and "no message" in stopped["input /camera/image"][1]
+    assert "diagnostics.processing_warn_ms=0.001" in node_run.node_text
 
 
 def test_parameters_come_from_the_yaml_and_the_shipped_model_resolves(tmp_path: Path) -> None:
