@@ -285,3 +285,56 @@ def test_node_exits_with_a_clear_error_for_a_missing_checkpoint(tmp_path: Path) 
     )
     assert res.returncode == 2, res.stdout + res.stderr
     assert "detector_node: error:" in res.stderr and "missing.pt" in res.stderr
+
+
+def test_lifecycle_transitions_driven_from_another_process(tmp_path: Path) -> None:
+    """detector_lifecycle_node starts unconfigured; configure loads the model, activate creates the subscriptions
+    and publishers (incl. /diagnostics), deactivate and cleanup release them, shutdown finalises; all through
+    lifecycle_msgs services called by another process."""
+    import torch
+
+    from imkd_ros.checkpoint import build_model, save_checkpoint
+    from imkd_ros.model import ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny(("camera", "radar"))
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", build_model(cfg), cfg)
+    env = _env()
+    node_log = tmp_path / "node.log"
+    with node_log.open("w") as nlog:
+        node = subprocess.Popen(
+            node_command(ckpt, module="imkd_ros.nodes.detector_lifecycle_node"), env=env, cwd=REPO, stdout=nlog,
+            stderr=nlog,
+        )  # fmt: skip
+        try:
+            res = subprocess.run(
+                [sys.executable, str(HERE / "lifecycle_driver.py"), "--timeout", str(TIMEOUT_S)],
+                env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S * 3,
+            )  # fmt: skip
+            alive = node.poll() is None
+        finally:
+            node.send_signal(signal.SIGINT)
+            try:
+                node_rc = node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node_rc = node.wait()
+    report = f"--- node:\n{node_log.read_text()}\n--- driver:\n{res.stdout}{res.stderr}"
+    assert res.returncode == 0 and alive and node_rc == 0, report
+    s = json.loads(res.stdout.split("SUMMARY ", 1)[1].splitlines()[0])
+    assert s["initial"]["state"] == "unconfigured" and s["initial"]["image_subscribers"] == 0, report
+    steps = s["steps"]
+    assert [st["transition"] for st in steps] == [
+        "configure", "activate", "deactivate", "cleanup", "configure", "activate", "shutdown"
+    ]  # fmt: skip
+    assert all(st["success"] for st in steps), report
+    assert [st["state"] for st in steps] == [
+        "inactive", "active", "inactive", "unconfigured", "inactive", "active", "finalized"
+    ], report  # fmt: skip
+    configured, active, inactive = steps[0], steps[1], steps[2]
+    assert configured["image_subscribers"] == 0 and configured["objects_publishers"] == 0, report
+    assert active["image_subscribers"] == 1 and active["objects_publishers"] == 1, report
+    assert active["detected_objects_publishers"] == 1 and active["diagnostics_publishers"] >= 1, report
+    assert inactive["image_subscribers"] == 0 and inactive["objects_publishers"] == 0, report
+    assert steps[5]["image_subscribers"] == 1 and steps[6]["image_subscribers"] == 0, report
+    assert "model " in node_log.read_text()  # loaded at configure
