@@ -48,7 +48,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         scenes=scenes,
         topics=BagTopics.from_mapping(args.topic),
         compressed=args.compressed,
-        all_camera_frames=args.all_camera_frames,
+        all_camera_frames=not args.keyframes_only,
         progress=True,
     )
     print(json.dumps(_rounded(stats)))
@@ -121,7 +121,11 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--scenes", nargs="+", default=None, help="scene names (default: all scenes)")
     e.add_argument("--split", default=None, help="add the scenes of this split (splits.json or the devkit's)")
     e.add_argument("--compressed", action="store_true", help="camera as CompressedImage (the dataset's JPEGs)")
-    e.add_argument("--all-camera-frames", action="store_true", help="also the camera's non-keyframes")
+    frames = e.add_mutually_exclusive_group()
+    frames.add_argument(
+        "--keyframes-only", action="store_true", help="only the camera keyframes (default: every camera frame)"
+    )
+    frames.add_argument("--all-camera-frames", action="store_true", help="every camera frame (the default)")
     add_topic_argument(e)
     e.set_defaults(func=_cmd_export)
 

@@ -60,7 +60,7 @@ from imkd_ros.bag.convert import (
     tf_msg,
     transform_stamped_msg,
 )
-from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.errors import BagError, check_output_bag
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.transforms import quat_to_matrix, wrap_angle
 
@@ -184,7 +184,8 @@ def export_bag(
         scenes: scene names; they must not overlap in time.
         topics: topic names (``topics.radar`` pairs with ``radars`` in order).
         compressed: camera as CompressedImage (the dataset's JPEG bytes) instead of rgb8 Image.
-        all_camera_frames: also the camera's non-keyframes (sweeps).
+        all_camera_frames: also the camera's non-keyframes (sweeps; ``imkd bag export`` sets it unless
+            ``--keyframes-only``: a recorded drive has every frame).
         camera: the camera channel.
         radars: the radar channels, one topic each.
         progress: show a progress bar.
@@ -196,10 +197,11 @@ def export_bag(
         ``unlabelled_keyframes`` (exported without ground truth).
 
     Raises:
-        BagError: ``out`` exists, no scene, unknown storage, radar channels and topics of different lengths, overlapping
-            scenes, or a failure while writing (the partial bag is removed). The bag is written in a temporary
-            folder beside ``out`` and renamed when complete (:func:`imkd_ros.atomic.atomic_dir`): a killed export
-            leaves no ``out``, only ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
+        BagError: ``out`` exists or ends in ``.bag`` (:func:`imkd_ros.bag.errors.check_output_bag`), no scene,
+            unknown storage, radar channels and topics of different lengths, overlapping scenes, or a failure while
+            writing (the partial bag is removed). The bag is written in a temporary folder beside ``out`` and renamed
+            when complete (:func:`imkd_ros.atomic.atomic_dir`): a killed export leaves no ``out``, only
+            ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
         DatasetError: the dataset is missing, malformed, or lacks a scene or a channel's keyframe.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -210,7 +212,7 @@ def export_bag(
     from imkd_ros.data.reader import NuScenesReader, read_image
 
     t0 = time.perf_counter()
-    out = Path(out)
+    out = check_output_bag(out)
     if storage not in STORAGES:
         raise BagError(f"unknown bag storage {storage!r}; choose from {', '.join(STORAGES)}")
     if out.exists():

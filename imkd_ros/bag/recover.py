@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from imkd_ros.atomic import atomic_dir
-from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.errors import BagError, check_output_bag
 
 __all__ = ["MCAP_MAGIC", "McapScanner", "RecoveryReport", "recover_bag", "RECOVER_HINT"]
 
@@ -585,6 +585,7 @@ def recover_bag(source: str | PathLike[str], out: str | PathLike[str]) -> Recove
         raise BagError(f"bag {src} does not exist")
     if dst.exists():
         raise BagError(f"{dst} exists; a bag is never overwritten (choose another OUT)")
+    check_output_bag(dst)
     files, meta = _storage_files(src)
     if not files:
         raise BagError(f"{src}: no .mcap or .db3 file to recover")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from imkd_ros.atomic import atomic_dir
-from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.errors import BagError, check_output_bag
 from imkd_ros.bag.source import BagSource
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.distill.cache import FORMAT_VERSION, CacheHeader, TargetCache, TargetGrid, TeacherTargets
@@ -215,6 +215,8 @@ def build_bag_target_cache(
 
     if shard_size < 1 or batch_size < 1:
         raise TargetCacheError(f"shard_size ({shard_size}) and batch_size ({batch_size}) must be >= 1")
+    if out_bag is not None:
+        check_output_bag(out_bag, "--out-bag")
     if out_bag is not None and Path(out_bag).exists():
         raise BagError(f"{out_bag} exists; a bag is never overwritten (choose another --out-bag)")
     t0 = time.perf_counter()

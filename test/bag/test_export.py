@@ -177,6 +177,10 @@ def test_bad_arguments_are_refused(synth_root: Path, exported_bag: Path, tmp_pat
     with pytest.raises(DatasetError, match="scene 'scene-9999'"):
         export_bag(synth_root, tmp_path / "c", scenes=["scene-9999"])
     assert not (tmp_path / "c").exists() and not (tmp_path / "a").exists()
+    # rosbags' AnyReader takes any '*.bag' path for a ROS 1 bag: such a name is refused before anything is written
+    with pytest.raises(BagError, match=r"drive\.bag: .*ROS 1 bag .*e\.g\. .*drive$"):
+        export_bag(synth_root, tmp_path / "drive.bag")
+    assert not (tmp_path / "drive.bag").exists()
 
 
 def test_imkd_bag_export_cli(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,6 +190,15 @@ def test_imkd_bag_export_cli(synth_root: Path, tmp_path: Path, capsys: pytest.Ca
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["scenes"] == [SCENE] and stats["messages"]["/points"] == 40
     assert "/points" in BagSource(out).topics_in_bag
+    # every camera frame by default (a recorded drive has them), keyframes with --keyframes-only
+    keyframes = stats["keyframes"]
+    assert stats["messages"]["/camera/image"] > keyframes and stats["messages"]["/ground_truth/objects"] == keyframes
+    assert stats["messages"]["/ground_truth/detected_objects"] == keyframes
+    assert cli_main([*args[:-2], "--out", str(tmp_path / "kf"), "--split", "synth_val", "--keyframes-only"]) == 0
+    kf = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert kf["messages"]["/camera/image"] == keyframes
+    assert cli_main([*args[:-2], "--out", str(tmp_path / "y.bag"), "--split", "synth_val"]) == 2
+    assert "ROS 1 bag" in capsys.readouterr().err
     assert cli_main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("imkd bag: error:") and "exists" in err[-1]
