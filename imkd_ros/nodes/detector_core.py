@@ -133,7 +133,11 @@ class DetectorCore:
         self.node = node
         defaults = default_parameters()
         validate_parameters(defaults)  # the shipped file itself
-        check_names(getattr(node, "_parameter_overrides", {}))
+        overrides = {n: prm.value for n, prm in getattr(node, "_parameter_overrides", {}).items()}
+        check_names(overrides)
+        # the values as given, checked before rclpy sees them: one sentence naming the parameter
+        given = {**defaults, **{n: v for n, v in overrides.items() if n in defaults or n.startswith("radar_to_base.")}}
+        validate_parameters({n: v for n, v in given.items() if v is not None})
         for name, value in defaults.items():
             if not name.startswith("radar_to_base."):
                 self._declare(name, value)
