@@ -429,7 +429,7 @@ def train(
     if unlabelled is not None:
         assert bank is not None and isinstance(core, Student)
         pseudo_of = {f.token: pseudo_labels(bank.targets(f.token), unlabelled.threshold) for f in unlabelled_frames}
-        trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight)
+        trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight, unlabelled.soft)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_rank = math.ceil(len(pool) / dist.world)
     steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
@@ -544,7 +544,8 @@ def train(
                 seen["frames_unlabelled"] += sum(flags)
                 seen["frames_labelled"] += len(flags) - sum(flags)
                 seen["pseudo_boxes"] += sum(len(pseudo_of[t]) for t in batch.tokens if t in pseudo_of)
-            losses = _losses(model, batch, core, bank if kd is not None else None, pseudo)
+            wants_bank = kd is not None or (unlabelled is not None and unlabelled.soft)
+            losses = _losses(model, batch, core, bank if wants_bank else None, pseudo)
             optimizer.zero_grad(set_to_none=True)
             losses.total.backward()
             nn.utils.clip_grad_norm_(trainable.parameters(), config.grad_clip)
@@ -680,6 +681,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"weight of the unlabelled frames' detection loss (default {PseudoLabelConfig.weight})",
     )
+    p.add_argument(
+        "--pseudo-label-soft",
+        action="store_true",
+        help="unlabelled frames' heatmap targets raised to the teacher's heatmap (weak teacher objects stop being "
+        "full negatives)",
+    )
 
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
@@ -723,14 +730,16 @@ def pseudo_config_from_args(args: argparse.Namespace) -> PseudoLabelConfig | Non
     split = getattr(args, "unlabelled_split", None)
     threshold = getattr(args, "pseudo_label_threshold", None)
     weight = getattr(args, "pseudo_label_weight", None)
+    soft = bool(getattr(args, "pseudo_label_soft", False))
     if split is None:
-        if threshold is not None or weight is not None:
-            raise DistillConfigError("--pseudo-label-threshold/--pseudo-label-weight need --unlabelled-split SPLIT")
+        if threshold is not None or weight is not None or soft:
+            raise DistillConfigError("--pseudo-label-threshold/-weight/-soft need --unlabelled-split SPLIT")
         return None
     return PseudoLabelConfig(
         split,
         PseudoLabelConfig.threshold if threshold is None else threshold,
         PseudoLabelConfig.weight if weight is None else weight,
+        soft,
     )
 
 

@@ -49,6 +49,7 @@ from imkd_ros.model.decode import Detections
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.student import Student, StudentOutput
+from imkd_ros.model.targets import HeadTargets, build_targets
 from imkd_ros.types import Boxes
 
 __all__ = ["PseudoLabelConfig", "pseudo_labels", "SemiSupervisedLosses", "SemiSupervisedStudent"]
@@ -64,11 +65,16 @@ class PseudoLabelConfig:
         threshold: teacher boxes with ``score >= threshold`` are pseudo-labels (in [0, 1]; at least the cache's
             decoding threshold, :attr:`imkd_ros.distill.cache.CacheHeader.min_box_score`).
         weight: weight of the unlabelled frames' detection loss relative to the labelled ones' (>= 0).
+        soft: the heatmap target of an unlabelled frame is ``max(gaussian peaks of the pseudo-labels, teacher
+            heatmap)`` instead of the peaks alone: an object the teacher saw with a score under ``threshold`` is
+            no longer a full negative for the focal loss (its negative weight ``(1 - y)^4`` shrinks with the
+            teacher's confidence ``y``); positives stay the pseudo-labels' centre cells.
     """
 
     split: str
     threshold: float = 0.3
     weight: float = 1.0
+    soft: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.split, str) or not self.split.strip():
@@ -79,13 +85,14 @@ class PseudoLabelConfig:
             raise DistillConfigError(f"the pseudo-label weight must be >= 0, got {self.weight}")
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "weight", float(self.weight))
+        object.__setattr__(self, "soft", bool(self.soft))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "threshold": self.threshold, "weight": self.weight}
+        return {"split": self.split, "threshold": self.threshold, "weight": self.weight, "soft": self.soft}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PseudoLabelConfig:
-        return cls(str(data["split"]), float(data["threshold"]), float(data["weight"]))
+        return cls(str(data["split"]), float(data["threshold"]), float(data["weight"]), bool(data.get("soft", False)))
 
 
 def pseudo_labels(targets: TeacherTargets, threshold: float) -> Boxes:
@@ -151,6 +158,7 @@ class SemiSupervisedStudent(nn.Module):
         heads: the adapters of ``config``'s stages (None with ``config``).
         config: distillation stages and weights (None: no distillation).
         pseudo_weight: :attr:`PseudoLabelConfig.weight`.
+        soft: :attr:`PseudoLabelConfig.soft` (the forward pass then needs the batch's teacher targets).
     """
 
     def __init__(
@@ -159,6 +167,7 @@ class SemiSupervisedStudent(nn.Module):
         heads: DistillHeads | None,
         config: DistillConfig | None,
         pseudo_weight: float = 1.0,
+        soft: bool = False,
     ) -> None:
         super().__init__()
         if (heads is None) != (config is None):
@@ -167,6 +176,7 @@ class SemiSupervisedStudent(nn.Module):
         self.heads = heads
         self.config = config
         self.pseudo_weight = float(pseudo_weight)
+        self.soft = bool(soft)
 
     def forward(
         self,
@@ -189,8 +199,10 @@ class SemiSupervisedStudent(nn.Module):
         """
         if not self.training:
             return self.student(images, intrinsics, cam_to_ego, radar, radar_mask)
-        if gt is None or (self.config is not None and targets is None):
-            raise ValueError("SemiSupervisedStudent in training mode needs gt (and the teacher targets with KD)")
+        if gt is None or ((self.config is not None or self.soft) and targets is None):
+            raise ValueError(
+                "SemiSupervisedStudent in training mode needs gt (and the teacher targets with KD or soft targets)"
+            )
         b = len(gt)
         flags = [bool(p) for p in pseudo] if pseudo is not None else [False] * b
         if len(flags) != b:
@@ -202,7 +214,7 @@ class SemiSupervisedStudent(nn.Module):
             det = self.student.loss(out, gt, lidar, lidar_mask)
             det_total = det.total
         elif n_u == b:
-            pl = self.student.loss(out, gt, lidar, lidar_mask)
+            pl = self.student.loss(out, self._pseudo_targets(gt, targets, list(range(b))), lidar, lidar_mask)
             det_total = self.pseudo_weight * pl.total
         else:
             parts = []
@@ -211,10 +223,30 @@ class SemiSupervisedStudent(nn.Module):
                 index = torch.tensor(idx, dtype=torch.long, device=out.bev.device)
                 sub_lidar = None if lidar is None else lidar.index_select(0, index)
                 sub_mask = None if lidar_mask is None else lidar_mask.index_select(0, index)
-                parts.append(self.student.loss(_select(out, index), [gt[i] for i in idx], sub_lidar, sub_mask))
+                sub_gt = self._pseudo_targets(gt, targets, idx) if want else [gt[i] for i in idx]
+                parts.append(self.student.loss(_select(out, index), sub_gt, sub_lidar, sub_mask))
             det, pl = parts
             det_total = ((b - n_u) / b) * det.total + (n_u / b) * self.pseudo_weight * pl.total
         if self.config is None:
             return SemiSupervisedLosses(det, pl, None, det_total)
         kd = distill_losses(out, targets, self.heads, self.config, self.student.config)  # as DistilledStudent
         return SemiSupervisedLosses(det, pl, kd, det_total + kd.total)
+
+    def _pseudo_targets(
+        self, gt: Sequence[Boxes], targets: TargetsBatch | None, idx: Sequence[int]
+    ) -> Sequence[Boxes] | HeadTargets:
+        """The frames ``idx``'s pseudo-labels, or with :attr:`soft` their head targets with the heatmap raised to
+        the teacher's (see :class:`PseudoLabelConfig`)."""
+        boxes = [gt[i] for i in idx]
+        if not self.soft:
+            return boxes
+        assert targets is not None
+        device = targets.heatmap.device
+        head = build_targets(boxes, self.student.config, device)
+        teacher = targets.heatmap.index_select(0, torch.tensor(list(idx), dtype=torch.long, device=device))
+        if teacher.shape != head.heatmap.shape:
+            raise DistillConfigError(
+                f"soft pseudo-labels: teacher heatmap {tuple(teacher.shape)} does not match the student's heatmap "
+                f"targets {tuple(head.heatmap.shape)} (classes or head grid differ)"
+            )
+        return replace(head, heatmap=torch.maximum(head.heatmap, teacher.to(head.heatmap.dtype)))

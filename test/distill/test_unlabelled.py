@@ -291,6 +291,50 @@ def test_pseudo_labels_without_distillation(caches: Caches, synth_unlabelled_roo
     assert "distill_heads" not in load_checkpoint(Path(f"{res.checkpoint}.train.pt")).training_state
 
 
+def test_soft_pseudo_targets_raise_the_heatmap_to_the_teacher() -> None:
+    from imkd_ros.distill.bank import TargetsBatch
+    from imkd_ros.distill.pseudo import SemiSupervisedStudent
+    from imkd_ros.model import Student
+    from imkd_ros.types import Boxes
+
+    cfg = model_config_for("fusion", "tiny")
+    box = Boxes([[10.0, 2.0, 0.8]], [[1.9, 4.5, 1.6]], [0.3], [[np.nan, np.nan]], [0], [0.9])
+    empty = Boxes.empty()
+    ref = build_targets([box, empty], cfg, torch.device("cpu"))
+    teacher = torch.rand(ref.heatmap.shape, generator=torch.Generator().manual_seed(0)) * 0.9
+    batch = TargetsBatch(torch.zeros(2, 1, 1, 1), torch.zeros(2, 3, 1, 1), teacher, ["a", "b"])
+    soft = SemiSupervisedStudent(Student(config=cfg), None, None, soft=True)
+    got = soft._pseudo_targets([box, empty], batch, [0, 1])
+    assert torch.equal(got.heatmap, torch.maximum(ref.heatmap, teacher))
+    assert torch.equal(got.heatmap == 1.0, ref.heatmap == 1.0)  # positives: the pseudo-labels' centres only
+    assert torch.equal(got.regression, ref.regression) and torch.equal(got.mask, ref.mask)
+    hard = SemiSupervisedStudent(Student(config=cfg), None, None)
+    assert hard._pseudo_targets([box, empty], None, [0, 1]) == [box, empty]
+    wrong = TargetsBatch(batch.features, batch.intensity, teacher[:, :3], ["a", "b"])
+    with pytest.raises(DistillConfigError, match="teacher heatmap"):
+        soft._pseudo_targets([box, empty], wrong, [0, 1])
+
+
+def test_soft_pseudo_labels_train_and_change_the_loss(
+    caches: Caches, synth_unlabelled_root: Path, tmp_path: Path
+) -> None:
+    rows = {}
+    for soft in (False, True):
+        res = train(
+            synth_unlabelled_root,
+            tmp_path / f"s{soft}.pt",
+            model_config_for("fusion", "tiny"),
+            TrainConfig(epochs=1, batch_size=4, seed=0, max_steps=1),
+            progress=False,
+            targets=[caches.labelled, caches.unlabelled],
+            unlabelled=PseudoLabelConfig("synth_unlabelled", caches.threshold, soft=soft),
+        )
+        (rows[soft],) = _log(res.checkpoint)
+        assert load_checkpoint(res.checkpoint).meta["unlabelled"]["soft"] is soft
+    assert rows[True]["pl_heatmap"] != rows[False]["pl_heatmap"]  # the teacher's heatmap reached the focal loss
+    assert rows[True]["det_total"] == rows[False]["det_total"]  # labelled frames untouched
+
+
 # -- misuse -----------------------------------------------------------------------------------------------------------
 
 
