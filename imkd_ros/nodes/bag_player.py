@@ -90,6 +90,14 @@ class BagPlayer(Recorder):
                 continue
             yield m
 
+    def prepare(self, events: Sequence[Event]) -> None:
+        """The bag's first ``/tf_static`` message before anything else is played (it is played again at its log
+        time), so the detector knows its extrinsics before the first sensor message."""
+        if self.src.has("tf_static"):
+            first = next(iter(self.src.messages(["tf_static"])), None)
+            if first is not None and first.topic in self._pub_of:
+                self._pub_of[first.topic].publish(bytes(self.src.typestore.serialize_cdr(first.msg, first.msgtype)))
+
     def preload(self, events: Sequence[Event]) -> None:
         """Nothing: messages are read from the bag as they are played."""
 

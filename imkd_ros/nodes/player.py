@@ -7,7 +7,8 @@ keyframes only unless ``--all-camera-frames``), every radar sweep (``/radar/fron
 radar fields, unfiltered, sensor frame ``radar_front``), the ego pose of each published sample_data (``/ego_pose``
 PoseStamped, ``base_link`` in ``map``) and the rig (``base_link`` -> ``cam_front``, ``radar_front``, from the
 dataset's calibration) on ``/tf_static`` (reliable, transient local; the whole set again when a sensor's calibration
-first appears, as a static broadcaster does), so the detector finds its extrinsics in tf. It subscribes to the
+first appears, as a static broadcaster does; the first scene's before anything else), so the detector finds its
+extrinsics in tf. It subscribes to the
 detector's outputs and writes inputs and outputs to an MCAP bag (rosbags; openable in RViz's bag player or
 Foxglove).
 
@@ -222,13 +223,19 @@ class Recorder(Node):
         with self._cv:
             return self._cv.wait_for(lambda: stamp in self.answers, timeout=timeout)
 
+    def prepare(self, events: Sequence[Event]) -> None:
+        """Called by :func:`play` before the first event (subclasses publish the rig on ``/tf_static`` here, so the
+        detector knows its extrinsics before the first sensor message)."""
+
     def wait_matched(self, timeout: float) -> bool:
-        """True once the detector subscribes to the camera and radar and publishes its detections."""
+        """True once the detector subscribes to the camera, the radar (and ``/tf_static`` where this player
+        publishes it) and publishes its detections."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if (
                 self.pubs["image"].get_subscription_count() > 0
                 and self.pubs["radar"].get_subscription_count() > 0
+                and ("tf_static" not in self.pubs or self.pubs["tf_static"].get_subscription_count() > 0)
                 and self.subs["objects"].get_publisher_count() > 0
             ):
                 return True
@@ -266,16 +273,28 @@ class Player(Recorder):
         self._pixels: dict[str, np.ndarray] = {}
 
     # -- inputs ---------------------------------------------------------------------------------------------------
-    def _publish_rig(self, ev: Event, cs_token: str) -> None:
-        """The sensor's mounting on ``/tf_static`` the first time its calibration appears (the whole rig again)."""
-        if cs_token in self._static_cs:
-            return
-        self._static_cs.add(cs_token)
-        child = FRAMES["camera" if ev.kind == "camera" else "radar"]
-        self._statics[child] = transform_stamped(self.reader.sensor_to_ego(ev.token), ev.stamp, "base_link", child)
-        msg = tf_message(list(self._statics.values()))
-        self.pubs["tf_static"].publish(msg)
-        self._record(TOPICS["tf_static"], msg, ev.stamp)
+    def _publish_rig(self, evs: Sequence[Event], stamp: int) -> None:
+        """The mountings of the sensors of ``evs`` whose calibration is new on ``/tf_static`` (the whole rig, as a
+        static broadcaster republishes it), stamped ``stamp``."""
+        new = False
+        for ev in evs:
+            cs_token = self.reader.sample_data(ev.token)["calibrated_sensor_token"]
+            if cs_token in self._static_cs:
+                continue
+            self._static_cs.add(cs_token)
+            child = FRAMES["camera" if ev.kind == "camera" else "radar"]
+            self._statics[child] = transform_stamped(self.reader.sensor_to_ego(ev.token), stamp, "base_link", child)
+            new = True
+        if new:
+            msg = tf_message(list(self._statics.values()))
+            self.pubs["tf_static"].publish(msg)
+            self._record(TOPICS["tf_static"], msg, stamp)
+
+    def prepare(self, events: Sequence[Event]) -> None:
+        """The rig of the first camera and radar events on ``/tf_static`` before anything else is played."""
+        firsts = {ev.kind: ev for ev in reversed(events)}
+        if firsts:
+            self._publish_rig(list(firsts.values()), events[0].stamp)
 
     def preload(self, events: Sequence[Event]) -> None:
         """Decode the camera images of ``events`` now, so that publishing them later costs no file reading (load
@@ -300,7 +319,7 @@ class Player(Recorder):
         self.pubs["ego_pose"].publish(pose)
         self._record(TOPICS["ego_pose"], pose, ev.stamp)
         rec = r.sample_data(ev.token)
-        self._publish_rig(ev, rec["calibrated_sensor_token"])
+        self._publish_rig([ev], ev.stamp)  # a new calibration (another scene's rig)
         if ev.kind == "radar":
             cloud = array_to_pointcloud2(
                 read_radar_pcd(r.dataroot / rec["filename"], filtered=False), make_header(ev.stamp, FRAMES["radar"])
@@ -342,6 +361,9 @@ def play(
     data time of more than ``max_gap`` seconds, or back in time (a cut between scenes), is not waited for: the
     pacing clock restarts at that event."""
     published: list[tuple[Event, float]] = []
+    prepare = getattr(player, "prepare", None)  # Recorder subclasses: the rig on /tf_static first
+    if prepare is not None:
+        prepare(events)
     if not lockstep:
         player.preload(events)
     t_wall, t_data = time.perf_counter(), events[0].stamp if events else 0
