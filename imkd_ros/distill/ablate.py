@@ -14,6 +14,7 @@ kd1        + stage 1 (LiDAR -> radar features, intensity-weighted)
 kd1-2      + stages 1-2 (+ selective fused-feature and response distillation)
 kd1-2-3    + stages 1-3 (+ intensity-guided fusion calibration)
 pseudo     labelled frames + the unlabelled drives' teacher pseudo-labels, no feature distillation
+pseudo-soft the same with soft targets: the heatmap target raised to the teacher's heatmap
 imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation): the shipped recipe
 oracle     labelled frames + the unlabelled drives WITH their annotations (the upper bound of ``pseudo``/``imkd``)
 teacher    the LiDAR teacher itself (reference)
@@ -74,6 +75,7 @@ class StudyRow:
     label: str
     stages: tuple[str, ...] = ()
     unlabelled: str | None = None
+    soft: bool = False
 
 
 STUDY_ROWS: tuple[StudyRow, ...] = (
@@ -82,6 +84,7 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow("kd1-2", "+ stages 1-2", ("stage1", "stage2")),
     StudyRow("kd1-2-3", "+ stages 1-3", STAGES),
     StudyRow("pseudo", "+ unlabelled drives, pseudo-labels only", (), "pseudo"),
+    StudyRow("pseudo-soft", "+ unlabelled drives, soft pseudo-labels only", (), "pseudo", soft=True),
     StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD, shipped)", STAGES, "pseudo"),
     StudyRow("oracle", "oracle: unlabelled drives labelled too", (), "labels"),
 )
@@ -152,7 +155,8 @@ def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
         return False
     stages = tuple((meta.get("distill") or {}).get("stages") or ())
     unl = (meta.get("unlabelled") or {}).get("split")
-    return stages == tuple(want["stages"]) and unl == want["unlabelled"]
+    soft = bool((meta.get("unlabelled") or {}).get("soft", False))
+    return stages == tuple(want["stages"]) and unl == want["unlabelled"] and soft == want["soft"]
 
 
 def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
@@ -183,9 +187,9 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             max_steps=steps,
         )
 
-    def want(cfg: TrainConfig, stages: Sequence[str], unl: str | None) -> dict[str, Any]:
+    def want(cfg: TrainConfig, stages: Sequence[str], unl: str | None, soft: bool = False) -> dict[str, Any]:
         keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
-        return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl}
+        return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
 
     teacher = plan.out / "teacher.pt"
     t_cfg = config(labelled, plan.teacher_steps, 0)
@@ -206,7 +210,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             split = plan.source if row.unlabelled == "labels" else labelled
             cfg = config(split, plan.steps, seed)
             unl = unlabelled if row.unlabelled == "pseudo" else None
-            if not _matches(_meta(ckpt), want(cfg, row.stages, unl)):
+            if not _matches(_meta(ckpt), want(cfg, row.stages, unl, row.soft)):
                 if progress:
                     print(f"ablate: training {ckpt.name} ({row.label})", file=sys.stderr)
                 train_fn(
@@ -220,7 +224,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
                     command=f"imkd ablate (row {row.key}, seed {seed})",
                     distill=DistillConfig(stages=row.stages) if row.stages or unl else None,
                     targets=targets if row.stages or unl else None,
-                    unlabelled=PseudoLabelConfig(unl) if unl else None,
+                    unlabelled=PseudoLabelConfig(unl, soft=row.soft) if unl else None,
                 )
             out["rows"][row.key].append(ckpt)
             out["seconds"][ckpt.stem] = (_meta(ckpt) or {}).get("seconds")

@@ -31,7 +31,7 @@ def test_label_scarce_study(
     out = tmp_path / "study"
     args = ["ablate", "--data", str(study_data), "--val-data", str(synth_root), "--val-split", "synth_all",
             "--out", str(out), "--size", "tiny", "--steps", "2", "--teacher-steps", "2", "--seeds", "1",
-            "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo,imkd,oracle", "--bootstrap", "50"]  # fmt: skip
+            "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo-soft,imkd,oracle", "--bootstrap", "50"]  # fmt: skip
     assert cli_main(args) == 0
 
     # who learnt from what: the teacher and every student on the 2 labelled drives (4 frames); the pseudo-label
@@ -40,16 +40,17 @@ def test_label_scarce_study(
     assert splits["scarce25_labelled"] == ["scene-0000", "scene-0001"]
     assert splits["scarce25_unlabelled"] == ["scene-0002", "scene-0004", "scene-0005"]
     meta = {p.stem: load_checkpoint(p).meta for p in out.glob("*.pt") if not p.name.endswith(".train.pt")}
-    assert sorted(meta) == ["imkd_s0", "kd1-2-3_s0", "nokd_s0", "nokd_s1", "oracle_s0", "pseudo_s0", "teacher"]
+    assert sorted(meta) == ["imkd_s0", "kd1-2-3_s0", "nokd_s0", "nokd_s1", "oracle_s0", "pseudo-soft_s0", "teacher"]
     assert meta["teacher"]["train"]["train_split"] == "scarce25_labelled" and meta["teacher"]["train_frames"] == 4
-    for k in ("nokd_s0", "nokd_s1", "kd1-2-3_s0", "pseudo_s0", "imkd_s0"):
+    for k in ("nokd_s0", "nokd_s1", "kd1-2-3_s0", "pseudo-soft_s0", "imkd_s0"):
         assert meta[k]["train"]["train_split"] == "scarce25_labelled" and meta[k]["train_frames"] == 4, k
         assert meta[k]["train"]["max_steps"] == 2
     assert meta["oracle_s0"]["train_frames"] == 10 and meta["oracle_s0"]["unlabelled"] is None
     assert meta["nokd_s0"]["distill"] is None and meta["nokd_s1"]["train"]["seed"] == 1
     assert meta["kd1-2-3_s0"]["distill"]["stages"] == ["stage1", "stage2", "stage3"]
     assert meta["kd1-2-3_s0"]["unlabelled"] is None
-    assert meta["pseudo_s0"]["distill"] is None and meta["pseudo_s0"]["unlabelled"]["frames"] == 6
+    assert meta["pseudo-soft_s0"]["distill"] is None and meta["pseudo-soft_s0"]["unlabelled"]["frames"] == 6
+    assert meta["pseudo-soft_s0"]["unlabelled"]["soft"] is True and meta["imkd_s0"]["unlabelled"]["soft"] is False
     assert meta["imkd_s0"]["distill"]["stages"] == ["stage1", "stage2", "stage3"]
     assert meta["imkd_s0"]["unlabelled"]["split"] == "scarce25_unlabelled"
 
@@ -57,7 +58,7 @@ def test_label_scarce_study(
     assert report["val"]["split"] == "synth_all" and report["val"]["samples"] == 16 and report["val"]["scenes"] == 4
     for region in ("coverage", "grid"):
         rows = {r["key"]: r for r in report["regions"][region]["rows"]}
-        assert list(rows) == ["nokd", "kd1-2-3", "pseudo", "imkd", "oracle", "teacher"]
+        assert list(rows) == ["nokd", "kd1-2-3", "pseudo-soft", "imkd", "oracle", "teacher"]
         nokd = rows["nokd"]
         assert nokd["seeds"] == 2 and len(nokd["per_seed"]) == 2
         assert nokd["mean"]["nds"] == pytest.approx((nokd["per_seed"][0]["nds"] + nokd["per_seed"][1]["nds"]) / 2)
