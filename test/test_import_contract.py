@@ -1,0 +1,303 @@
+"""The import contract of ``imkd_ros`` (ARCHITECTURE.md, issue 13), read from the source with ``ast``: nothing is
+imported, so the test runs without ROS and in a fraction of a second.
+
+Checked, for every ``import`` and ``from ... import`` in the package (module level, inside functions, under
+``TYPE_CHECKING``) and every ``importlib.import_module("imkd_ros...")`` with a literal name:
+
+(a) rclpy and ROS message packages are imported only under ``imkd_ros/ros/`` and ``imkd_ros/nodes/``; ``rosbags``
+    (pure-Python bag I/O) only from the bag layer up;
+(b) no import cycle between modules of ``imkd_ros`` (importing ``a.b.c`` runs ``a/b/__init__.py`` too, so a
+    package's ``__init__`` counts as imported);
+(c) imports point down the layer order ``LAYERS`` (a module may import its own layer and the layers below).
+
+The layer order follows the issue's (core -> data -> model -> distill -> training -> ... -> ros -> nodes) with one
+deliberate difference: inference/deploy and evaluation sit below distill and training, because training validates
+with the detector and the devkit, and teacher targets run the teacher through the detector's device choice.
+
+Modules whose file does not yet sit in the folder of its layer are placed by ``PLACED``; what still breaks the
+contract is listed in ``EXCEPTIONS``, each with its reason: the remaining debt, to shrink to nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "imkd_ros"
+
+ROS_PACKAGES = frozenset(
+    {
+        "rclpy",
+        "rcl_interfaces",
+        "std_msgs",
+        "sensor_msgs",
+        "vision_msgs",
+        "autoware_perception_msgs",
+        "tf2_msgs",
+        "tf2_ros",
+        "diagnostic_msgs",
+        "lifecycle_msgs",
+        "visualization_msgs",
+        "geometry_msgs",
+        "builtin_interfaces",
+        "nav_msgs",
+        "rosgraph_msgs",
+        "unique_identifier_msgs",
+        "imkd_msgs",
+        "rosidl_runtime_py",
+        "launch",
+        "launch_ros",
+    }
+)
+ROS_ALLOWED = ("imkd_ros.ros", "imkd_ros.nodes")
+
+# Lowest first. A module belongs to the layer of the longest prefix that names it (here or in PLACED).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "core",
+        (
+            "imkd_ros",  # the package's __init__
+            "imkd_ros.errors",
+            "imkd_ros.atomic",
+            "imkd_ros.classes",
+            "imkd_ros.transforms",
+            "imkd_ros.types",
+            "imkd_ros.sweeps",
+            "imkd_ros.shipped",
+        ),
+    ),
+    ("data", ("imkd_ros.data",)),
+    ("model", ("imkd_ros.model", "imkd_ros.checkpoint")),
+    ("inference", ("imkd_ros.export_onnx", "imkd_ros.ort_backend", "imkd_ros.detector")),
+    (
+        "evaluation",
+        (
+            "imkd_ros.evaluate",
+            "imkd_ros.metrics_fast",
+            "imkd_ros.coverage",
+            "imkd_ros.viz",
+            "imkd_ros.eval_detector",
+            "imkd_ros.compare",
+            "imkd_ros.model_card",
+        ),
+    ),
+    ("distill", ("imkd_ros.distill",)),
+    ("training", ("imkd_ros.train",)),
+    ("pipeline", ("imkd_ros.pipeline",)),
+    ("bag", ("imkd_ros.bag",)),
+    ("apps", ("imkd_ros.demo", "imkd_ros.bench", "imkd_ros.node_bench")),
+    ("cli", ("imkd_ros.cli",)),
+    ("ros", ("imkd_ros.ros",)),
+    ("nodes", ("imkd_ros.nodes",)),
+)
+
+# Modules whose file is not (yet) in the folder of the layer they belong to: module -> (layer, reason).
+PLACED: dict[str, tuple[str, str]] = {
+    "imkd_ros.interfaces": ("bag", "the msg/ definitions in a rosbags typestore: bag I/O, belongs in bag/"),
+    "imkd_ros.distill.ablate": ("apps", "the ablation study trains and scores models: an application"),
+    "imkd_ros.bag.targets": ("apps", "runs the teacher over a bag: an application, not bag I/O"),
+    "imkd_ros.bag.replay": ("apps", "replay evaluation runs the detector: an application"),
+    "imkd_ros.bag.replay_live": ("apps", "runs detector_node over a played bag: an application"),
+    "imkd_ros.bag.replay_bench": ("apps", "a benchmark"),
+    "imkd_ros.bag.bench": ("apps", "a benchmark"),
+    "imkd_ros.bag.cli": ("cli", "`imkd bag <verb>`"),
+}
+
+# Imports that break the contract today: (importer, imported) -> reason. Keep it short; fix, then delete the line.
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("imkd_ros.bag.convert", "imkd_ros.ros.arrays"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.bag.convert", "imkd_ros.ros.objects"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.interfaces", "imkd_ros.ros.objects"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.bag.source", "imkd_ros.ros.sync"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.bag.replay", "imkd_ros.ros.assemble"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.bag.report", "imkd_ros.ros.assemble"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.bag.replay_live", "imkd_ros.ros.env"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.demo", "imkd_ros.ros.env"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.node_bench", "imkd_ros.ros.env"): "ROS-free module still in ros/ (moves to pipeline/)",
+    ("imkd_ros.bag.replay", "imkd_ros.bag.cli"): "replay's argparse hook uses the bag CLI's topic option",
+    ("imkd_ros.bag.cli", "imkd_ros.bag.replay"): "the bag CLI loads replay-eval's subparser from replay",
+    ("imkd_ros.bag.replay", "imkd_ros.bag.replay_live"): "replay-eval dispatches to the live replay",
+    ("imkd_ros.distill.targets", "imkd_ros.train"): "shrink_frame lives in train (belongs in model.preprocess)",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES: dict[str, Path] = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _own_module(name: str) -> str:
+    """The nearest module of ours that ``name`` (a module or a module.attribute) names."""
+    while name not in MODULES and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def _imports(module: str, path: Path) -> list[str]:
+    """Every name ``module`` imports (absolute module names; ``from m import x`` gives m.x where that is a module)."""
+    out: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                if path.name != "__init__.py":
+                    base.pop()
+                base = base[: len(base) - (node.level - 1)]
+                src = ".".join(base + ([node.module] if node.module else []))
+            else:
+                src = node.module or ""
+            for alias in node.names:
+                out.append(f"{src}.{alias.name}" if f"{src}.{alias.name}" in MODULES else src)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name == "import_module" and node.args and isinstance(node.args[0], ast.Constant):
+                if isinstance(node.args[0].value, str):
+                    out.append(node.args[0].value)
+    return out
+
+
+def _graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(edges between our modules, external top-level packages per module)."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    external: dict[str, set[str]] = defaultdict(set)
+    for module, path in MODULES.items():
+        for name in _imports(module, path):
+            if name.split(".")[0] != "imkd_ros":
+                external[module].add(name.split(".")[0])
+                continue
+            target = _own_module(name)
+            if target != module:
+                edges[module].add(target)
+    return edges, external
+
+
+EDGES, EXTERNAL = _graph()
+
+
+def layer_of(module: str) -> int:
+    if module in PLACED:
+        return next(i for i, (name, _) in enumerate(LAYERS) if name == PLACED[module][0])
+    best, depth = -1, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and prefix.count(".") > depth:
+                best, depth = i, prefix.count(".")
+    return best
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(MODULES):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, children = work[-1]
+            for w in children:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(edges.get(w, ())))))
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1:
+                        found.append(sorted(comp))
+    return found
+
+
+def _runtime_edges() -> dict[str, set[str]]:
+    """EDGES plus the packages whose ``__init__`` an import runs, less the listed exceptions."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for module, targets in EDGES.items():
+        for target in targets:
+            if (module, target) in EXCEPTIONS:
+                continue
+            out[module].add(target)
+            parts = target.split(".")
+            for i in range(2, len(parts)):
+                package = ".".join(parts[:i])
+                if package in MODULES and not (module == package or module.startswith(package + ".")):
+                    out[module].add(package)
+    return out
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [m for m in MODULES if layer_of(m) < 0] == []
+
+
+def test_ros_message_packages_only_under_ros_and_nodes() -> None:
+    bag = next(i for i, (name, _) in enumerate(LAYERS) if name == "bag")
+    bad = []
+    for module, packages in sorted(EXTERNAL.items()):
+        ros = sorted(packages & ROS_PACKAGES)
+        if ros and not module.startswith(ROS_ALLOWED):
+            bad.append(f"{module} imports {', '.join(ros)}")
+        if "rosbags" in packages and layer_of(module) < bag:
+            bad.append(f"{module} imports rosbags below the bag layer")
+    assert bad == [], "\n".join(bad)
+
+
+def test_no_import_cycles() -> None:
+    cycles = _cycles(_runtime_edges())
+    assert cycles == [], "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_imports_point_down() -> None:
+    bad = []
+    for module, targets in sorted(EDGES.items()):
+        for target in sorted(targets):
+            if (module, target) in EXCEPTIONS:
+                continue
+            if layer_of(target) > layer_of(module):
+                bad.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})")
+    assert bad == [], "\n".join(bad)
+
+
+@pytest.mark.parametrize("pair", sorted(EXCEPTIONS))
+def test_exceptions_are_still_needed(pair: tuple[str, str]) -> None:
+    """A fixed import leaves its exception behind: delete the line."""
+    assert pair[1] in EDGES.get(pair[0], set()), f"{pair} is no longer imported: remove it from EXCEPTIONS"
+
+
+def test_the_contract_sees_imports() -> None:
+    """The graph is not empty by mistake: known edges of every kind are found."""
+    assert "imkd_ros.types" in EDGES["imkd_ros.model.decode"]  # module level
+    assert "imkd_ros.bag.replay" in EDGES["imkd_ros.bag.cli"]  # importlib.import_module
+    assert "rclpy" in EXTERNAL["imkd_ros.nodes.spin"]
+    assert _cycles({"imkd_ros.types": {"imkd_ros.classes"}, "imkd_ros.classes": {"imkd_ros.types"}}) == [
+        ["imkd_ros.classes", "imkd_ros.types"]
+    ]
