@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.ros.env import stop_process
+from imkd_ros.pipeline.env import stop_process
 
 __all__ = ["run_demo", "DEMO_DATA", "node_parameters", "read_detections", "child_env", "node_command"]
 
@@ -82,9 +82,9 @@ def read_detections(bag: Path, node: str = "/detector_node") -> dict[int, Any]:
 
 
 def child_env() -> dict[str, str]:
-    """Environment of the ROS child processes: :func:`imkd_ros.ros.env.ros_env` with a random domain id (apart
+    """Environment of the ROS child processes: :func:`imkd_ros.pipeline.env.ros_env` with a random domain id (apart
     from other runs), this source tree first on ``PYTHONPATH``, unbuffered output."""
-    from imkd_ros.ros.env import ros_env
+    from imkd_ros.pipeline.env import ros_env
 
     env = ros_env(domain_id=random.SystemRandom().randint(1, 101))
     repo = str(Path(__file__).resolve().parents[1])

@@ -136,8 +136,8 @@ def detection_id(index: int) -> str:
 def object_velocities(msg: Any) -> np.ndarray:
     """``autoware_perception_msgs/DetectedObjects`` (rclpy or rosbags message) -> velocities ``(N, 2)`` (m/s) in
     the message's frame: each object's object-frame linear twist rotated by its heading; NaN where ``has_twist`` is
-    false (:mod:`imkd_ros.ros.objects` has the conventions)."""
-    from imkd_ros.ros.objects import velocity_from_object_frame
+    false (:mod:`imkd_ros.pipeline.objects` has the conventions)."""
+    from imkd_ros.pipeline.objects import velocity_from_object_frame
 
     n = len(msg.objects)
     yaw, twist = np.zeros(n), np.full((n, 2), np.nan)

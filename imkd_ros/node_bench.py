@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imkd_ros.ros.env import stop_process
+from imkd_ros.pipeline.env import stop_process
 
 __all__ = ["bench_node", "SPANS", "parse_timing", "rss_mb", "RssSampler", "rss_growth_mb"]
 

@@ -109,15 +109,6 @@ PLACED: dict[str, tuple[str, str]] = {
 
 # Imports that break the contract today: (importer, imported) -> reason. Keep it short; fix, then delete the line.
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("imkd_ros.bag.convert", "imkd_ros.ros.arrays"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.bag.convert", "imkd_ros.ros.objects"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.interfaces", "imkd_ros.ros.objects"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.bag.source", "imkd_ros.ros.sync"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.bag.replay", "imkd_ros.ros.assemble"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.bag.report", "imkd_ros.ros.assemble"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.bag.replay_live", "imkd_ros.ros.env"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.demo", "imkd_ros.ros.env"): "ROS-free module still in ros/ (moves to pipeline/)",
-    ("imkd_ros.node_bench", "imkd_ros.ros.env"): "ROS-free module still in ros/ (moves to pipeline/)",
     ("imkd_ros.bag.replay", "imkd_ros.bag.cli"): "replay's argparse hook uses the bag CLI's topic option",
     ("imkd_ros.bag.cli", "imkd_ros.bag.replay"): "the bag CLI loads replay-eval's subparser from replay",
     ("imkd_ros.bag.replay", "imkd_ros.bag.replay_live"): "replay-eval dispatches to the live replay",

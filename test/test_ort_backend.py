@@ -199,7 +199,7 @@ def test_box_difference() -> None:
 
 
 def _node(checkpoint: Path, backend: str, cache: Path) -> subprocess.Popen:
-    from imkd_ros.ros.env import ros_env
+    from imkd_ros.pipeline.env import ros_env
 
     env = ros_env(domain_id=random.SystemRandom().randint(1, 101))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)

@@ -1,8 +1,8 @@
 """Messages <-> numpy for bags, without rclpy: readers for rosbags' deserialised messages (any object with the
 message's attributes), builders of rosbags message objects for writing.
 
-The point cloud and image readers are the node's own (:mod:`imkd_ros.ros.arrays`, no ROS needed); errors are
-:class:`MessageError` (the same class as :class:`~imkd_ros.ros.arrays.ConversionError`, a ``ValueError``). A point
+The point cloud and image readers are the node's own (:mod:`imkd_ros.pipeline.arrays`, no ROS needed); errors are
+:class:`MessageError` (the same class as :class:`~imkd_ros.pipeline.arrays.ConversionError`, a ``ValueError``). A point
 cloud is a structured array ``(N,)``, an image ``(H, W, 3)``
 uint8 RGB, poses are :class:`~imkd_ros.transforms.Pose` (child -> parent, quaternions ``(w, x, y, z)`` in the
 core, ``x, y, z, w`` fields on the wire).
@@ -21,7 +21,7 @@ import numpy as np
 
 from imkd_ros.classes import CLASSES
 from imkd_ros.interfaces import detection_id
-from imkd_ros.ros.arrays import (
+from imkd_ros.pipeline.arrays import (
     POINTFIELD_DTYPES,
     ConversionError,
     compressed_to_array,
@@ -29,7 +29,7 @@ from imkd_ros.ros.arrays import (
     image_to_array,
     pointcloud2_to_array,
 )
-from imkd_ros.ros.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
+from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
 from imkd_ros.transforms import Pose, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
@@ -67,7 +67,7 @@ _DTYPE_TO_POINTFIELD = {(np.dtype(c).kind, np.dtype(c).itemsize): k for k, c in 
 
 
 #: A message could not be converted; the text says which message type and what is wrong. The same class as the
-#: readers' :class:`imkd_ros.ros.arrays.ConversionError`, so one ``except`` covers both.
+#: readers' :class:`imkd_ros.pipeline.arrays.ConversionError`, so one ``except`` covers both.
 MessageError = ConversionError
 
 
@@ -106,20 +106,20 @@ def header_stamp_ns(msg: Any) -> int | None:
 
 def cloud_to_array(msg: Any) -> np.ndarray:
     """``sensor_msgs/PointCloud2`` -> structured array ``(height * width,)``
-    (:func:`imkd_ros.ros.arrays.pointcloud2_to_array`, the node's reader)."""
+    (:func:`imkd_ros.pipeline.arrays.pointcloud2_to_array`, the node's reader)."""
     return pointcloud2_to_array(msg)
 
 
 def cloud_columns(cloud: np.ndarray, names: Sequence[str], dtype: Any = np.float32) -> np.ndarray:
     """Fields ``names`` of a structured cloud ``(N,)`` as a dense ``(N, len(names))`` matrix of ``dtype``
-    (:func:`imkd_ros.ros.arrays.fields_to_matrix`)."""
+    (:func:`imkd_ros.pipeline.arrays.fields_to_matrix`)."""
     return fields_to_matrix(cloud, names, dtype)
 
 
 def image_msg_to_array(msg: Any) -> np.ndarray:
-    """``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``sensor_msgs/CompressedImage`` (JPEG/PNG)
-    -> ``(H, W, 3)`` uint8 RGB (a message is compressed when it has a ``format`` field and no ``encoding``);
-    the node's readers :func:`~imkd_ros.ros.arrays.image_to_array` / :func:`~imkd_ros.ros.arrays.compressed_to_array`.
+    """``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``sensor_msgs/CompressedImage`` (JPEG/PNG) -> ``(H, W,
+    3)`` uint8 RGB (a message is compressed when it has a ``format`` field and no ``encoding``); the node's readers
+    :func:`~imkd_ros.pipeline.arrays.image_to_array` / :func:`~imkd_ros.pipeline.arrays.compressed_to_array`.
     """
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
         return compressed_to_array(msg)
@@ -369,7 +369,7 @@ def detections_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
 
 def objects_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
     """:class:`Boxes` -> ``autoware_perception_msgs/DetectedObjects`` as the detector node publishes it (conventions
-    and class mapping: :mod:`imkd_ros.ros.objects`; velocity as the object-frame twist, ``has_twist`` where it is
+    and class mapping: :mod:`imkd_ros.pipeline.objects`; velocity as the object-frame twist, ``has_twist`` where it is
     finite)."""
     t = _types(store)
     vec = t["geometry_msgs/msg/Vector3"]

@@ -1,11 +1,11 @@
 """``imkd bag replay-eval``: run a detector over a bag's camera and radar exactly as ``detector_node`` would, and
 score it against the bag's ground truth with the nuScenes devkit.
 
-Offline (default, no ROS): the bag's image, camera_info, radar and ego-pose messages are read in log-time order
-(at equal log times: ego pose, camera_info, radar, then image, the order the player publishes them) and fed to
-:class:`imkd_ros.ros.assemble.FrameAssembler` -- the pairing (:class:`~imkd_ros.ros.sync.CameraRadarSync`, keep-latest
-camera slot, multi-sweep radar moved through the ego poses) and frame assembly code that the node runs, with the
-node's parameters (``config/detector.yaml``, plus an optional parameter file). Every assembled frame goes through
+Offline (default, no ROS): the bag's image, camera_info, radar and ego-pose messages are read in log-time order (at
+equal log times: ego pose, camera_info, radar, then image, the order the player publishes them) and fed to
+:class:`imkd_ros.pipeline.assemble.FrameAssembler` -- the pairing (:class:`~imkd_ros.pipeline.sync.CameraRadarSync`,
+keep-latest camera slot, multi-sweep radar moved through the ego poses) and frame assembly code that the node runs, with
+the node's parameters (``config/detector.yaml``, plus an optional parameter file). Every assembled frame goes through
 :class:`~imkd_ros.detector.Detector` one at a time, as in the node.
 
 Live (``--live``, :mod:`imkd_ros.bag.replay_live`): the bag is played into a ROS graph at ``--rate`` x real time
@@ -228,7 +228,7 @@ def _flow(pose: Pose) -> dict[str, list[float]]:
 def node_parameters(rig: SensorRig, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The detector node's parameters for this bag: ``config/detector.yaml`` defaults, the rig's mountings, radar
     names and image type, then ``overrides`` (flat dotted names). Flat dict (``"radar_to_base.front.rotation"``)."""
-    from imkd_ros.ros.assemble import default_parameters
+    from imkd_ros.pipeline.assemble import default_parameters
 
     params = {k: v for k, v in default_parameters().items() if not k.startswith("radar_to_base.")}
     params["radars"] = list(rig.radar_names)
@@ -250,7 +250,7 @@ def read_params_file(path: str | PathLike[str]) -> dict[str, Any]:
     """
     import yaml
 
-    from imkd_ros.ros.assemble import _flatten
+    from imkd_ros.pipeline.assemble import _flatten
 
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -317,7 +317,7 @@ def replay_offline(
         image_msg_to_array,
         pose_msg_to_pose,
     )
-    from imkd_ros.ros.assemble import FrameAssembler, FrameInputError, mountings
+    from imkd_ros.pipeline.assemble import FrameAssembler, FrameInputError, mountings
 
     if frames not in FRAME_CHOICES:
         raise BagError(f"frames must be one of {FRAME_CHOICES}, got {frames!r}")

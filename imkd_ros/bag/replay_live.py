@@ -32,7 +32,7 @@ from typing import Any
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.replay import FrameRecord, Replay, node_parameters, replay_offline, sample_keys, sensor_rig
 from imkd_ros.bag.source import BagSource
-from imkd_ros.ros.env import stop_process
+from imkd_ros.pipeline.env import stop_process
 from imkd_ros.types import Boxes
 
 __all__ = ["radar_topic", "write_node_parameters", "bag_player_command", "replay_live"]

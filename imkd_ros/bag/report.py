@@ -96,9 +96,9 @@ _NUMPY = {
 
 
 def markers_msg(boxes: Boxes, header: Any, store: Any) -> Any:
-    """The detector node's RViz markers of ``boxes`` (:func:`imkd_ros.ros.assemble.marker_specs`, after a
+    """The detector node's RViz markers of ``boxes`` (:func:`imkd_ros.pipeline.assemble.marker_specs`, after a
     ``DELETEALL``) as a rosbags ``visualization_msgs/MarkerArray``."""
-    from imkd_ros.ros.assemble import marker_specs
+    from imkd_ros.pipeline.assemble import marker_specs
 
     def vec(typename: str, xyz: Sequence[float]) -> Any:
         return new_msg(store, typename, x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))

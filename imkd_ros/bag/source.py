@@ -395,7 +395,7 @@ class BagSource:
     def ego_pose_at(self, stamp_ns: int, max_gap_s: float = 0.5) -> Pose | None:
         """The ego pose at ``stamp_ns``: the recorded one when a pose has exactly that stamp, else interpolated
         between the two around it (no further apart than ``max_gap_s``); None outside the poses or without any."""
-        from imkd_ros.ros.sync import interpolate_pose
+        from imkd_ros.pipeline.sync import interpolate_pose
 
         stamps, poses = self.ego_poses
         i = bisect.bisect_left(stamps, int(stamp_ns))

@@ -21,7 +21,7 @@ Roles and message types (types are read from the bag; these are what the roles a
 * ``ground_truth``: ``vision_msgs/msg/Detection3DArray`` in ``base_link`` per keyframe (conventions of
   :mod:`imkd_ros.ros.messages`: class name in ``class_id``, ``id`` the index).
 * ``ground_truth_objects``: ``autoware_perception_msgs/msg/DetectedObjects``, the same boxes at the same stamps
-  with their velocities (object-frame twist, :mod:`imkd_ros.ros.objects`). Optional: bags written before it carry
+  with their velocities (object-frame twist, :mod:`imkd_ros.pipeline.objects`). Optional: bags written before it carry
   the velocity in the ``ground_truth`` ids, which are still read.
 * ``sample_token``: ``std_msgs/msg/String`` holding the nuScenes sample token, logged at the keyframe's camera
   stamp (optional: without it frames are keyed by their stamp).

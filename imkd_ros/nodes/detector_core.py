@@ -2,17 +2,17 @@
 subscriptions, publishers, the model thread and ``/diagnostics``, attached to an rclpy node in four steps.
 
 * :meth:`DetectorCore.__init__` declares every parameter with its descriptor from ``config/detector.schema.json``
-  and checks the values (a bad one: :class:`~imkd_ros.ros.params.ParameterError` naming it);
+  and checks the values (a bad one: :class:`~imkd_ros.pipeline.params.ParameterError` naming it);
 * :meth:`DetectorCore.load` loads the model and builds the pipeline (lifecycle: configure);
 * :meth:`DetectorCore.start` creates the subscriptions (camera, CameraInfo, radars, ego pose, ``/tf_static``,
   ``/tf``), publishers and the diagnostics timer (lifecycle: activate);
 * :meth:`DetectorCore.stop` destroys them (deactivate); :meth:`DetectorCore.release` stops the model thread and drops
   the model (cleanup).
 
-Everything with logic lives in ROS-free modules: frame assembly and sync (:mod:`imkd_ros.ros.assemble`), the tf tree
-(:mod:`imkd_ros.ros.tf`), where extrinsics come from (:mod:`imkd_ros.ros.extrinsics`), diagnostics
-(:mod:`imkd_ros.ros.diagnostics`), parameters (:mod:`imkd_ros.ros.params`), message conversion
-(:mod:`imkd_ros.ros.messages`, :mod:`imkd_ros.ros.objects`).
+Everything with logic lives in ROS-free modules: frame assembly and sync (:mod:`imkd_ros.pipeline.assemble`), the tf
+tree (:mod:`imkd_ros.pipeline.tf`), where extrinsics come from (:mod:`imkd_ros.pipeline.extrinsics`), diagnostics
+(:mod:`imkd_ros.pipeline.diagnostics`), parameters (:mod:`imkd_ros.pipeline.params`), message conversion
+(:mod:`imkd_ros.ros.messages`, :mod:`imkd_ros.pipeline.objects`).
 
 Threads: subscription callbacks (conversion, pairing, frame assembly: milliseconds) run in the executor; the model
 runs in one worker thread fed through a one-slot mailbox, so radar sweeps keep arriving during inference and, under
@@ -47,10 +47,20 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
-from imkd_ros.ros.assemble import AssembledFrame, FrameAssembler, FrameInputError, default_parameters, pose_parameter
+from imkd_ros.pipeline.assemble import (
+    AssembledFrame,
+    FrameAssembler,
+    FrameInputError,
+    default_parameters,
+    pose_parameter,
+)
+from imkd_ros.pipeline.diagnostics import DiagnosticsMonitor
+from imkd_ros.pipeline.extrinsics import ExtrinsicsResolver
+from imkd_ros.pipeline.params import ParameterError, check_names, parameter_spec, validate_parameters
+from imkd_ros.pipeline.sync import NS_PER_S, SyncEvent
+from imkd_ros.pipeline.tf import TfBuffer, transforms_of
+from imkd_ros.pipeline.throttle import WarningThrottle
 from imkd_ros.ros.convert import ConversionError, compressed_to_array, image_to_array, pointcloud2_to_array
-from imkd_ros.ros.diagnostics import DiagnosticsMonitor
-from imkd_ros.ros.extrinsics import ExtrinsicsResolver
 from imkd_ros.ros.messages import (
     boxes_to_detections,
     boxes_to_markers,
@@ -60,10 +70,6 @@ from imkd_ros.ros.messages import (
     msg_to_pose,
     stamp_to_ns,
 )
-from imkd_ros.ros.params import ParameterError, check_names, parameter_spec, validate_parameters
-from imkd_ros.ros.sync import NS_PER_S, SyncEvent
-from imkd_ros.ros.tf import TfBuffer, transforms_of
-from imkd_ros.ros.throttle import WarningThrottle
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Frame
 

@@ -16,7 +16,7 @@ from rclpy.node import Node
 
 from imkd_ros.nodes.detector_core import DetectorCore
 from imkd_ros.nodes.spin import run_node
-from imkd_ros.ros.assemble import default_parameters
+from imkd_ros.pipeline.assemble import default_parameters
 from imkd_ros.shipped import DEFAULT_MODEL, resolve_checkpoint
 
 __all__ = ["DEFAULT_MODEL", "DetectorNode", "default_parameters", "resolve_checkpoint", "main"]  # re-exported

@@ -43,9 +43,9 @@ from imkd_ros.data.dataset import collate_frames
 from imkd_ros.distill.intensity import IntensitySpec
 from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, target_header
 from imkd_ros.nodes.spin import run_node
+from imkd_ros.pipeline.throttle import WarningThrottle
 from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
 from imkd_ros.ros.messages import stamp_to_ns
-from imkd_ros.ros.throttle import WarningThrottle
 from imkd_ros.shipped import resolve_checkpoint
 from imkd_ros.sweeps import lidar_sweep_to_ref
 from imkd_ros.transforms import Pose, quat_to_matrix

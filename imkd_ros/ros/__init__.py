@@ -1,10 +1,8 @@
-"""The ROS 2 side of imkd_ros: message conversion (:mod:`.convert`, :mod:`.messages`) and process environment
-(:mod:`.env`); and, without rclpy, the detector node's logic: frame assembly and sync (:mod:`.assemble`,
-:mod:`.sync`), the tf tree (:mod:`.tf`), where extrinsics come from (:mod:`.extrinsics`), ``/diagnostics``
-(:mod:`.diagnostics`), the parameter schema (:mod:`.params`) and the DetectedObjects layout (:mod:`.objects`).
+"""The ROS 2 side of imkd_ros: message <-> numpy conversion (:mod:`.convert`) and the detector's message builders
+(:mod:`.messages`). The node's logic that needs no ROS lives in :mod:`imkd_ros.pipeline`.
 
 Only this subpackage and ``imkd_ros.nodes`` may import rclpy or ROS message types. Import the submodules directly;
-this ``__init__`` imports nothing so that :mod:`.env` stays usable where ROS libraries are not loaded.
+this ``__init__`` imports nothing.
 """
 
 __all__: list[str] = []

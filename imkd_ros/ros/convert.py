@@ -1,6 +1,6 @@
 """ROS message <-> numpy conversion for point clouds and images, as plain functions.
 
-No sensor_msgs_py or cv_bridge (neither is installable from PyPI); the readers (from :mod:`imkd_ros.ros.arrays`, no
+No sensor_msgs_py or cv_bridge (neither is installable from PyPI); the readers (from :mod:`imkd_ros.pipeline.arrays`, no
 ROS needed) work on any object with the message's attributes (rclpy messages, and rosbags' deserialised messages
 whose ``data`` is a numpy array), the writers build rclpy messages.
 
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 
-from imkd_ros.ros.arrays import (
+from imkd_ros.pipeline.arrays import (
     IMAGE_ENCODINGS,
     POINTFIELD_DTYPES,
     ConversionError,

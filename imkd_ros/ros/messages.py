@@ -2,7 +2,7 @@
 ``autoware_perception_msgs/DetectedObjects`` (the velocities), Boxes -> RViz ``visualization_msgs/MarkerArray``,
 ``CameraInfo`` <-> :class:`~imkd_ros.types.Calibration`, radar ``PointCloud2`` -> points. The ROS-free part (radar
 points of a cloud, image checks, the assembly of a :class:`~imkd_ros.types.Frame` from synchronised sweeps) lives in
-:mod:`imkd_ros.ros.assemble`, shared with the offline bag replay; its functions are re-exported here.
+:mod:`imkd_ros.pipeline.assemble`, shared with the offline bag replay; its functions are re-exported here.
 
 Readers work on rclpy messages and on rosbags' deserialised messages alike (attribute access only).
 
@@ -19,7 +19,7 @@ Conventions of ``~/output/objects`` (``vision_msgs/Detection3DArray``), one ``De
 
 vision_msgs has no velocity: it travels in ``~/output/detected_objects`` (``autoware_perception_msgs/DetectedObjects``,
 same header, one object per detection in the same order; conventions and the class mapping in
-:mod:`imkd_ros.ros.objects`). :func:`detections_to_boxes` (from :mod:`imkd_ros.interfaces`, usable without ROS on
+:mod:`imkd_ros.pipeline.objects`). :func:`detections_to_boxes` (from :mod:`imkd_ros.interfaces`, usable without ROS on
 bag messages) reads both back into :class:`Boxes`.
 """
 
@@ -40,11 +40,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from imkd_ros.classes import CLASSES
 from imkd_ros.interfaces import detection_id, detections_to_boxes, object_velocities
-from imkd_ros.ros import assemble as _assemble
-from imkd_ros.ros.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
+from imkd_ros.pipeline import assemble as _assemble
+from imkd_ros.pipeline.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
+from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
+from imkd_ros.pipeline.sync import NS_PER_S
 from imkd_ros.ros.convert import ConversionError, pointcloud2_to_array
-from imkd_ros.ros.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
-from imkd_ros.ros.sync import NS_PER_S
 from imkd_ros.transforms import Pose, quat_to_matrix, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
@@ -166,7 +166,7 @@ def boxes_to_detections(boxes: Boxes, header: Header) -> Detection3DArray:
 
 def boxes_to_objects(boxes: Boxes, header: Header) -> DetectedObjects:
     """:class:`Boxes` -> ``autoware_perception_msgs/DetectedObjects`` (conventions and class mapping:
-    :mod:`imkd_ros.ros.objects`; velocity as the object-frame twist). ``header`` as given (the input image's)."""
+    :mod:`imkd_ros.pipeline.objects`; velocity as the object-frame twist). ``header`` as given (the input image's)."""
     objects = []
     for spec in object_specs(boxes):
         o = DetectedObject(existence_probability=spec.existence_probability)
@@ -189,7 +189,7 @@ def boxes_to_objects(boxes: Boxes, header: Header) -> DetectedObjects:
 
 def boxes_to_markers(boxes: Boxes, header: Header, *, min_speed: float = 0.5, text_size: float = 1.0) -> MarkerArray:
     """RViz markers of ``boxes`` in BEV: first a ``DELETEALL``, then the markers of
-    :func:`imkd_ros.ros.assemble.marker_specs` (per box a ``LINE_LIST`` footprint outline with a heading tick in
+    :func:`imkd_ros.pipeline.assemble.marker_specs` (per box a ``LINE_LIST`` footprint outline with a heading tick in
     namespace ``boxes``, a ``TEXT_VIEW_FACING`` label ``"<class> <score>"`` in ``labels``, and for a box faster than
     ``min_speed`` m/s an ``ARROW`` along velocity x 1 s in ``velocity``; marker ids are the box index)."""
     markers = [Marker(header=header, action=Marker.DELETEALL)]
@@ -244,7 +244,7 @@ def calibration_to_camera_info(cal: Calibration, header: Header) -> CameraInfo:
 
 def check_image(image: np.ndarray, calibration: Calibration) -> None:
     """Raise :class:`ConversionError` unless ``image`` ``(H, W, 3)`` matches the CameraInfo size ``(W, H)``
-    (:func:`imkd_ros.ros.assemble.check_image`)."""
+    (:func:`imkd_ros.pipeline.assemble.check_image`)."""
     try:
         _assemble.check_image(image, calibration)
     except _assemble.FrameInputError as exc:
@@ -256,7 +256,7 @@ def check_image(image: np.ndarray, calibration: Calibration) -> None:
 
 def radar_points(msg: PointCloud2 | Any, *, max_points: int = 5000, default_filters: bool = True) -> np.ndarray:
     """Radar ``PointCloud2`` (sensor frame) -> ``(N, 6)`` float32 columns :data:`RADAR_MSG_FIELDS`
-    (:func:`imkd_ros.ros.assemble.radar_cloud_points` of the message's points).
+    (:func:`imkd_ros.pipeline.assemble.radar_cloud_points` of the message's points).
 
     Raises:
         ConversionError: a malformed message, missing fields, an empty cloud (before or after the default

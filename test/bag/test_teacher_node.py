@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imkd_ros.ros.env import ros_env
+from imkd_ros.pipeline.env import ros_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.ros.env import ros_env
+from imkd_ros.pipeline.env import ros_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -188,7 +188,7 @@ def _offline_frames(reader, events):  # noqa: ANN001, ANN202 - the node's assemb
     from PIL import Image as PILImage
 
     from imkd_ros.data.pcd import read_radar_pcd
-    from imkd_ros.ros.assemble import FrameAssembler, default_parameters
+    from imkd_ros.pipeline.assemble import FrameAssembler, default_parameters
 
     asm = FrameAssembler.from_parameters(default_parameters(), {"front": None})
     out = {}

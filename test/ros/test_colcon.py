@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imkd_ros.ros.env import ros_env
+from imkd_ros.pipeline.env import ros_env
 
 REPO = Path(__file__).resolve().parents[2]
 # The development venv holds imkd_ros as an editable install, whose import hook wins over PYTHONPATH; a plain ROS

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imkd_ros.pipeline.env import fastdds_profile_path, ros_env
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
-from imkd_ros.ros.env import fastdds_profile_path, ros_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -1,6 +1,7 @@
-"""The tf tree without tf2 (imkd_ros.ros.tf) and where the node's extrinsics come from (imkd_ros.ros.extrinsics):
-chained lookups, merging by child frame, refused transforms (NaN, non-unit quaternions, self-parenting), loops,
-unknown frames; tf over the parameters, the fallback after tf_wait, the last good mounting kept."""
+"""The tf tree without tf2 (imkd_ros.pipeline.tf) and where the node's extrinsics come from
+(imkd_ros.pipeline.extrinsics): chained lookups, merging by child frame, refused transforms (NaN, non-unit quaternions,
+self-parenting), loops, unknown frames; tf over the parameters, the fallback after tf_wait, the last good mounting
+kept."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from imkd_ros.ros.extrinsics import ExtrinsicsResolver
-from imkd_ros.ros.tf import TfBuffer, TfError, transforms_of
+from imkd_ros.pipeline.extrinsics import ExtrinsicsResolver
+from imkd_ros.pipeline.tf import TfBuffer, TfError, transforms_of
 from imkd_ros.transforms import Pose, yaw_to_quat
 
 RADAR = ([3.41, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0])

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 import yaml
 
-from imkd_ros.ros.assemble import default_parameters
-from imkd_ros.ros.env import ros_env
-from imkd_ros.ros.params import (
+from imkd_ros.pipeline.assemble import default_parameters
+from imkd_ros.pipeline.env import ros_env
+from imkd_ros.pipeline.params import (
     ParameterError,
     check_names,
     load_schema,

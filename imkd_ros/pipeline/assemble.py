@@ -11,8 +11,8 @@ inputs below and feed them in arrival order:
 * :meth:`FrameAssembler.add_radar` per radar ``PointCloud2`` (as a structured point array ``(N,)``);
 * :meth:`FrameAssembler.add_camera` per image (``(H, W, 3)`` uint8 RGB).
 
-Pairing is :class:`imkd_ros.ros.sync.CameraRadarSync` (keep-latest camera slot, radar ring buffers, multi-sweep);
-earlier sweeps are moved into the camera frame's ego frame through a :class:`imkd_ros.ros.sync.PoseBuffer`
+Pairing is :class:`imkd_ros.pipeline.sync.CameraRadarSync` (keep-latest camera slot, radar ring buffers, multi-sweep);
+earlier sweeps are moved into the camera frame's ego frame through a :class:`imkd_ros.pipeline.sync.PoseBuffer`
 (:func:`assemble_frame`), exactly as the dataset reader builds ``Frame.radar``. Bad input raises
 :class:`FrameInputError` naming the problem; the state is left as it was, so the caller drops the message and goes
 on.
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.ros.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
+from imkd_ros.pipeline.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
 from imkd_ros.sweeps import lag_seconds, radar_sweep_to_ref, sweep_to_ref
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Boxes, Calibration, Frame
@@ -229,7 +229,7 @@ class FrameAssembler:
         radar_to_base: radar name -> its mounting (sensor -> ``base_link``, the default of :meth:`add_radar`); the
             names are the sync's sources. A radar without a known mounting may be given as None (the node, which
             looks mountings up in tf per message).
-        max_delay, sweeps, max_sweep_age: :class:`~imkd_ros.ros.sync.CameraRadarSync` settings (the node's
+        max_delay, sweeps, max_sweep_age: :class:`~imkd_ros.pipeline.sync.CameraRadarSync` settings (the node's
             ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``; seconds).
         max_radar_points, radar_default_filters: :func:`radar_cloud_points` settings.
         use_ego_pose: move earlier sweeps with the ego poses given to :meth:`add_pose`.

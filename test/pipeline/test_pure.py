@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 PURE = (
-    "imkd_ros.ros.tf",
-    "imkd_ros.ros.extrinsics",
-    "imkd_ros.ros.diagnostics",
-    "imkd_ros.ros.params",
-    "imkd_ros.ros.objects",
-    "imkd_ros.ros.assemble",
-    "imkd_ros.ros.sync",
+    "imkd_ros.pipeline.tf",
+    "imkd_ros.pipeline.extrinsics",
+    "imkd_ros.pipeline.diagnostics",
+    "imkd_ros.pipeline.params",
+    "imkd_ros.pipeline.objects",
+    "imkd_ros.pipeline.assemble",
+    "imkd_ros.pipeline.sync",
     "imkd_ros.interfaces",
 )
 

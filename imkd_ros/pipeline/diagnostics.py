@@ -131,7 +131,7 @@ class DiagnosticsMonitor:
 
     # -- the report (the diagnostics timer) ------------------------------------------------------------------------
     def statuses(self, extrinsics: Mapping[str, Any] | None = None, extrinsics_source: str = "auto") -> list[Status]:
-        """The statuses now (module docstring); ``extrinsics``: sensor -> :class:`imkd_ros.ros.extrinsics.
+        """The statuses now (module docstring); ``extrinsics``: sensor -> :class:`imkd_ros.pipeline.extrinsics.
         SensorExtrinsics` of the resolver. Starts a new processing-time window."""
         with self._lock:
             now = self.clock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imkd_ros.ros.sync import NS_PER_S, CameraRadarSync, PoseBuffer, interpolate_pose
+from imkd_ros.pipeline.sync import NS_PER_S, CameraRadarSync, PoseBuffer, interpolate_pose
 from imkd_ros.transforms import Pose
 
 MS = 1_000_000  # ns

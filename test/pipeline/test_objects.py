@@ -1,5 +1,5 @@
-"""The DetectedObjects layout without ROS (imkd_ros.ros.objects): the documented nuScenes -> Autoware class mapping,
-object-frame velocities and their inverse, and the reader on rosbags messages."""
+"""The DetectedObjects layout without ROS (imkd_ros.pipeline.objects): the documented nuScenes -> Autoware class
+mapping, object-frame velocities and their inverse, and the reader on rosbags messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from imkd_ros.classes import CLASSES
 from imkd_ros.interfaces import detections_to_boxes, object_velocities
-from imkd_ros.ros.objects import (
+from imkd_ros.pipeline.objects import (
     AUTOWARE_LABEL_OF_CLASS,
     AUTOWARE_LABELS,
     object_specs,

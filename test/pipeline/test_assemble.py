@@ -1,4 +1,4 @@
-"""The detector node's ROS-free part (:mod:`imkd_ros.ros.assemble`): frames from camera, radar clouds and ego
+"""The detector node's ROS-free part (:mod:`imkd_ros.pipeline.assemble`): frames from camera, radar clouds and ego
 poses; bad input named and left out; the poses forgotten when time jumps back; the marker layout shared by the
 node's rclpy markers and the replay's rosbags markers."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imkd_ros.ros.assemble import (
+from imkd_ros.pipeline.assemble import (
     FrameAssembler,
     FrameInputError,
     default_parameters,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from imkd_ros.ros.throttle import WarningThrottle
+from imkd_ros.pipeline.throttle import WarningThrottle
 
 
 def test_one_line_per_kind_per_period_with_the_suppressed_count(monkeypatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("imkd_ros.ros.throttle.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("imkd_ros.pipeline.throttle.time.monotonic", lambda: now[0])
     lines: list[str] = []
     w = WarningThrottle(lines.append, period=5.0)
     w.warn("image", "bad image")

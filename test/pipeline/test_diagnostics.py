@@ -1,10 +1,10 @@
-"""/diagnostics contents without ROS (imkd_ros.ros.diagnostics): processing-time thresholds, input staleness,
+"""/diagnostics contents without ROS (imkd_ros.pipeline.diagnostics): processing-time thresholds, input staleness,
 extrinsics sources, model, dropped frames."""
 
 from __future__ import annotations
 
-from imkd_ros.ros.diagnostics import ERROR, OK, STALE, WARN, DiagnosticsMonitor
-from imkd_ros.ros.extrinsics import SensorExtrinsics
+from imkd_ros.pipeline.diagnostics import ERROR, OK, STALE, WARN, DiagnosticsMonitor
+from imkd_ros.pipeline.extrinsics import SensorExtrinsics
 from imkd_ros.transforms import Pose
 
 

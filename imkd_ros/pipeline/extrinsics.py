@@ -6,7 +6,7 @@ or None (not known yet: the node drops the message with a throttled warning and 
 
 Sources, by ``extrinsics_source`` (parameter):
 
-* ``auto`` (default): tf (:class:`imkd_ros.ros.tf.TfBuffer`, fed from ``/tf_static`` and ``/tf``) takes precedence.
+* ``auto`` (default): tf (:class:`imkd_ros.pipeline.tf.TfBuffer`, fed from ``/tf_static`` and ``/tf``) takes precedence.
   When tf has no transform for a sensor's frame ``tf_wait`` seconds after that sensor's first message, the
   parameters (``camera_to_base``, ``radar_to_base.<name>``) are used, with one warning that says so; if tf later
   gets the transform, tf is used again (one info line).
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from imkd_ros.ros.tf import TfBuffer, TfError
+from imkd_ros.pipeline.tf import TfBuffer, TfError
 from imkd_ros.transforms import Pose
 
 __all__ = ["EXTRINSICS_SOURCES", "SensorExtrinsics", "ExtrinsicsResolver"]

@@ -1,0 +1,1 @@
+"""Tests of imkd_ros.pipeline (a package so that module names here cannot clash with other test folders)."""
