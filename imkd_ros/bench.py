@@ -173,7 +173,7 @@ def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
     from imkd_ros.detector import Detector
     from imkd_ros.export_onnx import graph_inputs
     from imkd_ros.model.profile import example_inputs
-    from imkd_ros.node_bench import _model
+    from imkd_ros.node_bench import bench_checkpoint
     from imkd_ros.ort_backend import box_difference, torch_parity
 
     reps = max(10, repeats * 7)
@@ -181,7 +181,7 @@ def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
     torch.set_num_threads(2)
     out: dict[str, float] = {}
     try:
-        ckpt = _model(workdir)
+        ckpt = bench_checkpoint(workdir)
         torch_det = Detector.from_checkpoint(ckpt)
         student = torch_det.model
         t0 = time.perf_counter()

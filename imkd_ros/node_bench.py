@@ -75,7 +75,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _model(workdir: Path) -> Path:
+def bench_checkpoint(workdir: Path) -> Path:
     """The shipped model, else a randomly initialised default-size student (latency does not depend on weights)."""
     from imkd_ros.shipped import resolve_checkpoint
 
@@ -167,7 +167,7 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
     n_threads = inference_threads(threads)
     data = workdir / "node-data"
     write_dataset(data, scenes=2, samples_per_scene=12, seed=0, weathers=("clear",))
-    model = _model(workdir)
+    model = bench_checkpoint(workdir)
     params = node_parameters(data, workdir / "node_params.yaml")
     env = child_env()
     out: dict[str, float] = {"node_threads": float(n_threads)}

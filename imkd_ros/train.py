@@ -6,9 +6,9 @@ or, data parallel over processes, ``torchrun --nproc_per_node 2 -m imkd_ros.trai
 (gloo on CPU, NCCL on GPU; each rank sees its share of every epoch through a ``DistributedSampler``; rank 0 logs,
 validates and writes files).
 
-Data flow: the reader's Frames of the training split are read once and kept in memory, shrunk to what the model
-needs (:func:`shrink_frame`: the image resized/cropped to the model input with its intrinsics adjusted, LiDAR cut
-to the BEV grid area), then batched by :func:`imkd_ros.data.dataset.collate_frames` every step.
+Data flow: the reader's Frames of the training split are read once and kept in memory, shrunk to what the model needs
+(:func:`~imkd_ros.model.preprocess.shrink_frame`: the image resized/cropped to the model input with its intrinsics
+adjusted, LiDAR cut to the BEV grid area), then batched by :func:`imkd_ros.data.dataset.collate_frames` every step.
 
 Distillation (students): ``--targets CACHE`` (a teacher-target cache of ``imkd teacher-targets``) adds the IMKD
 losses of :mod:`imkd_ros.distill` for the stages named by ``--kd`` (default: all three; ``none``: plain training),
@@ -66,7 +66,7 @@ from imkd_ros.distill.errors import DistillConfigError
 from imkd_ros.distill.pseudo import PseudoLabelConfig, SemiSupervisedStudent, pseudo_labels
 from imkd_ros.distill.student import DistilledStudent
 from imkd_ros.model import ModelConfig, Student, Teacher
-from imkd_ros.model.preprocess import fit_frame
+from imkd_ros.model.preprocess import shrink_frame
 from imkd_ros.types import Frame
 
 __all__ = [
@@ -74,7 +74,6 @@ __all__ = [
     "TrainResult",
     "VARIANTS",
     "model_config_for",
-    "shrink_frame",
     "train",
     "distill_config_from_args",
     "pseudo_config_from_args",
@@ -141,28 +140,6 @@ def model_config_for(variant: str, size: str = "default") -> ModelConfig:
     if size not in ("default", "tiny"):
         raise ValueError(f"unknown model size {size!r}: choose default or tiny")
     return getattr(ModelConfig, size)(VARIANTS[variant])
-
-
-def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
-    """The frame with only what ``config``'s model uses: image fitted to the model input
-    (:func:`imkd_ros.model.preprocess.fit_frame`, the path :class:`~imkd_ros.detector.Detector` uses at inference),
-    LiDAR cut to the BEV grid (+2 m)."""
-    if "camera" in config.modalities:
-        frame = fit_frame(frame, config.image)
-    else:
-        frame = replace(frame, image=None)
-    image, camera = frame.image, frame.camera
-    lidar = frame.lidar
-    if lidar is not None:
-        g = config.grid
-        keep = (
-            (lidar[:, 0] >= g.x_range[0] - 2)
-            & (lidar[:, 0] <= g.x_range[1] + 2)
-            & (lidar[:, 1] >= g.y_range[0] - 2)
-            & (lidar[:, 1] <= g.y_range[1] + 2)
-        )
-        lidar = np.ascontiguousarray(lidar[keep])
-    return replace(frame, image=image, camera=camera, lidar=lidar)
 
 
 # -- distributed helpers ------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The ``imkd bag`` verb group: ``imkd bag export``, ``imkd bag teacher-targets``, ``imkd bag recover`` (here) and
-``imkd bag replay-eval`` (:mod:`imkd_ros.bag.replay`, added through the hook in :func:`add_bag_parser`).
+``imkd bag replay-eval`` (:func:`imkd_ros.bag.replay_eval.run_replay_eval`).
 
 Each subcommand parses its arguments and calls one library function; errors reach :func:`imkd_ros.cli.main`,
 which prints them as one line and exits 2.
@@ -8,12 +8,10 @@ which prints them as one line and exits 2.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 from typing import Any
 
-__all__ = ["add_bag_parser", "add_topic_argument"]
+__all__ = ["add_bag_parser", "add_replay_eval", "add_topic_argument"]
 
 
 def add_topic_argument(p: argparse.ArgumentParser) -> None:
@@ -106,6 +104,69 @@ def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
 
+def _cmd_replay_eval(args: argparse.Namespace) -> int:
+    from imkd_ros.bag.replay_eval import run_replay_eval
+    from imkd_ros.bag.topics import BagTopics
+
+    topics = BagTopics.from_mapping(args.topic or [])
+    rep = run_replay_eval(
+        args.bag,
+        args.checkpoint,
+        args.out,
+        live=args.live,
+        rate=args.rate,
+        topics=topics,
+        device=args.device,
+        frames=args.frames,
+        params_file=args.params_file,
+        score_threshold=args.score_threshold,
+        bev_frames=args.bev_frames,
+        timeout=args.timeout,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+    m, c, f, lat, live = rep["metrics"], rep["coverage_metrics"], rep["frames"], rep["latency_ms"], rep["live"]
+    missed = f", {live['frames_missed']} missed by the node at {args.rate:g}x" if live else ""
+    print(f"coverage NDS {c['nds']:.4f}  mAP {c['map']:.4f}  mATE {c['trans_err']:.3f}  mAVE {c['vel_err']:.3f}")
+    print(
+        f"grid     NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mATE {m['trans_err']:.3f}  mAVE {m['vel_err']:.3f}  "
+        f"({f['evaluated']} frames evaluated, {f['keyframes_without_detections']} without detections; "
+        f"{sum(rep['sync']['frame_drops'].values())} dropped by sync{missed}; latency p50 {lat['p50']:.1f} ms) "
+        f"-> {args.out}"
+    )
+    return 0
+
+
+def add_replay_eval(sub: Any) -> argparse.ArgumentParser:
+    """Add ``replay-eval`` to the ``imkd bag`` subparsers ``sub``; returns its parser."""
+    from imkd_ros.bag.replay import FRAME_CHOICES
+
+    r = sub.add_parser(
+        "replay-eval",
+        help="run a checkpoint over a bag as detector_node would (offline or --live) and score it with the devkit",
+        description="Run a checkpoint over a bag's camera and radar as detector_node would (offline: the node's "
+        "pairing and frame assembly without ROS; --live: the bag played into ROS 2 with detector_node in another "
+        "process) and score it against the bag's ground truth with the nuScenes devkit. Writes report.md/.json, "
+        "metrics_summary.json, BEV PNGs and a GIF, and an MCAP bag of the detections and markers into --out.",
+    )
+    r.add_argument("--bag", required=True, help="ROS 2 bag (folder with metadata.yaml, or a .mcap/.db3 file)")
+    r.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
+    r.add_argument("--out", required=True, help="output folder: report.md/.json, metrics_summary.json, bev/, GIF, bag")
+    r.add_argument("--live", action="store_true", help="play into ROS 2 with detector_node in another process")
+    r.add_argument("--rate", type=float, default=1.0, help="--live playback speed, x real time (default 1)")
+    add_topic_argument(r)
+    r.add_argument("--frames", choices=FRAME_CHOICES, default="keyframes", help="camera frames fed (default keyframes)")
+    r.add_argument("--params-file", default=None, help="detector_node parameter file (sync settings, ...)")
+    r.add_argument("--score-threshold", type=float, default=None, help="default: the model's, as imkd eval")
+    r.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    r.add_argument("--bev-frames", type=int, default=40, help="BEV PNGs / GIF frames (default 40)")
+    r.add_argument("--timeout", type=float, default=120.0, help="--live: seconds to wait for the node")
+    r.add_argument("--threads", type=int, default=None, help="offline: torch intra-op threads (default torch's)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_replay_eval)
+    return r
+
+
 def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``bag`` verb with its subcommands to ``imkd``'s subparsers ``sub``; returns the ``bag`` parser."""
     bag = sub.add_parser(
@@ -161,11 +222,5 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("bag_out", metavar="OUT", help="the bag folder to write (must not exist)")
     r.set_defaults(func=_cmd_recover)
 
-    # ---- HOOK for `imkd bag replay-eval` (owned by imkd_ros/bag/replay.py): when that module exists, its
-    # `add_replay_eval(bsub)` adds the subparser (and sets its func). Keep replay.py's top-level imports light:
-    # it is imported whenever the `imkd` parser is built. An import error inside it is not hidden.
-    if importlib.util.find_spec("imkd_ros.bag.replay") is not None:
-        add_replay_eval = getattr(importlib.import_module("imkd_ros.bag.replay"), "add_replay_eval", None)
-        if add_replay_eval is not None:
-            add_replay_eval(bsub)
+    add_replay_eval(bsub)
     return bag

@@ -31,7 +31,6 @@ is one sweep (about 77 ms) older; scores then differ slightly. The report counts
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import time
 from collections import Counter
@@ -71,8 +70,6 @@ __all__ = [
     "range_poses",
     "bag_coverage",
     "evaluate_replay",
-    "run_replay_eval",
-    "add_replay_eval",
 ]
 
 #: Roles (:class:`BagTopics` fields) a bag needs for replay-eval.
@@ -250,7 +247,7 @@ def read_params_file(path: str | PathLike[str]) -> dict[str, Any]:
     """
     import yaml
 
-    from imkd_ros.pipeline.assemble import _flatten
+    from imkd_ros.pipeline.assemble import flatten_parameters
 
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -258,7 +255,7 @@ def read_params_file(path: str | PathLike[str]) -> dict[str, Any]:
         raise BagError(f"parameter file {path}: unreadable ({exc})") from exc
     for key in ("/**", "detector_node", "/detector_node"):
         if isinstance(doc, dict) and isinstance(doc.get(key), dict) and "ros__parameters" in doc[key]:
-            return _flatten(doc[key]["ros__parameters"])
+            return flatten_parameters(doc[key]["ros__parameters"])
     raise BagError(f"parameter file {path}: no '/**: ros__parameters:' (or 'detector_node:') block")
 
 
@@ -526,157 +523,3 @@ def evaluate_replay(
 
 
 # ------------------------------------------------------------------------------------------------------ the verb
-
-
-def run_replay_eval(
-    bag: str | PathLike[str],
-    checkpoint: str | PathLike[str],
-    out: str | PathLike[str],
-    *,
-    live: bool = False,
-    rate: float = 1.0,
-    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
-    device: str = "cpu",
-    frames: str = "keyframes",
-    params_file: str | PathLike[str] | None = None,
-    score_threshold: float | None = None,
-    bev_frames: int = 40,
-    gt_attributes: Mapping[str, Sequence[str]] | None = None,
-    timeout: float = 120.0,
-    threads: int | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Replay ``bag`` (offline or live), score it, and write the report into ``out`` (see
-    :mod:`imkd_ros.bag.report` for the files). Returns the report dict (as ``report.json``).
-
-    Args:
-        bag, checkpoint, out: the bag, the model, the output folder (created; files in it are replaced).
-        live: play into a ROS graph with ``detector_node`` instead of the offline assembly.
-        rate: live playback speed (x real time).
-        topics: the bag's topics.
-        device: ``"cpu"`` or ``"cuda"``.
-        frames: ``"keyframes"`` or ``"all"`` camera frames fed.
-        params_file: a ROS 2 parameter file for the node (both modes).
-        score_threshold: detections below are dropped (None: the model's decode threshold, as ``imkd eval``).
-        bev_frames: BEV PNGs (and GIF frames) drawn, evenly over the evaluated frames.
-        gt_attributes: see :func:`evaluate_replay`.
-        timeout: live: seconds to wait for the node to come up and for its last answers.
-        threads: offline: torch intra-op threads (None: torch's default). On a busy 2-CPU machine 1 thread was
-            measured 8x faster than 2 (``bag_replay_eval_frames_per_s``).
-        progress: progress bars.
-
-    Raises:
-        BagError, EvaluationError, CheckpointError: bad bag, nothing to score, bad checkpoint.
-    """
-    from imkd_ros.bag.report import write_report
-    from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import model_region
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    src = open_bag(bag, topics)
-    overrides = read_params_file(params_file) if params_file else {}
-    detector = Detector.from_checkpoint(checkpoint, device, score_threshold)
-    gt = src.ground_truth()
-    if not gt:
-        raise BagError(f"bag {src.path}: no ground truth messages on {topics.ground_truth}")
-    if live:
-        from imkd_ros.bag.replay_live import replay_live
-
-        replay = replay_live(
-            src,
-            Path(checkpoint),
-            out,
-            rate=rate,
-            params=overrides,
-            frames=frames,
-            gt_stamps=sorted(gt),
-            device=device,
-            score_threshold=score_threshold,
-            timeout=timeout,
-        )
-    else:
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
-        replay = replay_offline(src, detector, params=overrides, frames=frames, gt_stamps=sorted(gt), progress=progress)
-    summary = evaluate_replay(
-        src, replay, out, region=model_region(detector.config), gt=gt, gt_attributes=gt_attributes
-    )
-    coverage = bag_coverage(src, detector.config)
-    coverage_summary = evaluate_replay(
-        src, replay, out / "coverage", region=coverage, gt=gt, gt_attributes=gt_attributes
-    )
-    return write_report(
-        out,
-        src,
-        replay,
-        summary,
-        gt,
-        checkpoint=str(checkpoint),
-        device=device,
-        rate=rate if live else None,
-        bev_frames=bev_frames,
-        coverage_summary=coverage_summary,
-    )
-
-
-def _cmd_replay_eval(args: argparse.Namespace) -> int:
-    topics = BagTopics.from_mapping(args.topic or [])
-    rep = run_replay_eval(
-        args.bag,
-        args.checkpoint,
-        args.out,
-        live=args.live,
-        rate=args.rate,
-        topics=topics,
-        device=args.device,
-        frames=args.frames,
-        params_file=args.params_file,
-        score_threshold=args.score_threshold,
-        bev_frames=args.bev_frames,
-        timeout=args.timeout,
-        threads=args.threads,
-        progress=not args.quiet,
-    )
-    m, c, f, lat, live = rep["metrics"], rep["coverage_metrics"], rep["frames"], rep["latency_ms"], rep["live"]
-    missed = f", {live['frames_missed']} missed by the node at {args.rate:g}x" if live else ""
-    print(f"coverage NDS {c['nds']:.4f}  mAP {c['map']:.4f}  mATE {c['trans_err']:.3f}  mAVE {c['vel_err']:.3f}")
-    print(
-        f"grid     NDS {m['nds']:.4f}  mAP {m['map']:.4f}  mATE {m['trans_err']:.3f}  mAVE {m['vel_err']:.3f}  "
-        f"({f['evaluated']} frames evaluated, {f['keyframes_without_detections']} without detections; "
-        f"{sum(rep['sync']['frame_drops'].values())} dropped by sync{missed}; latency p50 {lat['p50']:.1f} ms) "
-        f"-> {args.out}"
-    )
-    return 0
-
-
-def add_replay_eval(sub: Any) -> argparse.ArgumentParser:
-    """Add ``replay-eval`` to the ``imkd bag`` subparsers ``sub``; returns its parser."""
-    r = sub.add_parser(
-        "replay-eval",
-        help="run a checkpoint over a bag as detector_node would (offline or --live) and score it with the devkit",
-        description="Run a checkpoint over a bag's camera and radar as detector_node would (offline: the node's "
-        "pairing and frame assembly without ROS; --live: the bag played into ROS 2 with detector_node in another "
-        "process) and score it against the bag's ground truth with the nuScenes devkit. Writes report.md/.json, "
-        "metrics_summary.json, BEV PNGs and a GIF, and an MCAP bag of the detections and markers into --out.",
-    )
-    r.add_argument("--bag", required=True, help="ROS 2 bag (folder with metadata.yaml, or a .mcap/.db3 file)")
-    r.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
-    r.add_argument("--out", required=True, help="output folder: report.md/.json, metrics_summary.json, bev/, GIF, bag")
-    r.add_argument("--live", action="store_true", help="play into ROS 2 with detector_node in another process")
-    r.add_argument("--rate", type=float, default=1.0, help="--live playback speed, x real time (default 1)")
-    from imkd_ros.bag.cli import add_topic_argument
-
-    add_topic_argument(r)
-    r.add_argument("--frames", choices=FRAME_CHOICES, default="keyframes", help="camera frames fed (default keyframes)")
-    r.add_argument("--params-file", default=None, help="detector_node parameter file (sync settings, ...)")
-    r.add_argument("--score-threshold", type=float, default=None, help="default: the model's, as imkd eval")
-    r.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    r.add_argument("--bev-frames", type=int, default=40, help="BEV PNGs / GIF frames (default 40)")
-    r.add_argument("--timeout", type=float, default=120.0, help="--live: seconds to wait for the node")
-    r.add_argument("--threads", type=int, default=None, help="offline: torch intra-op threads (default torch's)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.set_defaults(func=_cmd_replay_eval)
-    return r

@@ -33,7 +33,7 @@ def bench_replay_eval(
     from imkd_ros.bag.replay import evaluate_replay, open_bag, replay_offline
     from imkd_ros.detector import Detector
     from imkd_ros.eval_detector import model_region
-    from imkd_ros.node_bench import _model
+    from imkd_ros.node_bench import bench_checkpoint
     from imkd_ros.types import Boxes
 
     if bag is None:
@@ -44,7 +44,7 @@ def bench_replay_eval(
         if not bag.exists():
             write_dataset(root, scenes=2, samples_per_scene=6, seed=0, weathers=("clear", "rain"), camera_sweeps=False)
             export_bag(root, bag)
-    detector = Detector.from_checkpoint(checkpoint or _model(workdir))
+    detector = Detector.from_checkpoint(checkpoint or bench_checkpoint(workdir))
 
     class _NoModel:
         def detect(self, frame: object) -> Boxes:

@@ -53,7 +53,7 @@ _NO_CAMERA = Calibration("NONE", Pose.identity(), np.eye(3), (1, 1))
 
 def lidar_frame(key: str, stamp_ns: int, lidar: np.ndarray, config: Any) -> Frame:
     """A LiDAR-only :class:`Frame` for the teacher, cut to its grid as training does
-    (:func:`imkd_ros.train.shrink_frame`).
+    (:func:`imkd_ros.model.preprocess.shrink_frame`).
 
     Args:
         key: the frame's token (sample token or stamp).
@@ -61,7 +61,7 @@ def lidar_frame(key: str, stamp_ns: int, lidar: np.ndarray, config: Any) -> Fram
         lidar: ``(N, 6)`` float32 :data:`imkd_ros.types.LIDAR_FEATURES` in the ego frame at ``stamp_ns``.
         config: the teacher's :class:`imkd_ros.model.ModelConfig`.
     """
-    from imkd_ros.train import shrink_frame
+    from imkd_ros.model.preprocess import shrink_frame
 
     frame = Frame(
         token=key,

@@ -4,7 +4,7 @@ bag pipeline calls) and over a whole split into a cache (:func:`build_target_cac
 The teacher runs once per training sample, in eval mode: its BEV features, the intensity maps
 (:mod:`imkd_ros.distill.intensity`), the sigmoid of its heatmap logits and its decoded boxes are written in the
 format of :mod:`imkd_ros.distill.cache`. Frames are read exactly as the training loop reads them (same reader
-settings, LiDAR cut to the grid by :func:`imkd_ros.train.shrink_frame`), one shard at a time.
+settings, LiDAR cut to the grid by :func:`imkd_ros.model.preprocess.shrink_frame`), one shard at a time.
 
 Nothing here reads annotations: unlabelled scenes (``imkd synth --unlabelled-scenes``, drives never annotated) get
 their targets like any other (``imkd teacher-targets --split synth_unlabelled``), and the cached boxes are their
@@ -181,7 +181,7 @@ def fill_target_cache(
         writer: the cache being written (or resumed).
         teacher: the LiDAR teacher.
         frames: the frames of the samples of ``writer.pending()`` shards, in plan order, already cut to the teacher
-            (:func:`imkd_ros.train.shrink_frame`); read lazily, one shard at a time.
+            (:func:`imkd_ros.model.preprocess.shrink_frame`); read lazily, one shard at a time.
         batch_size: frames per teacher forward pass.
         spec: intensity normalisation.
         debug_pngs: intensity PNGs of the first computed samples, written to ``<cache>/debug/``.
@@ -266,7 +266,7 @@ def build_target_cache(
             cache (and not ``overwrite``).
     """
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.train import shrink_frame
+    from imkd_ros.model.preprocess import shrink_frame
 
     if shard_size < 1 or batch_size < 1:
         raise TargetCacheError(f"shard_size ({shard_size}) and batch_size ({batch_size}) must be >= 1")

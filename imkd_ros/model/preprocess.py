@@ -21,13 +21,21 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from imkd_ros.model.config import ImageConfig
+from imkd_ros.model.config import ImageConfig, ModelConfig
 from imkd_ros.model.errors import ModelInputError
 
 if TYPE_CHECKING:
     from imkd_ros.types import Frame
 
-__all__ = ["resize_crop_geometry", "fit_intrinsics", "fit_image", "fit_frame", "adjust_intrinsics", "prepare_images"]
+__all__ = [
+    "resize_crop_geometry",
+    "fit_intrinsics",
+    "fit_image",
+    "fit_frame",
+    "shrink_frame",
+    "adjust_intrinsics",
+    "prepare_images",
+]
 
 
 def resize_crop_geometry(src_size: tuple[int, int], dst_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -99,6 +107,28 @@ def fit_frame(frame: Frame, config: ImageConfig) -> Frame:
     src = (int(image.shape[1]), int(image.shape[0]))
     k = fit_intrinsics(np.asarray(camera.intrinsic, dtype=np.float64), src, dst)
     return replace(frame, image=fit_image(image, dst), camera=Calibration(camera.channel, camera.sensor_to_ego, k, dst))
+
+
+def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
+    """The frame with only what ``config``'s model uses: image fitted to the model input
+    (:func:`fit_frame`, the path :class:`~imkd_ros.detector.Detector` uses at inference),
+    LiDAR cut to the BEV grid (+2 m)."""
+    if "camera" in config.modalities:
+        frame = fit_frame(frame, config.image)
+    else:
+        frame = replace(frame, image=None)
+    image, camera = frame.image, frame.camera
+    lidar = frame.lidar
+    if lidar is not None:
+        g = config.grid
+        keep = (
+            (lidar[:, 0] >= g.x_range[0] - 2)
+            & (lidar[:, 0] <= g.x_range[1] + 2)
+            & (lidar[:, 1] >= g.y_range[0] - 2)
+            & (lidar[:, 1] <= g.y_range[1] + 2)
+        )
+        lidar = np.ascontiguousarray(lidar[keep])
+    return replace(frame, image=image, camera=camera, lidar=lidar)
 
 
 def prepare_images(

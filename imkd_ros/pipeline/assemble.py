@@ -59,13 +59,13 @@ RADAR_MSG_FIELDS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx_comp", "vy_comp")
 _FILTER_FIELDS = ("invalid_state", "dyn_prop", "ambig_state")
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_parameters(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts -> ``{"a.b.c": value}`` (the ROS parameter names of nested YAML keys)."""
     if not isinstance(value, dict):
         return {prefix: value}
     out: dict[str, Any] = {}
     for k, v in value.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        out.update(flatten_parameters(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
 
 
@@ -77,7 +77,7 @@ def default_parameters() -> dict[str, Any]:
     from imkd_ros.shipped import shipped_file
 
     path = shipped_file("config/detector.yaml")
-    return _flatten(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
+    return flatten_parameters(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
 
 
 def pose_parameter(translation: Sequence[float], rotation: Sequence[float], name: str) -> Pose:

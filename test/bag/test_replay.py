@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from imkd_ros.bag.errors import BagError
-from imkd_ros.bag.replay import open_bag, replay_offline, run_replay_eval
+from imkd_ros.bag.replay import open_bag, replay_offline
+from imkd_ros.bag.replay_eval import run_replay_eval
 from imkd_ros.types import Boxes
 
 REPO = Path(__file__).resolve().parents[2]

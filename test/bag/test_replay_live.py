@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.bag.replay import run_replay_eval
+from imkd_ros.bag.replay_eval import run_replay_eval
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "student_nokd.pt"

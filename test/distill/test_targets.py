@@ -18,7 +18,8 @@ from imkd_ros.distill import targets as targets_mod
 from imkd_ros.distill.cache import INDEX_NAME, TargetCache
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
 from imkd_ros.model import Student
-from imkd_ros.train import model_config_for, shrink_frame
+from imkd_ros.model.preprocess import shrink_frame
+from imkd_ros.train import model_config_for
 
 
 def test_cache_holds_the_teacher_outputs(

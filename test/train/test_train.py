@@ -18,7 +18,8 @@ from imkd_ros.checkpoint import CheckpointError, load_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import Detector
-from imkd_ros.train import TrainConfig, model_config_for, shrink_frame, train
+from imkd_ros.model.preprocess import shrink_frame
+from imkd_ros.train import TrainConfig, model_config_for, train
 
 REPO = Path(__file__).resolve().parents[2]
 
