@@ -503,13 +503,11 @@ def _markdown(c: Comparison) -> str:
 
 
 def _plot(c: Comparison) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
     regions = list(c.regions.values())
-    fig, axes = plt.subplots(1, len(regions), figsize=(1.0 + 1.3 * len(c.models) * len(regions), 3.6), squeeze=False)
+    fig = Figure(figsize=(1.0 + 1.3 * len(c.models) * len(regions), 3.6))
+    axes = fig.subplots(1, len(regions), squeeze=False)
     for ax, r in zip(axes[0], regions, strict=True):
         x = np.arange(len(r.models))
         d = [m.deltas["nds"] for m in r.models]
@@ -523,4 +521,3 @@ def _plot(c: Comparison) -> None:
     fig.tight_layout()
     with atomic_write(c.png, "wb") as f:
         fig.savefig(f, dpi=110, format="png")
-    plt.close(fig)

@@ -285,12 +285,10 @@ def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
     ep = [r["epoch"] for r in history]
     for key in ("loss", "heatmap", "depth", "det_total", "pl_total", "kd_total"):
         if any(key in r for r in history):
@@ -308,7 +306,6 @@ def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
     ax.legend(loc="upper center", fontsize=8)
     fig.tight_layout()
     fig.savefig(f"{stem}_loss.png")
-    plt.close(fig)
 
 
 def train(

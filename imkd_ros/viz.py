@@ -48,12 +48,10 @@ def draw_bev(
             (green) are drawn.
         detections: boxes in the ego frame (red), optional.
     """
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 8), dpi=110)
+    fig = Figure(figsize=(7, 8), dpi=110)
+    ax = fig.subplots()
     if frame.lidar is not None and len(frame.lidar):
         ax.scatter(frame.lidar[:, 1], frame.lidar[:, 0], s=0.2, c="0.6", label="LiDAR")
     if len(frame.radar):
@@ -77,5 +75,4 @@ def draw_bev(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
     return path

@@ -377,10 +377,7 @@ def draw_intensity(
         mix: weights of the combined panel.
         title: figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
     arr = torch.as_tensor(np.asarray(maps, dtype=np.float32))
     if arr.dim() != 3 or arr.shape[0] != 3:
@@ -391,7 +388,8 @@ def draw_intensity(
     x0, x1, y0, y1 = extent
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.6), dpi=90)
+    fig = Figure(figsize=(16, 4.6), dpi=90)
+    axes = fig.subplots(1, 4)
     for ax, img, name in zip(axes, panels, names, strict=True):
         # rows are y, columns x: transpose so x runs up, then show +y to the left as in imkd_ros.viz.draw_bev
         im = ax.imshow(img.numpy().T, origin="lower", extent=(y0, y1, x0, x1), vmin=0.0, vmax=1.0, cmap="viridis")
@@ -403,5 +401,4 @@ def draw_intensity(
     if title:
         fig.suptitle(title)
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -6,11 +6,13 @@ one line. Both classes also derive from :class:`ValueError`, as callers that onl
 
 from __future__ import annotations
 
+from imkd_ros.errors import ImkdError
+
 __all__ = ["ModelError", "ModelConfigError", "ModelInputError"]
 
 
-class ModelError(Exception):
-    """Base class of all model errors."""
+class ModelError(ImkdError):
+    """Base class of all model errors (an :class:`~imkd_ros.errors.ImkdError`: the CLI prints it as one line)."""
 
 
 class ModelConfigError(ModelError, ValueError):
