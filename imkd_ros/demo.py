@@ -18,8 +18,6 @@ This module is core (no rclpy): the ROS parts run in the child processes.
 from __future__ import annotations
 
 import json
-import os
-import random
 import subprocess
 import sys
 import time
@@ -28,19 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.pipeline.env import stop_process
+from imkd_ros.interfaces import read_detections
+from imkd_ros.pipeline.env import child_env, node_command, stop_process
 
-__all__ = ["run_demo", "DEMO_DATA", "node_parameters", "read_detections", "child_env", "node_command"]
+__all__ = ["run_demo", "DEMO_DATA", "node_parameters"]
 
 #: The embedded synthetic default: 4 scenes (one per weather) x 8 keyframes, seed 0.
 DEMO_DATA = {"scenes": 4, "samples_per_scene": 8, "seed": 0, "weathers": ("clear", "rain", "fog", "night")}
 _VERSION = "v1.0-synth"
-_REMAPS = (
-    "~/input/image:=/camera/image",
-    "~/input/camera_info:=/camera/camera_info",
-    "~/input/radar:=/radar/front",
-    "~/input/ego_pose:=/ego_pose",
-)
 
 
 def _flow(pose: Any) -> dict[str, list[float]]:
@@ -60,63 +53,6 @@ def node_parameters(dataroot: Path, path: Path, split: str = "synth_val") -> Pat
     params = {"camera_to_base": _flow(camera.sensor_to_ego), "radar_to_base": {"front": _flow(radar)}}
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}, sort_keys=False))
     return path
-
-
-def read_detections(bag: Path, node: str = "/detector_node") -> dict[int, Any]:
-    """Detections recorded in ``bag`` by header stamp (ns) -> :class:`~imkd_ros.types.Boxes` (ego frame): the
-    node's ``output/objects`` (classes, boxes) with the velocities of its ``output/detected_objects`` of the same
-    stamp (NaN where a frame's DetectedObjects were not recorded)."""
-    from rosbags.highlevel import AnyReader
-
-    from imkd_ros.interfaces import detections_to_boxes, make_typestore
-
-    topics = (f"{node}/output/objects", f"{node}/output/detected_objects")
-    msgs: dict[str, dict[int, Any]] = {t: {} for t in topics}
-    with AnyReader([bag], default_typestore=make_typestore()) as reader:
-        conns = [c for c in reader.connections if c.topic in topics]
-        for conn, _, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            msgs[conn.topic][msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = msg
-    detections, objects = (msgs[t] for t in topics)
-    return {stamp: detections_to_boxes(msg, "ego", objects.get(stamp)) for stamp, msg in detections.items()}
-
-
-def child_env() -> dict[str, str]:
-    """Environment of the ROS child processes: :func:`imkd_ros.pipeline.env.ros_env` with a random domain id (apart
-    from other runs), this source tree first on ``PYTHONPATH``, unbuffered output."""
-    from imkd_ros.pipeline.env import ros_env
-
-    env = ros_env(domain_id=random.SystemRandom().randint(1, 101))
-    repo = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def node_command(
-    model: Path,
-    params: Path | None,
-    *,
-    device: str = "cpu",
-    use_sim_time: bool = False,
-    score_threshold: float | None = None,
-    extrinsics_source: str | None = None,
-) -> list[str]:
-    """``detector_node`` with config/detector.yaml, then ``params`` (overrides), the model and the player's topics;
-    ``score_threshold`` overrides the file's (0: every box the model decodes, as ``imkd eval`` scores),
-    ``extrinsics_source`` the file's ``auto``."""
-    cmd = [sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args"]
-    cmd += ["--params-file", str(_config("detector.yaml"))]
-    if params is not None:
-        cmd += ["--params-file", str(params)]
-    cmd += ["-p", f"checkpoint:={model}", "-p", f"device:={device}", "-p", f"use_sim_time:={str(use_sim_time).lower()}"]
-    if score_threshold is not None:
-        cmd += ["-p", f"score_threshold:={float(score_threshold)}"]
-    if extrinsics_source is not None:
-        cmd += ["-p", f"extrinsics_source:={extrinsics_source}"]
-    for r in _REMAPS:
-        cmd += ["-r", r]
-    return cmd
 
 
 def _stand_in_model(data: Path, out: Path) -> Path:
@@ -246,9 +182,3 @@ def run_demo(
         print(f"      BEV: {png}")
     print(f"done in {figures['wall_s']:.0f} s: {out / 'demo_summary.json'}")
     return figures
-
-
-def _config(name: str) -> Path:
-    from imkd_ros.shipped import shipped_file
-
-    return shipped_file(f"config/{name}")

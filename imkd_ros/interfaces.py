@@ -25,6 +25,7 @@ from imkd_ros.errors import ImkdError
 from imkd_ros.types import Boxes
 
 __all__ = [
+    "read_detections",
     "InterfaceError",
     "IMKD_MSGS",
     "VISION_MSGS",
@@ -193,3 +194,20 @@ def detections_to_boxes(msg: Any, frame: str = "ego", objects: Any | None = None
             )
         vel = object_velocities(objects)
     return Boxes(center, size, yaw, vel, label, score, frame)
+
+
+def read_detections(bag: Path, node: str = "/detector_node") -> dict[int, Any]:
+    """Detections recorded in ``bag`` by header stamp (ns) -> :class:`~imkd_ros.types.Boxes` (ego frame): the
+    node's ``output/objects`` (classes, boxes) with the velocities of its ``output/detected_objects`` of the same
+    stamp (NaN where a frame's DetectedObjects were not recorded)."""
+    from rosbags.highlevel import AnyReader
+
+    topics = (f"{node}/output/objects", f"{node}/output/detected_objects")
+    msgs: dict[str, dict[int, Any]] = {t: {} for t in topics}
+    with AnyReader([bag], default_typestore=make_typestore()) as reader:
+        conns = [c for c in reader.connections if c.topic in topics]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            msgs[conn.topic][msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = msg
+    detections, objects = (msgs[t] for t in topics)
+    return {stamp: detections_to_boxes(msg, "ego", objects.get(stamp)) for stamp, msg in detections.items()}

@@ -161,8 +161,9 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
 
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.demo import child_env, node_command, node_parameters
+    from imkd_ros.demo import node_parameters
     from imkd_ros.detector import Detector, inference_threads
+    from imkd_ros.pipeline.env import child_env, node_command
 
     n_threads = inference_threads(threads)
     data = workdir / "node-data"

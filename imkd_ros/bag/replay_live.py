@@ -1,11 +1,11 @@
 """``imkd bag replay-eval --live``: the bag played into a ROS 2 graph, ``detector_node`` answering in another
 process, its answers recorded and handed back for scoring.
 
-Core module (no rclpy): it starts two child processes with :func:`imkd_ros.demo.child_env` (the project's Fast DDS
-profile, localhost discovery, a random domain id):
+Core module (no rclpy): it starts two child processes with :func:`imkd_ros.pipeline.env.child_env` (the project's
+Fast DDS profile, localhost discovery, a random domain id):
 
-* ``detector_node`` (:func:`imkd_ros.demo.node_command`: ``config/detector.yaml``, a parameter file with the bag's
-  mountings and radar names from ``tf_static`` plus the user's overrides, ``use_sim_time``, the demo's topic
+* ``detector_node`` (:func:`imkd_ros.pipeline.env.node_command`: ``config/detector.yaml``, a parameter file with the
+  bag's mountings and radar names from ``tf_static`` plus the user's overrides, ``use_sim_time``, the player's topic
   remappings; score threshold 0 unless one is given, so that it publishes what ``imkd eval`` scores);
 * the bag player (:mod:`imkd_ros.nodes.bag_player`): ``/clock`` and the sensor messages at ``rate`` x real time,
   free-running, recording the node's outputs into ``<out>/live/outputs`` (MCAP).
@@ -105,7 +105,8 @@ def replay_live(
         BagError: a bad bag (topics, mountings).
         RuntimeError: a child process failed (its log is named).
     """
-    from imkd_ros.demo import child_env, node_command, read_detections
+    from imkd_ros.interfaces import read_detections
+    from imkd_ros.pipeline.env import child_env, node_command
 
     live = Path(out) / "live"
     if live.exists():

@@ -6,15 +6,23 @@ Pure Python, no rclpy: it builds a dict for ``subprocess.Popen(..., env=ros_env(
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["stop_process", "fastdds_profile_path", "ros_env"]
+__all__ = ["stop_process", "fastdds_profile_path", "ros_env", "child_env", "node_command", "DETECTOR_REMAPS"]
 
 _PROFILE = Path("config") / "fastdds.xml"
+#: detector_node's inputs remapped to the player's topics (:mod:`imkd_ros.nodes.player`).
+DETECTOR_REMAPS = (
+    "~/input/image:=/camera/image",
+    "~/input/camera_info:=/camera/camera_info",
+    "~/input/radar:=/radar/front",
+    "~/input/ego_pose:=/ego_pose",
+)
 
 
 def fastdds_profile_path() -> Path:
@@ -68,3 +76,41 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def child_env() -> dict[str, str]:
+    """Environment of the ROS child processes: :func:`ros_env` with a random domain id (apart
+    from other runs), this source tree first on ``PYTHONPATH``, unbuffered output."""
+    env = ros_env(domain_id=random.SystemRandom().randint(1, 101))
+    repo = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def node_command(
+    model: Path,
+    params: Path | None,
+    *,
+    device: str = "cpu",
+    use_sim_time: bool = False,
+    score_threshold: float | None = None,
+    extrinsics_source: str | None = None,
+) -> list[str]:
+    """``detector_node`` with config/detector.yaml, then ``params`` (overrides), the model and the player's topics;
+    ``score_threshold`` overrides the file's (0: every box the model decodes, as ``imkd eval`` scores),
+    ``extrinsics_source`` the file's ``auto``."""
+    from imkd_ros.shipped import shipped_file
+
+    cmd = [sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args"]
+    cmd += ["--params-file", str(shipped_file("config/detector.yaml"))]
+    if params is not None:
+        cmd += ["--params-file", str(params)]
+    cmd += ["-p", f"checkpoint:={model}", "-p", f"device:={device}", "-p", f"use_sim_time:={str(use_sim_time).lower()}"]
+    if score_threshold is not None:
+        cmd += ["-p", f"score_threshold:={float(score_threshold)}"]
+    if extrinsics_source is not None:
+        cmd += ["-p", f"extrinsics_source:={extrinsics_source}"]
+    for r in DETECTOR_REMAPS:
+        cmd += ["-r", r]
+    return cmd

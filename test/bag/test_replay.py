@@ -118,7 +118,7 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(
     rep = run_replay_eval(exported_all_bag, MODEL, out, gt_attributes=attrs, bev_frames=4)
 
     # the same boxes, frame by frame: the detector on the reader's frames vs what the replay recorded
-    from imkd_ros.demo import read_detections
+    from imkd_ros.interfaces import read_detections
 
     detector = Detector.from_checkpoint(MODEL)
     got_dets = read_detections(out / "detections")

@@ -17,7 +17,7 @@ MODEL = REPO / "models" / "student_nokd.pt"
 
 @pytest.mark.skipif(not MODEL.is_file(), reason=f"shipped model {MODEL} missing")
 def test_live_replay_at_rate_one(exported_bag: Path, tmp_path: Path) -> None:
-    from imkd_ros.demo import read_detections
+    from imkd_ros.interfaces import read_detections
 
     offline = run_replay_eval(exported_bag, MODEL, tmp_path / "offline", bev_frames=0)
     out = tmp_path / "live"
