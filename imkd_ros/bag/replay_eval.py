@@ -33,11 +33,11 @@ def run_replay_eval(
     bev_frames: int = 40,
     gt_attributes: Mapping[str, Sequence[str]] | None = None,
     timeout: float = 120.0,
-    threads: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Replay ``bag`` (offline or live), score it, and write the report into ``out`` (see
-    :mod:`imkd_ros.bag.report` for the files). Returns the report dict (as ``report.json``).
+    :mod:`imkd_ros.bag.report` for the files). Returns the report dict (as ``report.json``). Torch's thread count
+    is the caller's (``imkd bag replay-eval --threads`` sets it).
 
     Args:
         bag, checkpoint, out: the bag, the model, the output folder (created; files in it are replaced).
@@ -51,8 +51,6 @@ def run_replay_eval(
         bev_frames: BEV PNGs (and GIF frames) drawn, evenly over the evaluated frames.
         gt_attributes: see :func:`imkd_ros.bag.replay.evaluate_replay`.
         timeout: live: seconds to wait for the node to come up and for its last answers.
-        threads: offline: torch intra-op threads (None: torch's default). On a busy 2-CPU machine 1 thread was
-            measured 8x faster than 2 (``bag_replay_eval_frames_per_s``).
         progress: progress bars.
 
     Raises:
@@ -86,10 +84,6 @@ def run_replay_eval(
             timeout=timeout,
         )
     else:
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
         replay = replay_offline(src, detector, params=overrides, frames=frames, gt_stamps=sorted(gt), progress=progress)
     summary = evaluate_replay(
         src, replay, out, region=model_region(detector.config), gt=gt, gt_attributes=gt_attributes
