@@ -402,7 +402,12 @@ def train(
         trainable = DistilledStudent(core, heads, kd)
     if unlabelled is not None:
         assert bank is not None and isinstance(core, Student)
-        pseudo_of = {f.token: pseudo_labels(bank.targets(f.token), unlabelled.threshold) for f in unlabelled_frames}
+        pseudo_of = {
+            f.token: pseudo_labels(
+                bank.targets(f.token), unlabelled.threshold, f.radar if unlabelled.velocity else None
+            )
+            for f in unlabelled_frames
+        }
         trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight, unlabelled.soft)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_rank = math.ceil(len(pool) / dist.world)
@@ -661,6 +666,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="unlabelled frames' heatmap targets raised to the teacher's heatmap (weak teacher objects stop being "
         "full negatives)",
     )
+    p.add_argument(
+        "--pseudo-label-velocity",
+        action="store_true",
+        help="pseudo-labels keep the teacher's velocity refined by the radar's Doppler where the box has returns",
+    )
 
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
@@ -705,15 +715,17 @@ def pseudo_config_from_args(args: argparse.Namespace) -> PseudoLabelConfig | Non
     threshold = getattr(args, "pseudo_label_threshold", None)
     weight = getattr(args, "pseudo_label_weight", None)
     soft = bool(getattr(args, "pseudo_label_soft", False))
+    velocity = bool(getattr(args, "pseudo_label_velocity", False))
     if split is None:
-        if threshold is not None or weight is not None or soft:
-            raise DistillConfigError("--pseudo-label-threshold/-weight/-soft need --unlabelled-split SPLIT")
+        if threshold is not None or weight is not None or soft or velocity:
+            raise DistillConfigError("--pseudo-label-threshold/-weight/-soft/-velocity need --unlabelled-split SPLIT")
         return None
     return PseudoLabelConfig(
         split,
         PseudoLabelConfig.threshold if threshold is None else threshold,
         PseudoLabelConfig.weight if weight is None else weight,
         soft,
+        velocity,
     )
 
 

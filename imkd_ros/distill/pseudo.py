@@ -46,6 +46,7 @@ from imkd_ros.distill.config import DistillConfig
 from imkd_ros.distill.errors import DistillConfigError
 from imkd_ros.distill.losses import DistillLosses, distill_losses
 from imkd_ros.model.decode import Detections
+from imkd_ros.model.doppler import refine_velocity, returns_in_boxes
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.student import Student, StudentOutput
@@ -69,12 +70,17 @@ class PseudoLabelConfig:
             heatmap)`` instead of the peaks alone: an object the teacher saw with a score under ``threshold`` is
             no longer a full negative for the focal loss (its negative weight ``(1 - y)^4`` shrinks with the
             teacher's confidence ``y``); positives stay the pseudo-labels' centre cells.
+        velocity: pseudo-labels keep a velocity where the frame's radar has returns in the box: the teacher's
+            velocity refined by their Doppler (:mod:`imkd_ros.model.doppler`; on the large validation set the
+            shipped teacher so refined has mAVE 0.22 in the students' coverage, the student's network alone 0.50);
+            boxes without returns keep a NaN (masked) velocity. Off: every pseudo-label velocity is masked.
     """
 
     split: str
     threshold: float = 0.3
     weight: float = 1.0
     soft: bool = False
+    velocity: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.split, str) or not self.split.strip():
@@ -86,20 +92,39 @@ class PseudoLabelConfig:
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "weight", float(self.weight))
         object.__setattr__(self, "soft", bool(self.soft))
+        object.__setattr__(self, "velocity", bool(self.velocity))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "threshold": self.threshold, "weight": self.weight, "soft": self.soft}
+        return {
+            "split": self.split,
+            "threshold": self.threshold,
+            "weight": self.weight,
+            "soft": self.soft,
+            "velocity": self.velocity,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PseudoLabelConfig:
-        return cls(str(data["split"]), float(data["threshold"]), float(data["weight"]), bool(data.get("soft", False)))
+        return cls(
+            str(data["split"]),
+            float(data["threshold"]),
+            float(data["weight"]),
+            bool(data.get("soft", False)),
+            bool(data.get("velocity", False)),
+        )
 
 
-def pseudo_labels(targets: TeacherTargets, threshold: float) -> Boxes:
+def pseudo_labels(targets: TeacherTargets, threshold: float, radar: np.ndarray | None = None) -> Boxes:
     """The pseudo-labels of one frame: the teacher's cached boxes with ``score >= threshold`` (ego frame of the
-    frame's reference time), velocity NaN so that the student's velocity regression is not trained on them."""
+    frame's reference time). Velocity: with the frame's ``radar`` (``(N, 7)`` RADAR_FEATURES), the teacher's refined
+    by the Doppler of the returns in each box, NaN (masked in training) for boxes without returns; without
+    ``radar`` NaN for all, so that the student's velocity regression is not trained on them."""
     boxes = targets.confident_boxes(threshold)
-    return replace(boxes, velocity=np.full_like(boxes.velocity, np.nan))
+    if radar is None:
+        return replace(boxes, velocity=np.full_like(boxes.velocity, np.nan))
+    refined = refine_velocity(boxes, radar)
+    seen = returns_in_boxes(boxes, radar) > 0
+    return replace(boxes, velocity=np.where(seen[:, None], refined.velocity, np.nan))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 
 from imkd_ros.types import Boxes
 
-__all__ = ["DOPPLER", "DopplerConfig", "refine_velocity"]
+__all__ = ["DOPPLER", "DopplerConfig", "refine_velocity", "returns_in_boxes"]
 
 _VX, _VY = 4, 5  # columns of Frame.radar
 
@@ -67,6 +67,23 @@ def _directions(radar: np.ndarray, still_mps: float) -> tuple[np.ndarray, np.nda
     return u, np.where(moving, speed, 0.0)
 
 
+def _inside(boxes: Boxes, radar: np.ndarray, margin: float) -> np.ndarray:
+    """``(B, N)`` bool: return ``j``'s BEV position lies in box ``i``'s footprint grown by ``margin``."""
+    pos = radar[:, :2].astype(np.float64)
+    rel = pos[None, :, :] - boxes.center[:, None, :2]  # (B, N, 2)
+    c, s = np.cos(boxes.yaw)[:, None], np.sin(boxes.yaw)[:, None]
+    along = np.abs(c * rel[..., 0] + s * rel[..., 1])
+    across = np.abs(-s * rel[..., 0] + c * rel[..., 1])
+    return (along <= boxes.size[:, 1:2] / 2 + margin) & (across <= boxes.size[:, 0:1] / 2 + margin)
+
+
+def returns_in_boxes(boxes: Boxes, radar: np.ndarray | None, config: DopplerConfig = DOPPLER) -> np.ndarray:
+    """``(B,)`` int: how many radar returns :func:`refine_velocity` would look at for each box."""
+    if radar is None or len(radar) == 0 or len(boxes) == 0:
+        return np.zeros(len(boxes), dtype=np.int64)
+    return _inside(boxes, radar, config.margin).sum(axis=1)
+
+
 def refine_velocity(boxes: Boxes, radar: np.ndarray | None, config: DopplerConfig = DOPPLER) -> Boxes:
     """``boxes`` with each velocity refined by the Doppler of the radar returns in it (module docstring).
 
@@ -77,12 +94,7 @@ def refine_velocity(boxes: Boxes, radar: np.ndarray | None, config: DopplerConfi
     if radar is None or len(radar) == 0 or len(boxes) == 0:
         return boxes
     u, d = _directions(radar, config.still_mps)
-    pos = radar[:, :2].astype(np.float64)
-    rel = pos[None, :, :] - boxes.center[:, None, :2]  # (B, N, 2)
-    c, s = np.cos(boxes.yaw)[:, None], np.sin(boxes.yaw)[:, None]
-    along = np.abs(c * rel[..., 0] + s * rel[..., 1])
-    across = np.abs(-s * rel[..., 0] + c * rel[..., 1])
-    inside = (along <= boxes.size[:, 1:2] / 2 + config.margin) & (across <= boxes.size[:, 0:1] / 2 + config.margin)
+    inside = _inside(boxes, radar, config.margin)
     velocity = boxes.velocity.copy()
     for b in np.flatnonzero(inside.any(axis=1)):
         v_net = velocity[b]

@@ -315,6 +315,23 @@ def test_soft_pseudo_targets_raise_the_heatmap_to_the_teacher() -> None:
         soft._pseudo_targets([box, empty], wrong, [0, 1])
 
 
+def test_pseudo_label_velocity_from_the_radar_where_the_box_has_returns() -> None:
+    from imkd_ros.distill.cache import TeacherTargets
+
+    boxes = np.array([[20, 0, 0.8, 1.9, 4.5, 1.6, 0, 3.0, 1.0], [30, 10, 0.8, 1.9, 4.5, 1.6, 0, 2.0, 2.0]], np.float32)
+    maps = np.zeros((1, 1, 1), np.float32)
+    t = TeacherTargets("tok", 0, maps, np.zeros((3, 1, 1), np.float32), maps, boxes, np.zeros(2, np.int32),
+                       np.array([0.9, 0.8], np.float32))  # fmt: skip
+    radar = np.zeros((4, 7), np.float32)
+    radar[:, 0], radar[:, 4] = 20.0, 5.0  # four returns straight ahead in box 0, radial velocity +5 m/s
+    masked = pseudo_labels(t, 0.5)
+    assert np.isnan(masked.velocity).all()
+    got = pseudo_labels(t, 0.5, radar)
+    assert got.velocity[0, 0] == pytest.approx((0.3 * 3.0 + 4 * 5.0) / (0.3 + 4))  # refined toward the Doppler
+    assert got.velocity[0, 1] == pytest.approx(1.0)  # tangential part: the teacher's
+    assert np.isnan(got.velocity[1]).all()  # no return in box 1: masked
+
+
 def test_soft_pseudo_labels_train_and_change_the_loss(
     caches: Caches, synth_unlabelled_root: Path, tmp_path: Path
 ) -> None:
