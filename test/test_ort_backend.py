@@ -244,4 +244,4 @@ def test_detector_node_backend_parameter(tmp_path: Path) -> None:
 
     bad = _node(ckpt, "tensorrt", tmp_path / "cache")
     out, _ = bad.communicate(timeout=120)
-    assert bad.returncode == 2 and "detector_node: error: backend 'tensorrt'" in out, out
+    assert bad.returncode == 2 and "parameter backend: 'tensorrt' is not one of" in out, out
