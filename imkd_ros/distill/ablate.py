@@ -15,7 +15,8 @@ kd1-2      + stages 1-2 (+ selective fused-feature and response distillation)
 kd1-2-3    + stages 1-3 (+ intensity-guided fusion calibration)
 pseudo     labelled frames + the unlabelled drives' teacher pseudo-labels, no feature distillation
 pseudo-soft the same with soft targets: the heatmap target raised to the teacher's heatmap
-imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation): the shipped recipe
+imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation)
+imkd-sv    the same with soft targets and pseudo-label velocities from the radar's Doppler
 oracle     labelled frames + the unlabelled drives WITH their annotations (the upper bound of ``pseudo``/``imkd``)
 teacher    the LiDAR teacher itself (reference)
 ========== ===================================================================================================
@@ -76,6 +77,7 @@ class StudyRow:
     stages: tuple[str, ...] = ()
     unlabelled: str | None = None
     soft: bool = False
+    velocity: bool = False
 
 
 STUDY_ROWS: tuple[StudyRow, ...] = (
@@ -85,7 +87,8 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow("kd1-2-3", "+ stages 1-3", STAGES),
     StudyRow("pseudo", "+ unlabelled drives, pseudo-labels only", (), "pseudo"),
     StudyRow("pseudo-soft", "+ unlabelled drives, soft pseudo-labels only", (), "pseudo", soft=True),
-    StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD, shipped)", STAGES, "pseudo"),
+    StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD)", STAGES, "pseudo"),
+    StudyRow("imkd-sv", "IMKD + soft targets + Doppler pseudo-label velocities", STAGES, "pseudo", True, True),
     StudyRow("oracle", "oracle: unlabelled drives labelled too", (), "labels"),
 )
 
@@ -156,7 +159,8 @@ def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     stages = tuple((meta.get("distill") or {}).get("stages") or ())
     unl = (meta.get("unlabelled") or {}).get("split")
     soft = bool((meta.get("unlabelled") or {}).get("soft", False))
-    return stages == tuple(want["stages"]) and unl == want["unlabelled"] and soft == want["soft"]
+    vel = bool((meta.get("unlabelled") or {}).get("velocity", False))
+    return stages == tuple(want["stages"]) and unl == want["unlabelled"] and (soft, vel) == want["soft"]
 
 
 def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
@@ -187,7 +191,9 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             max_steps=steps,
         )
 
-    def want(cfg: TrainConfig, stages: Sequence[str], unl: str | None, soft: bool = False) -> dict[str, Any]:
+    def want(
+        cfg: TrainConfig, stages: Sequence[str], unl: str | None, soft: tuple[bool, bool] = (False, False)
+    ) -> dict[str, Any]:
         keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
         return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
 
@@ -210,7 +216,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             split = plan.source if row.unlabelled == "labels" else labelled
             cfg = config(split, plan.steps, seed)
             unl = unlabelled if row.unlabelled == "pseudo" else None
-            if not _matches(_meta(ckpt), want(cfg, row.stages, unl, row.soft)):
+            if not _matches(_meta(ckpt), want(cfg, row.stages, unl, (row.soft, row.velocity))):
                 if progress:
                     print(f"ablate: training {ckpt.name} ({row.label})", file=sys.stderr)
                 train_fn(
@@ -224,7 +230,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
                     command=f"imkd ablate (row {row.key}, seed {seed})",
                     distill=DistillConfig(stages=row.stages) if row.stages or unl else None,
                     targets=targets if row.stages or unl else None,
-                    unlabelled=PseudoLabelConfig(unl, soft=row.soft) if unl else None,
+                    unlabelled=PseudoLabelConfig(unl, soft=row.soft, velocity=row.velocity) if unl else None,
                 )
             out["rows"][row.key].append(ckpt)
             out["seconds"][ckpt.stem] = (_meta(ckpt) or {}).get("seconds")
