@@ -46,6 +46,9 @@ __all__ = [
     "paired_deltas",
     "nds_ci_halfwidth",
     "compare_detectors",
+    "run_detectors",
+    "results_meta",
+    "score_regions",
 ]
 
 #: Coverage of the bootstrap intervals.
@@ -256,7 +259,7 @@ class _Described:
         return {"kind": type(self.area).__name__, "name": self.name}
 
 
-def _run_detectors(
+def run_detectors(
     dataroot: Path, version: str, split: str, detectors: Sequence[Any], batch_size: int
 ) -> tuple[list[dict[str, list[dict[str, Any]]]], dict[str, str]]:
     """Devkit result dicts of every detector on every sample of ``split`` (frames read once), and sample -> scene."""
@@ -286,6 +289,35 @@ def _run_detectors(
             for f, boxes in zip(frames, det.detect_batch(frames), strict=True):
                 res[f.token] = boxes_to_results(f, boxes)
     return results, {t: reader.scene_of(t) for t in tokens}
+
+
+def results_meta(detector: Any) -> dict[str, Any]:
+    """The devkit results ``meta`` of a detector's modalities."""
+    from imkd_ros.evaluate import CAMERA_RADAR_META
+
+    meta = dict(CAMERA_RADAR_META)
+    if detector.is_teacher:
+        meta.update(use_camera=False, use_radar=False, use_lidar=True)
+    return meta
+
+
+def score_regions(
+    dataroot: Path, version: str, split: str, results_path: Path, areas: Mapping[str, Any], model: str
+) -> dict[str, tuple[dict[str, Any], MatchTable]]:
+    """One results file scored by the devkit in each region (summaries written under ``results_path.parent /
+    <region>``): ``{region: (devkit summary, match table for the bootstrap)}``."""
+    from imkd_ros.evaluate import _load_eval, _score, _select
+
+    de = _load_eval(dataroot, version, split, results_path, results_path.parent, False)
+    out = {}
+    for rname, area in areas.items():
+        gt, pred = _select(de, de.gt_boxes.sample_tokens, area)
+        scope = {"version": version, "split": split, "region_name": rname, "model": model}
+        out[rname] = (
+            _score(de, gt, pred, results_path.parent / rname, None, area, scope),
+            match_samples(gt, pred, de.cfg),
+        )
+    return out
 
 
 def compare_detectors(
@@ -327,7 +359,7 @@ def compare_detectors(
     """
     from imkd_ros.detector import Detector
     from imkd_ros.eval_detector import headline, model_region
-    from imkd_ros.evaluate import CAMERA_RADAR_META, _load_eval, _score, _select, write_results
+    from imkd_ros.evaluate import write_results
 
     paths = [Path(c) for c in checkpoints]
     if len(paths) < 2:
@@ -361,22 +393,15 @@ def compare_detectors(
             raise ValueError(f"region {name!r} has no contains(xy) method")
     areas = {n: a if callable(getattr(a, "to_dict", None)) else _Described(a, n) for n, a in areas.items()}
 
-    results, scene_of = _run_detectors(dataroot, version, split, detectors, batch_size)
+    results, scene_of = run_detectors(dataroot, version, split, detectors, batch_size)
     summaries: dict[str, list[dict[str, Any]]] = {r: [] for r in areas}
     tables: dict[str, list[MatchTable]] = {r: [] for r in areas}
     for name, det, res in zip(names, detectors, results, strict=True):
-        meta = dict(CAMERA_RADAR_META)
-        if det.is_teacher:
-            meta.update(use_camera=False, use_radar=False, use_lidar=True)
         results_path = out_dir / name / "results.json"
-        write_results(results_path, res, meta)
-        de = _load_eval(dataroot, version, split, results_path, out_dir / name, False)
-        for rname, area in areas.items():
-            gt, pred = _select(de, de.gt_boxes.sample_tokens, area)
-            scope = {"version": version, "split": split, "region_name": rname, "model": name}
-            summaries[rname].append(_score(de, gt, pred, out_dir / name / rname, None, area, scope))
-            tables[rname].append(match_samples(gt, pred, de.cfg))
-        del de  # the devkit's NuScenes of this model
+        write_results(results_path, res, results_meta(det))
+        for rname, (summary, table) in score_regions(dataroot, version, split, results_path, areas, name).items():
+            summaries[rname].append(summary)
+            tables[rname].append(table)
 
     scenes = sorted({scene_of[t] for t in tables[next(iter(areas))][0].sample_tokens})
     draws = scene_draws(len(scenes), bootstrap, seed)

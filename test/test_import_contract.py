@@ -115,8 +115,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {}
 PRIVATE_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("imkd_ros.compare", "imkd_ros.evaluate"): "devkit loading/scoring helpers (_load_eval, _select, _score)",
     ("imkd_ros.bag.metrics", "imkd_ros.evaluate"): "devkit scoring helpers (_in_region, _score)",
-    ("imkd_ros.distill.ablate", "imkd_ros.evaluate"): "devkit loading/scoring helpers (file edited elsewhere now)",
-    ("imkd_ros.distill.ablate", "imkd_ros.compare"): "_run_detectors (file edited elsewhere now)",
 }
 
 

@@ -243,10 +243,10 @@ def _detections(
 ) -> list[Path]:
     """``results.json`` of every checkpoint on the split, computed for those whose cached file is missing or from
     another checkpoint / split (students in one pass over the frames, teachers in another)."""
-    from imkd_ros.compare import _run_detectors
+    from imkd_ros.compare import results_meta, run_detectors
     from imkd_ros.detector import Detector
     from imkd_ros.distill.cache import file_sha256
-    from imkd_ros.evaluate import CAMERA_RADAR_META, write_results
+    from imkd_ros.evaluate import write_results
 
     paths, todo = [], []
     for ckpt in checkpoints:
@@ -254,19 +254,15 @@ def _detections(
         res = eval_dir / ckpt.stem / "results.json"
         stamp = res.with_name("results.key.json")
         if not (res.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key):
-            todo.append((ckpt, res, stamp, key))
+            todo.append((Detector.from_checkpoint(ckpt), res, stamp, key))
         paths.append(res)
     for teachers in (False, True):
-        group = [t for t in todo if Detector.from_checkpoint(t[0]).is_teacher == teachers]
+        group = [t for t in todo if t[0].is_teacher == teachers]
         if not group:
             continue
-        dets = [Detector.from_checkpoint(t[0]) for t in group]
-        results, _ = _run_detectors(val_data, version, split, dets, batch_size)
-        for (_, res, stamp, key), det, r in zip(group, dets, results, strict=True):
-            meta = dict(CAMERA_RADAR_META)
-            if det.is_teacher:
-                meta.update(use_camera=False, use_radar=False, use_lidar=True)
-            write_results(res, r, meta)
+        results, _ = run_detectors(val_data, version, split, [t[0] for t in group], batch_size)
+        for (det, res, stamp, key), r in zip(group, results, strict=True):
+            write_results(res, r, results_meta(det))
             atomic_write_text(stamp, json.dumps(key) + "\n")
     return paths
 
@@ -288,12 +284,11 @@ def score_study(
     """Score the rows' checkpoints (and the teacher) on ``split`` of ``val_data`` and write the table (module
     docstring). ``rows`` maps a row key to its seeds' checkpoints; ``nokd`` must be among them (the reference)."""
     from imkd_ros.checkpoint import load_checkpoint
-    from imkd_ros.compare import bootstrap_headlines, scene_draws
+    from imkd_ros.compare import bootstrap_headlines, scene_draws, score_regions
     from imkd_ros.coverage import dataset_coverage
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.eval_detector import headline, model_region
-    from imkd_ros.evaluate import _load_eval, _score, _select
-    from imkd_ros.metrics_fast import HEADLINE_KEYS, match_samples
+    from imkd_ros.metrics_fast import HEADLINE_KEYS
 
     if "nokd" not in rows or not rows["nokd"]:
         raise ValueError("the study needs the nokd row (the reference)")
@@ -310,14 +305,9 @@ def score_study(
     point = {r: [] for r in areas}
     tables = {r: [] for r in areas}
     for (_, ckpt), res in zip(names, results, strict=True):
-        de = _load_eval(val_data, version, split, res, out / "eval" / ckpt.stem, False)
-        for rname, area in areas.items():
-            gt, pred = _select(de, de.gt_boxes.sample_tokens, area)
-            scope = {"version": version, "split": split, "region_name": rname, "model": ckpt.stem}
-            summary = _score(de, gt, pred, out / "eval" / ckpt.stem / rname, None, area, scope)
+        for rname, (summary, table) in score_regions(val_data, version, split, res, areas, ckpt.stem).items():
             point[rname].append([headline(summary)[k] for k in HEADLINE_KEYS])
-            tables[rname].append(match_samples(gt, pred, de.cfg))
-        del de
+            tables[rname].append(table)
     scenes = sorted(set(scene_of.values()))
     draws = scene_draws(len(scenes), bootstrap, seed)
     keys = list(rows) + (["teacher"] if teacher is not None else [])
@@ -455,13 +445,11 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def _plot(path: Path, report: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
     regs = list(report["regions"].items())
-    fig, axes = plt.subplots(1, len(regs), figsize=(11, 3.8), squeeze=False)
+    fig = Figure(figsize=(11, 3.8))
+    axes = fig.subplots(1, len(regs), squeeze=False)
     for ax, (rname, reg) in zip(axes[0], regs, strict=True):
         rows = [r for r in reg["rows"] if r["key"] != "nokd"]
         x = np.arange(len(rows))
@@ -477,4 +465,3 @@ def _plot(path: Path, report: dict[str, Any]) -> None:
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, dpi=110, format="png")
-    plt.close(fig)

@@ -80,7 +80,7 @@ def test_label_scarce_study(
         raise AssertionError("recomputed what the study already had")
 
     monkeypatch.setattr("imkd_ros.train.train", forbidden)
-    monkeypatch.setattr("imkd_ros.compare._run_detectors", forbidden)
+    monkeypatch.setattr("imkd_ros.compare.run_detectors", forbidden)
     assert cli_main(args) == 0
     assert json.loads((out / "ablation.json").read_text())["regions"] == report["regions"]
 
