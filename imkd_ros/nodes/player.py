@@ -221,7 +221,9 @@ class Recorder(Node):
 
     def wait_answer(self, stamp: int, timeout: float) -> bool:
         with self._cv:
-            return self._cv.wait_for(lambda: stamp in self.answers, timeout=timeout)
+            # an answer is complete with its velocities: the DetectedObjects of the same stamp (published right
+            # after the Detection3DArray) may arrive a moment later
+            return self._cv.wait_for(lambda: stamp in self.answers and stamp in self.detected_objects, timeout=timeout)
 
     def prepare(self, events: Sequence[Event]) -> None:
         """Called by :func:`play` before the first event (subclasses publish the rig on ``/tf_static`` here, so the

@@ -37,7 +37,11 @@ def run_node(name: str, make: Callable[[], Node], args: Sequence[str] | None = N
             raise
     finally:
         if node is not None:
-            node.destroy_node()
+            try:
+                node.destroy_node()
+            except Exception:  # a Ctrl-C during start-up already shut the context down under the node
+                if rclpy.ok():
+                    raise
         if rclpy.ok():
             rclpy.try_shutdown()
     return 0
