@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
+from imkd_ros.data.augment import GlobalAugment, augment_lidar_batch
 from imkd_ros.data.check import SkippedFrame, read_frames
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
@@ -104,6 +105,8 @@ class TrainConfig:
         version, train_split, val_split: dataset version and split names.
         max_steps: stop after this many optimiser steps (tests); None: run all epochs.
         radar_sweeps: radar sweeps accumulated per frame.
+        augment: move each teacher frame and its boxes by a random mirror/rotation/scale before the step
+            (:mod:`imkd_ros.data.augment`); teachers only.
     """
 
     epochs: int = 20
@@ -118,6 +121,7 @@ class TrainConfig:
     val_split: str = "synth_val"
     max_steps: int | None = None
     radar_sweeps: int = 6
+    augment: bool = False
 
 
 @dataclass(frozen=True)
@@ -359,6 +363,10 @@ def train(
             TargetCache(path)  # raises on a missing cache or another format version
     if unlabelled is not None:
         _check_unlabelled(unlabelled, is_teacher, cache_paths, config.train_split)
+    if config.augment and not is_teacher:
+        raise ValueError(
+            "--augment moves LiDAR frames and boxes (the teacher's training); a student's camera cannot follow it"
+        )
     reader = NuScenesReader(
         data,
         config.version,
@@ -503,6 +511,8 @@ def train(
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         seen = {"frames_labelled": 0, "frames_unlabelled": 0, "pseudo_boxes": 0}
+        # augmentation draws depend only on (seed, epoch), like the data order: --resume repeats them
+        aug_rng = np.random.default_rng([config.seed, epoch, 104729]) if config.augment else None
         n = 0
         bar = tqdm(
             loader,
@@ -515,6 +525,9 @@ def train(
             if config.max_steps is not None and step >= config.max_steps:
                 break
             batch = batch.to(dist.device)
+            if aug_rng is not None:
+                lidar, gt = augment_lidar_batch(batch.lidar, batch.gt, GlobalAugment(), aug_rng)
+                batch = replace(batch, lidar=lidar, gt=gt)
             pseudo = None
             if unlabelled is not None:
                 flags = [t in pseudo_of for t in batch.tokens]
@@ -624,6 +637,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per process")
     p.add_argument("--resume", action="store_true", help="continue from CKPT.train.pt if it exists")
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="teacher: move each frame and its boxes by a random mirror, rotation and scale (imkd_ros.data.augment)",
+    )
     p.add_argument(
         "--skip-bad-frames",
         action="store_true",
@@ -741,6 +759,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         train_split=args.train_split,
         val_split=args.val_split,
         max_steps=args.max_steps,
+        augment=getattr(args, "augment", False),
     )
 
 
