@@ -12,7 +12,6 @@ A stand-in whose types the typestore already has (rosbags ships tf2_msgs) is not
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from imkd_ros.classes import CLASSES
 from imkd_ros.errors import ImkdError
+from imkd_ros.transforms import quat_to_yaw
 from imkd_ros.types import Boxes
 
 __all__ = [
@@ -145,7 +145,7 @@ def object_velocities(msg: Any) -> np.ndarray:
     for i, o in enumerate(msg.objects):
         k = o.kinematics
         q = k.pose_with_covariance.pose.orientation
-        yaw[i] = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        yaw[i] = quat_to_yaw((q.w, q.x, q.y, q.z))
         if k.has_twist:
             lin = k.twist_with_covariance.twist.linear
             twist[i] = (lin.x, lin.y)
@@ -182,7 +182,7 @@ def detections_to_boxes(msg: Any, frame: str = "ego", objects: Any | None = None
         center[i] = (p.position.x, p.position.y, p.position.z)
         size[i] = (s.y, s.x, s.z)
         q = p.orientation
-        yaw[i] = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        yaw[i] = quat_to_yaw((q.w, q.x, q.y, q.z))
         m = _LEGACY_ID_RE.match(str(d.id)) if objects is None else None
         if m:
             vel[i] = (float(m.group(2)), float(m.group(3)))

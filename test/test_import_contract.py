@@ -66,6 +66,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imkd_ros.transforms",
             "imkd_ros.types",
             "imkd_ros.sweeps",
+            "imkd_ros.geometry",
             "imkd_ros.shipped",
         ),
     ),

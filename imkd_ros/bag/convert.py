@@ -1,7 +1,8 @@
 """Messages <-> numpy for bags, without rclpy: readers for rosbags' deserialised messages (any object with the
 message's attributes), builders of rosbags message objects for writing.
 
-The point cloud and image readers are the node's own (:mod:`imkd_ros.pipeline.arrays`, no ROS needed); errors are
+The point cloud, image, pose and camera_info readers are the node's own (:mod:`imkd_ros.pipeline.arrays`, no ROS
+needed); errors are
 :class:`MessageError` (the same class as :class:`~imkd_ros.pipeline.arrays.ConversionError`, a ``ValueError``). A point
 cloud is a structured array ``(N,)``, an image ``(H, W, 3)``
 uint8 RGB, poses are :class:`~imkd_ros.transforms.Pose` (child -> parent, quaternions ``(w, x, y, z)`` in the
@@ -24,13 +25,16 @@ from imkd_ros.interfaces import detection_id
 from imkd_ros.pipeline.arrays import (
     POINTFIELD_DTYPES,
     ConversionError,
+    camera_info_to_calibration,
     compressed_to_array,
     fields_to_matrix,
     image_to_array,
     pointcloud2_to_array,
+    pose_msg_to_pose,
+    transform_msg_to_pose,
 )
 from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
-from imkd_ros.transforms import Pose, yaw_to_quat
+from imkd_ros.transforms import yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
 __all__ = [
@@ -124,48 +128,6 @@ def image_msg_to_array(msg: Any) -> np.ndarray:
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
         return compressed_to_array(msg)
     return image_to_array(msg)
-
-
-def _pose(q: Any, t: Any, what: str) -> Pose:
-    quat = np.array([q.w, q.x, q.y, q.z], dtype=np.float64)
-    trans = np.array([t.x, t.y, t.z], dtype=np.float64)
-    if not (np.isfinite(quat).all() and np.isfinite(trans).all()) or np.linalg.norm(quat) < 1e-9:
-        raise MessageError(f"{what} is not finite or has a zero quaternion: q={quat}, t={trans}")
-    return Pose.from_quat(quat, trans)
-
-
-def pose_msg_to_pose(msg: Any) -> Pose:
-    """``geometry_msgs/Pose`` -> :class:`Pose` (``Pose.from_quat``, so a quaternion written from a nuScenes record
-    gives back the reader's pose bit for bit).
-
-    Raises:
-        MessageError: a non-finite value or a zero quaternion.
-    """
-    return _pose(msg.orientation, msg.position, "Pose")
-
-
-def transform_msg_to_pose(msg: Any) -> Pose:
-    """``geometry_msgs/Transform`` (child -> parent) -> :class:`Pose`.
-
-    Raises:
-        MessageError: a non-finite value or a zero quaternion.
-    """
-    return _pose(msg.rotation, msg.translation, "Transform")
-
-
-def camera_info_to_calibration(msg: Any, sensor_to_ego: Pose, channel: str = "CAM_FRONT") -> Calibration:
-    """``sensor_msgs/CameraInfo`` (``k``, ``width``, ``height``) + mounting -> :class:`Calibration`.
-
-    Raises:
-        MessageError: zero size, non-finite ``k`` or a non-positive focal length.
-    """
-    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    width, height = int(msg.width), int(msg.height)
-    if width <= 0 or height <= 0:
-        raise MessageError(f"CameraInfo has size {width}x{height}")
-    if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise MessageError(f"CameraInfo has an unusable camera matrix k={k.reshape(-1).tolist()}")
-    return Calibration(channel, sensor_to_ego, k, (width, height))
 
 
 # ------------------------------------------------------------------------------------------------------- builders

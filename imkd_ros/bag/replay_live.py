@@ -33,15 +33,10 @@ from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.replay import FrameRecord, Replay, node_parameters, replay_offline, sample_keys, sensor_rig
 from imkd_ros.bag.source import BagSource
 from imkd_ros.pipeline.env import stop_process
+from imkd_ros.pipeline.topics import radar_topic
 from imkd_ros.types import Boxes
 
-__all__ = ["radar_topic", "write_node_parameters", "bag_player_command", "replay_live"]
-
-
-def radar_topic(name: str, count: int) -> str:
-    """The topic the bag player publishes radar ``name`` on (of ``count`` radars): ``/radar/front`` for a single
-    radar (the demo's remapping of ``~/input/radar``), else ``/radar/<name>``."""
-    return "/radar/front" if count == 1 else f"/radar/{name}"
+__all__ = ["write_node_parameters", "bag_player_command", "replay_live"]
 
 
 def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ Every problem with the bag raises :class:`~imkd_ros.bag.errors.BagError` naming 
 
 from __future__ import annotations
 
-import bisect
 import functools
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
@@ -42,6 +41,7 @@ from imkd_ros.bag.convert import (
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.recover import RECOVER_HINT
 from imkd_ros.bag.topics import BagTopics
+from imkd_ros.geometry import pose_at
 from imkd_ros.sweeps import SweepWindow, lag_seconds, lidar_sweep_to_ref, select_sweeps, sweep_to_ref
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Boxes, Calibration
@@ -394,16 +394,10 @@ class BagSource:
 
     def ego_pose_at(self, stamp_ns: int, max_gap_s: float = 0.5) -> Pose | None:
         """The ego pose at ``stamp_ns``: the recorded one when a pose has exactly that stamp, else interpolated
-        between the two around it (no further apart than ``max_gap_s``); None outside the poses or without any."""
-        from imkd_ros.pipeline.sync import interpolate_pose
-
+        between the two around it (no further apart than ``max_gap_s``); None outside the poses or without any
+        (:func:`imkd_ros.geometry.pose_at` without an end tolerance)."""
         stamps, poses = self.ego_poses
-        i = bisect.bisect_left(stamps, int(stamp_ns))
-        if i < len(stamps) and stamps[i] == stamp_ns:
-            return poses[i]
-        if i == 0 or i == len(stamps) or stamps[i] - stamps[i - 1] > max_gap_s * 1e9:
-            return None
-        return interpolate_pose(poses[i - 1], poses[i], (stamp_ns - stamps[i - 1]) / (stamps[i] - stamps[i - 1]))
+        return pose_at(stamps, poses, stamp_ns, max_gap_ns=int(round(max_gap_s * 1e9)))
 
     # -- ground truth, keyframes ----------------------------------------------------------------------------------
     def ground_truth(self) -> dict[int, Boxes]:

@@ -1,8 +1,9 @@
 """The topics of a bag, by role: :class:`BagTopics`.
 
-Defaults are the topics :mod:`imkd_ros.nodes.player` publishes and ``imkd bag export`` writes; a bag recorded
-elsewhere is read by naming its topics (``BagTopics(image="/cam/img")``, ``BagTopics.from_mapping(...)`` or
-``--topic image=/cam/img`` on the command line). Bottom module: imports nothing of ours but the errors.
+Defaults are the topics :mod:`imkd_ros.nodes.player` publishes (:data:`imkd_ros.pipeline.topics.PLAYER_TOPICS`)
+and ``imkd bag export`` writes; a bag recorded elsewhere is read by naming its topics (``BagTopics(image="/cam/img")``,
+``BagTopics.from_mapping(...)`` or ``--topic image=/cam/img`` on the command line). Bottom module: imports nothing of
+ours but the errors and the players' topic names.
 
 Roles and message types (types are read from the bag; these are what the roles accept):
 
@@ -34,6 +35,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from imkd_ros.bag.errors import BagError
+from imkd_ros.pipeline.topics import PLAYER_TOPICS
 
 __all__ = ["BagTopics"]
 
@@ -42,14 +44,14 @@ __all__ = ["BagTopics"]
 class BagTopics:
     """Topic of each role (see the module docstring for the message types)."""
 
-    image: str = "/camera/image"
-    camera_info: str = "/camera/camera_info"
-    radar: tuple[str, ...] = ("/radar/front",)
+    image: str = PLAYER_TOPICS["image"]
+    camera_info: str = PLAYER_TOPICS["camera_info"]
+    radar: tuple[str, ...] = (PLAYER_TOPICS["radar"],)
     lidar: str = "/lidar/top"
-    ego_pose: str = "/ego_pose"
+    ego_pose: str = PLAYER_TOPICS["ego_pose"]
     odom: str = "/odom"
     tf: str = "/tf"
-    tf_static: str = "/tf_static"
+    tf_static: str = PLAYER_TOPICS["tf_static"]
     ground_truth: str = "/ground_truth/objects"
     ground_truth_objects: str = "/ground_truth/detected_objects"
     sample_token: str = "/nuscenes/sample_token"

@@ -28,10 +28,10 @@ from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 
 from imkd_ros.bag.replay import MAX_GAP_S, ordered_messages, sensor_rig
-from imkd_ros.bag.replay_live import radar_topic
 from imkd_ros.bag.source import BagMessage, BagSource
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.nodes.player import NODE, STATIC_QOS, TOPICS, Event, Recorder, serve
+from imkd_ros.pipeline.topics import radar_topic
 from imkd_ros.ros.messages import ns_to_stamp
 
 __all__ = ["BagPlayer", "main"]

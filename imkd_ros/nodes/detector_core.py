@@ -52,7 +52,7 @@ from imkd_ros.pipeline.assemble import (
     FrameAssembler,
     FrameInputError,
     default_parameters,
-    pose_parameter,
+    mountings,
 )
 from imkd_ros.pipeline.diagnostics import DiagnosticsMonitor
 from imkd_ros.pipeline.extrinsics import ExtrinsicsResolver
@@ -67,7 +67,7 @@ from imkd_ros.ros.messages import (
     boxes_to_objects,
     camera_info_to_calibration,
     make_header,
-    msg_to_pose,
+    pose_msg_to_pose,
     stamp_to_ns,
 )
 from imkd_ros.transforms import Pose
@@ -209,15 +209,8 @@ class DetectorCore:
     def _mountings(self, p: dict[str, Any]) -> dict[str, Pose]:
         """The parameters' mountings by sensor (``"camera"``, ``"radar <name>"``); a radar without them has none
         (tf must give it; with ``extrinsics_source: parameters`` that is an error)."""
-        out = {"camera": pose_parameter(p["camera_to_base.translation"], p["camera_to_base.rotation"], "camera")}
-        for r in self.radars:
-            t, q = p.get(f"radar_to_base.{r}.translation"), p.get(f"radar_to_base.{r}.rotation")
-            if t is None or q is None:
-                if p["extrinsics_source"] == "parameters":
-                    raise ParameterError(f"parameter radar_to_base.{r} is not set (radar {r!r} needs its mounting)")
-                continue
-            out[f"radar {r}"] = pose_parameter(t, q, f"radar_to_base.{r}")
-        return out
+        camera, radars = mountings(p, required=p["extrinsics_source"] == "parameters")
+        return {"camera": camera, **{f"radar {r}": pose for r, pose in radars.items()}}
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Thresholds change at run time (checked against the schema first); read-only ones are refused by rclpy
@@ -431,7 +424,7 @@ class DetectorCore:
         if self.assembler is None:
             return
         try:
-            self.assembler.add_pose(stamp_to_ns(msg.header.stamp), msg_to_pose(msg.pose))
+            self.assembler.add_pose(stamp_to_ns(msg.header.stamp), pose_msg_to_pose(msg.pose))
         except ConversionError as exc:
             self._bad("ego_pose", f"~/input/ego_pose: {exc}; dropped")
 

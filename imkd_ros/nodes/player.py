@@ -50,6 +50,7 @@ from visualization_msgs.msg import MarkerArray
 
 from imkd_ros.data.pcd import read_radar_pcd
 from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.pipeline.topics import PLAYER_TOPICS
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
 from imkd_ros.ros.messages import (
     calibration_to_camera_info,
@@ -63,13 +64,8 @@ from imkd_ros.ros.messages import (
 
 __all__ = ["STATIC_QOS", "FRAMES", "Event", "timeline", "repeated", "Recorder", "Player", "play", "serve", "main"]
 
-TOPICS = {
-    "image": "/camera/image",
-    "camera_info": "/camera/camera_info",
-    "radar": "/radar/front",
-    "ego_pose": "/ego_pose",
-    "tf_static": "/tf_static",
-}
+#: The topics published (:data:`imkd_ros.pipeline.topics.PLAYER_TOPICS`).
+TOPICS = PLAYER_TOPICS
 NODE = "/detector_node"
 #: tf frame ids of the played sensors (``imkd bag export`` names them alike: the channel in lower case).
 FRAMES = {"camera": "cam_front", "radar": "radar_front"}

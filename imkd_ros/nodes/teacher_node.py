@@ -42,13 +42,13 @@ from imkd_ros.bag.targets import lidar_frame, targets_msg_fields
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.distill.intensity import IntensitySpec
 from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, target_header
+from imkd_ros.geometry import pose_parameter
 from imkd_ros.nodes.spin import run_node
 from imkd_ros.pipeline.throttle import WarningThrottle
 from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
 from imkd_ros.ros.messages import stamp_to_ns
 from imkd_ros.shipped import resolve_checkpoint
 from imkd_ros.sweeps import lidar_sweep_to_ref
-from imkd_ros.transforms import Pose, quat_to_matrix
 
 __all__ = ["DEFAULTS", "TeacherNode", "main"]
 
@@ -71,14 +71,9 @@ class TeacherNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("teacher_node", **kwargs)
         p = {name: self.declare_parameter(name, value).value for name, value in DEFAULTS.items()}
-        t, q = np.asarray(p["lidar_to_base.translation"], float), np.asarray(p["lidar_to_base.rotation"], float)
-        if t.shape != (3,) or q.shape != (4,) or not (np.isfinite(t).all() and np.isfinite(q).all()):
-            raise ValueError(
-                f"parameter lidar_to_base: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}"
-            )
-        if np.linalg.norm(q) < 1e-9:
-            raise ValueError("parameter lidar_to_base.rotation is a zero quaternion")
-        self.lidar_to_base = Pose(quat_to_matrix(q), t)
+        self.lidar_to_base = pose_parameter(
+            p["lidar_to_base.translation"], p["lidar_to_base.rotation"], "lidar_to_base"
+        )
         self.output_frame = str(p["output_frame"])
         self._max_points = int(p["max_points"])
         self._warn = WarningThrottle(self.get_logger().warning, float(p["warn_period"])).warn

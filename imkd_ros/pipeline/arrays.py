@@ -1,6 +1,8 @@
-"""ROS message -> numpy readers that need no ROS installation: they read any object with the message's
-attributes (an rclpy message, a rosbags-deserialised one). :mod:`imkd_ros.ros.convert` re-exports them next to the
-writers (which build rclpy messages); :mod:`imkd_ros.bag` uses them directly.
+"""ROS message -> numpy (and core type) readers that need no ROS installation: they read any object with the
+message's attributes (an rclpy message, a rosbags-deserialised one). :mod:`imkd_ros.ros.convert` and
+:mod:`imkd_ros.ros.messages` re-export them next to the writers (which build rclpy messages); :mod:`imkd_ros.bag`
+uses them directly (:mod:`imkd_ros.bag.convert`). Poses are :class:`~imkd_ros.transforms.Pose` (child -> parent,
+quaternions ``(w, x, y, z)`` in the core, ``x, y, z, w`` fields on the wire).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from imkd_ros.transforms import Pose
+from imkd_ros.types import Calibration
+
 __all__ = [
     "ConversionError",
     "POINTFIELD_DTYPES",
@@ -19,6 +24,9 @@ __all__ = [
     "fields_to_matrix",
     "image_to_array",
     "compressed_to_array",
+    "pose_msg_to_pose",
+    "transform_msg_to_pose",
+    "camera_info_to_calibration",
 ]
 
 #: ``sensor_msgs/PointField`` datatype constant (INT8=1 ... FLOAT64=8) -> numpy dtype code (byte order added per
@@ -201,3 +209,48 @@ def compressed_to_array(msg: Any) -> np.ndarray:
     if bgr is None:
         raise ConversionError(f"CompressedImage (format '{fmt}', {data.size} bytes) could not be decoded")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# ------------------------------------------------------------------------------------------- poses, camera info
+
+
+def _pose(q: Any, t: Any, what: str) -> Pose:
+    quat = np.array([q.w, q.x, q.y, q.z], dtype=np.float64)
+    trans = np.array([t.x, t.y, t.z], dtype=np.float64)
+    if not (np.isfinite(quat).all() and np.isfinite(trans).all()) or np.linalg.norm(quat) < 1e-9:
+        raise ConversionError(f"{what} is not finite or has a zero quaternion: q={quat}, t={trans}")
+    return Pose.from_quat(quat, trans)
+
+
+def pose_msg_to_pose(msg: Any) -> Pose:
+    """``geometry_msgs/Pose`` -> :class:`Pose` (``Pose.from_quat``, so a quaternion written from a nuScenes record
+    gives back the reader's pose bit for bit).
+
+    Raises:
+        ConversionError: a non-finite value or a zero quaternion.
+    """
+    return _pose(msg.orientation, msg.position, "Pose")
+
+
+def transform_msg_to_pose(msg: Any) -> Pose:
+    """``geometry_msgs/Transform`` (child -> parent) -> :class:`Pose`.
+
+    Raises:
+        ConversionError: a non-finite value or a zero quaternion.
+    """
+    return _pose(msg.rotation, msg.translation, "Transform")
+
+
+def camera_info_to_calibration(msg: Any, sensor_to_ego: Pose, channel: str = "CAM_FRONT") -> Calibration:
+    """``sensor_msgs/CameraInfo`` (pinhole ``k``, ``width``, ``height``) + the camera's mounting -> Calibration.
+
+    Raises:
+        ConversionError: zero size, a non-finite ``k`` or a non-positive focal length.
+    """
+    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    width, height = int(msg.width), int(msg.height)
+    if width <= 0 or height <= 0:
+        raise ConversionError(f"CameraInfo has size {width}x{height}")
+    if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ConversionError(f"CameraInfo has an unusable camera matrix k={k.reshape(-1).tolist()}")
+    return Calibration(channel, sensor_to_ego, k, (width, height))

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.geometry import pose_parameter
+from imkd_ros.pipeline.params import ParameterError
 from imkd_ros.pipeline.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
 from imkd_ros.sweeps import lag_seconds, radar_sweep_to_ref, sweep_to_ref
 from imkd_ros.transforms import Pose
@@ -36,7 +38,6 @@ from imkd_ros.types import Boxes, Calibration, Frame
 
 __all__ = [
     "default_parameters",
-    "pose_parameter",
     "mountings",
     "RADAR_MSG_FIELDS",
     "FrameInputError",
@@ -80,34 +81,23 @@ def default_parameters() -> dict[str, Any]:
     return flatten_parameters(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
 
 
-def pose_parameter(translation: Sequence[float], rotation: Sequence[float], name: str) -> Pose:
-    """A mounting parameter (``translation`` [x, y, z] m, ``rotation`` [w, x, y, z]) -> :class:`Pose`.
+def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[Pose, dict[str, Pose]]:
+    """``camera_to_base`` and, per name of ``radars``, ``radar_to_base.<name>`` of flat node parameters
+    (:func:`imkd_ros.geometry.pose_parameter`). A radar without its mounting is an error when ``required`` (the
+    replay; the node with ``extrinsics_source: parameters``), else it is left out (tf must give it).
 
     Raises:
-        ValueError: wrong lengths, non-finite values or a zero quaternion (naming ``name``).
-    """
-    from imkd_ros.transforms import quat_to_matrix
-
-    t, q = np.asarray(translation, dtype=np.float64), np.asarray(rotation, dtype=np.float64)
-    if t.shape != (3,) or q.shape != (4,) or not np.isfinite(t).all() or not np.isfinite(q).all():
-        raise ValueError(f"parameter {name}: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}")
-    if np.linalg.norm(q) < 1e-9:
-        raise ValueError(f"parameter {name}.rotation is a zero quaternion")
-    return Pose(quat_to_matrix(q), t)
-
-
-def mountings(params: Mapping[str, Any]) -> tuple[Pose, dict[str, Pose]]:
-    """``camera_to_base`` and, per name of ``radars``, ``radar_to_base.<name>`` of flat node parameters.
-
-    Raises:
-        ValueError: a radar without its mounting, or a bad mounting (named).
+        ParameterError: a required radar mounting that is not set (a ``ValueError``).
+        ValueError: a bad mounting (named).
     """
     camera = pose_parameter(params["camera_to_base.translation"], params["camera_to_base.rotation"], "camera")
     radars = {}
     for r in (str(r) for r in params["radars"]):
         t, q = params.get(f"radar_to_base.{r}.translation"), params.get(f"radar_to_base.{r}.rotation")
         if t is None or q is None:
-            raise ValueError(f"parameter radar_to_base.{r} is not set (radar {r!r} needs its mounting)")
+            if required:
+                raise ParameterError(f"parameter radar_to_base.{r} is not set (radar {r!r} needs its mounting)")
+            continue
         radars[r] = pose_parameter(t, q, f"radar_to_base.{r}")
     return camera, radars
 

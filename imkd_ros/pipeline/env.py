@@ -13,15 +13,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from imkd_ros.pipeline.topics import PLAYER_TOPICS
+
 __all__ = ["stop_process", "fastdds_profile_path", "ros_env", "child_env", "node_command", "DETECTOR_REMAPS"]
 
 _PROFILE = Path("config") / "fastdds.xml"
-#: detector_node's inputs remapped to the player's topics (:mod:`imkd_ros.nodes.player`).
-DETECTOR_REMAPS = (
-    "~/input/image:=/camera/image",
-    "~/input/camera_info:=/camera/camera_info",
-    "~/input/radar:=/radar/front",
-    "~/input/ego_pose:=/ego_pose",
+#: detector_node's inputs remapped to the player's topics (:data:`imkd_ros.pipeline.topics.PLAYER_TOPICS`).
+DETECTOR_REMAPS = tuple(
+    f"~/input/{role}:={PLAYER_TOPICS[role]}" for role in ("image", "camera_info", "radar", "ego_pose")
 )
 
 

@@ -33,10 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import numpy as np
-
+from imkd_ros.geometry import pose_at
 from imkd_ros.sweeps import SweepWindow, select_sweeps
-from imkd_ros.transforms import Pose, matrix_to_quat, quat_to_matrix
+from imkd_ros.transforms import Pose
 
 __all__ = [
     "NS_PER_S",
@@ -45,7 +44,6 @@ __all__ = [
     "SyncEvent",
     "CameraRadarSync",
     "PoseBuffer",
-    "interpolate_pose",
 ]
 
 NS_PER_S = 1_000_000_000
@@ -278,25 +276,6 @@ class CameraRadarSync:
 # ------------------------------------------------------------------------------------------------------ ego poses
 
 
-def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
-    """Spherical interpolation of unit quaternions ``(4,)`` (w, x, y, z) at fraction ``a``."""
-    d = float(np.dot(q0, q1))
-    if d < 0.0:
-        q1, d = -q1, -d
-    if d > 0.9995:
-        q = q0 + a * (q1 - q0)
-    else:
-        theta = np.arccos(d)
-        q = (np.sin((1 - a) * theta) * q0 + np.sin(a * theta) * q1) / np.sin(theta)
-    return q / np.linalg.norm(q)
-
-
-def interpolate_pose(p0: Pose, p1: Pose, a: float) -> Pose:
-    """Pose at fraction ``a`` (0: ``p0``, 1: ``p1``): translation linear, rotation slerped."""
-    q = _slerp(matrix_to_quat(p0.rotation), matrix_to_quat(p1.rotation), float(a))
-    return Pose(quat_to_matrix(q), (1 - a) * p0.translation + a * p1.translation)
-
-
 class PoseBuffer:
     """Ego poses (``base_link`` -> a fixed frame) by stamp, for moving earlier radar sweeps into the camera frame's
     ego frame.
@@ -337,19 +316,6 @@ class PoseBuffer:
             self._poses.pop(0)
 
     def lookup(self, stamp: int) -> Pose | None:
-        """The pose at ``stamp`` (exact, interpolated, or the nearest end within ``tolerance``), else None."""
-        s = self._stamps
-        if not s:
-            return None
-        stamp = int(stamp)
-        i = bisect.bisect_left(s, stamp)
-        if i < len(s) and s[i] == stamp:
-            return self._poses[i]
-        if i == 0:
-            return self._poses[0] if s[0] - stamp <= self.tolerance_ns else None
-        if i == len(s):
-            return self._poses[-1] if stamp - s[-1] <= self.tolerance_ns else None
-        if s[i] - s[i - 1] > self.max_gap_ns:
-            return None
-        a = (stamp - s[i - 1]) / (s[i] - s[i - 1])
-        return interpolate_pose(self._poses[i - 1], self._poses[i], a)
+        """The pose at ``stamp`` (exact, interpolated, or the nearest end within ``tolerance``), else None
+        (:func:`imkd_ros.geometry.pose_at`)."""
+        return pose_at(self._stamps, self._poses, stamp, max_gap_ns=self.max_gap_ns, end_tolerance_ns=self.tolerance_ns)

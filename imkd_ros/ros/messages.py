@@ -41,11 +41,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 from imkd_ros.classes import CLASSES
 from imkd_ros.interfaces import detection_id, detections_to_boxes, object_velocities
 from imkd_ros.pipeline import assemble as _assemble
+from imkd_ros.pipeline.arrays import camera_info_to_calibration, pose_msg_to_pose  # re-exported
 from imkd_ros.pipeline.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
 from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
 from imkd_ros.pipeline.sync import NS_PER_S
 from imkd_ros.ros.convert import ConversionError, pointcloud2_to_array
-from imkd_ros.transforms import Pose, quat_to_matrix, yaw_to_quat
+from imkd_ros.transforms import Pose, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
     "ns_to_stamp",
     "make_header",
     "pose_to_msg",
-    "msg_to_pose",
+    "pose_msg_to_pose",
     "pose_stamped",
     "transform_stamped",
     "tf_message",
@@ -95,19 +96,6 @@ def pose_to_msg(pose: Pose) -> PoseMsg:
     return PoseMsg(
         position=Point(x=float(t[0]), y=float(t[1]), z=float(t[2])), orientation=Quaternion(x=x, y=y, z=z, w=w)
     )
-
-
-def msg_to_pose(msg: Any) -> Pose:
-    """``geometry_msgs/Pose`` -> :class:`~imkd_ros.transforms.Pose`.
-
-    Raises:
-        ConversionError: a non-finite value or a zero quaternion.
-    """
-    q = np.array([msg.orientation.w, msg.orientation.x, msg.orientation.y, msg.orientation.z], dtype=np.float64)
-    t = np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64)
-    if not (np.isfinite(q).all() and np.isfinite(t).all()) or np.linalg.norm(q) < 1e-9:
-        raise ConversionError(f"Pose is not finite or has a zero quaternion: q={q}, t={t}")
-    return Pose(quat_to_matrix(q), t)
 
 
 def pose_stamped(pose: Pose, stamp_ns: int, frame_id: str) -> PoseStamped:
@@ -206,21 +194,6 @@ def boxes_to_markers(boxes: Boxes, header: Header, *, min_speed: float = 0.5, te
 
 
 # ------------------------------------------------------------------------------------------------------- camera
-
-
-def camera_info_to_calibration(msg: Any, camera_to_ego: Pose, channel: str = "CAM_FRONT") -> Calibration:
-    """``sensor_msgs/CameraInfo`` (pinhole ``k``, ``width``, ``height``) + the camera's mounting -> Calibration.
-
-    Raises:
-        ConversionError: zero size, a non-finite ``k`` or a non-positive focal length.
-    """
-    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    width, height = int(msg.width), int(msg.height)
-    if width <= 0 or height <= 0:
-        raise ConversionError(f"CameraInfo has size {width}x{height}")
-    if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ConversionError(f"CameraInfo has an unusable camera matrix k={k.reshape(-1).tolist()}")
-    return Calibration(channel, camera_to_ego, k, (width, height))
 
 
 def calibration_to_camera_info(cal: Calibration, header: Header) -> CameraInfo:

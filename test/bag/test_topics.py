@@ -3,32 +3,21 @@ names give errors that say what is wrong."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.errors import ImkdError
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _player_topics() -> dict[str, str]:
-    """``TOPICS`` of imkd_ros/nodes/player.py, read without importing it (it imports rclpy)."""
-    tree = ast.parse((REPO / "imkd_ros" / "nodes" / "player.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TOPICS" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError("player.py has no TOPICS")
+from imkd_ros.pipeline.topics import PLAYER_TOPICS, radar_topic
 
 
 def test_defaults_are_the_players_topics() -> None:
     t = BagTopics()
-    player = _player_topics()
+    player = PLAYER_TOPICS  # nodes/player.py's TOPICS
     assert player["image"] == t.image and player["camera_info"] == t.camera_info
-    assert (player["radar"],) == t.radar and player["ego_pose"] == t.ego_pose
+    assert (player["radar"],) == t.radar and player["ego_pose"] == t.ego_pose and player["tf_static"] == t.tf_static
+    assert t.image == "/camera/image" and t.radar == ("/radar/front",)
+    assert radar_topic("front", 1) == "/radar/front" and radar_topic("rear", 2) == "/radar/rear"
     assert t.topics_of("radar") == ("/radar/front",) and t.topics_of("lidar") == ("/lidar/top",)
     assert t.role_of("/tf_static") == "tf_static" and t.role_of("/nope") is None
     assert "sample_token" in BagTopics.names() and len(BagTopics.names()) == 11

@@ -15,6 +15,7 @@ from imkd_ros.pipeline.assemble import (
     mountings,
     radar_cloud_points,
 )
+from imkd_ros.pipeline.params import ParameterError
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Boxes, Calibration
 
@@ -101,8 +102,10 @@ def test_parameters_and_mountings_come_from_the_node_yaml() -> None:
     np.testing.assert_allclose(camera.rotation @ [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], atol=1e-12)  # optical z forward
     asm = FrameAssembler.from_parameters(p, radars)
     assert asm.radars == ("front",) and asm.sync.sweeps == 6 and asm.use_ego_pose
-    with pytest.raises(ValueError, match="radar_to_base.rear is not set"):
+    with pytest.raises(ParameterError, match="radar_to_base.rear is not set"):
         mountings({**p, "radars": ["front", "rear"]})
+    camera2, radars2 = mountings({**p, "radars": ["front", "rear"]}, required=False)  # tf must give the rear one
+    assert list(radars2) == ["front"] and np.array_equal(camera2.matrix(), camera.matrix())
 
 
 def test_markers_of_the_node_and_of_the_replay_bag_are_the_same() -> None:

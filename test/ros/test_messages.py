@@ -25,8 +25,8 @@ from imkd_ros.ros.messages import (
     check_image,
     detections_to_boxes,
     make_header,
-    msg_to_pose,
     ns_to_stamp,
+    pose_msg_to_pose,
     pose_to_msg,
     radar_points,
     stamp_to_ns,
@@ -50,12 +50,12 @@ def test_stamps_and_poses_round_trip() -> None:
     for ns in (0, 1, 1_700_000_000_123_456_789):
         assert stamp_to_ns(ns_to_stamp(ns)) == ns
     pose = Pose.from_quat([0.5, -0.5, 0.5, -0.5], [1.7, 0.02, 1.51])
-    back = msg_to_pose(pose_to_msg(pose))
+    back = pose_msg_to_pose(pose_to_msg(pose))
     np.testing.assert_allclose(back.matrix(), pose.matrix(), atol=1e-12)
     bad = pose_to_msg(pose)
     bad.orientation.w = bad.orientation.x = bad.orientation.y = bad.orientation.z = 0.0
     with pytest.raises(ConversionError, match="zero quaternion"):
-        msg_to_pose(bad)
+        pose_msg_to_pose(bad)
 
 
 def test_detections_round_trip_with_header_classes_and_velocity() -> None:
