@@ -82,7 +82,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imkd_ros.viz",
             "imkd_ros.eval_detector",
             "imkd_ros.compare",
-            "imkd_ros.model_card",
         ),
     ),
     ("distill", ("imkd_ros.distill",)),

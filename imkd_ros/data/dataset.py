@@ -1,49 +1,20 @@
-"""A torch ``Dataset`` of :class:`imkd_ros.types.Frame` and the collate function that batches them into tensors.
+"""The collate function that batches :class:`imkd_ros.types.Frame` into tensors (:class:`Batch`).
 
 Frames stay numpy (so that augmentations work on one representation); :func:`collate_frames` is where tensors are
-made. Works with ``torch.utils.data.DataLoader`` and any ``num_workers`` (the reader holds only plain dicts).
+made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes, Frame
 
-__all__ = ["FrameDataset", "Batch", "collate_frames"]
-
-
-class FrameDataset(Dataset):
-    """Frames of the given samples, read on demand.
-
-    Args:
-        reader: the dataroot reader.
-        sample_tokens: the samples, in dataset order (e.g. ``reader.split_samples("synth_train")``).
-        transform: optional ``Frame -> Frame`` applied after reading (augmentation).
-    """
-
-    def __init__(
-        self,
-        reader: NuScenesReader,
-        sample_tokens: Sequence[str],
-        transform: Callable[[Frame], Frame] | None = None,
-    ) -> None:
-        self.reader = reader
-        self.sample_tokens = list(sample_tokens)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.sample_tokens)
-
-    def __getitem__(self, index: int) -> Frame:
-        frame = self.reader.frame(self.sample_tokens[index])
-        return self.transform(frame) if self.transform is not None else frame
+__all__ = ["Batch", "collate_frames"]
 
 
 @dataclass(frozen=True)

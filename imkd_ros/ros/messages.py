@@ -1,8 +1,8 @@
 """Detector messages as plain functions: Boxes <-> ``vision_msgs/Detection3DArray``, Boxes ->
 ``autoware_perception_msgs/DetectedObjects`` (the velocities), Boxes -> RViz ``visualization_msgs/MarkerArray``,
-``CameraInfo`` <-> :class:`~imkd_ros.types.Calibration`, radar ``PointCloud2`` -> points. The ROS-free part (radar
-points of a cloud, image checks, the assembly of a :class:`~imkd_ros.types.Frame` from synchronised sweeps) lives in
-:mod:`imkd_ros.pipeline.assemble`, shared with the offline bag replay; its functions are re-exported here.
+``CameraInfo`` <-> :class:`~imkd_ros.types.Calibration`. The ROS-free part (radar points of a cloud, image checks,
+the assembly of a :class:`~imkd_ros.types.Frame` from synchronised sweeps) lives in :mod:`imkd_ros.pipeline.assemble`,
+shared with the offline bag replay; the readers (poses, ``CameraInfo``) in :mod:`imkd_ros.pipeline.arrays`.
 
 Readers work on rclpy messages and on rosbags' deserialised messages alike (attribute access only).
 
@@ -32,7 +32,7 @@ from autoware_perception_msgs.msg import DetectedObject, DetectedObjects, Object
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PoseStamped, Quaternion, Transform, TransformStamped, Vector3
 from geometry_msgs.msg import Pose as PoseMsg
-from sensor_msgs.msg import CameraInfo, PointCloud2
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA, Header
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
@@ -45,7 +45,7 @@ from imkd_ros.pipeline.arrays import camera_info_to_calibration, pose_msg_to_pos
 from imkd_ros.pipeline.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
 from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
 from imkd_ros.pipeline.sync import NS_PER_S
-from imkd_ros.ros.convert import ConversionError, pointcloud2_to_array
+from imkd_ros.ros.convert import ConversionError
 from imkd_ros.transforms import Pose, yaw_to_quat
 from imkd_ros.types import Boxes, Calibration
 
@@ -66,8 +66,6 @@ __all__ = [
     "boxes_to_markers",
     "camera_info_to_calibration",
     "calibration_to_camera_info",
-    "check_image",
-    "radar_points",
     "assemble_frame",
 ]
 
@@ -213,31 +211,3 @@ def calibration_to_camera_info(cal: Calibration, header: Header) -> CameraInfo:
         r=np.eye(3).reshape(-1).tolist(),
         p=p.reshape(-1).tolist(),
     )
-
-
-def check_image(image: np.ndarray, calibration: Calibration) -> None:
-    """Raise :class:`ConversionError` unless ``image`` ``(H, W, 3)`` matches the CameraInfo size ``(W, H)``
-    (:func:`imkd_ros.pipeline.assemble.check_image`)."""
-    try:
-        _assemble.check_image(image, calibration)
-    except _assemble.FrameInputError as exc:
-        raise ConversionError(str(exc)) from exc
-
-
-# -------------------------------------------------------------------------------------------------------- radar
-
-
-def radar_points(msg: PointCloud2 | Any, *, max_points: int = 5000, default_filters: bool = True) -> np.ndarray:
-    """Radar ``PointCloud2`` (sensor frame) -> ``(N, 6)`` float32 columns :data:`RADAR_MSG_FIELDS`
-    (:func:`imkd_ros.pipeline.assemble.radar_cloud_points` of the message's points).
-
-    Raises:
-        ConversionError: a malformed message, missing fields, an empty cloud (before or after the default
-            filters), more than ``max_points`` points, or a non-finite value.
-    """
-    try:
-        return _assemble.radar_cloud_points(
-            pointcloud2_to_array(msg), max_points=max_points, default_filters=default_filters
-        )
-    except _assemble.FrameInputError as exc:
-        raise ConversionError(str(exc)) from exc

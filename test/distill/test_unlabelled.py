@@ -188,11 +188,7 @@ def test_student_learns_from_labelled_and_unlabelled_frames(
     assert any("pl_total" in r for r in log) and any("det_total" in r for r in log)
     assert all(r["pl_velocity"] == 0.0 for r in log if "pl_velocity" in r)  # velocity masked on pseudo-labels
     assert all(r["kd_total"] > 0 for r in log)
-    # the model card says what unlabelled data was used; imkd eval on synth_val works on this dataset
-    from imkd_ros.model_card import write_model_card
-
-    card = write_model_card(tmp_path / "card.md", out, "t", "imkd synth", {"student": f"{out.with_suffix('')}_val"})
-    assert "split `synth_unlabelled` (2 frames, 1 scenes)" in card.read_text()
+    # imkd eval on synth_val works on this dataset
     ev = tmp_path / "eval"
     assert cli_main(["eval", "--data", data, "--checkpoint", str(out), "--out", str(ev), "--bev-pngs", "0"]) == 0
     assert json.loads((ev / "metrics_summary.json").read_text())["eval_scope"]["gt_boxes"] > 0

@@ -13,7 +13,8 @@ from imkd_ros.data.pcd import RADAR_PCD_DTYPE, read_radar_pcd
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.data.synth.rig import RIG
 from imkd_ros.interfaces import InterfaceError
-from imkd_ros.ros.convert import ConversionError, array_to_pointcloud2
+from imkd_ros.pipeline.assemble import FrameInputError, check_image, radar_cloud_points
+from imkd_ros.ros.convert import ConversionError, array_to_pointcloud2, pointcloud2_to_array
 from imkd_ros.ros.messages import (
     RADAR_MSG_FIELDS,
     assemble_frame,
@@ -22,13 +23,11 @@ from imkd_ros.ros.messages import (
     boxes_to_objects,
     calibration_to_camera_info,
     camera_info_to_calibration,
-    check_image,
     detections_to_boxes,
     make_header,
     ns_to_stamp,
     pose_msg_to_pose,
     pose_to_msg,
-    radar_points,
     stamp_to_ns,
 )
 from imkd_ros.transforms import Pose
@@ -150,7 +149,7 @@ def test_camera_info_round_trip_and_checks() -> None:
     np.testing.assert_array_equal(back.intrinsic, cal.intrinsic)
     assert back.image_size == (1600, 900) and back.sensor_to_ego is cal.sensor_to_ego
     check_image(np.zeros((900, 1600, 3), np.uint8), back)
-    with pytest.raises(ConversionError, match="image size 800x450 does not match CameraInfo 1600x900"):
+    with pytest.raises(FrameInputError, match="image size 800x450 does not match CameraInfo 1600x900"):
         check_image(np.zeros((450, 800, 3), np.uint8), back)
     info.k = [0.0] * 9
     with pytest.raises(ConversionError, match="unusable camera matrix"):
@@ -168,6 +167,11 @@ def _radar_cloud(n: int, rng: np.random.Generator) -> np.ndarray:
     return pts
 
 
+def radar_points(msg: object, **kwargs: object) -> np.ndarray:
+    """What the node does with a radar message: the cloud's points, checked (``FrameAssembler.add_radar``)."""
+    return radar_cloud_points(pointcloud2_to_array(msg), **kwargs)
+
+
 def test_radar_points_from_a_full_nuscenes_cloud_and_bad_clouds() -> None:
     rng = np.random.default_rng(0)
     pts = _radar_cloud(40, rng)
@@ -180,19 +184,19 @@ def test_radar_points_from_a_full_nuscenes_cloud_and_bad_clouds() -> None:
     only6 = np.zeros(3, dtype=[(n, "<f4") for n in RADAR_MSG_FIELDS])
     assert radar_points(array_to_pointcloud2(only6)).shape == (3, 6)  # no state fields: used as they are
 
-    with pytest.raises(ConversionError, match="no field 'rcs'"):
+    with pytest.raises(FrameInputError, match="no field 'rcs'"):
         radar_points(array_to_pointcloud2(pts[["x", "y", "z", "vx_comp", "vy_comp"]]))
-    with pytest.raises(ConversionError, match="is empty"):
+    with pytest.raises(FrameInputError, match="is empty"):
         radar_points(array_to_pointcloud2(pts[:0]))
     nan = pts.copy()
     nan["vx_comp"][7] = np.nan
-    with pytest.raises(ConversionError, match="1 of 35 points with NaN"):
+    with pytest.raises(FrameInputError, match="1 of 35 points with NaN"):
         radar_points(array_to_pointcloud2(nan))
-    with pytest.raises(ConversionError, match="40 points, more than max_radar_points 10"):
+    with pytest.raises(FrameInputError, match="40 points, more than max_radar_points 10"):
         radar_points(array_to_pointcloud2(pts), max_points=10)
     bad = pts.copy()
     bad["invalid_state"] = 1
-    with pytest.raises(ConversionError, match="all 40 points rejected"):
+    with pytest.raises(FrameInputError, match="all 40 points rejected"):
         radar_points(array_to_pointcloud2(bad))
 
 
