@@ -340,7 +340,9 @@ def run_benchmarks(only: str | None = None, repeats: int = 3) -> dict[str, float
     wanted = names if only is None else [s.strip() for s in only.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(names))
     if unknown:
-        raise ValueError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(names)}")
+        from imkd_ros.errors import InputError
+
+        raise InputError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(names)}")
     results: dict[str, float | str] = {
         "machine": platform.machine(),
         "cpu_count": float(os.cpu_count() or 0),

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from imkd_ros.atomic import atomic_write, atomic_write_text
+from imkd_ros.errors import InputError
 from imkd_ros.metrics_fast import HEADLINE_KEYS, MatchTable, match_samples, metrics_of
 
 __all__ = [
@@ -269,7 +270,7 @@ def run_detectors(
 
     teachers = {d.config.lidar.sweeps for d in detectors if d.is_teacher}
     if len(teachers) > 1:
-        raise ValueError(f"the teachers read different LiDAR sweeps {sorted(teachers)}; compare them separately")
+        raise InputError(f"the teachers read different LiDAR sweeps {sorted(teachers)}; compare them separately")
     reader = NuScenesReader(
         dataroot,
         version,
@@ -280,7 +281,7 @@ def run_detectors(
     tokens = reader.split_samples(split)
     scenes = reader.split_scenes(split)
     if len(scenes) < 2:
-        raise ValueError(f"split {split!r} has {len(scenes)} scene(s); a bootstrap over scenes needs at least 2")
+        raise InputError(f"split {split!r} has {len(scenes)} scene(s); a bootstrap over scenes needs at least 2")
     usable_samples(reader, tokens, what=f"split {split} of {dataroot}")  # every bad file named before any model runs
     results: list[dict[str, list[dict[str, Any]]]] = [{} for _ in detectors]
     for i in range(0, len(tokens), batch_size):
@@ -363,11 +364,11 @@ def compare_detectors(
 
     paths = [Path(c) for c in checkpoints]
     if len(paths) < 2:
-        raise ValueError(f"compare needs at least two checkpoints, got {len(paths)}")
+        raise InputError(f"compare needs at least two checkpoints, got {len(paths)}")
     if bootstrap < 1:
-        raise ValueError(f"bootstrap must be >= 1 replicate, got {bootstrap}")
+        raise InputError(f"bootstrap must be >= 1 replicate, got {bootstrap}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     dataroot, out_dir = Path(dataroot), Path(out_dir)
     detectors = [Detector.from_checkpoint(p, device=device) for p in paths]
     names = _model_names(paths)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from imkd_ros.errors import InputError
 from imkd_ros.transforms import Pose, matrix_to_quat, quat_to_matrix
 
 __all__ = ["slerp", "interpolate_pose", "pose_at", "pose_parameter"]
@@ -67,11 +68,11 @@ def pose_parameter(translation: Sequence[float], rotation: Sequence[float], name
     """A mounting parameter (``translation`` [x, y, z] m, ``rotation`` [w, x, y, z]) -> :class:`Pose`.
 
     Raises:
-        ValueError: wrong lengths, non-finite values or a zero quaternion (naming ``name``).
+        InputError: wrong lengths, non-finite values or a zero quaternion (naming ``name``; a ``ValueError``).
     """
     t, q = np.asarray(translation, dtype=np.float64), np.asarray(rotation, dtype=np.float64)
     if t.shape != (3,) or q.shape != (4,) or not np.isfinite(t).all() or not np.isfinite(q).all():
-        raise ValueError(f"parameter {name}: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}")
+        raise InputError(f"parameter {name}: need translation [x, y, z] and rotation [w, x, y, z], got {t} / {q}")
     if np.linalg.norm(q) < 1e-9:
-        raise ValueError(f"parameter {name}.rotation is a zero quaternion")
+        raise InputError(f"parameter {name}.rotation is a zero quaternion")
     return Pose(quat_to_matrix(q), t)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.errors import ImkdError, InputError
 from imkd_ros.export_onnx import (
     GRAPH_VERSION,
     METADATA_CONFIG,
@@ -60,7 +60,7 @@ def session_options(threads: int | None = None):  # -> onnxruntime.SessionOption
     so.inter_op_num_threads = 1
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise InputError(f"threads must be >= 1, got {threads}")
         so.intra_op_num_threads = int(threads)
     # idle pool threads sleep instead of spinning: the pre-processing and decoding around each run are PyTorch ops
     # whose own threads would otherwise compete with spinning ones for the same cores
@@ -84,7 +84,7 @@ def providers_for(device: str | torch.device) -> list[str]:
             stacklevel=2,
         )
     elif kind != "cpu":
-        raise ValueError(f"device {device!r}: the onnxruntime backend runs on 'cpu' or 'cuda'")
+        raise InputError(f"device {device!r}: the onnxruntime backend runs on 'cpu' or 'cuda'")
     return ["CPUExecutionProvider"]
 
 

@@ -63,3 +63,26 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("imkd eval-results: error:") and "r.json" in err  # names the missing file
     assert main(["bench", "--only", "nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_and_bad_input_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the project's own errors (ImkdError, InputError among them) become one line: a ValueError from a bug
+    propagates with its traceback."""
+    import imkd_ros.bench
+    from imkd_ros.errors import InputError
+
+    def bug(only: object = None, repeats: int = 3) -> dict[str, float]:
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(imkd_ros.bench, "run_benchmarks", bug)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["bench", "--only", "synth"])
+
+    def bad_input(only: object = None, repeats: int = 3) -> dict[str, float]:
+        raise InputError("--only: no such benchmark")
+
+    monkeypatch.setattr(imkd_ros.bench, "run_benchmarks", bad_input)
+    assert main(["bench", "--only", "synth"]) == 2
+    assert capsys.readouterr().err.strip() == "imkd bench: error: --only: no such benchmark"

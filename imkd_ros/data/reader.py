@@ -34,6 +34,7 @@ import numpy as np
 from imkd_ros.classes import CLASSES, class_of_category
 from imkd_ros.data.errors import DatasetError, ImageFileError
 from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
+from imkd_ros.errors import InputError
 from imkd_ros.sweeps import (
     NUSCENES,
     SELECTIONS,
@@ -141,9 +142,9 @@ class NuScenesReader:
         lidar_window: SweepWindow | None = None,
     ) -> None:
         if radar_sweeps < 1 or lidar_sweeps < 1:
-            raise ValueError(f"radar_sweeps ({radar_sweeps}) and lidar_sweeps ({lidar_sweeps}) must be >= 1")
+            raise InputError(f"radar_sweeps ({radar_sweeps}) and lidar_sweeps ({lidar_sweeps}) must be >= 1")
         if selection not in SELECTIONS:
-            raise ValueError(f"unknown sweep selection {selection!r}: choose from {', '.join(SELECTIONS)}")
+            raise InputError(f"unknown sweep selection {selection!r}: choose from {', '.join(SELECTIONS)}")
         self.selection = selection
         self.radar_window = replace(radar_window or SweepWindow(), count=int(radar_sweeps))
         self.lidar_window = replace(lidar_window or SweepWindow(), count=int(lidar_sweeps))

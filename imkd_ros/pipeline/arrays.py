@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from imkd_ros.errors import ImkdError
 from imkd_ros.transforms import Pose
 from imkd_ros.types import Calibration
 
@@ -37,8 +38,9 @@ POINTFIELD_DTYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4"
 IMAGE_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 
-class ConversionError(ValueError):
-    """A message could not be converted; the text says which message and what is wrong."""
+class ConversionError(ImkdError, ValueError):
+    """A message could not be converted; the text says which message and what is wrong (bad input: an
+    :class:`~imkd_ros.errors.ImkdError`, and a ``ValueError``)."""
 
 
 def _as_uint8_buffer(data: Any, what: str) -> np.ndarray:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from imkd_ros.errors import ImkdError
 from imkd_ros.geometry import pose_parameter
 from imkd_ros.pipeline.params import ParameterError
 from imkd_ros.pipeline.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
@@ -102,9 +103,10 @@ def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[Pose
     return camera, radars
 
 
-class FrameInputError(ValueError):
+class FrameInputError(ImkdError, ValueError):
     """An input the assembler cannot use (empty or oversized radar cloud, missing field, NaN, image size that
-    does not match the CameraInfo, no CameraInfo yet); the text names the problem."""
+    does not match the CameraInfo, no CameraInfo yet); the text names the problem (bad input: an
+    :class:`~imkd_ros.errors.ImkdError`, and a ``ValueError``)."""
 
 
 def radar_cloud_points(cloud: np.ndarray, *, max_points: int = 5000, default_filters: bool = True) -> np.ndarray:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imkd_ros.errors import ImkdError
+
 __all__ = [
     "ParameterError",
     "ParameterSpec",
@@ -39,8 +41,9 @@ __all__ = [
 ROS_PARAMETERS: tuple[str, ...] = ("use_sim_time", "start_type_description_service")
 
 
-class ParameterError(ValueError):
-    """A parameter value or name the node does not accept; the text names the parameter."""
+class ParameterError(ImkdError, ValueError):
+    """A parameter value or name the node does not accept; the text names the parameter (bad input: an
+    :class:`~imkd_ros.errors.ImkdError`, and a ``ValueError``)."""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from imkd_ros.data.synth.tables import (
     visibility_table,
 )
 from imkd_ros.data.synth.world import WEATHERS, Scenario
+from imkd_ros.errors import InputError
 
 __all__ = ["SynthSummary", "write_dataset", "split_scenes"]
 
@@ -133,7 +134,7 @@ def split_scenes(names: Sequence[str], unlabelled: int = 0) -> dict[str, list[st
         val = [names[-1]]
     pool = [n for n in names if n not in val]
     if isinstance(unlabelled, bool) or not isinstance(unlabelled, int | np.integer) or not 0 <= unlabelled <= len(pool):
-        raise ValueError(
+        raise InputError(
             f"unlabelled scenes must be an integer in 0..{len(pool)} (the {len(names)} scenes less the {len(val)} "
             f"validation scenes), got {unlabelled!r}"
         )
@@ -269,23 +270,23 @@ def _check_args(
 ) -> tuple[str, ...]:
     for name, value, low in (("scenes", scenes, 1), ("samples_per_scene", samples_per_scene, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"write_dataset: {name} must be an integer >= {low}, got {value!r}")
+            raise InputError(f"write_dataset: {name} must be an integer >= {low}, got {value!r}")
     if seed >= 2**32:
-        raise ValueError(f"write_dataset: seed must be < 2**32, got {seed}")
+        raise InputError(f"write_dataset: seed must be < 2**32, got {seed}")
     if isinstance(weathers, str):
         weathers = tuple(w.strip() for w in weathers.split(",") if w.strip())
     weathers = tuple(weathers)
     if not weathers:
-        raise ValueError("write_dataset: weathers is empty; give at least one of " + ", ".join(WEATHERS))
+        raise InputError("write_dataset: weathers is empty; give at least one of " + ", ".join(WEATHERS))
     bad = [w for w in weathers if w not in WEATHERS]
     if bad:
-        raise ValueError(f"write_dataset: unknown weather {bad[0]!r}; expected one of {', '.join(WEATHERS)}")
+        raise InputError(f"write_dataset: unknown weather {bad[0]!r}; expected one of {', '.join(WEATHERS)}")
     if not isinstance(version, str) or not version or version in (".", "..") or any(c in version for c in "/\\"):
-        raise ValueError(f"write_dataset: version must be a plain folder name such as 'v1.0-synth', got {version!r}")
+        raise InputError(f"write_dataset: version must be a plain folder name such as 'v1.0-synth', got {version!r}")
     if version in ("samples", "sweeps", "maps"):
-        raise ValueError(f"write_dataset: version {version!r} clashes with a data folder of the same name")
+        raise InputError(f"write_dataset: version {version!r} clashes with a data folder of the same name")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"write_dataset: workers must be None or an integer >= 1, got {workers!r}")
+        raise InputError(f"write_dataset: workers must be None or an integer >= 1, got {workers!r}")
     return weathers
 
 
