@@ -189,6 +189,7 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         debug_pngs=args.debug_pngs,
         skip_bad_frames=args.skip_bad_frames,
+        tta=args.tta,
     )
     _print_skipped([s.to_dict() for s in rep.skipped], Path(args.out) / "index.json")
     print(
@@ -231,6 +232,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         seeds=seeds,
         steps=args.steps,
         teacher_steps=args.teacher_steps,
+        teacher_augment=args.teacher_augment,
+        tta=args.tta,
         rows=keys,
         size=args.size,
         version=args.version,
@@ -356,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--debug-pngs", type=int, default=2, help="intensity-map PNGs written to OUT/debug/")
     tt.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
     tt.add_argument(
+        "--tta",
+        action="store_true",
+        help="merge each frame's teacher head with its left-right mirrored pass (better pseudo-labels, 2x time)",
+    )
+    tt.add_argument(
         "--skip-bad-frames",
         action="store_true",
         help="leave samples whose files are missing, truncated or corrupt out of the cache (listed in its header) "
@@ -376,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--rows", default=None, help="comma list of row keys (default: all)")
     a.add_argument("--steps", type=int, default=1000, help="optimiser steps of every student (default 1000)")
     a.add_argument("--teacher-steps", type=int, default=800, help="optimiser steps of the teacher (default 800)")
+    a.add_argument("--teacher-augment", action="store_true", help="train the teacher with mirror/rotation/scale")
+    a.add_argument("--tta", action="store_true", help="gather the teacher's targets with mirror TTA")
     a.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
     a.add_argument("--version", default="v1.0-synth", help="version of --data")
     a.add_argument("--val-version", default="v1.0-synth", help="version of --val-data")

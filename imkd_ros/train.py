@@ -497,6 +497,7 @@ def train(
             "path": str(cache_paths[0]) if len(cache_paths) == 1 else [str(p) for p in cache_paths],
             "format_version": TARGETS_FORMAT_VERSION,
             "teacher_sha256": bank.header.teacher.get("sha256"),
+            "teacher_tta": bank.header.teacher.get("tta"),
         }
     step = scheduler.last_epoch
     metrics: dict[str, float] = {}

@@ -105,6 +105,9 @@ class StudyPlan:
         steps: optimiser steps of every student (one-cycle schedule over them), ``teacher_steps`` the teacher's.
         rows: row keys to train, in :data:`STUDY_ROWS` order.
         size: ``"default"`` or ``"tiny"`` (tests).
+        teacher_augment: train the teacher with global mirror/rotation/scale augmentation
+            (:mod:`imkd_ros.data.augment`).
+        tta: gather the teacher's targets with mirror test-time augmentation (:mod:`imkd_ros.distill.targets`).
     """
 
     data: Path
@@ -122,6 +125,8 @@ class StudyPlan:
     version: str = "v1.0-synth"
     val_split: str = "synth_val"
     device: str = "cpu"
+    teacher_augment: bool = False
+    tta: bool = False
 
     def seeds_of(self, key: str) -> tuple[int, ...]:
         return tuple(self.seeds.get(key, self.default_seeds))
@@ -148,14 +153,22 @@ def _meta(path: Path) -> dict[str, Any] | None:
         return None
 
 
+#: Train-config fields older checkpoints do not record, with the value they had.
+_TRAIN_DEFAULTS: dict[str, Any] = {"augment": False}
+
+
 def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     """A finished checkpoint trained with the settings ``want`` (train-config fields, distill stages, unlabelled
-    split) asks for."""
+    split, and for students that learnt from targets the teacher and its test-time augmentation) asks for."""
     if meta is None:
         return False
     train = meta.get("train") or {}
-    if any(train.get(k) != v for k, v in want["train"].items()):
+    if any(train.get(k, _TRAIN_DEFAULTS.get(k)) != v for k, v in want["train"].items()):
         return False
+    if "teacher" in want:
+        got = meta.get("targets") or {}
+        if (got.get("teacher_sha256"), got.get("teacher_tta")) != want["teacher"]:
+            return False
     stages = tuple((meta.get("distill") or {}).get("stages") or ())
     unl = (meta.get("unlabelled") or {}).get("split")
     soft = bool((meta.get("unlabelled") or {}).get("soft", False))
@@ -178,7 +191,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
     add_label_scarce_splits(plan.data, plan.fraction, source=plan.source, version=plan.version)
     labelled, unlabelled = label_scarce_split_names(plan.fraction)
 
-    def config(split: str, steps: int, seed: int) -> TrainConfig:
+    def config(split: str, steps: int, seed: int, augment: bool = False) -> TrainConfig:
         return TrainConfig(
             epochs=10**6,  # the step budget rules: max_steps ends the run and sizes the one-cycle schedule
             batch_size=plan.batch_size,
@@ -189,6 +202,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             train_split=split,
             val_split=plan.val_split,
             max_steps=steps,
+            augment=augment,
         )
 
     def want(
@@ -198,15 +212,21 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
         return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
 
     teacher = plan.out / "teacher.pt"
-    t_cfg = config(labelled, plan.teacher_steps, 0)
-    if not _matches(_meta(teacher), want(t_cfg, (), None)):
+    t_cfg = config(labelled, plan.teacher_steps, 0, plan.teacher_augment)
+    t_want = want(t_cfg, (), None)
+    t_want["train"]["augment"] = plan.teacher_augment
+    if not _matches(_meta(teacher), t_want):
         if progress:
             print(f"ablate: training the teacher on {labelled}", file=sys.stderr)
         train_fn(plan.data, teacher, model_config_for("lidar", plan.size), t_cfg, resume=True, device=plan.device,
                  progress=progress, command="imkd ablate (teacher)")  # fmt: skip
     targets = plan.out / "targets"
     build_target_cache(plan.data, teacher, targets, split=f"{labelled},{unlabelled}", version=plan.version,
-                       device=plan.device, overwrite=True, debug_pngs=0)  # fmt: skip
+                       device=plan.device, overwrite=True, debug_pngs=0, tta=plan.tta)  # fmt: skip
+    from imkd_ros.distill.cache import TargetCache
+
+    header = TargetCache(targets).header.teacher
+    teacher_id = (header.get("sha256"), header.get("tta"))
     out: dict[str, Any] = {"teacher": teacher, "targets": targets, "rows": {}, "seconds": {}}
     out["seconds"]["teacher"] = (_meta(teacher) or {}).get("seconds")
     for row in rows:
@@ -216,7 +236,10 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             split = plan.source if row.unlabelled == "labels" else labelled
             cfg = config(split, plan.steps, seed)
             unl = unlabelled if row.unlabelled == "pseudo" else None
-            if not _matches(_meta(ckpt), want(cfg, row.stages, unl, (row.soft, row.velocity))):
+            row_want = want(cfg, row.stages, unl, (row.soft, row.velocity))
+            if row.stages or unl:
+                row_want["teacher"] = teacher_id
+            if not _matches(_meta(ckpt), row_want):
                 if progress:
                     print(f"ablate: training {ckpt.name} ({row.label})", file=sys.stderr)
                 train_fn(

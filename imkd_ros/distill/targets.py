@@ -3,7 +3,15 @@ bag pipeline calls) and over a whole split into a cache (:func:`build_target_cac
 
 The teacher runs once per training sample, in eval mode: its BEV features, the intensity maps
 (:mod:`imkd_ros.distill.intensity`), the sigmoid of its heatmap logits and its decoded boxes are written in the
-format of :mod:`imkd_ros.distill.cache`. Frames are read exactly as the training loop reads them (same reader
+format of :mod:`imkd_ros.distill.cache`.
+
+With ``tta`` (mirror test-time augmentation) the teacher also sees each frame mirrored left-right (y -> -y) and its
+two head outputs are merged before the heatmap is stored and the boxes are decoded (CenterPoint's flip testing).
+Mirrored back, a head output at row r comes from row ``h - 1 - r`` (the grid's y range is symmetric), with
+``dy' = 1 - dy`` (the centre's offset inside its cell), ``sin yaw' = -sin yaw`` and ``vy' = -vy``; the merged
+heatmap is ``logit((sigmoid(a) + sigmoid(b')) / 2)`` and the merged regression ``(r_a + r_b') / 2``. The BEV features
+and intensity maps stay those of the plain pass (features are not mirror-equivariant channel by channel). Only the
+pseudo-labels and soft targets gain: the teacher network is the same. Frames are read exactly as the training loop reads them (same reader
 settings, LiDAR cut to the grid by :func:`imkd_ros.model.preprocess.shrink_frame`), one shard at a time.
 
 Nothing here reads annotations: unlabelled scenes (``imkd synth --unlabelled-scenes``, drives never annotated) get
@@ -40,11 +48,14 @@ from imkd_ros.distill.errors import TargetCacheError
 from imkd_ros.distill.intensity import DEFAULT_SPEC, IntensitySpec, draw_intensity, teacher_intensity
 from imkd_ros.model import Teacher
 from imkd_ros.model.decode import decode
+from imkd_ros.model.head import HeadOutput
 from imkd_ros.types import Frame
 
 __all__ = [
     "CacheBuildReport",
     "compute_teacher_targets",
+    "merge_heads",
+    "mirror_head_back",
     "load_teacher",
     "target_header",
     "fill_target_cache",
@@ -78,30 +89,58 @@ class CacheBuildReport:
     skipped: tuple[SkippedFrame, ...] = ()
 
 
+def mirror_head_back(head: HeadOutput) -> HeadOutput:
+    """The head output of a y-mirrored input expressed on the plain grid (module docstring)."""
+    heat = torch.flip(head.heatmap, dims=[-2])
+    reg = torch.flip(head.regression, dims=[-2]).clone()
+    reg[:, 1] = 1.0 - reg[:, 1]  # dy
+    reg[:, 6] = -reg[:, 6]  # sin yaw
+    reg[:, 9] = -reg[:, 9]  # vy
+    return HeadOutput(heat, reg)
+
+
+def merge_heads(a: HeadOutput, b: HeadOutput) -> HeadOutput:
+    """Mean probability (returned as logits) and mean regression of two head outputs on one grid."""
+    p = (torch.sigmoid(a.heatmap) + torch.sigmoid(b.heatmap)) / 2
+    return HeadOutput(torch.logit(p, eps=1e-6), (a.regression + b.regression) / 2)
+
+
 @torch.inference_mode()
-def compute_teacher_targets(teacher: Teacher, batch: Batch, spec: IntensitySpec = DEFAULT_SPEC) -> list[TeacherTargets]:
+def compute_teacher_targets(
+    teacher: Teacher, batch: Batch, spec: IntensitySpec = DEFAULT_SPEC, tta: bool = False
+) -> list[TeacherTargets]:
     """Run ``teacher`` (put in eval mode) on a batch's LiDAR.
 
     Args:
         teacher: the LiDAR teacher.
         batch: frames with ``lidar`` ``(B, M, 6)`` and ``lidar_mask`` (any device; the teacher's is used).
         spec: intensity normalisation.
+        tta: also run the mirrored frames and merge the heads (module docstring).
 
     Returns:
         one :class:`TeacherTargets` per frame (maps float32, ``(C, H, W)`` on the head grid).
 
     Raises:
-        TargetCacheError: the batch carries no LiDAR.
+        TargetCacheError: the batch carries no LiDAR; ``tta`` on a grid whose y range is not symmetric.
     """
     if batch.lidar is None:
         raise TargetCacheError(f"teacher targets need LiDAR; frames {batch.tokens[:3]} have none")
     teacher.eval()
     device = next(teacher.parameters()).device
-    out = teacher.features(batch.lidar.to(device), batch.lidar_mask.to(device))
+    lidar, mask = batch.lidar.to(device), batch.lidar_mask.to(device)
+    out = teacher.features(lidar, mask)
+    head = out.head
+    if tta:
+        y0, y1 = teacher.config.grid.y_range
+        if abs(y0 + y1) > 1e-9:
+            raise TargetCacheError(f"mirror TTA needs a grid symmetric in y, got y_range {(y0, y1)}")
+        mirrored = lidar.clone()
+        mirrored[..., 1] = -mirrored[..., 1]
+        head = merge_heads(head, mirror_head_back(teacher.features(mirrored, mask).head))
     maps = teacher_intensity(out, teacher.config, spec, batch.lidar, batch.lidar_mask).cpu().numpy()
     feats = out.bev.float().cpu().numpy()
-    heat = torch.sigmoid(out.head.heatmap.float()).cpu().numpy()
-    dets = decode(out.head, teacher.config)
+    heat = torch.sigmoid(head.heatmap.float()).cpu().numpy()
+    dets = decode(head, teacher.config)
     result = []
     for i, det in enumerate(dets):
         b = det.to_boxes()
@@ -137,22 +176,23 @@ def load_teacher(teacher_checkpoint: str | Path, device: str = "cpu") -> Teacher
 
 
 def target_header(
-    teacher: Teacher, teacher_checkpoint: str | Path, spec: IntensitySpec, source: dict[str, Any]
+    teacher: Teacher, teacher_checkpoint: str | Path, spec: IntensitySpec, source: dict[str, Any], tta: bool = False
 ) -> CacheHeader:
     """The cache header of ``teacher``'s targets: its grid, channels and classes, ``spec``, the checkpoint (path,
-    sha256, model name), ``source`` (what the frames were read from, with the reader settings) and what its decoded
-    boxes hold (the teacher's decoding threshold and limit)."""
+    sha256, model name; ``"tta": "mirror-y"`` when the heads were merged with the mirrored pass), ``source`` (what
+    the frames were read from, with the reader settings) and what its decoded boxes hold (the teacher's decoding
+    threshold and limit)."""
     config = teacher.config
+    who = {"checkpoint": str(Path(teacher_checkpoint).resolve()), "sha256": file_sha256(teacher_checkpoint)}
+    who["name"] = config.name
+    if tta:
+        who["tta"] = "mirror-y"
     return CacheHeader(
         grid=TargetGrid.from_model_config(config),
         feature_channels=config.bev.channels,
         class_names=tuple(config.classes),
         intensity_spec=spec.to_dict(),
-        teacher={
-            "checkpoint": str(Path(teacher_checkpoint).resolve()),
-            "sha256": file_sha256(teacher_checkpoint),
-            "name": config.name,
-        },
+        teacher=who,
         source=dict(source),
         boxes={
             "columns": list(BOX_COLUMNS),
@@ -172,6 +212,7 @@ def fill_target_cache(
     spec: IntensitySpec = DEFAULT_SPEC,
     debug_pngs: int = 2,
     progress: bool = True,
+    tta: bool = False,
 ) -> int:
     """Run ``teacher`` over ``frames`` into the pending shards of ``writer``, then mark the cache complete: the one
     "frames -> cache" loop of the dataset (:func:`build_target_cache`) and the bag pipeline
@@ -186,6 +227,7 @@ def fill_target_cache(
         spec: intensity normalisation.
         debug_pngs: intensity PNGs of the first computed samples, written to ``<cache>/debug/``.
         progress: a tqdm bar over shards.
+        tta: merge each frame's head with its mirrored pass (module docstring).
 
     Returns:
         the number of shards computed.
@@ -216,7 +258,7 @@ def fill_target_cache(
             shard.append(frame)
         targets: list[TeacherTargets] = []
         for k in range(0, len(shard), batch_size):
-            targets.extend(compute_teacher_targets(teacher, collate_frames(shard[k : k + batch_size]), spec))
+            targets.extend(compute_teacher_targets(teacher, collate_frames(shard[k : k + batch_size]), spec, tta))
         for t in targets[: max(pngs_left, 0)]:
             draw_intensity(
                 writer.root / "debug" / f"intensity_{t.sample_token[:12]}.png",
@@ -247,6 +289,7 @@ def build_target_cache(
     debug_pngs: int = 2,
     progress: bool = True,
     skip_bad_frames: bool = False,
+    tta: bool = False,
 ) -> CacheBuildReport:
     """Write (or finish) the teacher-target cache of ``split`` under ``out``.
 
@@ -257,7 +300,8 @@ def build_target_cache(
     ``debug_pngs`` intensity PNGs (:func:`~imkd_ros.distill.intensity.draw_intensity`) of the first computed samples
     go to ``out/debug/``. Every file the samples read is checked before the teacher runs
     (:mod:`imkd_ros.data.check`); with ``skip_bad_frames`` the samples reading a bad one are left out of the cache
-    (listed in its header's ``source.skipped_samples`` and the report) instead of stopping the build.
+    (listed in its header's ``source.skipped_samples`` and the report) instead of stopping the build. ``tta``
+    merges each frame's head with its mirrored pass (module docstring; recorded in the header).
 
     Raises:
         BadFilesError: bad input files (all listed), without ``skip_bad_frames``.
@@ -295,11 +339,11 @@ def build_target_cache(
     if skipped:  # only then: caches of complete splits keep the header they always had
         source["skipped_samples"] = [s.to_dict() for s in skipped]
     writer = TargetCacheWriter(
-        out, target_header(teacher, teacher_checkpoint, spec, source), plan, shard_size, overwrite=overwrite
+        out, target_header(teacher, teacher_checkpoint, spec, source, tta), plan, shard_size, overwrite=overwrite
     )
     frames = (shrink_frame(reader.frame(t), teacher.config) for i in writer.pending() for t in plan[i])
     computed = fill_target_cache(
-        writer, teacher, frames, batch_size=batch_size, spec=spec, debug_pngs=debug_pngs, progress=progress
+        writer, teacher, frames, batch_size=batch_size, spec=spec, debug_pngs=debug_pngs, progress=progress, tta=tta
     )
     cache = TargetCache(out)
     return CacheBuildReport(

@@ -131,9 +131,9 @@ def test_a_corrupt_bag_stops_keeps_finished_shards_and_resumes(
     calls: list[str] = []
     real = targets_mod.compute_teacher_targets
 
-    def counting(teacher, batch, spec):  # noqa: ANN001, ANN202
+    def counting(teacher, batch, spec, tta=False):  # noqa: ANN001, ANN202
         calls.extend(batch.tokens)
-        return real(teacher, batch, spec)
+        return real(teacher, batch, spec, tta)
 
     monkeypatch.setattr(targets_mod, "compute_teacher_targets", counting)
     out = tmp_path / "cache"

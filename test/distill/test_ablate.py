@@ -12,6 +12,7 @@ import pytest
 from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.distill import ablate as ablate_mod
+from imkd_ros.distill.cache import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def test_label_scarce_study(
     out = tmp_path / "study"
     args = ["ablate", "--data", str(study_data), "--val-data", str(synth_root), "--val-split", "synth_all",
             "--out", str(out), "--size", "tiny", "--steps", "2", "--teacher-steps", "2", "--seeds", "1",
-            "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo-soft,imkd,oracle", "--bootstrap", "50"]  # fmt: skip
+            "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo-soft,imkd,oracle", "--bootstrap", "50",
+            "--teacher-augment", "--tta"]  # fmt: skip
     assert cli_main(args) == 0
 
     # who learnt from what: the teacher and every student on the 2 labelled drives (4 frames); the pseudo-label
@@ -42,6 +44,10 @@ def test_label_scarce_study(
     meta = {p.stem: load_checkpoint(p).meta for p in out.glob("*.pt") if not p.name.endswith(".train.pt")}
     assert sorted(meta) == ["imkd_s0", "kd1-2-3_s0", "nokd_s0", "nokd_s1", "oracle_s0", "pseudo-soft_s0", "teacher"]
     assert meta["teacher"]["train"]["train_split"] == "scarce25_labelled" and meta["teacher"]["train_frames"] == 4
+    assert meta["teacher"]["train"]["augment"] is True and meta["nokd_s0"]["train"]["augment"] is False
+    for k in ("kd1-2-3_s0", "pseudo-soft_s0", "imkd_s0"):  # learnt from the mirror-TTA targets of this teacher
+        assert meta[k]["targets"]["teacher_tta"] == "mirror-y", k
+        assert meta[k]["targets"]["teacher_sha256"] == file_sha256(out / "teacher.pt"), k
     for k in ("nokd_s0", "nokd_s1", "kd1-2-3_s0", "pseudo-soft_s0", "imkd_s0"):
         assert meta[k]["train"]["train_split"] == "scarce25_labelled" and meta[k]["train_frames"] == 4, k
         assert meta[k]["train"]["max_steps"] == 2
@@ -89,3 +95,15 @@ def test_unknown_row_is_refused(tmp_path: Path) -> None:
     plan = ablate_mod.StudyPlan(data=tmp_path, out=tmp_path / "o", rows=("nokd", "stage9"))
     with pytest.raises(ValueError, match="stage9"):
         ablate_mod.run_study(plan)
+
+
+def test_a_student_of_another_teacher_or_targets_is_not_reused() -> None:
+    meta = {"train": {"seed": 0}, "distill": {"stages": ["stage1"]}, "unlabelled": None,
+            "targets": {"teacher_sha256": "abc", "teacher_tta": None}}  # fmt: skip
+    want = {"train": {"seed": 0}, "stages": ("stage1",), "unlabelled": None, "soft": (False, False)}
+    assert ablate_mod._matches(meta, dict(want, teacher=("abc", None)))
+    assert not ablate_mod._matches(meta, dict(want, teacher=("abd", None)))  # another teacher
+    assert not ablate_mod._matches(meta, dict(want, teacher=("abc", "mirror-y")))  # targets with TTA
+    # a checkpoint from before the augment field was recorded trained without it
+    assert ablate_mod._matches(meta, dict(want, train={"seed": 0, "augment": False}, teacher=("abc", None)))
+    assert not ablate_mod._matches(meta, dict(want, train={"seed": 0, "augment": True}, teacher=("abc", None)))

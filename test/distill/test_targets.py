@@ -60,11 +60,11 @@ def test_interrupted_build_resumes_without_recomputing(
     real = targets_mod.compute_teacher_targets
     calls: list[str] = []
 
-    def interrupted(teacher, batch, spec):  # noqa: ANN001, ANN202
+    def interrupted(teacher, batch, spec, tta=False):  # noqa: ANN001, ANN202
         calls.append(batch.tokens[0])
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(teacher, batch, spec)
+        return real(teacher, batch, spec, tta)
 
     out = tmp_path / "cache"
     monkeypatch.setattr(targets_mod, "compute_teacher_targets", interrupted)
@@ -76,9 +76,9 @@ def test_interrupted_build_resumes_without_recomputing(
     first = out / "shard_00000.npz"
     mtime = first.stat().st_mtime_ns
 
-    def counting(teacher, batch, spec):  # noqa: ANN001, ANN202
+    def counting(teacher, batch, spec, tta=False):  # noqa: ANN001, ANN202
         calls.append(batch.tokens[0])
-        return real(teacher, batch, spec)
+        return real(teacher, batch, spec, tta)
 
     calls.clear()
     monkeypatch.setattr(targets_mod, "compute_teacher_targets", counting)
@@ -139,3 +139,67 @@ def test_imkd_teacher_targets_cli(
     assert "is a student checkpoint" in capsys.readouterr().err
     assert cli_main([*args[:4], str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _mirror(boxes: np.ndarray) -> np.ndarray:
+    """Cached box rows (x, y, z, w, l, h, yaw, vx, vy) mirrored y -> -y."""
+    m = boxes.copy()
+    m[:, 1], m[:, 6], m[:, 8] = -m[:, 1], -m[:, 6], -m[:, 8]
+    return m
+
+
+def test_mirrored_head_decodes_to_the_mirrored_boxes() -> None:
+    from imkd_ros.model.decode import decode
+    from imkd_ros.model.head import HeadOutput
+
+    cfg = model_config_for("lidar", "tiny")
+    g = torch.Generator().manual_seed(0)
+    k, h, w = len(cfg.classes), cfg.grid.out_ny, cfg.grid.out_nx
+    heat = torch.full((1, k, h, w), -8.0)
+    for c, r, q in [(0, 3, 5), (1, 10, 2), (2, 7, 12), (0, 14, 9)]:  # distinct peaks, off the middle row
+        heat[0, c, r, q] = float(torch.rand(1, generator=g)) * 4
+    reg = torch.randn(1, 10, h, w, generator=g)
+    reg[:, 0:2] = torch.rand(1, 2, h, w, generator=g)  # offsets inside the cell
+    head = HeadOutput(heat, reg)
+    plain = decode(head, cfg)[0].to_boxes()
+    back = decode(targets_mod.mirror_head_back(head), cfg)[0].to_boxes()
+    rows = lambda b: np.c_[b.center, b.size, b.yaw, b.velocity][np.argsort(-b.score)]  # noqa: E731
+    assert len(plain) == 4 and np.array_equal(np.sort(plain.score), np.sort(back.score))
+    np.testing.assert_allclose(rows(back), _mirror(rows(plain)), atol=1e-5)
+
+
+def test_tta_targets_are_mirror_symmetric(synth_root: Path, tiny_teacher_ckpt: Path) -> None:
+    teacher = load_checkpoint(tiny_teacher_ckpt).build()
+    reader = NuScenesReader(synth_root, load_image=False, lidar_sweeps=teacher.config.lidar.sweeps)
+    frames = [shrink_frame(reader.frame(t), teacher.config) for t in reader.split_samples("synth_train")[:2]]
+    batch = collate_frames(frames)
+    mirrored = batch.lidar.clone()
+    mirrored[..., 1] = -mirrored[..., 1]
+    from dataclasses import replace
+
+    a = targets_mod.compute_teacher_targets(teacher, batch, tta=True)
+    b = targets_mod.compute_teacher_targets(teacher, replace(batch, lidar=mirrored), tta=True)
+    plain = targets_mod.compute_teacher_targets(teacher, batch)
+    for ta, tb, tp in zip(a, b, plain, strict=True):
+        np.testing.assert_allclose(ta.heatmap, tb.heatmap[:, ::-1, :], atol=1e-5)
+        assert np.abs(ta.heatmap - tp.heatmap).max() > 1e-4  # the mirrored pass changed something (untrained: small)
+        np.testing.assert_array_equal(ta.features, tp.features)  # features stay the plain pass's
+        strong = ta.scores > ta.scores.max() - 0.05 if len(ta.scores) else ta.scores > 0
+        assert len(ta.boxes) == len(tb.boxes)
+        for row in _mirror(ta.boxes[strong]):
+            assert np.abs(tb.boxes - row).max(axis=1).min() < 1e-3, row
+
+
+def test_tta_is_recorded_and_a_plain_cache_is_not_reused(
+    synth_root: Path, tiny_teacher_ckpt: Path, tmp_path: Path
+) -> None:
+    from imkd_ros.distill.errors import TargetCacheError
+
+    rep = build_target_cache(synth_root, tiny_teacher_ckpt, tmp_path / "c", split="synth_val", progress=False,
+                             debug_pngs=0, tta=True)  # fmt: skip
+    assert TargetCache(rep.root).header.teacher["tta"] == "mirror-y"
+    build_target_cache(synth_root, tiny_teacher_ckpt, tmp_path / "p", split="synth_val", progress=False, debug_pngs=0)
+    assert "tta" not in TargetCache(tmp_path / "p").header.teacher
+    with pytest.raises(TargetCacheError):
+        build_target_cache(synth_root, tiny_teacher_ckpt, tmp_path / "p", split="synth_val", progress=False,
+                           debug_pngs=0, tta=True)  # fmt: skip
