@@ -225,11 +225,9 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
     ``distill_losses_ms_median``, forward + backward of all three stages' losses and adapters on random maps (what
     distillation adds to a training step besides the student); ``target_cache_write_mb_per_s`` and
     ``target_cache_read_mb_per_s``, a 32-sample cache (float16, about 0.5 MB per sample; reads check sha256)."""
-    import numpy as np
     import torch
 
     from imkd_ros.distill.adapters import DistillHeads
-    from imkd_ros.distill.cache import CacheHeader, TargetCache, TargetCacheWriter, TargetGrid, TeacherTargets
     from imkd_ros.distill.config import DistillConfig
     from imkd_ros.distill.intensity import combine_intensity
     from imkd_ros.distill.losses import (
@@ -241,7 +239,6 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
         teacher_foreground,
         teacher_object_count,
     )
-    from imkd_ros.model import ModelConfig
 
     cfg = DistillConfig()
     b, c, h, w, k = 4, 48, 64, 64, 10
@@ -267,6 +264,18 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
         loss.backward()
 
     out = {"distill_losses_ms_median": _median_ms(step, max(repeats, 1))}
+    out.update(_bench_target_cache(repeats, workdir, c, h, w, k))
+    return out
+
+
+def _bench_target_cache(repeats: int, workdir: Path, c: int, h: int, w: int, k: int) -> dict[str, float]:
+    """``target_cache_write_mb_per_s`` and ``target_cache_read_mb_per_s`` of :func:`bench_distill`: 32 random
+    samples of ``c`` feature channels, 3 intensity maps, ``k`` heatmaps on an ``h`` x ``w`` grid."""
+    import numpy as np
+
+    from imkd_ros.distill.cache import CacheHeader, TargetCache, TargetCacheWriter, TargetGrid, TeacherTargets
+    from imkd_ros.model import ModelConfig
+
     grid = TargetGrid.from_model_config(ModelConfig.default())
     rng = np.random.default_rng(0)
     samples = [
@@ -298,9 +307,10 @@ def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
         cache.load_all(verify=True)
         reads.append(time.perf_counter() - t0)
     mb = cache.nbytes() / 1e6
-    out["target_cache_write_mb_per_s"] = mb / statistics.median(writes)
-    out["target_cache_read_mb_per_s"] = mb / statistics.median(reads)
-    return out
+    return {
+        "target_cache_write_mb_per_s": mb / statistics.median(writes),
+        "target_cache_read_mb_per_s": mb / statistics.median(reads),
+    }
 
 
 def bench_node(repeats: int, workdir: Path) -> dict[str, float]:

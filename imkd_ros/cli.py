@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -263,7 +264,19 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imkd", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    _add_dataset_verbs(sub)
+    _add_model_verbs(sub)
+    _add_teacher_targets_verb(sub)
+    _add_ablate_verb(sub)
+    _add_tool_verbs(sub)
+    from imkd_ros.bag.cli import add_bag_parser  # `imkd bag export|teacher-targets|replay-eval`
 
+    add_bag_parser(sub)
+    return p
+
+
+def _add_dataset_verbs(sub: Any) -> None:
+    """``imkd synth``, ``imkd label-scarce``, ``imkd eval-results``."""
     s = sub.add_parser("synth", help="write a synthetic dataset in the nuScenes on-disk format")
     s.add_argument("--out", required=True, help="dataroot to create (must not exist or be empty)")
     s.add_argument("--scenes", type=int, default=4, help="number of scenes (default 4)")
@@ -299,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="METRICS.json to write (the devkit files go beside it)")
     e.set_defaults(func=_cmd_eval_results)
 
+
+def _add_model_verbs(sub: Any) -> None:
+    """``imkd train``, ``imkd eval``, ``imkd compare``."""
     t = sub.add_parser("train", help="train the LiDAR teacher or a radar-camera student")
     from imkd_ros.train import add_train_arguments
 
@@ -340,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     c.set_defaults(func=_cmd_compare)
 
+
+def _add_teacher_targets_verb(sub: Any) -> None:
+    """``imkd teacher-targets``."""
     tt = sub.add_parser("teacher-targets", help="run the LiDAR teacher once over a split into a teacher-target cache")
     tt.add_argument("--data", required=True, help="nuScenes-format dataroot")
     tt.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
@@ -371,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tt.set_defaults(func=_cmd_teacher_targets)
 
+
+def _add_ablate_verb(sub: Any) -> None:
+    """``imkd ablate``."""
     a = sub.add_parser(
         "ablate", help="the label-scarce distillation study: teacher, no KD / stages / unlabelled drives / oracle rows"
     )
@@ -394,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     a.set_defaults(func=_cmd_ablate)
 
+
+def _add_tool_verbs(sub: Any) -> None:
+    """``imkd bench``, ``imkd export-onnx``, ``imkd demo``."""
     b = sub.add_parser("bench", help="run benchmarks and write flat JSON")
     b.add_argument("--only", default=None, help="comma list of benchmark names (default: all)")
     b.add_argument("--repeats", type=int, default=3, help="repeats per benchmark; medians are reported")
@@ -420,11 +445,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the detector node's device")
     d.add_argument("--rate", type=float, default=1.0, help="playback speed, x real time (default 1)")
     d.set_defaults(func=_cmd_demo)
-
-    from imkd_ros.bag.cli import add_bag_parser  # `imkd bag export|teacher-targets|replay-eval`
-
-    add_bag_parser(sub)
-    return p
 
 
 #: Verbs whose library still reports bad input as a plain ``ValueError`` (train.py, distill/ablate.py: an empty or

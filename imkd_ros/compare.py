@@ -359,8 +359,6 @@ def compare_detectors(
             ``bootstrap`` < 1, teachers with different LiDAR sweeps.
     """
     from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import headline, model_region
-    from imkd_ros.evaluate import write_results
 
     paths = [Path(c) for c in checkpoints]
     if len(paths) < 2:
@@ -372,64 +370,17 @@ def compare_detectors(
     dataroot, out_dir = Path(dataroot), Path(out_dir)
     detectors = [Detector.from_checkpoint(p, device=device) for p in paths]
     names = _model_names(paths)
-    if regions is None:
-        areas: dict[str, Any] = {}
-        students = [d for d in detectors if not d.is_teacher]
-        if students:
-            from imkd_ros.coverage import dataset_coverage
-            from imkd_ros.data.reader import NuScenesReader
-
-            cov_reader = NuScenesReader(dataroot, version, load_lidar=False)
-            token = cov_reader.split_samples(split)[0]
-            areas["coverage"] = dataset_coverage(students[0].config, cov_reader, token)
-        areas["grid"] = model_region(detectors[0].config)
-    else:
-        areas = dict(regions)
-    if not areas:
-        raise ValueError("compare needs at least one region")
-    for name, area in areas.items():
-        if not _NAME.fullmatch(name) or name in (".", ".."):
-            raise ValueError(f"region name {name!r} is not a plain folder name (letters, digits, _ . -)")
-        if not callable(getattr(area, "contains", None)):
-            raise ValueError(f"region {name!r} has no contains(xy) method")
-    areas = {n: a if callable(getattr(a, "to_dict", None)) else _Described(a, n) for n, a in areas.items()}
+    areas = _checked_areas(_default_areas(dataroot, version, split, detectors) if regions is None else dict(regions))
 
     results, scene_of = run_detectors(dataroot, version, split, detectors, batch_size)
-    summaries: dict[str, list[dict[str, Any]]] = {r: [] for r in areas}
-    tables: dict[str, list[MatchTable]] = {r: [] for r in areas}
-    for name, det, res in zip(names, detectors, results, strict=True):
-        results_path = out_dir / name / "results.json"
-        write_results(results_path, res, results_meta(det))
-        for rname, (summary, table) in score_regions(dataroot, version, split, results_path, areas, name).items():
-            summaries[rname].append(summary)
-            tables[rname].append(table)
-
+    summaries, tables = _score_models(dataroot, version, split, out_dir, areas, names, detectors, results)
     scenes = sorted({scene_of[t] for t in tables[next(iter(areas))][0].sample_tokens})
     draws = scene_draws(len(scenes), bootstrap, seed)
     t0 = time.perf_counter()
-    compared: dict[str, RegionComparison] = {}
-    for rname, area in areas.items():
-        point = np.array([[headline(s)[k] for k in HEADLINE_KEYS] for s in summaries[rname]])
-        fast = np.array([metrics_of(t).headline_array() for t in tables[rname]])
-        gap = float(np.nanmax(np.abs(fast - point))) if np.isfinite(point).any() else 0.0
-        if gap > 1e-6:
-            warnings.warn(f"region {rname}: fast scorer differs from the devkit by {gap:.2e}", stacklevel=2)
-        boot = bootstrap_headlines(tables[rname], scene_of, scenes, draws)
-        deltas = paired_deltas(point, boot)
-        scope = summaries[rname][0]["eval_scope"]
-        compared[rname] = RegionComparison(
-            region=rname,
-            area=area.to_dict(),
-            samples=int(scope["samples"]),
-            scenes=len({scene_of[t] for t in tables[rname][0].sample_tokens}),
-            gt_boxes=int(scope["gt_boxes"]),
-            valid_replicates=int(np.isfinite(boot[:, 0, 0]).sum()),
-            fast_vs_devkit=gap,
-            models=tuple(
-                ModelScore(n, dict(zip(HEADLINE_KEYS, map(float, point[m]), strict=True)), deltas[m])
-                for m, n in enumerate(names)
-            ),
-        )
+    compared = {
+        rname: _compare_region(rname, area, names, summaries[rname], tables[rname], scene_of, scenes, draws)
+        for rname, area in areas.items()
+    }
     per_replicate = (time.perf_counter() - t0) / bootstrap
     out = Comparison(
         split=split,
@@ -448,6 +399,98 @@ def compare_detectors(
     atomic_write_text(out.markdown, _markdown(out))
     _plot(out)
     return out
+
+
+def _score_models(
+    dataroot: Path,
+    version: str,
+    split: str,
+    out_dir: Path,
+    areas: Mapping[str, Any],
+    names: Sequence[str],
+    detectors: Sequence[Any],
+    results: Sequence[Any],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[MatchTable]]]:
+    """Each model's results written (``out_dir/<name>/results.json``) and scored per region: the devkit summaries and
+    the match tables by region, models in order."""
+    from imkd_ros.evaluate import write_results
+
+    summaries: dict[str, list[dict[str, Any]]] = {r: [] for r in areas}
+    tables: dict[str, list[MatchTable]] = {r: [] for r in areas}
+    for name, det, res in zip(names, detectors, results, strict=True):
+        results_path = out_dir / name / "results.json"
+        write_results(results_path, res, results_meta(det))
+        for rname, (summary, table) in score_regions(dataroot, version, split, results_path, areas, name).items():
+            summaries[rname].append(summary)
+            tables[rname].append(table)
+    return summaries, tables
+
+
+def _default_areas(dataroot: Path, version: str, split: str, detectors: Sequence[Any]) -> dict[str, Any]:
+    """:func:`compare_detectors`' default regions: the first student's coverage (when there is a student), the first
+    checkpoint's grid."""
+    from imkd_ros.eval_detector import model_region
+
+    areas: dict[str, Any] = {}
+    students = [d for d in detectors if not d.is_teacher]
+    if students:
+        from imkd_ros.coverage import dataset_coverage
+        from imkd_ros.data.reader import NuScenesReader
+
+        cov_reader = NuScenesReader(dataroot, version, load_lidar=False)
+        token = cov_reader.split_samples(split)[0]
+        areas["coverage"] = dataset_coverage(students[0].config, cov_reader, token)
+    areas["grid"] = model_region(detectors[0].config)
+    return areas
+
+
+def _checked_areas(areas: dict[str, Any]) -> dict[str, Any]:
+    """The regions, checked (plain folder names, a ``contains``), each with a ``to_dict`` (:class:`_Described`)."""
+    if not areas:
+        raise ValueError("compare needs at least one region")
+    for name, area in areas.items():
+        if not _NAME.fullmatch(name) or name in (".", ".."):
+            raise ValueError(f"region name {name!r} is not a plain folder name (letters, digits, _ . -)")
+        if not callable(getattr(area, "contains", None)):
+            raise ValueError(f"region {name!r} has no contains(xy) method")
+    return {n: a if callable(getattr(a, "to_dict", None)) else _Described(a, n) for n, a in areas.items()}
+
+
+def _compare_region(
+    rname: str,
+    area: Any,
+    names: Sequence[str],
+    summaries: Sequence[dict[str, Any]],
+    tables: Sequence[MatchTable],
+    scene_of: Mapping[str, str],
+    scenes: Sequence[str],
+    draws: np.ndarray,
+) -> RegionComparison:
+    """One region: each model's devkit headline, its bootstrap replicates and its paired deltas to the first model
+    (a warning when the fast scorer differs from the devkit)."""
+    from imkd_ros.eval_detector import headline
+
+    point = np.array([[headline(s)[k] for k in HEADLINE_KEYS] for s in summaries])
+    fast = np.array([metrics_of(t).headline_array() for t in tables])
+    gap = float(np.nanmax(np.abs(fast - point))) if np.isfinite(point).any() else 0.0
+    if gap > 1e-6:
+        warnings.warn(f"region {rname}: fast scorer differs from the devkit by {gap:.2e}", stacklevel=3)
+    boot = bootstrap_headlines(tables, scene_of, scenes, draws)
+    deltas = paired_deltas(point, boot)
+    scope = summaries[0]["eval_scope"]
+    return RegionComparison(
+        region=rname,
+        area=area.to_dict(),
+        samples=int(scope["samples"]),
+        scenes=len({scene_of[t] for t in tables[0].sample_tokens}),
+        gt_boxes=int(scope["gt_boxes"]),
+        valid_replicates=int(np.isfinite(boot[:, 0, 0]).sum()),
+        fast_vs_devkit=gap,
+        models=tuple(
+            ModelScore(n, dict(zip(HEADLINE_KEYS, map(float, point[m]), strict=True)), deltas[m])
+            for m, n in enumerate(names)
+        ),
+    )
 
 
 # -- reports ------------------------------------------------------------------------------------------------------

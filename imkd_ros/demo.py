@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,7 @@ def run_demo(
     Raises:
         RuntimeError: a child process failed (its log is named).
     """
-    from imkd_ros.coverage import dataset_coverage
-    from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import headline, model_region
-    from imkd_ros.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_regions, write_results
-    from imkd_ros.shipped import resolve_checkpoint
-    from imkd_ros.types import Boxes
     from imkd_ros.viz import draw_bev
 
     out = Path(out).resolve()
@@ -106,6 +100,42 @@ def run_demo(
         write_dataset(data, progress=True, **DEMO_DATA)
     else:
         print(f"[1/4] reusing the synthetic sequence in {data}")
+    model = _demo_model(checkpoint, data, out)
+
+    print(f"[3/4] detector_node + player ({split}, lockstep, {rate:g}x real time) -> {out / 'bag'}", flush=True)
+    bag = out / "bag"
+    played = _play(out, data, bag, model, device=device, split=split, rate=rate, timeout=timeout)
+
+    print("[4/4] reading the detections back from the bag and scoring them with the devkit ...", flush=True)
+    figures, frames, dets, missing = _score_played(out, data, split, model, played, bag)
+    e2e = [f["latency_ms"] for f in played["frames"] if f["latency_ms"] is not None]
+    proc = [f["processing_ms"] for f in played["frames"] if f["processing_ms"] is not None]
+    lat, pro = _percentiles(e2e), _percentiles(proc)
+    figures.update({f"e2e_ms_{k}": v for k, v in lat.items()})
+    figures.update({f"node_processing_ms_{k}": v for k, v in pro.items()})
+    tokens = list(frames)
+    pngs = []
+    for t in tokens[:: max(1, len(tokens) // 3)][:3]:
+        f = frames[t]
+        pngs.append(draw_bev(out / "bev" / f"{f.scene}_{t[:8]}.png", f, dets[t], title=f"{f.scene} {t[:8]}: node"))
+    figures["wall_s"] = time.perf_counter() - t_start
+    (out / "demo_summary.json").write_text(json.dumps({**figures, "model": str(model)}, indent=2) + "\n")
+
+    print(f"      coverage NDS {figures['coverage_nds']:.4f}  mAP {figures['coverage_map']:.4f}  (grid NDS "
+          f"{figures['nds']:.4f}  mAP {figures['map']:.4f})  on {len(tokens)} {split} keyframes "
+          f"({len(missing)} without an answer), model {model.name}")  # fmt: skip
+    print(f"      end-to-end latency (publish -> detections received) ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  "
+          f"p99 {lat['p99']:.1f}  max {lat['max']:.1f}; node processing p50 {pro['p50']:.1f}")  # fmt: skip
+    print(f"      bag (MCAP, opens in RViz/Foxglove): {bag}")
+    for png in pngs:
+        print(f"      BEV: {png}")
+    print(f"done in {figures['wall_s']:.0f} s: {out / 'demo_summary.json'}")
+    return figures
+
+
+def _demo_model(checkpoint: str | None, data: Path, out: Path) -> Path:
+    """The checkpoint (default: the shipped model; without one, a tiny stand-in trained on the demo's data)."""
+    from imkd_ros.shipped import resolve_checkpoint
 
     try:
         model = resolve_checkpoint(checkpoint or "")
@@ -115,9 +145,19 @@ def run_demo(
             raise
         print(f"[2/4] {exc}\n      training a tiny stand-in on the demo's train split (scores are not meaningful)")
         model = _stand_in_model(data, out)
+    return model
 
-    print(f"[3/4] detector_node + player ({split}, lockstep, {rate:g}x real time) -> {out / 'bag'}", flush=True)
-    bag, summary_path = out / "bag", out / "player.json"
+
+def _play(
+    out: Path, data: Path, bag: Path, model: Path, *, device: str, split: str, rate: float, timeout: float
+) -> dict[str, Any]:
+    """detector_node and the player in lockstep over ``split``, recorded into ``bag`` (replaced); the player's
+    summary.
+
+    Raises:
+        RuntimeError: the player failed (its log is named).
+    """
+    summary_path = out / "player.json"
     if bag.exists():
         import shutil
 
@@ -137,9 +177,21 @@ def run_demo(
             stop_process(node)
     if player.returncode != 0:
         raise RuntimeError(f"the player failed (rc {player.returncode}); see {player_log} and {node_log}")
-    played = json.loads(summary_path.read_text())
+    return json.loads(summary_path.read_text())
 
-    print("[4/4] reading the detections back from the bag and scoring them with the devkit ...", flush=True)
+
+def _score_played(
+    out: Path, data: Path, split: str, model: Path, played: Mapping[str, Any], bag: Path
+) -> tuple[dict[str, float], dict[str, Any], dict[str, Any], list[str]]:
+    """The detections recorded in ``bag`` scored with the devkit on the grid and the coverage region (results in
+    ``out``): the figures, the split's frames and detections by sample token, the samples without an answer."""
+    from imkd_ros.coverage import dataset_coverage
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.detector import Detector
+    from imkd_ros.eval_detector import headline, model_region
+    from imkd_ros.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_regions, write_results
+    from imkd_ros.types import Boxes
+
     reader = NuScenesReader(data, _VERSION)
     tokens = reader.split_samples(split)
     stamp_of = {f["sample_token"]: f["stamp_ns"] for f in played["frames"] if f["sample_token"]}
@@ -160,25 +212,4 @@ def run_demo(
     else:
         figures.update(nds=0.0, map=0.0, coverage_nds=0.0, coverage_map=0.0)
         print("      no detections at all: NDS/mAP 0 (devkit not run)")
-    e2e = [f["latency_ms"] for f in played["frames"] if f["latency_ms"] is not None]
-    proc = [f["processing_ms"] for f in played["frames"] if f["processing_ms"] is not None]
-    lat, pro = _percentiles(e2e), _percentiles(proc)
-    figures.update({f"e2e_ms_{k}": v for k, v in lat.items()})
-    figures.update({f"node_processing_ms_{k}": v for k, v in pro.items()})
-    pngs = []
-    for t in tokens[:: max(1, len(tokens) // 3)][:3]:
-        f = frames[t]
-        pngs.append(draw_bev(out / "bev" / f"{f.scene}_{t[:8]}.png", f, dets[t], title=f"{f.scene} {t[:8]}: node"))
-    figures["wall_s"] = time.perf_counter() - t_start
-    (out / "demo_summary.json").write_text(json.dumps({**figures, "model": str(model)}, indent=2) + "\n")
-
-    print(f"      coverage NDS {figures['coverage_nds']:.4f}  mAP {figures['coverage_map']:.4f}  (grid NDS "
-          f"{figures['nds']:.4f}  mAP {figures['map']:.4f})  on {len(tokens)} {split} keyframes "
-          f"({len(missing)} without an answer), model {model.name}")  # fmt: skip
-    print(f"      end-to-end latency (publish -> detections received) ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  "
-          f"p99 {lat['p99']:.1f}  max {lat['max']:.1f}; node processing p50 {pro['p50']:.1f}")  # fmt: skip
-    print(f"      bag (MCAP, opens in RViz/Foxglove): {bag}")
-    for png in pngs:
-        print(f"      BEV: {png}")
-    print(f"done in {figures['wall_s']:.0f} s: {out / 'demo_summary.json'}")
-    return figures
+    return figures, frames, dets, missing

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import Detector
 from imkd_ros.evaluate import CAMERA_RADAR_META, Region, boxes_to_results, evaluate_regions
 from imkd_ros.model import ModelConfig
-from imkd_ros.types import Frame
+from imkd_ros.types import Boxes, Frame
 
 __all__ = ["model_region", "evaluate_detector", "headline"]
 
@@ -87,18 +87,10 @@ def evaluate_detector(
         BadFilesError: bad input files, without ``skip_bad_frames``.
         DatasetError: every frame of the split was skipped.
     """
-    from imkd_ros.viz import draw_bev
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if frames is None:
-        reader = reader or NuScenesReader(
-            dataroot,
-            version,
-            lidar_sweeps=detector.config.lidar.sweeps if detector.is_teacher else 1,
-            load_lidar=bev_pngs > 0 or detector.is_teacher,
-            load_image=not detector.is_teacher,
-        )
+        reader = reader or _reader_for(detector, dataroot, version, bev_pngs)
         frames, skipped = read_frames(
             reader, reader.split_samples(split), skip_bad=skip_bad_frames, what=f"split {split} of {dataroot}"
         )
@@ -107,24 +99,8 @@ def evaluate_detector(
         from imkd_ros.data.errors import DatasetError
 
         raise DatasetError(f"split {split} of {dataroot}: every one of its {len(skipped)} frames was skipped")
-    results: dict[str, list[dict[str, Any]]] = {s.sample: [] for s in skipped}
-    latencies = []
-    dets_of = {}
-    for i in range(0, len(frames), batch_size):
-        chunk = list(frames[i : i + batch_size])
-        t0 = time.perf_counter()
-        boxes = detector.detect_batch(chunk)
-        latencies.append((time.perf_counter() - t0) * 1e3 / len(chunk))
-        for f, b in zip(chunk, boxes, strict=True):
-            results[f.token] = boxes_to_results(f, b)
-            dets_of[f.token] = b
-    meta = dict(CAMERA_RADAR_META)
-    if detector.is_teacher:
-        meta.update(use_camera=False, use_radar=False, use_lidar=True)
-    results_path = out_dir / "results.json"
-    from imkd_ros.evaluate import write_results
-
-    write_results(results_path, results, meta)
+    results, latencies, dets_of = _detect_all(detector, frames, batch_size, skipped)
+    results_path = _write_results(out_dir / "results.json", detector, results)
     if coverage is None:
         if reader is None and "radar" in detector.config.modalities:
             reader = NuScenesReader(dataroot, version, load_lidar=False, load_image=False)
@@ -138,17 +114,10 @@ def evaluate_detector(
         by_weather=by_weather,
         exclude=[s.sample for s in skipped],
     )
-    weather: dict[str, dict[str, float]] = {}
-    cov_weather: dict[str, dict[str, float]] = {}
-    if by_weather:
-        weather = {w: headline(s) for w, s in grid.by_weather.items()}
-        cov_weather = {w: headline(s) for w, s in cov.by_weather.items()}
-        atomic_write_text(out_dir / "by_weather.json", json.dumps(weather, indent=2) + "\n")
-        atomic_write_text(out_dir / "coverage" / "by_weather.json", json.dumps(cov_weather, indent=2) + "\n")
+    weather, cov_weather = _weather_headlines(out_dir, grid, cov) if by_weather else ({}, {})
     if skipped:
         atomic_write_text(out_dir / "skipped_frames.json", json.dumps([s.to_dict() for s in skipped], indent=2) + "\n")
-    for f in list(frames)[:: max(1, len(frames) // max(1, bev_pngs))][:bev_pngs]:
-        draw_bev(out_dir / "bev" / f"{f.scene}_{f.token[:8]}.png", f, dets_of[f.token])
+    _draw_bevs(out_dir / "bev", frames, dets_of, bev_pngs)
     return {
         "summary": grid.summary,
         "by_weather": weather,
@@ -159,3 +128,63 @@ def evaluate_detector(
         "frames": len(frames),
         "skipped_frames": [s.to_dict() for s in skipped],
     }
+
+
+def _write_results(path: Path, detector: Detector, results: dict[str, list[dict[str, Any]]]) -> Path:
+    """The devkit result file (the modalities of the model in its meta); ``path`` back."""
+    from imkd_ros.evaluate import write_results
+
+    meta = dict(CAMERA_RADAR_META)
+    if detector.is_teacher:
+        meta.update(use_camera=False, use_radar=False, use_lidar=True)
+    write_results(path, results, meta)
+    return path
+
+
+def _reader_for(detector: Detector, dataroot: str | Path, version: str, bev_pngs: int) -> NuScenesReader:
+    """A reader of what the model needs (LiDAR sweeps for a teacher, the image for a student; LiDAR also for the
+    BEV pictures)."""
+    return NuScenesReader(
+        dataroot,
+        version,
+        lidar_sweeps=detector.config.lidar.sweeps if detector.is_teacher else 1,
+        load_lidar=bev_pngs > 0 or detector.is_teacher,
+        load_image=not detector.is_teacher,
+    )
+
+
+def _weather_headlines(out_dir: Path, grid: Any, cov: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The headline per weather on the grid and on the coverage region, written to ``by_weather.json`` in
+    ``out_dir`` and ``out_dir/coverage``."""
+    weather = {w: headline(s) for w, s in grid.by_weather.items()}
+    cov_weather = {w: headline(s) for w, s in cov.by_weather.items()}
+    atomic_write_text(out_dir / "by_weather.json", json.dumps(weather, indent=2) + "\n")
+    atomic_write_text(out_dir / "coverage" / "by_weather.json", json.dumps(cov_weather, indent=2) + "\n")
+    return weather, cov_weather
+
+
+def _detect_all(
+    detector: Detector, frames: Sequence[Frame], batch_size: int, skipped: Sequence[SkippedFrame]
+) -> tuple[dict[str, list[dict[str, Any]]], list[float], dict[str, Boxes]]:
+    """Detections on ``frames`` in batches: devkit results by sample (skipped samples with none), per-frame latencies
+    (ms, one per batch) and the boxes by sample."""
+    results: dict[str, list[dict[str, Any]]] = {s.sample: [] for s in skipped}
+    latencies = []
+    dets_of = {}
+    for i in range(0, len(frames), batch_size):
+        chunk = list(frames[i : i + batch_size])
+        t0 = time.perf_counter()
+        boxes = detector.detect_batch(chunk)
+        latencies.append((time.perf_counter() - t0) * 1e3 / len(chunk))
+        for f, b in zip(chunk, boxes, strict=True):
+            results[f.token] = boxes_to_results(f, b)
+            dets_of[f.token] = b
+    return results, latencies, dets_of
+
+
+def _draw_bevs(folder: Path, frames: Sequence[Frame], dets_of: Mapping[str, Boxes], count: int) -> None:
+    """``count`` BEV pictures, of frames evenly spread over ``frames``."""
+    from imkd_ros.viz import draw_bev
+
+    for f in list(frames)[:: max(1, len(frames) // max(1, count))][:count]:
+        draw_bev(folder / f"{f.scene}_{f.token[:8]}.png", f, dets_of[f.token])

@@ -50,9 +50,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,80 +190,123 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
     cmd = node_command(model, params, device="cpu") + ["-p", f"threads:={n_threads}", "-p", "debug_timing:=true"]
     try:
         worker.submit(model_ms, frames[0]).result()
-        model_only: list[float] = []
         with node_log.open("w") as nlog:
             node = subprocess.Popen(cmd, env=env, stdout=nlog, stderr=nlog)
             try:
-                e2e, proc, spans, overhead, played_s = [], [], [], [], 0.0
                 # after the first answers the model is loaded and warm
                 _player(data, workdir / "warm.json", workdir / "warm.log", env, "--lockstep", "--rate", "0")
                 cpu0 = _cpu_seconds(node.pid)
-                for r in range(max(1, repeats)):
-                    n0 = len(_log_lines(node_log))
-                    run = _player(
-                        data, workdir / f"lock{r}.json", workdir / f"lock{r}.log", env, "--lockstep", "--rate", "1"
-                    )
-                    e2e += [f["latency_ms"] for f in run["frames"] if f["latency_ms"] is not None]
-                    proc += [f["processing_ms"] for f in run["frames"] if f["processing_ms"] is not None]
-                    played_s += run["wall_s"]
-                    time.sleep(0.5)  # the node logs its timing after publishing
-                    new = {int(t["stamp"]): t for t in parse_timing(_log_lines(node_log)[n0:])}
-                    spans += new.values()
-                    overhead += [  # per frame: e2e - the node's own model call, and e2e / that call
-                        (
-                            f["latency_ms"] - new[f["stamp_ns"]]["model_ms"],
-                            f["latency_ms"] / new[f["stamp_ns"]]["model_ms"],
-                        )
-                        for f in run["frames"]
-                        if f["latency_ms"] is not None and f["stamp_ns"] in new
-                    ]
-                    for f in frames:  # the model alone, right after (the node idles): the same machine load
-                        model_only.append(worker.submit(model_ms, f).result())
+                # the model alone, right after each play (the node idles): the same machine load
+                lock = _lockstep_runs(
+                    data, workdir, env, node_log, repeats, lambda: [worker.submit(model_ms, f).result() for f in frames]
+                )
                 cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
-                out["node_cpu_percent"] = 100.0 * cpu / played_s
-                out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(e2e), 1)
-                cpu0 = _cpu_seconds(node.pid)
-                stamps = [f.timestamp for f in frames]  # camera keyframes, us
-                scene_s = (max(stamps) - min(stamps)) / 1e6 + 0.5
-                passes = max(1, math.ceil(overload_seconds * 3.0 / scene_s))
-                sampler = RssSampler(node.pid).start()
-                try:
-                    over = _player(
-                        data,
-                        workdir / "over.json",
-                        workdir / "over.log",
-                        env,
-                        "--rate",
-                        "3",
-                        "--all-camera-frames",
-                        "--repeat",
-                        str(passes),
-                    )
-                finally:
-                    rss = sampler.stop()
-                out["node_overload_cpu_percent"] = 100.0 * (_cpu_seconds(node.pid) - cpu0) / over["wall_s"]
-                out["node_overload_seconds"] = over["wall_s"]
-                out["node_overload_rss_growth_mb"] = rss_growth_mb(rss)
-                out["node_overload_rss_mb_max"] = max(rss) if rss else float("nan")
+                out["node_cpu_percent"] = 100.0 * cpu / lock.played_s
+                out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(lock.e2e), 1)
+                over = _overload_run(data, workdir, env, node.pid, frames, overload_seconds, out)
             finally:
                 stop_process(node)
     finally:
         worker.shutdown()
         torch.set_num_threads(saved_threads)
+    _lockstep_stats(out, lock)
+    _overload_stats(out, over)
+    return out
 
-    out["node_e2e_ms_median"] = _median(e2e)
-    out["node_processing_ms_median"] = _median(proc)
-    out["node_model_ms_median"] = _median(model_only)
+
+@dataclass
+class _Lockstep:
+    """What the lockstep plays measured: end-to-end and processing latencies (ms), the node's timing spans, per
+    frame (e2e - model call, e2e / model call), the model alone (ms) and the seconds played."""
+
+    e2e: list[float] = field(default_factory=list)
+    proc: list[float] = field(default_factory=list)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    overhead: list[tuple[float, float]] = field(default_factory=list)
+    model_only: list[float] = field(default_factory=list)
+    played_s: float = 0.0
+
+
+def _lockstep_runs(
+    data: Path, workdir: Path, env: dict[str, str], node_log: Path, repeats: int, model_pass: Callable[[], list[float]]
+) -> _Lockstep:
+    """``repeats`` lockstep plays at rate 1, the node's timing lines of each, and ``model_pass()`` after each."""
+    lock = _Lockstep()
+    for r in range(max(1, repeats)):
+        n0 = len(_log_lines(node_log))
+        run = _player(data, workdir / f"lock{r}.json", workdir / f"lock{r}.log", env, "--lockstep", "--rate", "1")
+        lock.e2e += [f["latency_ms"] for f in run["frames"] if f["latency_ms"] is not None]
+        lock.proc += [f["processing_ms"] for f in run["frames"] if f["processing_ms"] is not None]
+        lock.played_s += run["wall_s"]
+        time.sleep(0.5)  # the node logs its timing after publishing
+        new = {int(t["stamp"]): t for t in parse_timing(_log_lines(node_log)[n0:])}
+        lock.spans += new.values()
+        lock.overhead += [  # per frame: e2e - the node's own model call, and e2e / that call
+            (
+                f["latency_ms"] - new[f["stamp_ns"]]["model_ms"],
+                f["latency_ms"] / new[f["stamp_ns"]]["model_ms"],
+            )
+            for f in run["frames"]
+            if f["latency_ms"] is not None and f["stamp_ns"] in new
+        ]
+        lock.model_only += model_pass()
+    return lock
+
+
+def _overload_run(
+    data: Path,
+    workdir: Path,
+    env: dict[str, str],
+    pid: int,
+    frames: Sequence[Any],
+    overload_seconds: float,
+    out: dict[str, float],
+) -> dict[str, Any]:
+    """The scene played at 3x its rate with every camera frame, repeated to last about ``overload_seconds``; the
+    node's CPU and memory into ``out``; the player's summary back."""
+    cpu0 = _cpu_seconds(pid)
+    stamps = [f.timestamp for f in frames]  # camera keyframes, us
+    scene_s = (max(stamps) - min(stamps)) / 1e6 + 0.5
+    passes = max(1, math.ceil(overload_seconds * 3.0 / scene_s))
+    sampler = RssSampler(pid).start()
+    try:
+        over = _player(
+            data,
+            workdir / "over.json",
+            workdir / "over.log",
+            env,
+            "--rate",
+            "3",
+            "--all-camera-frames",
+            "--repeat",
+            str(passes),
+        )
+    finally:
+        rss = sampler.stop()
+    out["node_overload_cpu_percent"] = 100.0 * (_cpu_seconds(pid) - cpu0) / over["wall_s"]
+    out["node_overload_seconds"] = over["wall_s"]
+    out["node_overload_rss_growth_mb"] = rss_growth_mb(rss)
+    out["node_overload_rss_mb_max"] = max(rss) if rss else float("nan")
+    return over
+
+
+def _lockstep_stats(out: dict[str, float], lock: _Lockstep) -> None:
+    out["node_e2e_ms_median"] = _median(lock.e2e)
+    out["node_processing_ms_median"] = _median(lock.proc)
+    out["node_model_ms_median"] = _median(lock.model_only)
     out["node_latency_ratio"] = out["node_e2e_ms_median"] / out["node_model_ms_median"]
+    spans = lock.spans
     for name in (*SPANS, "markers"):
         out[f"node_span_{name}_ms_median"] = _median([s[f"{name}_ms"] for s in spans if f"{name}_ms" in s])
     out["node_span_rest_ms_median"] = out["node_e2e_ms_median"] - sum(
         out[f"node_span_{name}_ms_median"] for name in SPANS
     )
-    out["node_overhead_ms_median"] = _median([o[0] for o in overhead])
-    out["node_overhead_ratio_median"] = _median([o[1] for o in overhead])
+    out["node_overhead_ms_median"] = _median([o[0] for o in lock.overhead])
+    out["node_overhead_ratio_median"] = _median([o[1] for o in lock.overhead])
     out["node_model_page_faults_median"] = _median([s["model_page_faults"] for s in spans if "model_page_faults" in s])
 
+
+def _overload_stats(out: dict[str, float], over: Mapping[str, Any]) -> None:
     lat = [f["latency_ms"] for f in over["frames"]]
     answered = [v for v in lat if v is not None]
     out["node_overload_input_hz"] = len(lat) / max(over["wall_s"], 1e-9)
@@ -272,4 +317,3 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
         out["node_overload_latency_ms_p50"] = float(np.percentile(answered, 50))
         out["node_overload_latency_ms_p95"] = float(np.percentile(answered, 95))
         out["node_overload_latency_growth"] = statistics.median(answered[-third:]) / statistics.median(answered[:third])
-    return out

@@ -207,11 +207,65 @@ def export_bag(
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
-    from imkd_ros.data.check import FileProblem, bad_files_error, check_file
-    from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
-    from imkd_ros.data.reader import NuScenesReader, read_image
+    from imkd_ros.data.reader import NuScenesReader
 
     t0 = time.perf_counter()
+    out = _check_arguments(out, storage, radars, topics)
+    reader = NuScenesReader(
+        data, version, camera=camera, radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
+    )
+    root = Path(data)
+    names = list(scenes) if scenes is not None else reader.scene_names
+    if not names:
+        raise BagError(f"no scene to export from {root / version} (an empty scene list or split)")
+    plans = _plan(reader, names, camera, radars, all_camera_frames)
+    _check_files(reader, plans, camera, f"scenes {', '.join(names)} of {root / version}")
+    unlabelled = {name for name in names if not reader.is_labelled(name)}
+    types = _message_types(topics, compressed)
+
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with atomic_dir(out) as inner:  # the bag appears under `out` only when complete
+        writer = Writer(inner, version=9, storage_plugin=plugin)
+        try:
+            writer.open()
+            bag = _SceneWriter(writer, reader, root, version, topics, types, compressed, camera, radars)
+            bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
+            for name, samples, events in plans:
+                bag.write_scene(samples, events, name in unlabelled, bar.update)
+            bar.close()
+            writer.close()
+        except BaseException:
+            if writer.storage is not None:
+                writer.abort()  # the partial bag is removed with its temporary folder
+            raise
+    return _stats(out, storage, plans, unlabelled, bag, time.perf_counter() - t0)
+
+
+def _stats(
+    out: Path, storage: str, plans: list[_Plan], unlabelled: set[str], bag: _SceneWriter, seconds: float
+) -> dict[str, Any]:
+    """:func:`export_bag`'s return value."""
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {
+        "bag": str(out),
+        "storage": storage,
+        "scenes": [p[0] for p in plans],
+        "keyframes": bag.keyframes,
+        "messages": bag.counts,
+        "bytes": size,
+        "seconds": seconds,
+        "data_seconds": bag.data_ns / 1e9,
+        "mb_per_s": size / 1e6 / seconds,
+        "x_realtime": bag.data_ns / 1e9 / seconds,
+        "gt_boxes": bag.gt_kept,
+        "gt_boxes_dropped": bag.gt_dropped,
+        "unlabelled_scenes": [p[0] for p in plans if p[0] in unlabelled],
+        "unlabelled_keyframes": bag.unlabelled_keyframes,
+    }
+
+
+def _check_arguments(out: str | PathLike[str], storage: str, radars: Sequence[str], topics: BagTopics) -> Path:
+    """The output bag's path, after the checks that need no dataset (see :func:`export_bag`'s Raises)."""
     out = check_output_bag(out)
     if storage not in STORAGES:
         raise BagError(f"unknown bag storage {storage!r}; choose from {', '.join(STORAGES)}")
@@ -221,20 +275,22 @@ def export_bag(
         raise BagError(
             f"{len(radars)} radar channels {list(radars)} but {len(topics.radar)} radar topics {list(topics.radar)}"
         )
-    reader = NuScenesReader(
-        data, version, camera=camera, radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
-    )
-    root = Path(data)
-    ego_rec, cs_rec = _load(root, version, "ego_pose"), _load(root, version, "calibrated_sensor")
-    names = list(scenes) if scenes is not None else reader.scene_names
-    if not names:
-        raise BagError(f"no scene to export from {root / version} (an empty scene list or split)")
-    topic_of = {camera: topics.image, _LIDAR: topics.lidar, **dict(zip(radars, topics.radar, strict=True))}
-    order = {camera: 0, **{r: 1 for r in radars}, _LIDAR: 2}
+    return out
 
-    # -- plan: each scene's events in time order, scenes in time order, no overlap
+
+_Plan = tuple[str, list[str], list[_Event]]
+
+
+def _plan(
+    reader: Any, names: Sequence[str], camera: str, radars: Sequence[str], all_camera_frames: bool
+) -> list[_Plan]:
+    """Each scene's events in time order (scene name, its samples, events), scenes in time order.
+
+    Raises:
+        BagError: two scenes overlap in time.
+    """
+    order = {camera: 0, **{r: 1 for r in radars}, _LIDAR: 2}
     plans = []
-    unlabelled = {name for name in names if not reader.is_labelled(name)}
     for name in names:
         samples = reader.scene_samples(name)
         events = []
@@ -254,7 +310,13 @@ def export_bag(
     for (a, _, ea), (b, _, eb) in zip(plans, plans[1:], strict=False):
         if eb[0].stamp <= ea[-1].stamp:
             raise BagError(f"scenes {a} and {b} overlap in time; export them into separate bags")
-    # every file the bag will hold, checked before anything is written: all bad files in one error
+    return plans
+
+
+def _check_files(reader: Any, plans: list[_Plan], camera: str, where: str) -> None:
+    """Every file the bag will hold, checked before anything is written: all bad files in one error."""
+    from imkd_ros.data.check import FileProblem, bad_files_error, check_file
+
     problems: list[FileProblem] = []
     for _, _, events in plans:
         for ev in events:
@@ -266,139 +328,156 @@ def export_bag(
     if problems:
         n = sum(len(p[2]) for p in plans)
         hint = "replace them or export other scenes (nothing was written)"
-        raise bad_files_error(problems, n, f"scenes {', '.join(names)} of {root / version}", hint, "messages")
+        raise bad_files_error(problems, n, where, hint, "messages")
 
-    store = default_typestore()
-    with atomic_dir(out) as inner:  # the bag appears under `out` only when complete
-        writer = Writer(
-            inner, version=9, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        )
-        types = {
-            topics.image: "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image",
-            topics.camera_info: "sensor_msgs/msg/CameraInfo",
-            **{t: "sensor_msgs/msg/PointCloud2" for t in topics.radar},
-            topics.lidar: "sensor_msgs/msg/PointCloud2",
-            topics.ego_pose: "geometry_msgs/msg/PoseStamped",
-            topics.odom: "nav_msgs/msg/Odometry",
-            topics.tf: "tf2_msgs/msg/TFMessage",
-            topics.tf_static: "tf2_msgs/msg/TFMessage",
-            topics.ground_truth: "vision_msgs/msg/Detection3DArray",
-            topics.ground_truth_objects: "autoware_perception_msgs/msg/DetectedObjects",
-            topics.sample_token: "std_msgs/msg/String",
-        }
-        if len(types) != 11 + len(topics.radar) - 1:
-            raise BagError(f"two roles share a topic: {topics.to_dict()}")
-        counts = dict.fromkeys(types, 0)
-        gt_kept = gt_dropped = keyframes = unlabelled_keyframes = 0
-        data_ns = 0
-        try:
-            writer.open()
-            conns = {
-                t: writer.add_connection(
-                    t, m, typestore=store, offered_qos_profiles=_latched() if t == topics.tf_static else ()
-                )
-                for t, m in types.items()
-            }
 
-            def write(topic: str, stamp: int, msg: Any) -> None:
-                writer.write(conns[topic], stamp, store.serialize_cdr(msg, types[topic]))
-                counts[topic] += 1
+def _message_types(topics: BagTopics, compressed: bool) -> dict[str, str]:
+    """Topic -> message type of every topic the bag holds.
 
-            bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
-            for name, samples, events in plans:
-                first = events[0].stamp
-                data_ns += events[-1].stamp - first
-                # tf_static: the mountings of this scene's keyframe sample_data
-                statics = []
-                for ch in (camera, *radars, _LIDAR):
-                    cs = cs_rec[reader.sample_data(reader.keyframe_token(samples[0], ch))["calibrated_sensor_token"]]
-                    statics.append(
-                        transform_stamped_msg(
-                            cs["rotation"],
-                            cs["translation"],
-                            make_header(first, "base_link", store),
-                            frame_id_of(ch),
-                            store,
-                        )
-                    )
-                write(topics.tf_static, first, tf_msg(statics, store))
-                # ego poses at every stamp with data, twist from the neighbours
-                pose_of: dict[int, tuple[list[float], list[float]]] = {}
-                for ev in events:
-                    rec = ego_rec[reader.sample_data(ev.token)["ego_pose_token"]]
-                    pose_of.setdefault(ev.stamp, (rec["rotation"], rec["translation"]))
-                stamps = sorted(pose_of)
-                twist = dict(zip(stamps, _twists(stamps, [pose_of[s] for s in stamps]), strict=True))
-                done_pose: set[int] = set()
-                info_of: dict[str, Any] = {}
-                for ev in events:
-                    t = ev.stamp
-                    if t not in done_pose:
-                        done_pose.add(t)
-                        q, tr = pose_of[t]
-                        write(topics.ego_pose, t, pose_stamped_msg(q, tr, make_header(t, "map", store), store))
-                        header = make_header(t, "map", store)
-                        write(topics.tf, t, tf_msg([transform_stamped_msg(q, tr, header, "base_link", store)], store))
-                        lin, ang = twist[t]
-                        write(topics.odom, t, odometry_msg(q, tr, lin, ang, header, "base_link", store))
-                    rec = reader.sample_data(ev.token)
-                    path = reader.dataroot / rec["filename"]
-                    header = make_header(t, frame_id_of(ev.channel), store)
-                    if ev.channel == camera:
-                        cs_token = rec["calibrated_sensor_token"]
-                        if cs_token not in info_of:
-                            info_of[cs_token] = reader.frame(ev.sample).camera
-                        if compressed:
-                            img = compressed_image_msg(path.read_bytes(), header, "jpeg", store)
-                        else:
-                            img = image_msg(read_image(path), header, store)
-                        write(topics.image, t, img)
-                        write(topics.camera_info, t, camera_info_msg(info_of[cs_token], header, store))
-                    elif ev.channel == _LIDAR:
-                        write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
-                    else:
-                        write(topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
-                    if ev.channel == camera and ev.keyframe and name in unlabelled:
-                        keyframes += 1
-                        unlabelled_keyframes += 1
-                        write(topics.sample_token, t, string_msg(ev.sample, store))
-                    elif ev.channel == camera and ev.keyframe:
-                        keyframes += 1
-                        gt = reader.frame(ev.sample).gt
-                        pts = {
-                            a["token"]: a.get("num_lidar_pts", 1) + a.get("num_radar_pts", 0)
-                            for a in reader.annotations(ev.sample)
-                        }
-                        keep = np.array([pts.get(tok, 1) > 0 for tok in (gt.tokens or [])], dtype=bool)
-                        gt_dropped += int((~keep).sum())
-                        gt = gt[keep] if len(gt) else gt
-                        gt_kept += len(gt)
-                        gt_header = make_header(t, "base_link", store)
-                        write(topics.ground_truth, t, detections_msg(gt, gt_header, store))
-                        write(topics.ground_truth_objects, t, objects_msg(gt, gt_header, store))
-                        write(topics.sample_token, t, string_msg(ev.sample, store))
-                    bar.update(1)
-            bar.close()
-            writer.close()
-        except BaseException:
-            if writer.storage is not None:
-                writer.abort()  # the partial bag is removed with its temporary folder
-            raise
-    seconds = time.perf_counter() - t0
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {
-        "bag": str(out),
-        "storage": storage,
-        "scenes": [p[0] for p in plans],
-        "keyframes": keyframes,
-        "messages": counts,
-        "bytes": size,
-        "seconds": seconds,
-        "data_seconds": data_ns / 1e9,
-        "mb_per_s": size / 1e6 / seconds,
-        "x_realtime": data_ns / 1e9 / seconds,
-        "gt_boxes": gt_kept,
-        "gt_boxes_dropped": gt_dropped,
-        "unlabelled_scenes": [p[0] for p in plans if p[0] in unlabelled],
-        "unlabelled_keyframes": unlabelled_keyframes,
+    Raises:
+        BagError: two roles share a topic.
+    """
+    types = {
+        topics.image: "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image",
+        topics.camera_info: "sensor_msgs/msg/CameraInfo",
+        **{t: "sensor_msgs/msg/PointCloud2" for t in topics.radar},
+        topics.lidar: "sensor_msgs/msg/PointCloud2",
+        topics.ego_pose: "geometry_msgs/msg/PoseStamped",
+        topics.odom: "nav_msgs/msg/Odometry",
+        topics.tf: "tf2_msgs/msg/TFMessage",
+        topics.tf_static: "tf2_msgs/msg/TFMessage",
+        topics.ground_truth: "vision_msgs/msg/Detection3DArray",
+        topics.ground_truth_objects: "autoware_perception_msgs/msg/DetectedObjects",
+        topics.sample_token: "std_msgs/msg/String",
     }
+    if len(types) != 11 + len(topics.radar) - 1:
+        raise BagError(f"two roles share a topic: {topics.to_dict()}")
+    return types
+
+
+class _SceneWriter:
+    """Writes planned scenes into an open rosbags ``Writer`` (connections added here) and counts what it wrote:
+    ``counts`` (topic -> messages), ``keyframes``, ``unlabelled_keyframes``, ``gt_kept``, ``gt_dropped``,
+    ``data_ns`` (the scenes' time span)."""
+
+    def __init__(
+        self,
+        writer: Any,
+        reader: Any,
+        root: Path,
+        version: str,
+        topics: BagTopics,
+        types: dict[str, str],
+        compressed: bool,
+        camera: str,
+        radars: Sequence[str],
+    ) -> None:
+        self.store = default_typestore()
+        self.types = types
+        self.writer, self.reader, self.topics, self.compressed = writer, reader, topics, compressed
+        self.camera, self.radars = camera, tuple(radars)
+        self.topic_of = {camera: topics.image, _LIDAR: topics.lidar, **dict(zip(radars, topics.radar, strict=True))}
+        self.ego_rec, self.cs_rec = _load(root, version, "ego_pose"), _load(root, version, "calibrated_sensor")
+        self.counts = dict.fromkeys(self.types, 0)
+        self.gt_kept = self.gt_dropped = self.keyframes = self.unlabelled_keyframes = 0
+        self.data_ns = 0
+        self.conns = {
+            t: writer.add_connection(
+                t, m, typestore=self.store, offered_qos_profiles=_latched() if t == topics.tf_static else ()
+            )
+            for t, m in self.types.items()
+        }
+
+    def write(self, topic: str, stamp: int, msg: Any) -> None:
+        self.writer.write(self.conns[topic], stamp, self.store.serialize_cdr(msg, self.types[topic]))
+        self.counts[topic] += 1
+
+    def write_scene(self, samples: list[str], events: list[_Event], unlabelled: bool, done: Any) -> None:
+        """One scene: ``tf_static`` first, then per event its ego pose (once per stamp) and its message, on
+        keyframes the ground truth (or, unlabelled, only the sample token); ``done(1)`` after each event."""
+        first = events[0].stamp
+        self.data_ns += events[-1].stamp - first
+        self._tf_static(samples, first)
+        pose_of, twist = self._poses(events)
+        done_pose: set[int] = set()
+        info_of: dict[str, Any] = {}
+        for ev in events:
+            if ev.stamp not in done_pose:
+                done_pose.add(ev.stamp)
+                self._ego(ev.stamp, *pose_of[ev.stamp], *twist[ev.stamp])
+            self._sensor(ev, info_of)
+            if ev.channel == self.camera and ev.keyframe:
+                self._keyframe(ev, unlabelled)
+            done(1)
+
+    def _tf_static(self, samples: list[str], first: int) -> None:
+        """The mountings of this scene's keyframe sample_data."""
+        store, statics = self.store, []
+        for ch in (self.camera, *self.radars, _LIDAR):
+            sd = self.reader.sample_data(self.reader.keyframe_token(samples[0], ch))
+            cs = self.cs_rec[sd["calibrated_sensor_token"]]
+            header = make_header(first, "base_link", store)
+            statics.append(transform_stamped_msg(cs["rotation"], cs["translation"], header, frame_id_of(ch), store))
+        self.write(self.topics.tf_static, first, tf_msg(statics, store))
+
+    def _poses(self, events: list[_Event]) -> tuple[dict[int, Any], dict[int, tuple[np.ndarray, np.ndarray]]]:
+        """Ego poses (rotation, translation) at every stamp with data, and their twists from the neighbours."""
+        pose_of: dict[int, tuple[list[float], list[float]]] = {}
+        for ev in events:
+            rec = self.ego_rec[self.reader.sample_data(ev.token)["ego_pose_token"]]
+            pose_of.setdefault(ev.stamp, (rec["rotation"], rec["translation"]))
+        stamps = sorted(pose_of)
+        return pose_of, dict(zip(stamps, _twists(stamps, [pose_of[s] for s in stamps]), strict=True))
+
+    def _ego(self, t: int, q: list[float], tr: list[float], lin: np.ndarray, ang: np.ndarray) -> None:
+        store, topics = self.store, self.topics
+        self.write(topics.ego_pose, t, pose_stamped_msg(q, tr, make_header(t, "map", store), store))
+        header = make_header(t, "map", store)
+        self.write(topics.tf, t, tf_msg([transform_stamped_msg(q, tr, header, "base_link", store)], store))
+        self.write(topics.odom, t, odometry_msg(q, tr, lin, ang, header, "base_link", store))
+
+    def _sensor(self, ev: _Event, info_of: dict[str, Any]) -> None:
+        """The event's camera image (+ camera_info), LiDAR or radar cloud."""
+        from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
+        from imkd_ros.data.reader import read_image
+
+        store, topics, t = self.store, self.topics, ev.stamp
+        rec = self.reader.sample_data(ev.token)
+        path = self.reader.dataroot / rec["filename"]
+        header = make_header(t, frame_id_of(ev.channel), store)
+        if ev.channel == self.camera:
+            cs_token = rec["calibrated_sensor_token"]
+            if cs_token not in info_of:
+                info_of[cs_token] = self.reader.frame(ev.sample).camera
+            if self.compressed:
+                img = compressed_image_msg(path.read_bytes(), header, "jpeg", store)
+            else:
+                img = image_msg(read_image(path), header, store)
+            self.write(topics.image, t, img)
+            self.write(topics.camera_info, t, camera_info_msg(info_of[cs_token], header, store))
+        elif ev.channel == _LIDAR:
+            self.write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
+        else:
+            self.write(self.topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
+
+    def _keyframe(self, ev: _Event, unlabelled: bool) -> None:
+        """A camera keyframe's ground truth (boxes without a LiDAR or radar point dropped) and sample token."""
+        store, topics, t = self.store, self.topics, ev.stamp
+        self.keyframes += 1
+        if unlabelled:
+            self.unlabelled_keyframes += 1
+            self.write(topics.sample_token, t, string_msg(ev.sample, store))
+            return
+        gt = self.reader.frame(ev.sample).gt
+        pts = {
+            a["token"]: a.get("num_lidar_pts", 1) + a.get("num_radar_pts", 0)
+            for a in self.reader.annotations(ev.sample)
+        }
+        keep = np.array([pts.get(tok, 1) > 0 for tok in (gt.tokens or [])], dtype=bool)
+        self.gt_dropped += int((~keep).sum())
+        gt = gt[keep] if len(gt) else gt
+        self.gt_kept += len(gt)
+        gt_header = make_header(t, "base_link", store)
+        self.write(topics.ground_truth, t, detections_msg(gt, gt_header, store))
+        self.write(topics.ground_truth_objects, t, objects_msg(gt, gt_header, store))
+        self.write(topics.sample_token, t, string_msg(ev.sample, store))

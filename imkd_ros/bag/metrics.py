@@ -129,6 +129,38 @@ def pred_detection_boxes(token: str, boxes_ego: Boxes, ego_pose: Pose) -> list[A
     return [DetectionBox.deserialize(d) for d in boxes_to_results(token, boxes_ego, ego_pose)]
 
 
+def _checked_keys(
+    gt: Mapping[Hashable, Boxes],
+    pred: Mapping[Hashable, Boxes],
+    poses: Mapping[Hashable, Pose],
+    range_poses: Mapping[Hashable, Pose],
+    meta: Mapping[str, bool],
+) -> tuple[list[Hashable], list[str]]:
+    """:func:`evaluate_boxes`' sample keys (in ``gt``'s order) and their tokens (``str(key)``), after its checks.
+
+    Raises:
+        EvaluationError: see :func:`evaluate_boxes`.
+    """
+    keys = list(gt)
+    if not keys:
+        raise EvaluationError("evaluate_boxes: no samples to evaluate (empty ground truth mapping)")
+    tokens = [str(k) for k in keys]
+    if len(set(tokens)) != len(tokens):
+        raise EvaluationError("evaluate_boxes: two sample keys have the same str()")
+    extra = [k for k in pred if k not in gt]
+    if extra:
+        raise EvaluationError(
+            f"evaluate_boxes: {len(extra)} prediction keys have no ground truth entry, e.g. {extra[0]}"
+        )
+    for name, mapping in (("poses", poses), ("range_poses", range_poses)):
+        missing = [k for k in keys if k not in mapping]
+        if missing:
+            raise EvaluationError(f"evaluate_boxes: {name} has no entry for sample {missing[0]}")
+    if set(meta) != set(META_KEYS):
+        raise EvaluationError(f"evaluate_boxes: meta needs exactly {list(META_KEYS)}, got {sorted(meta)}")
+    return keys, tokens
+
+
 def evaluate_boxes(
     gt: Mapping[Hashable, Boxes],
     pred: Mapping[Hashable, Boxes],
@@ -173,25 +205,8 @@ def evaluate_boxes(
     from nuscenes.eval.common.loaders import add_center_dist, filter_eval_boxes
     from nuscenes.eval.detection.evaluate import DetectionEval
 
-    keys = list(gt)
-    if not keys:
-        raise EvaluationError("evaluate_boxes: no samples to evaluate (empty ground truth mapping)")
-    tokens = [str(k) for k in keys]
-    if len(set(tokens)) != len(tokens):
-        raise EvaluationError("evaluate_boxes: two sample keys have the same str()")
-    extra = [k for k in pred if k not in gt]
-    if extra:
-        raise EvaluationError(
-            f"evaluate_boxes: {len(extra)} prediction keys have no ground truth entry, e.g. {extra[0]}"
-        )
     range_poses = poses if range_poses is None else range_poses
-    for name, mapping in (("poses", poses), ("range_poses", range_poses)):
-        missing = [k for k in keys if k not in mapping]
-        if missing:
-            raise EvaluationError(f"evaluate_boxes: {name} has no entry for sample {missing[0]}")
-    if set(meta) != set(META_KEYS):
-        raise EvaluationError(f"evaluate_boxes: meta needs exactly {list(META_KEYS)}, got {sorted(meta)}")
-
+    keys, tokens = _checked_keys(gt, pred, poses, range_poses, meta)
     gt_boxes, pred_boxes = EvalBoxes(), EvalBoxes()
     for k, t in zip(keys, tokens, strict=True):
         attrs = None if gt_attributes is None else gt_attributes.get(k)

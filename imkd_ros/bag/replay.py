@@ -307,14 +307,7 @@ def replay_offline(
     """
     from tqdm import tqdm
 
-    from imkd_ros.bag.convert import (
-        MessageError,
-        camera_info_to_calibration,
-        cloud_to_array,
-        image_msg_to_array,
-        pose_msg_to_pose,
-    )
-    from imkd_ros.pipeline.assemble import FrameAssembler, FrameInputError, mountings
+    from imkd_ros.pipeline.assemble import FrameAssembler, mountings
 
     if frames not in FRAME_CHOICES:
         raise BagError(f"frames must be one of {FRAME_CHOICES}, got {frames!r}")
@@ -330,95 +323,147 @@ def replay_offline(
         raise BagError(f"radar {unknown[0]!r} (parameter radars) has no topic; the bag's radars: {rig.radar_names}")
     use_pose = assembler.use_ego_pose and src.has("ego_pose")
     gts = set(gt_stamps if gt_stamps is not None else src.ground_truth())
-    keys = sample_keys(src)
+    run = _OfflineRun(src, rig, assembler, (camera_to_base, radar_to_base), gts, frames == "keyframes")
     roles = ["image", "camera_info", "radar"] + (["ego_pose"] if use_pose else [])
-
-    records: dict[int, FrameRecord] = {}
-    frame_drops: Counter[str] = Counter()
-    radar_drops: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    examples: list[str] = []
-    data_ns, last = 0, None
-    radar_stamps: dict[str, list[int]] = {}
-    key_stamps: dict[int, dict[str, int]] = {}
-
-    def note(counter: Counter[str], kind: str, text: str) -> None:
-        counter[kind] += 1
-        if len(examples) < 20:
-            examples.append(text)
-
     t_start = time.perf_counter()
     bar = tqdm(desc="replay", unit="msg", disable=not progress)
     for m in ordered_messages(src, roles):
         bar.update(1)
-        if last is not None and 0 <= m.log_ns - last <= MAX_GAP_S * 1e9:
-            data_ns += m.log_ns - last
-        last = m.log_ns
-        role = src.topics.role_of(m.topic)
+        run.message(m, detector)
+    bar.close()
+    return run.result(p, time.perf_counter() - t_start)
+
+
+class _OfflineRun:
+    """The state of one offline replay: each message through the assembler (:meth:`message`), the records, drop
+    and error counts, and the :class:`Replay` at the end (:meth:`result`).
+
+    Args:
+        mountings: camera -> base and radar name -> base (:func:`imkd_ros.pipeline.assemble.mountings`).
+        gts: the ground-truth stamps.
+        keyframes_only: replay only the images with ground truth.
+    """
+
+    def __init__(
+        self,
+        src: BagSource,
+        rig: SensorRig,
+        assembler: Any,
+        mountings: tuple[Pose, Mapping[str, Pose]],
+        gts: set[int],
+        keyframes_only: bool,
+    ) -> None:
+        self.src, self.rig, self.assembler = src, rig, assembler
+        self.camera_to_base, self.radar_to_base = mountings
+        self.gts, self.keyframes_only = gts, keyframes_only
+        self.keys = sample_keys(src)
+        self.records: dict[int, FrameRecord] = {}
+        self.frame_drops: Counter[str] = Counter()
+        self.radar_drops: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.examples: list[str] = []
+        self.data_ns, self.last = 0, None
+        self.radar_stamps: dict[str, list[int]] = {}
+        self.key_stamps: dict[int, dict[str, int]] = {}
+
+    def note(self, counter: Counter[str], kind: str, text: str) -> None:
+        counter[kind] += 1
+        if len(self.examples) < 20:
+            self.examples.append(text)
+
+    def message(self, m: Any, detector: Any) -> None:
+        """One bag message: into the assembler; a frame it completes goes through ``detector``."""
+        from imkd_ros.bag.convert import MessageError
+        from imkd_ros.pipeline.assemble import FrameInputError
+
+        if self.last is not None and 0 <= m.log_ns - self.last <= MAX_GAP_S * 1e9:
+            self.data_ns += m.log_ns - self.last
+        self.last = m.log_ns
+        role = self.src.topics.role_of(m.topic)
         t0 = time.perf_counter()
-        done, events, from_camera = None, [], False
         try:
-            if role == "ego_pose":
-                assembler.add_pose(m.stamp_ns, pose_msg_to_pose(m.msg.pose))
-            elif role == "camera_info":
-                assembler.set_calibration(camera_info_to_calibration(m.msg, camera_to_base))
-            elif role == "radar":
-                name = rig.name_of(m.topic)
-                if name not in radar_to_base:
-                    continue
-                radar_stamps.setdefault(name, []).append(m.stamp_ns)
-                done, events = assembler.add_radar(name, m.stamp_ns, cloud_to_array(m.msg))
-            else:  # image
-                if frames == "keyframes" and m.stamp_ns not in gts:
-                    continue
-                records[m.stamp_ns] = FrameRecord(m.stamp_ns, keys.get(m.stamp_ns, str(m.stamp_ns)), m.stamp_ns in gts)
-                if assembler.calibration is None:
-                    note(errors, "no_camera_info", f"image {m.stamp_ns}: no CameraInfo received yet; image dropped")
-                    continue
-                from_camera = True
-                done, events = assembler.add_camera(m.stamp_ns, image_msg_to_array(m.msg))
+            fed = self._feed(role, m)
         except (MessageError, FrameInputError) as exc:
-            note(errors, role or "message", f"{m.topic} at {m.stamp_ns}: {exc}; dropped")
-            continue
+            self.note(self.errors, role or "message", f"{m.topic} at {m.stamp_ns}: {exc}; dropped")
+            return
+        if fed is None:
+            return
+        done, events, from_camera = fed
         for e in events:
             if e.kind in _CAMERA_ONLY or (from_camera and e.kind in FRAME_DROP_KINDS):
-                note(frame_drops, e.kind, e.text)
+                self.note(self.frame_drops, e.kind, e.text)
             else:
-                note(radar_drops, e.kind, e.text)
-        if done is None:
-            continue
+                self.note(self.radar_drops, e.kind, e.text)
+        if done is not None:
+            self._detect(done, detector, t0)
+
+    def _feed(self, role: str | None, m: Any) -> tuple[Any, list[Any], bool] | None:
+        """(assembled frame or None, sync events, whether the message was a camera image); None: skipped."""
+        from imkd_ros.bag.convert import (
+            camera_info_to_calibration,
+            cloud_to_array,
+            image_msg_to_array,
+            pose_msg_to_pose,
+        )
+
+        asm = self.assembler
+        if role == "ego_pose":
+            asm.add_pose(m.stamp_ns, pose_msg_to_pose(m.msg.pose))
+        elif role == "camera_info":
+            asm.set_calibration(camera_info_to_calibration(m.msg, self.camera_to_base))
+        elif role == "radar":
+            name = self.rig.name_of(m.topic)
+            if name not in self.radar_to_base:
+                return None
+            self.radar_stamps.setdefault(name, []).append(m.stamp_ns)
+            return (*asm.add_radar(name, m.stamp_ns, cloud_to_array(m.msg)), False)
+        else:  # image
+            if self.keyframes_only and m.stamp_ns not in self.gts:
+                return None
+            key = self.keys.get(m.stamp_ns, str(m.stamp_ns))
+            self.records[m.stamp_ns] = FrameRecord(m.stamp_ns, key, m.stamp_ns in self.gts)
+            if asm.calibration is None:
+                text = f"image {m.stamp_ns}: no CameraInfo received yet; image dropped"
+                self.note(self.errors, "no_camera_info", text)
+                return None
+            return (*asm.add_camera(m.stamp_ns, image_msg_to_array(m.msg)), True)
+        return None, [], False
+
+    def _detect(self, done: Any, detector: Any, t0: float) -> None:
         try:
             boxes = detector.detect(done.frame)
         except Exception as exc:  # noqa: BLE001 - as the node: a failing frame is reported, the replay goes on
-            note(errors, "model", f"detector failed on frame {done.stamp}: {exc}")
-            continue
-        rec = records[done.stamp]
+            self.note(self.errors, "model", f"detector failed on frame {done.stamp}: {exc}")
+            return
+        rec = self.records[done.stamp]
         rec.detections = boxes
         rec.latency_ms = rec.processing_ms = (time.perf_counter() - t0) * 1e3
         rec.key_sweep_offset_ms = {name: (s[0] - done.stamp) / 1e6 for name, s in done.sweeps.items()}
-        key_stamps[done.stamp] = {name: s[0] for name, s in done.sweeps.items()}
+        self.key_stamps[done.stamp] = {name: s[0] for name, s in done.sweeps.items()}
         rec.radar = done.frame.radar
-    bar.close()
-    differs = _nuscenes_key_differs(src, key_stamps, radar_stamps)
-    for stamp, d in differs.items():
-        records[stamp].nuscenes_key_differs = d
-    pending = assembler.sync.pending_stamp
-    if pending is not None:
-        note(frame_drops, "pending_at_end", f"camera frame {pending}: still waiting for radar when the bag ended")
-    return Replay(
-        "offline",
-        [records[s] for s in sorted(records)],
-        dict(frame_drops),
-        dict(radar_drops),
-        dict(errors),
-        examples,
-        time.perf_counter() - t_start,
-        data_ns / 1e9,
-        {
-            "parameters": {k: p[k] for k in sorted(p)},
-            "frames_key_sweep_differs_from_nuscenes": sum(differs.values()) if differs else None,
-        },
-    )
+
+    def result(self, p: Mapping[str, Any], seconds: float) -> Replay:
+        differs = _nuscenes_key_differs(self.src, self.key_stamps, self.radar_stamps)
+        for stamp, d in differs.items():
+            self.records[stamp].nuscenes_key_differs = d
+        pending = self.assembler.sync.pending_stamp
+        if pending is not None:
+            text = f"camera frame {pending}: still waiting for radar when the bag ended"
+            self.note(self.frame_drops, "pending_at_end", text)
+        return Replay(
+            "offline",
+            [self.records[s] for s in sorted(self.records)],
+            dict(self.frame_drops),
+            dict(self.radar_drops),
+            dict(self.errors),
+            self.examples,
+            seconds,
+            self.data_ns / 1e9,
+            {
+                "parameters": {k: p[k] for k in sorted(p)},
+                "frames_key_sweep_differs_from_nuscenes": sum(differs.values()) if differs else None,
+            },
+        )
 
 
 def _nuscenes_key_differs(

@@ -58,7 +58,6 @@ def run_replay_eval(
     """
     from imkd_ros.bag.report import write_report
     from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import model_region
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,13 +84,7 @@ def run_replay_eval(
         )
     else:
         replay = replay_offline(src, detector, params=overrides, frames=frames, gt_stamps=sorted(gt), progress=progress)
-    summary = evaluate_replay(
-        src, replay, out, region=model_region(detector.config), gt=gt, gt_attributes=gt_attributes
-    )
-    coverage = bag_coverage(src, detector.config)
-    coverage_summary = evaluate_replay(
-        src, replay, out / "coverage", region=coverage, gt=gt, gt_attributes=gt_attributes
-    )
+    summary, coverage_summary = _score(src, replay, out, detector.config, gt, gt_attributes)
     return write_report(
         out,
         src,
@@ -104,3 +97,17 @@ def run_replay_eval(
         bev_frames=bev_frames,
         coverage_summary=coverage_summary,
     )
+
+
+def _score(
+    src: Any, replay: Any, out: Path, config: Any, gt: Any, gt_attributes: Mapping[str, Sequence[str]] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The replay scored on the model's grid (into ``out``) and on the rig's coverage region (``out/coverage``)."""
+    from imkd_ros.eval_detector import model_region
+
+    summary = evaluate_replay(src, replay, out, region=model_region(config), gt=gt, gt_attributes=gt_attributes)
+    coverage = bag_coverage(src, config)
+    coverage_summary = evaluate_replay(
+        src, replay, out / "coverage", region=coverage, gt=gt, gt_attributes=gt_attributes
+    )
+    return summary, coverage_summary

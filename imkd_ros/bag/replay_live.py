@@ -101,7 +101,6 @@ def replay_live(
         RuntimeError: a child process failed (its log is named).
     """
     from imkd_ros.interfaces import read_detections
-    from imkd_ros.pipeline.env import child_env, node_command
 
     live = Path(out) / "live"
     if live.exists():
@@ -112,59 +111,19 @@ def replay_live(
     unknown = [r for r in p["radars"] if r not in rig.radar_names]
     if unknown:
         raise BagError(f"radar {unknown[0]!r} (parameter radars) has no topic; the bag's radars: {rig.radar_names}")
-    of_rig = ("radars", "compressed_image", "camera_to_base.", "radar_to_base.")
-    rig_params = {k: v for k, v in p.items() if k.startswith(of_rig)}
-    param_file = write_node_parameters(live / "detector_params.yaml", {**rig_params, **(params or {})})
-    node_cmd = node_command(
-        Path(checkpoint).resolve(),
-        param_file,
-        device=device,
-        use_sim_time=True,
-        score_threshold=0.0 if score_threshold is None else score_threshold,
-    )
-    if len(p["radars"]) > 1:  # the node subscribes ~/input/radar/<name>; the player publishes radar_topic(name)
-        for name in p["radars"]:
-            node_cmd += ["-r", f"~/input/radar/{name}:={radar_topic(name, len(p['radars']))}"]
+    node_cmd = _node_command(live, checkpoint, p, params, device, score_threshold)
     summary_path, outputs = live / "player.json", live / "outputs"
     player_cmd = bag_player_command(src, summary_path, outputs, rate=rate, frames=frames, wait=timeout, settle=timeout)
-    env = child_env()
-    node_log, player_log = live / "detector_node.log", live / "player.log"
     # the player waits up to `timeout` for the node and for the last answer, and plays the bag at `rate`
     # (keyframes come at about 2 Hz: a second of bag per keyframe is generous)
     gts = set(gt_stamps if gt_stamps is not None else src.ground_truth())
     limit = 2 * timeout + 60 + (len(gts) / rate if rate > 0 else 0.0)
-    t0 = time.perf_counter()
-    with node_log.open("w") as nlog, player_log.open("w") as plog:
-        node = subprocess.Popen(node_cmd, env=env, stdout=nlog, stderr=subprocess.STDOUT)
-        try:
-            player = subprocess.run(
-                player_cmd, env=env, stdout=plog, stderr=subprocess.STDOUT, timeout=limit, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(
-                f"the bag player did not finish within {limit:.0f} s; see {player_log}, {node_log}"
-            ) from exc
-        finally:
-            stop_process(node)
-    wall = time.perf_counter() - t0
-    if player.returncode != 0:
-        raise RuntimeError(
-            f"the bag player failed (rc {player.returncode}); see {player_log} and {node_log}:\n"
-            + player_log.read_text()[-2000:]
-        )
+    node_log, player_log = live / "detector_node.log", live / "player.log"
+    wall = _run_node_and_player(node_cmd, player_cmd, node_log, player_log, limit)
     played = json.loads(summary_path.read_text())
-    recorded = read_detections(outputs)
-    keys = sample_keys(src)
-    records = []
-    for f in played["frames"]:
-        stamp = int(f["stamp_ns"])
-        rec = FrameRecord(stamp, keys.get(stamp, str(stamp)), stamp in gts)
-        if stamp in recorded:
-            rec.detections = recorded[stamp]
-            rec.latency_ms, rec.processing_ms = f["latency_ms"], f["processing_ms"]
-        records.append(rec)
-    missed = sum(r.detections is None for r in records)
+    records = _records(played["frames"], read_detections(outputs), sample_keys(src), gts)
     sync_only = replay_offline(src, _NoModel(), params=params, frames=frames, gt_stamps=sorted(gts))
+    missed = sum(r.detections is None for r in records)
     sync_drops = sum(sync_only.frame_drops.values())
     extra = {
         "live": {
@@ -193,3 +152,80 @@ def replay_live(
         float(played.get("data_s", sync_only.data_s)),
         extra,
     )
+
+
+def _records(
+    frames: Sequence[Mapping[str, Any]], recorded: Mapping[int, Boxes], keys: Mapping[int, str], gts: set[int]
+) -> list[FrameRecord]:
+    """A record per frame the player published (its summary's ``frames``), with the node's answer where it gave one."""
+    records = []
+    for f in frames:
+        stamp = int(f["stamp_ns"])
+        rec = FrameRecord(stamp, keys.get(stamp, str(stamp)), stamp in gts)
+        if stamp in recorded:
+            rec.detections = recorded[stamp]
+            rec.latency_ms, rec.processing_ms = f["latency_ms"], f["processing_ms"]
+        records.append(rec)
+    return records
+
+
+def _node_command(
+    live: Path,
+    checkpoint: Path,
+    p: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    device: str,
+    score_threshold: float | None,
+) -> list[str]:
+    """detector_node's command line: the rig's parameters and the user's overrides in ``live/detector_params.yaml``,
+    each radar's input remapped to the player's topic when there are several."""
+    from imkd_ros.pipeline.env import node_command
+
+    of_rig = ("radars", "compressed_image", "camera_to_base.", "radar_to_base.")
+    rig_params = {k: v for k, v in p.items() if k.startswith(of_rig)}
+    param_file = write_node_parameters(live / "detector_params.yaml", {**rig_params, **(params or {})})
+    node_cmd = node_command(
+        Path(checkpoint).resolve(),
+        param_file,
+        device=device,
+        use_sim_time=True,
+        score_threshold=0.0 if score_threshold is None else score_threshold,
+    )
+    if len(p["radars"]) > 1:  # the node subscribes ~/input/radar/<name>; the player publishes radar_topic(name)
+        for name in p["radars"]:
+            node_cmd += ["-r", f"~/input/radar/{name}:={radar_topic(name, len(p['radars']))}"]
+    return node_cmd
+
+
+def _run_node_and_player(
+    node_cmd: list[str], player_cmd: list[str], node_log: Path, player_log: Path, limit: float
+) -> float:
+    """Run the node in the background and the player to its end (at most ``limit`` s), logs to the two files; the
+    wall time (s).
+
+    Raises:
+        RuntimeError: the player timed out or failed (its log is named).
+    """
+    from imkd_ros.pipeline.env import child_env
+
+    env = child_env()
+    t0 = time.perf_counter()
+    with node_log.open("w") as nlog, player_log.open("w") as plog:
+        node = subprocess.Popen(node_cmd, env=env, stdout=nlog, stderr=subprocess.STDOUT)
+        try:
+            player = subprocess.run(
+                player_cmd, env=env, stdout=plog, stderr=subprocess.STDOUT, timeout=limit, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(
+                f"the bag player did not finish within {limit:.0f} s; see {player_log}, {node_log}"
+            ) from exc
+        finally:
+            stop_process(node)
+    wall = time.perf_counter() - t0
+    if player.returncode != 0:
+        raise RuntimeError(
+            f"the bag player failed (rc {player.returncode}); see {player_log} and {node_log}:\n"
+            + player_log.read_text()[-2000:]
+        )
+    return wall

@@ -275,19 +275,7 @@ def write_report(
             "x_realtime": replay.data_s / wall if wall > 0 else float("nan"),
         },
         "live": replay.extra.get("live", {}),
-        "per_frame": [
-            {
-                "stamp_ns": f.stamp_ns,
-                "key": f.key,
-                "keyframe": f.keyframe,
-                "detections": None if f.detections is None else len(f.detections),
-                "latency_ms": f.latency_ms,
-                "processing_ms": f.processing_ms,
-                "key_sweep_offset_ms": f.key_sweep_offset_ms,
-                "nuscenes_key_differs": f.nuscenes_key_differs,
-            }
-            for f in frames
-        ],
+        "per_frame": [_frame_row(f) for f in frames],
         "outputs": {
             "metrics_summary": str(out_dir / "metrics_summary.json"),
             "coverage_metrics_summary": None
@@ -301,6 +289,20 @@ def write_report(
     atomic_write_text(out_dir / "report.md", _markdown(report))
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, default=float) + "\n")
     return report
+
+
+def _frame_row(f: Any) -> dict[str, Any]:
+    """A replayed frame's row of ``report.json``'s ``per_frame``."""
+    return {
+        "stamp_ns": f.stamp_ns,
+        "key": f.key,
+        "keyframe": f.keyframe,
+        "detections": None if f.detections is None else len(f.detections),
+        "latency_ms": f.latency_ms,
+        "processing_ms": f.processing_ms,
+        "key_sweep_offset_ms": f.key_sweep_offset_ms,
+        "nuscenes_key_differs": f.nuscenes_key_differs,
+    }
 
 
 def _fmt(v: Any) -> str:

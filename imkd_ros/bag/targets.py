@@ -175,6 +175,33 @@ class BagTargetsReport:
         return self.bag_seconds * share / self.seconds if self.seconds > 0 else 0.0
 
 
+def _check_arguments(shard_size: int, batch_size: int, out_bag: str | PathLike[str] | None) -> None:
+    """:func:`build_bag_target_cache`'s checks before the bag is opened."""
+    from imkd_ros.distill.errors import TargetCacheError
+
+    if shard_size < 1 or batch_size < 1:
+        raise TargetCacheError(f"shard_size ({shard_size}) and batch_size ({batch_size}) must be >= 1")
+    if out_bag is not None:
+        check_output_bag(out_bag, "--out-bag")
+    if out_bag is not None and Path(out_bag).exists():
+        raise BagError(f"{out_bag} exists; a bag is never overwritten (choose another --out-bag)")
+
+
+def _frame_keys(source: BagSource) -> list[str]:
+    """The keys of the bag's LiDAR frames (:meth:`BagSource.keyframes`), in order.
+
+    Raises:
+        BagError: no frame, or a key twice.
+    """
+    topics = source.topics
+    keys = [k for k, _ in source.keyframes()]
+    if not keys:
+        raise BagError(f"bag {source.path} has no LiDAR frames on {topics.lidar}")
+    if len(set(keys)) != len(keys):
+        raise BagError(f"bag {source.path}: a frame key appears twice on {topics.sample_token} or {topics.lidar}")
+    return keys
+
+
 def build_bag_target_cache(
     bag: str | PathLike[str],
     teacher_checkpoint: str | PathLike[str],
@@ -210,25 +237,15 @@ def build_bag_target_cache(
         CheckpointError, TargetCacheError: as :func:`~imkd_ros.distill.targets.build_target_cache`.
     """
     from imkd_ros.distill.cache import TargetCacheWriter
-    from imkd_ros.distill.errors import TargetCacheError
     from imkd_ros.distill.targets import fill_target_cache, load_teacher, target_header
 
-    if shard_size < 1 or batch_size < 1:
-        raise TargetCacheError(f"shard_size ({shard_size}) and batch_size ({batch_size}) must be >= 1")
-    if out_bag is not None:
-        check_output_bag(out_bag, "--out-bag")
-    if out_bag is not None and Path(out_bag).exists():
-        raise BagError(f"{out_bag} exists; a bag is never overwritten (choose another --out-bag)")
+    _check_arguments(shard_size, batch_size, out_bag)
     t0 = time.perf_counter()
     out = Path(out)
     source = BagSource(bag, topics, need=("lidar", "tf_static"))
     teacher = load_teacher(teacher_checkpoint, device)
     lidar_sweeps = teacher.config.lidar.sweeps if lidar_sweeps is None else int(lidar_sweeps)
-    keys = [k for k, _ in source.keyframes()]
-    if not keys:
-        raise BagError(f"bag {source.path} has no LiDAR frames on {topics.lidar}")
-    if len(set(keys)) != len(keys):
-        raise BagError(f"bag {source.path}: a frame key appears twice on {topics.sample_token} or {topics.lidar}")
+    keys = _frame_keys(source)
     plan = [keys[i : i + shard_size] for i in range(0, len(keys), shard_size)]
     origin = {
         "bag": str(source.path.resolve()),
