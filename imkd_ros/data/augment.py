@@ -4,7 +4,7 @@ The LiDAR teacher is trained on few drives (the label-scarce study: 12 labelled 
 over-fits them; the standard cure for LiDAR detectors (VoxelNet, SECOND, CenterPoint) is to move the whole scene
 rigidly before each step. One draw per frame:
 
-    A = s * R(theta) * F,   F = diag(1, -1, 1) with probability ``flip_y`` (mirror left-right), else I,
+    A = s * R(theta) * F,   F = diag(1, -1, 1) with probability ``flip_y`` (mirror left-right; default never), else I,
     theta ~ U(-rotation, rotation) about the ego z axis,  s ~ U(scale)
 
 and every ego-frame quantity follows it: point ``p' = A p``; box centre ``c' = A c``; size ``l' = s l``;
@@ -12,6 +12,14 @@ yaw ``psi' = theta + (-psi if mirrored else psi)``; velocity ``v' = s R(theta) F
 lag are unchanged. Mirroring about the x axis keeps the forward BEV grid (x >= 0, y symmetric) on itself; rotation
 and scale push a few points and boxes across its edges, where the pillar encoder and the target builder drop them.
 The draws come from a generator seeded per (seed, epoch), so a resumed run repeats them.
+
+Why no mirror by default: a mirrored drive is a drive in left-hand traffic. Where an object's heading is told by
+the side of the road it is on (oncoming cars on the left, parked cars and barriers along the kerb) and its LiDAR
+outline is front-back symmetric, mirroring teaches the teacher to ignore the one cue it has. Measured on the
+label-scarce study's unlabelled drives (teacher on 12 labelled drives, 1600 steps): with mirror + rotation + scale
+the pseudo-labels (score >= 0.3) are better found (recall 0.82 vs 0.73 at precision 0.73 vs 0.76) but their yaw is
+worse (cars turned by more than 150 degrees: 16 % vs 5 %; trucks 24 % vs 4 %; barriers off by more than 30 degrees:
+76 % vs 0 %), where the unaugmented teacher's is not.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ class GlobalAugment:
     """flip_y: probability of mirroring y -> -y; rotation: half-width (rad) of the uniform yaw draw; scale: range of
     the uniform scale draw."""
 
-    flip_y: float = 0.5
+    flip_y: float = 0.0
     rotation: float = math.pi / 8
     scale: tuple[float, float] = (0.95, 1.05)
 

@@ -15,6 +15,7 @@ kd1-2      + stages 1-2 (+ selective fused-feature and response distillation)
 kd1-2-3    + stages 1-3 (+ intensity-guided fusion calibration)
 pseudo     labelled frames + the unlabelled drives' teacher pseudo-labels, no feature distillation
 pseudo-soft the same with soft targets: the heatmap target raised to the teacher's heatmap
+pseudo-sv  the same with pseudo-label velocities from the radar's Doppler (``imkd-sv`` without the stages)
 imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation)
 imkd-sv    the same with soft targets and pseudo-label velocities from the radar's Doppler
 oracle     labelled frames + the unlabelled drives WITH their annotations (the upper bound of ``pseudo``/``imkd``)
@@ -87,6 +88,7 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow("kd1-2-3", "+ stages 1-3", STAGES),
     StudyRow("pseudo", "+ unlabelled drives, pseudo-labels only", (), "pseudo"),
     StudyRow("pseudo-soft", "+ unlabelled drives, soft pseudo-labels only", (), "pseudo", soft=True),
+    StudyRow("pseudo-sv", "+ unlabelled drives, soft pseudo-labels with Doppler velocities", (), "pseudo", True, True),
     StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD)", STAGES, "pseudo"),
     StudyRow("imkd-sv", "IMKD + soft targets + Doppler pseudo-label velocities", STAGES, "pseudo", True, True),
     StudyRow("oracle", "oracle: unlabelled drives labelled too", (), "labels"),

@@ -5,19 +5,14 @@ The teacher runs once per training sample, in eval mode: its BEV features, the i
 (:mod:`imkd_ros.distill.intensity`), the sigmoid of its heatmap logits and its decoded boxes are written in the
 format of :mod:`imkd_ros.distill.cache`.
 
-With ``tta`` (mirror test-time augmentation) the teacher also sees each frame mirrored left-right (y -> -y) and its
-two head outputs are merged before the heatmap is stored and the boxes are decoded (CenterPoint's flip testing).
-Mirrored back, a head output at row r comes from row ``h - 1 - r`` (the grid's y range is symmetric), with
-``dy' = 1 - dy`` (the centre's offset inside its cell), ``sin yaw' = -sin yaw`` and ``vy' = -vy``; the merged
-heatmap is ``logit((sigmoid(a) + sigmoid(b')) / 2)`` and the merged regression ``(r_a + r_b') / 2``. The BEV features
-and intensity maps stay those of the plain pass (features are not mirror-equivariant channel by channel). Only the
-pseudo-labels and soft targets gain: the teacher network is the same. Frames are read exactly as the training loop reads them (same reader
-settings, LiDAR cut to the grid by :func:`imkd_ros.model.preprocess.shrink_frame`), one shard at a time.
-
-Nothing here reads annotations: unlabelled scenes (``imkd synth --unlabelled-scenes``, drives never annotated) get
-their targets like any other (``imkd teacher-targets --split synth_unlabelled``), and the cached boxes are their
-pseudo-labels (:mod:`imkd_ros.distill.pseudo`). Several splits go into one cache with a comma list
-(``--split synth_train,synth_unlabelled``).
+With ``tta`` (mirror test-time augmentation) the teacher also sees each frame mirrored left-right (y -> -y) and the
+two head outputs are merged before the heatmap is stored and the boxes are decoded (CenterPoint's flip testing, for
+what a mirror keeps). Mirrored back, a head output at row r comes from row ``h - 1 - r`` (the grid's y range is
+symmetric), with ``dy' = 1 - dy`` (the centre's offset inside its cell), ``sin yaw' = -sin yaw``, ``vy' = -vy``.
+Merged: the heatmap ``logit((sigmoid(a) + sigmoid(b')) / 2)``, the offsets, height and log sizes ``(r_a + r_b') / 2``;
+yaw and velocity stay the plain pass's (a mirrored drive is a left-hand-traffic drive, where the side of the road no
+longer tells the heading: :mod:`imkd_ros.data.augment`). The BEV features and intensity maps stay the plain pass's
+too (features are not mirror-equivariant channel by channel). Only the pseudo-labels and soft targets change.
 """
 
 from __future__ import annotations
@@ -100,9 +95,13 @@ def mirror_head_back(head: HeadOutput) -> HeadOutput:
 
 
 def merge_heads(a: HeadOutput, b: HeadOutput) -> HeadOutput:
-    """Mean probability (returned as logits) and mean regression of two head outputs on one grid."""
+    """Mean probability (returned as logits) of two head outputs on one grid, mean offsets, height and sizes;
+    rotation and velocity of ``a`` (module docstring)."""
     p = (torch.sigmoid(a.heatmap) + torch.sigmoid(b.heatmap)) / 2
-    return HeadOutput(torch.logit(p, eps=1e-6), (a.regression + b.regression) / 2)
+    reg = a.regression.clone()
+    box = slice(0, 6)  # offset (2), height (1), log size (3): REGRESSION_GROUPS
+    reg[:, box] = (a.regression[:, box] + b.regression[:, box]) / 2
+    return HeadOutput(torch.logit(p, eps=1e-6), reg)
 
 
 @torch.inference_mode()

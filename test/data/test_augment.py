@@ -72,7 +72,8 @@ def test_points_inside_a_box_stay_inside_and_outside_stay_outside() -> None:
 
 
 def test_draws_cover_both_mirrors_within_bounds() -> None:
-    aug = GlobalAugment()
+    assert GlobalAugment().flip_y == 0.0  # mirroring is opt-in (module docstring)
+    aug = GlobalAugment(flip_y=0.5)
     a, p = augment_matrices(2000, aug, np.random.default_rng(1))
     assert 0.45 < p[:, 0].mean() < 0.55
     assert np.abs(p[:, 1]).max() <= aug.rotation and np.abs(p[:, 1]).max() > 0.9 * aug.rotation

@@ -186,8 +186,19 @@ def test_tta_targets_are_mirror_symmetric(synth_root: Path, tiny_teacher_ckpt: P
         np.testing.assert_array_equal(ta.features, tp.features)  # features stay the plain pass's
         strong = ta.scores > ta.scores.max() - 0.05 if len(ta.scores) else ta.scores > 0
         assert len(ta.boxes) == len(tb.boxes)
-        for row in _mirror(ta.boxes[strong]):
-            assert np.abs(tb.boxes - row).max(axis=1).min() < 1e-3, row
+        for row in _mirror(ta.boxes[strong])[:, :6]:  # centre and size; yaw and velocity are each plain pass's
+            assert np.abs(tb.boxes[:, :6] - row).max(axis=1).min() < 1e-3, row
+
+
+def test_merged_head_keeps_the_plain_rotation_and_velocity() -> None:
+    from imkd_ros.model.head import HeadOutput
+
+    g = torch.Generator().manual_seed(1)
+    a, b = (HeadOutput(torch.randn(2, 3, 4, 5, generator=g), torch.randn(2, 10, 4, 5, generator=g)) for _ in "ab")
+    m = targets_mod.merge_heads(a, b)
+    torch.testing.assert_close(torch.sigmoid(m.heatmap), (torch.sigmoid(a.heatmap) + torch.sigmoid(b.heatmap)) / 2)
+    torch.testing.assert_close(m.regression[:, :6], (a.regression[:, :6] + b.regression[:, :6]) / 2)
+    assert torch.equal(m.regression[:, 6:], a.regression[:, 6:])
 
 
 def test_tta_is_recorded_and_a_plain_cache_is_not_reused(
