@@ -405,8 +405,13 @@ def _add_ablate_verb(sub: Any) -> None:
     a.add_argument("--row-seeds", default=None, help="per-row seed counts, e.g. kd1=1,kd1-2=1,pseudo=1")
     a.add_argument("--rows", default=None, help="comma list of row keys (default: all)")
     a.add_argument("--steps", type=int, default=1000, help="optimiser steps of every student (default 1000)")
-    a.add_argument("--teacher-steps", type=int, default=800, help="optimiser steps of the teacher (default 800)")
-    a.add_argument("--teacher-augment", action="store_true", help="train the teacher with mirror/rotation/scale")
+    a.add_argument("--teacher-steps", type=int, default=1600, help="optimiser steps of the teacher (default 1600)")
+    a.add_argument(
+        "--teacher-augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the teacher with rotation/scale augmentation (default on)",
+    )
     a.add_argument("--tta", action="store_true", help="gather the teacher's targets with mirror TTA")
     a.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
     a.add_argument("--version", default="v1.0-synth", help="version of --data")

@@ -640,8 +640,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from CKPT.train.pt if it exists")
     p.add_argument(
         "--augment",
-        action="store_true",
-        help="teacher: move each frame and its boxes by a random mirror, rotation and scale (imkd_ros.data.augment)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="move each frame and its boxes by a random rotation and scale (imkd_ros.data.augment); default: on for "
+        "the teacher, which alone can (students: the camera cannot follow)",
     )
     p.add_argument(
         "--skip-bad-frames",
@@ -748,6 +750,12 @@ def pseudo_config_from_args(args: argparse.Namespace) -> PseudoLabelConfig | Non
     )
 
 
+def _augment_of(args: argparse.Namespace) -> bool:
+    """``--augment`` / ``--no-augment``, else on for the teacher and off for students."""
+    chosen = getattr(args, "augment", None)
+    return bool(chosen) if chosen is not None else getattr(args, "kind", None) == "teacher"
+
+
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed ``imkd train`` / ``imkd ablate`` arguments (``--val-every`` optional)."""
     return TrainConfig(
@@ -760,7 +768,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         train_split=args.train_split,
         val_split=args.val_split,
         max_steps=args.max_steps,
-        augment=getattr(args, "augment", False),
+        augment=_augment_of(args),
     )
 
 

@@ -118,7 +118,7 @@ class StudyPlan:
     default_seeds: tuple[int, ...] = (0, 1, 2)
     seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     steps: int = 1000
-    teacher_steps: int = 800
+    teacher_steps: int = 1600
     batch_size: int = 4
     lr: float = 2e-3
     rows: tuple[str, ...] = tuple(r.key for r in STUDY_ROWS)
@@ -127,7 +127,7 @@ class StudyPlan:
     version: str = "v1.0-synth"
     val_split: str = "synth_val"
     device: str = "cpu"
-    teacher_augment: bool = False
+    teacher_augment: bool = True
     tta: bool = False
 
     def seeds_of(self, key: str) -> tuple[int, ...]:

@@ -114,3 +114,15 @@ def test_student_refuses_augment(synth_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--augment"):
         train(synth_root, tmp_path / "s.pt", model_config_for("fusion", "tiny"), TrainConfig(augment=True),
               progress=False)  # fmt: skip
+
+
+def test_cli_augments_teachers_by_default_and_never_students_unasked() -> None:
+    import argparse
+
+    from imkd_ros.train import add_train_arguments, train_config_from_args
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    parse = lambda *a: train_config_from_args(p.parse_args([*a, "--data", "d", "--out", "o"])).augment  # noqa: E731
+    assert parse("teacher") is True and parse("teacher", "--no-augment") is False
+    assert parse("student") is False and parse("student", "--augment") is True  # train() then refuses it
