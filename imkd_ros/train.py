@@ -312,47 +312,51 @@ def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
     fig.savefig(f"{stem}_loss.png")
 
 
-def train(
-    data: str | Path,
-    out: str | Path,
-    model_config: ModelConfig,
-    config: TrainConfig = TrainConfig(),
-    *,
-    resume: bool = False,
-    device: str = "cpu",
-    progress: bool = True,
-    command: str | None = None,
-    distill: DistillConfig | None = None,
-    targets: str | Path | Sequence[str | Path] | None = None,
-    unlabelled: PseudoLabelConfig | None = None,
-    skip_bad_frames: bool = False,
-) -> TrainResult:
-    """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
-    docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
-    targets of the cache ``targets`` (one path, or several caches of one teacher). With ``unlabelled`` it also
-    learns from the frames of ``unlabelled.split`` (:mod:`imkd_ros.distill.pseudo`), whose targets must be in
-    ``targets`` too. Every input file is checked before training (:mod:`imkd_ros.data.check`); with
-    ``skip_bad_frames`` the frames reading a bad file are left out and listed in the checkpoint meta
-    (``skipped_frames``) instead of stopping the run.
+@dataclass
+class _Run:
+    """Everything one training run holds between its steps (built by :func:`_setup`)."""
 
-    Raises:
-        BadFilesError: bad input files (all listed), without ``skip_bad_frames``.
-        DistillConfigError: distillation or unlabelled frames asked of a teacher, without ``targets``, or of a
-            student the cache or the stages do not fit; an unlabelled split sharing samples with the training split;
-            a pseudo-label threshold below the scores the cache kept; ``resume`` of a run with other settings.
-        TargetCacheError: the cache is missing, corrupt, or lacks training (or unlabelled) samples.
-    """
-    from tqdm import tqdm
+    out: Path
+    data: str | Path
+    config: TrainConfig
+    dist: _Dist
+    core: Student | Teacher
+    trainable: nn.Module
+    model: nn.Module  # trainable, wrapped for DDP when world > 1
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: Any
+    loader: Any
+    kd: DistillConfig | None
+    unlabelled: PseudoLabelConfig | None
+    bank: TargetBank | None
+    heads: DistillHeads | None
+    pseudo_of: dict[str, Any]
+    val_frames: list[Frame]
+    val_skipped: list[SkippedFrame]
+    meta_base: dict[str, Any]
+    t_start: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
 
-    out = Path(out)
-    dist = _init_distributed(device)
-    _seed_everything(config.seed)
-    t_start = time.perf_counter()
+    @property
+    def state_path(self) -> Path:
+        return Path(f"{self.out}.train.pt")
 
-    is_teacher = model_config.is_teacher
-    kd = distill if distill is not None and distill.enabled else None
-    cache_paths = [] if targets is None else [targets] if isinstance(targets, str | Path) else list(targets)
-    if kd is not None:  # fail before the (long) reading of the frames
+    @property
+    def step(self) -> int:
+        return int(self.scheduler.last_epoch)
+
+
+def _check_request(
+    config: TrainConfig,
+    is_teacher: bool,
+    kd: DistillConfig | None,
+    cache_paths: Sequence[str | Path],
+    unlabelled: PseudoLabelConfig | None,
+) -> None:
+    """Fail before the (long) reading of the frames on settings that cannot train."""
+    if kd is not None:
         if is_teacher:
             raise DistillConfigError("distillation trains students; the teacher is trained without --targets/--kd")
         if not cache_paths:
@@ -367,6 +371,45 @@ def train(
         raise ValueError(
             "--augment moves LiDAR frames and boxes (the teacher's training); a student's camera cannot follow it"
         )
+
+
+def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, pool_size: int, world: int) -> Any:
+    """The one-cycle schedule over the run's steps (``max_steps`` caps the epochs' steps)."""
+    per_rank = math.ceil(pool_size / world)
+    steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.lr,
+        total_steps=max(total_steps, 1),
+        # OneCycleLR divides by (pct_start * total_steps - 1), which is 0 for 0.2 x 5 steps
+        pct_start=0.2 if total_steps != 5 else 0.25,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    )
+
+
+def _setup(
+    data: str | Path,
+    out: Path,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    device: str,
+    progress: bool,
+    command: str | None,
+    kd: DistillConfig | None,
+    cache_paths: Sequence[str | Path],
+    unlabelled: PseudoLabelConfig | None,
+    skip_bad_frames: bool,
+) -> _Run:
+    """Read the frames, build the model (and its distillation heads, pseudo-labels), optimiser, schedule and loader."""
+    dist = _init_distributed(device)
+    _seed_everything(config.seed)
+    t_start = time.perf_counter()
+    is_teacher = model_config.is_teacher
+    _check_request(config, is_teacher, kd, cache_paths, unlabelled)
     reader = NuScenesReader(
         data,
         config.version,
@@ -418,53 +461,12 @@ def train(
         }
         trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight, unlabelled.soft)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    per_rank = math.ceil(len(pool) / dist.world)
-    steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.lr,
-        total_steps=max(total_steps, 1),
-        # OneCycleLR divides by (pct_start * total_steps - 1), which is 0 for 0.2 x 5 steps
-        pct_start=0.2 if total_steps != 5 else 0.25,
-        div_factor=10.0,
-        final_div_factor=100.0,
-    )
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    state_path = Path(f"{out}.train.pt")
-    if resume and state_path.is_file():
-        ck = load_checkpoint(state_path)
-        saved_kd = ck.training_state.get("distill")
-        if saved_kd != (None if kd is None else kd.to_dict()):
-            raise DistillConfigError(
-                f"--resume: {state_path} was trained with distillation {saved_kd}, this run asks for "
-                f"{None if kd is None else kd.to_dict()}"
-            )
-        saved_u = ck.training_state.get("unlabelled")
-        if saved_u != (None if unlabelled is None else unlabelled.to_dict()):
-            raise DistillConfigError(
-                f"--resume: {state_path} was trained with unlabelled frames {saved_u}, this run asks for "
-                f"{None if unlabelled is None else unlabelled.to_dict()}"
-            )
-        core.load_state_dict(ck.state_dict)
-        optimizer.load_state_dict(ck.training_state["optimizer"])
-        scheduler.load_state_dict(ck.training_state["scheduler"])
-        start_epoch = int(ck.training_state["epoch"])
-        if heads is not None:
-            heads.load_state_dict(ck.training_state["distill_heads"])
-        history = json.loads(ck.training_state["history"])
-        torch.set_rng_state(ck.training_state["torch_rng"])
-        if dist.main:
-            print(f"resuming from {state_path} after epoch {start_epoch}", file=sys.stderr)
+    scheduler = _schedule(optimizer, config, len(pool), dist.world)
 
     model: nn.Module = trainable
-    if dist.world > 1:
-        model = nn.parallel.DistributedDataParallel(trainable)
     sampler: torch.utils.data.Sampler
     if dist.world > 1:
+        model = nn.parallel.DistributedDataParallel(trainable)
         sampler = torch.utils.data.DistributedSampler(pool, dist.world, dist.rank, shuffle=True, seed=config.seed)
     else:
         sampler = torch.utils.data.RandomSampler(pool, generator=torch.Generator().manual_seed(config.seed))
@@ -499,119 +501,209 @@ def train(
             "teacher_sha256": bank.header.teacher.get("sha256"),
             "teacher_tta": bank.header.teacher.get("tta"),
         }
-    step = scheduler.last_epoch
-    metrics: dict[str, float] = {}
-    epoch = start_epoch
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        if isinstance(sampler, torch.utils.data.DistributedSampler):
-            sampler.set_epoch(epoch)
-        # A fresh generator per epoch: data order depends only on (seed, epoch), which makes --resume exact.
-        if isinstance(sampler, torch.utils.data.RandomSampler):
-            sampler.generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        model.train()
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        seen = {"frames_labelled": 0, "frames_unlabelled": 0, "pseudo_boxes": 0}
-        # augmentation draws depend only on (seed, epoch), like the data order: --resume repeats them
-        aug_rng = np.random.default_rng([config.seed, epoch, 104729]) if config.augment else None
-        n = 0
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="step",
-            disable=not (progress and dist.main),
-            leave=False,
-        )
-        for batch in bar:
-            if config.max_steps is not None and step >= config.max_steps:
-                break
-            batch = batch.to(dist.device)
-            if aug_rng is not None:
-                lidar, gt = augment_lidar_batch(batch.lidar, batch.gt, GlobalAugment(), aug_rng)
-                batch = replace(batch, lidar=lidar, gt=gt)
-            pseudo = None
-            if unlabelled is not None:
-                flags = [t in pseudo_of for t in batch.tokens]
-                gt = [pseudo_of[t] if f else g for t, f, g in zip(batch.tokens, flags, batch.gt, strict=True)]
-                pseudo = (flags, gt)
-                seen["frames_unlabelled"] += sum(flags)
-                seen["frames_labelled"] += len(flags) - sum(flags)
-                seen["pseudo_boxes"] += sum(len(pseudo_of[t]) for t in batch.tokens if t in pseudo_of)
-            wants_bank = kd is not None or (unlabelled is not None and unlabelled.soft)
-            losses = _losses(model, batch, core, bank if wants_bank else None, pseudo)
-            optimizer.zero_grad(set_to_none=True)
-            losses.total.backward()
-            nn.utils.clip_grad_norm_(trainable.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            n += 1
-            for k, v in losses.as_dict().items():  # a key missing from a step (no frame of its kind) is not a 0
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-                counts[k] = counts.get(k, 0) + 1
-            bar.set_postfix(loss=f"{float(losses.total.detach()):.3f}")
-        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0]}
-        row.update({("loss" if k == "total" else k): s / counts[k] for k, s in sums.items()})
-        if unlabelled is not None:
-            row.update(seen)
-        last = epoch == config.epochs or (config.max_steps is not None and step >= config.max_steps)
-        if dist.main and val_frames and (last or (config.val_every and epoch % config.val_every == 0)):
-            det = Detector(core, dist.device)
-            from imkd_ros.eval_detector import evaluate_detector, headline
+    return _Run(
+        out, data, config, dist, core, trainable, model, optimizer, scheduler, sampler, loader, kd, unlabelled,
+        bank, heads, pseudo_of, val_frames, val_skipped, meta_base, t_start,
+    )  # fmt: skip
 
-            res = evaluate_detector(
-                det,
-                val_frames,
-                f"{out.with_suffix('')}_val",
-                dataroot=data,
-                version=config.version,
-                split=config.val_split,
-                bev_pngs=2,
-                skipped=val_skipped,
-            )
-            metrics = headline(res["summary"])
-            row.update({f"val_{k}": v for k, v in metrics.items()})
-            row["val_by_weather_nds"] = json.dumps({w: round(m["nds"], 4) for w, m in res["by_weather"].items()})
-            core.train()
-        history.append(row)
-        if dist.main:
+
+def _resume(run: _Run) -> None:
+    """Load the run's training state (``<out>.train.pt``) if it exists: model, optimiser, schedule, heads, history
+    and RNG; the distillation and unlabelled settings must be the saved ones."""
+    if not run.state_path.is_file():
+        return
+    ck = load_checkpoint(run.state_path)
+    kd, unlabelled = run.kd, run.unlabelled
+    saved_kd = ck.training_state.get("distill")
+    if saved_kd != (None if kd is None else kd.to_dict()):
+        raise DistillConfigError(
+            f"--resume: {run.state_path} was trained with distillation {saved_kd}, this run asks for "
+            f"{None if kd is None else kd.to_dict()}"
+        )
+    saved_u = ck.training_state.get("unlabelled")
+    if saved_u != (None if unlabelled is None else unlabelled.to_dict()):
+        raise DistillConfigError(
+            f"--resume: {run.state_path} was trained with unlabelled frames {saved_u}, this run asks for "
+            f"{None if unlabelled is None else unlabelled.to_dict()}"
+        )
+    run.core.load_state_dict(ck.state_dict)
+    run.optimizer.load_state_dict(ck.training_state["optimizer"])
+    run.scheduler.load_state_dict(ck.training_state["scheduler"])
+    run.start_epoch = int(ck.training_state["epoch"])
+    if run.heads is not None:
+        run.heads.load_state_dict(ck.training_state["distill_heads"])
+    run.history = json.loads(ck.training_state["history"])
+    torch.set_rng_state(ck.training_state["torch_rng"])
+    if run.dist.main:
+        print(f"resuming from {run.state_path} after epoch {run.start_epoch}", file=sys.stderr)
+
+
+def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
+    """One pass over the pool (or up to ``max_steps``): the epoch's log row (mean losses, lr, frame counts)."""
+    from tqdm import tqdm
+
+    config, unlabelled = run.config, run.unlabelled
+    if isinstance(run.sampler, torch.utils.data.DistributedSampler):
+        run.sampler.set_epoch(epoch)
+    # A fresh generator per epoch: data order depends only on (seed, epoch), which makes --resume exact.
+    if isinstance(run.sampler, torch.utils.data.RandomSampler):
+        run.sampler.generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    # augmentation draws depend only on (seed, epoch) too
+    aug_rng = np.random.default_rng([config.seed, epoch, 104729]) if config.augment else None
+    wants_bank = run.kd is not None or (unlabelled is not None and unlabelled.soft)
+    run.model.train()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    seen = {"frames_labelled": 0, "frames_unlabelled": 0, "pseudo_boxes": 0}
+    bar = tqdm(run.loader, desc=f"epoch {epoch}/{config.epochs}", unit="step",
+               disable=not (progress and run.dist.main), leave=False)  # fmt: skip
+    for batch in bar:
+        if config.max_steps is not None and run.step >= config.max_steps:
+            break
+        batch = batch.to(run.dist.device)
+        if aug_rng is not None:
+            lidar, gt = augment_lidar_batch(batch.lidar, batch.gt, GlobalAugment(), aug_rng)
+            batch = replace(batch, lidar=lidar, gt=gt)
+        pseudo = None
+        if unlabelled is not None:
+            flags = [t in run.pseudo_of for t in batch.tokens]
+            gt = [run.pseudo_of[t] if f else g for t, f, g in zip(batch.tokens, flags, batch.gt, strict=True)]
+            pseudo = (flags, gt)
+            seen["frames_unlabelled"] += sum(flags)
+            seen["frames_labelled"] += len(flags) - sum(flags)
+            seen["pseudo_boxes"] += sum(len(run.pseudo_of[t]) for t in batch.tokens if t in run.pseudo_of)
+        losses = _losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo)
+        run.optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        nn.utils.clip_grad_norm_(run.trainable.parameters(), config.grad_clip)
+        run.optimizer.step()
+        run.scheduler.step()
+        for k, v in losses.as_dict().items():  # a key missing from a step (no frame of its kind) is not a 0
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+            counts[k] = counts.get(k, 0) + 1
+        bar.set_postfix(loss=f"{float(losses.total.detach()):.3f}")
+    row: dict[str, Any] = {"epoch": epoch, "step": run.step, "lr": run.scheduler.get_last_lr()[0]}
+    row.update({("loss" if k == "total" else k): s / counts[k] for k, s in sums.items()})
+    if unlabelled is not None:
+        row.update(seen)
+    return row
+
+
+def _validate(run: _Run, row: dict[str, Any]) -> dict[str, float]:
+    """Score the model on the validation frames with the devkit (files beside the checkpoint); adds ``val_*`` to
+    ``row`` and returns the headline metrics."""
+    from imkd_ros.eval_detector import evaluate_detector, headline
+
+    res = evaluate_detector(
+        Detector(run.core, run.dist.device),
+        run.val_frames,
+        f"{run.out.with_suffix('')}_val",
+        dataroot=run.data,
+        version=run.config.version,
+        split=run.config.val_split,
+        bev_pngs=2,
+        skipped=run.val_skipped,
+    )
+    metrics = headline(res["summary"])
+    row.update({f"val_{k}": v for k, v in metrics.items()})
+    row["val_by_weather_nds"] = json.dumps({w: round(m["nds"], 4) for w, m in res["by_weather"].items()})
+    run.core.train()
+    return metrics
+
+
+def _save_state(run: _Run, epoch: int, metrics: dict[str, float]) -> None:
+    """``<out>.train.pt`` (everything --resume needs) and the logs, after an epoch."""
+    meta = dict(run.meta_base, epochs_done=epoch, seconds=time.perf_counter() - run.t_start, metrics=metrics)
+    training_state = {
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "epoch": epoch,
+        "history": json.dumps(run.history),
+        "torch_rng": torch.get_rng_state(),
+        "distill": None if run.kd is None else run.kd.to_dict(),
+        "unlabelled": None if run.unlabelled is None else run.unlabelled.to_dict(),
+    }
+    if run.heads is not None:
+        training_state["distill_heads"] = {k: v.detach().cpu().clone() for k, v in run.heads.state_dict().items()}
+    save_checkpoint(run.state_path, run.core, run.core.config, meta, training_state)
+    _write_logs(run.out, run.history)
+
+
+def _finish_distributed(run: _Run) -> None:
+    """DDP keeps parameters in sync every step and broadcasts buffers at each forward; the BatchNorm statistics of
+    the last step are local, so hand rank 0's to everyone: replicas end identical."""
+    import torch.distributed as tdist
+
+    for buf in run.core.buffers():
+        tdist.broadcast(buf, 0)
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    model_config: ModelConfig,
+    config: TrainConfig = TrainConfig(),
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str | None = None,
+    distill: DistillConfig | None = None,
+    targets: str | Path | Sequence[str | Path] | None = None,
+    unlabelled: PseudoLabelConfig | None = None,
+    skip_bad_frames: bool = False,
+) -> TrainResult:
+    """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
+    docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
+    targets of the cache ``targets`` (one path, or several caches of one teacher). With ``unlabelled`` it also
+    learns from the frames of ``unlabelled.split`` (:mod:`imkd_ros.distill.pseudo`), whose targets must be in
+    ``targets`` too. Every input file is checked before training (:mod:`imkd_ros.data.check`); with
+    ``skip_bad_frames`` the frames reading a bad file are left out and listed in the checkpoint meta
+    (``skipped_frames``) instead of stopping the run.
+
+    Raises:
+        BadFilesError: bad input files (all listed), without ``skip_bad_frames``.
+        DistillConfigError: distillation or unlabelled frames asked of a teacher, without ``targets``, or of a
+            student the cache or the stages do not fit; an unlabelled split sharing samples with the training split;
+            a pseudo-label threshold below the scores the cache kept; ``resume`` of a run with other settings.
+        TargetCacheError: the cache is missing, corrupt, or lacks training (or unlabelled) samples.
+    """
+    out = Path(out)
+    kd = distill if distill is not None and distill.enabled else None
+    cache_paths = [] if targets is None else [targets] if isinstance(targets, str | Path) else list(targets)
+    run = _setup(data, out, model_config, config, device, progress, command, kd, cache_paths, unlabelled,
+                 skip_bad_frames)  # fmt: skip
+    if resume:
+        _resume(run)
+    metrics: dict[str, float] = {}
+    epoch = run.start_epoch
+    for epoch in range(run.start_epoch + 1, config.epochs + 1):
+        row = _run_epoch(run, epoch, progress)
+        last = epoch == config.epochs or (config.max_steps is not None and run.step >= config.max_steps)
+        if run.dist.main and run.val_frames and (last or (config.val_every and epoch % config.val_every == 0)):
+            metrics = _validate(run, row)
+        run.history.append(row)
+        if run.dist.main:
             msg = f"epoch {epoch}: loss {row.get('loss', math.nan):.4f}"
             if "val_nds" in row:
                 msg += f"  val NDS {row['val_nds']:.4f} mAP {row['val_map']:.4f}"
             print(msg, file=sys.stderr)
-            meta = dict(meta_base, epochs_done=epoch, seconds=time.perf_counter() - t_start, metrics=metrics)
-            training_state = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "history": json.dumps(history),
-                "torch_rng": torch.get_rng_state(),
-                "distill": None if kd is None else kd.to_dict(),
-                "unlabelled": None if unlabelled is None else unlabelled.to_dict(),
-            }
-            if heads is not None:
-                training_state["distill_heads"] = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
-            save_checkpoint(state_path, core, model_config, meta, training_state)
-            _write_logs(out, history)
+            _save_state(run, epoch, metrics)
         if last:
             break
-    if dist.world > 1:
-        # DDP keeps parameters in sync every step and broadcasts buffers at each forward; the BatchNorm statistics of
-        # the last step are local, so hand rank 0's to everyone: replicas end identical.
-        import torch.distributed as tdist
-
-        for buf in core.buffers():
-            tdist.broadcast(buf, 0)
-    seconds = time.perf_counter() - t_start
-    if dist.main:
-        meta = dict(meta_base, epochs_done=epoch, seconds=seconds, metrics=metrics)
-        save_checkpoint(out, core, model_config, meta)
-    if dist.world > 1:
+    if run.dist.world > 1:
+        _finish_distributed(run)
+    seconds = time.perf_counter() - run.t_start
+    if run.dist.main:
+        save_checkpoint(out, run.core, model_config, dict(run.meta_base, epochs_done=epoch, seconds=seconds,
+                                                          metrics=metrics))  # fmt: skip
+    if run.dist.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()
         tdist.destroy_process_group()
-    return TrainResult(out, epoch, step, [r.get("loss", math.nan) for r in history], metrics, seconds, core)
+    return TrainResult(out, epoch, run.step, [r.get("loss", math.nan) for r in run.history], metrics, seconds,
+                       run.core)  # fmt: skip
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
