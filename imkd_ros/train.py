@@ -391,6 +391,51 @@ def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, pool_size: 
     )
 
 
+def _meta_base(
+    data: str | Path,
+    command: str | None,
+    config: TrainConfig,
+    dist: _Dist,
+    train_frames: int,
+    kd: DistillConfig | None,
+    unlabelled: PseudoLabelConfig | None,
+    unlabelled_frames: Sequence[Frame],
+    pseudo_of: dict[str, Any],
+    skipped: Sequence[SkippedFrame],
+    bank: TargetBank | None,
+    cache_paths: Sequence[str | Path],
+) -> dict[str, Any]:
+    """What every checkpoint of the run records about how it was trained."""
+    meta_base = {
+        "data": str(data),
+        "command": command or " ".join(sys.argv),
+        "train": asdict(config),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU, torch {torch.__version__}, device {dist.device}",
+        "world_size": dist.world,
+        "train_frames": train_frames,
+        "distill": None if kd is None else kd.to_dict(),
+        "unlabelled": None
+        if unlabelled is None
+        else dict(
+            unlabelled.to_dict(),
+            frames=len(unlabelled_frames),
+            scenes=len({f.scene for f in unlabelled_frames}),
+            pseudo_boxes=sum(len(b) for b in pseudo_of.values()),
+            mixing="one shuffled pool of labelled and unlabelled frames",
+        ),
+    }
+    if skipped:
+        meta_base["skipped_frames"] = [s.to_dict() for s in skipped]
+    if bank is not None:
+        meta_base["targets"] = {
+            "path": str(cache_paths[0]) if len(cache_paths) == 1 else [str(p) for p in cache_paths],
+            "format_version": TARGETS_FORMAT_VERSION,
+            "teacher_sha256": bank.header.teacher.get("sha256"),
+            "teacher_tta": bank.header.teacher.get("tta"),
+        }
+    return meta_base
+
+
 def _setup(
     data: str | Path,
     out: Path,
@@ -474,33 +519,8 @@ def _setup(
         pool, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_frames, drop_last=False
     )
 
-    meta_base = {
-        "data": str(data),
-        "command": command or " ".join(sys.argv),
-        "train": asdict(config),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU, torch {torch.__version__}, device {dist.device}",
-        "world_size": dist.world,
-        "train_frames": len(train_frames),
-        "distill": None if kd is None else kd.to_dict(),
-        "unlabelled": None
-        if unlabelled is None
-        else dict(
-            unlabelled.to_dict(),
-            frames=len(unlabelled_frames),
-            scenes=len({f.scene for f in unlabelled_frames}),
-            pseudo_boxes=sum(len(b) for b in pseudo_of.values()),
-            mixing="one shuffled pool of labelled and unlabelled frames",
-        ),
-    }
-    if skipped or val_skipped:
-        meta_base["skipped_frames"] = [s.to_dict() for s in skipped + val_skipped]
-    if bank is not None:
-        meta_base["targets"] = {
-            "path": str(cache_paths[0]) if len(cache_paths) == 1 else [str(p) for p in cache_paths],
-            "format_version": TARGETS_FORMAT_VERSION,
-            "teacher_sha256": bank.header.teacher.get("sha256"),
-            "teacher_tta": bank.header.teacher.get("tta"),
-        }
+    meta_base = _meta_base(data, command, config, dist, len(train_frames), kd, unlabelled, unlabelled_frames,
+                           pseudo_of, skipped + val_skipped, bank, cache_paths)  # fmt: skip
     return _Run(
         out, data, config, dist, core, trainable, model, optimizer, scheduler, sampler, loader, kd, unlabelled,
         bank, heads, pseudo_of, val_frames, val_skipped, meta_base, t_start,
