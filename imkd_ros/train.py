@@ -500,7 +500,10 @@ def _setup(
         assert bank is not None and isinstance(core, Student)
         pseudo_of = {
             f.token: pseudo_labels(
-                bank.targets(f.token), unlabelled.threshold, f.radar if unlabelled.velocity else None
+                bank.targets(f.token),
+                unlabelled.threshold,
+                f.radar if unlabelled.velocity else None,
+                unlabelled.rotation,
             )
             for f in unlabelled_frames
         }
@@ -804,6 +807,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pseudo-labels keep the teacher's velocity refined by the radar's Doppler where the box has returns",
     )
+    p.add_argument(
+        "--pseudo-label-no-rotation",
+        action="store_true",
+        help="pseudo-labels teach no yaw (their rotation regression is masked)",
+    )
 
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
@@ -849,9 +857,12 @@ def pseudo_config_from_args(args: argparse.Namespace) -> PseudoLabelConfig | Non
     weight = getattr(args, "pseudo_label_weight", None)
     soft = bool(getattr(args, "pseudo_label_soft", False))
     velocity = bool(getattr(args, "pseudo_label_velocity", False))
+    rotation = not getattr(args, "pseudo_label_no_rotation", False)
     if split is None:
-        if threshold is not None or weight is not None or soft or velocity:
-            raise DistillConfigError("--pseudo-label-threshold/-weight/-soft/-velocity need --unlabelled-split SPLIT")
+        if threshold is not None or weight is not None or soft or velocity or not rotation:
+            raise DistillConfigError(
+                "--pseudo-label-threshold/-weight/-soft/-velocity/-no-rotation need --unlabelled-split SPLIT"
+            )
         return None
     return PseudoLabelConfig(
         split,
@@ -859,6 +870,7 @@ def pseudo_config_from_args(args: argparse.Namespace) -> PseudoLabelConfig | Non
         PseudoLabelConfig.weight if weight is None else weight,
         soft,
         velocity,
+        rotation,
     )
 
 

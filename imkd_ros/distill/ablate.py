@@ -18,6 +18,7 @@ pseudo-soft the same with soft targets: the heatmap target raised to the teacher
 pseudo-sv  the same with pseudo-label velocities from the radar's Doppler (``imkd-sv`` without the stages)
 imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation)
 imkd-sv    the same with soft targets and pseudo-label velocities from the radar's Doppler
+imkd-svn   ``imkd-sv`` with pseudo-labels that teach no yaw (their rotation regression masked)
 oracle     labelled frames + the unlabelled drives WITH their annotations (the upper bound of ``pseudo``/``imkd``)
 teacher    the LiDAR teacher itself (reference)
 ========== ===================================================================================================
@@ -79,6 +80,7 @@ class StudyRow:
     unlabelled: str | None = None
     soft: bool = False
     velocity: bool = False
+    rotation: bool = True
 
 
 STUDY_ROWS: tuple[StudyRow, ...] = (
@@ -91,6 +93,7 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow("pseudo-sv", "+ unlabelled drives, soft pseudo-labels with Doppler velocities", (), "pseudo", True, True),
     StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD)", STAGES, "pseudo"),
     StudyRow("imkd-sv", "IMKD + soft targets + Doppler pseudo-label velocities", STAGES, "pseudo", True, True),
+    StudyRow("imkd-svn", "IMKD-sv, pseudo-labels without yaw", STAGES, "pseudo", True, True, False),
     StudyRow("oracle", "oracle: unlabelled drives labelled too", (), "labels"),
 )
 
@@ -175,7 +178,9 @@ def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     unl = (meta.get("unlabelled") or {}).get("split")
     soft = bool((meta.get("unlabelled") or {}).get("soft", False))
     vel = bool((meta.get("unlabelled") or {}).get("velocity", False))
-    return stages == tuple(want["stages"]) and unl == want["unlabelled"] and (soft, vel) == want["soft"]
+    rot = bool((meta.get("unlabelled") or {}).get("rotation", True))
+    flags = (soft, vel) if len(want["soft"]) == 2 else (soft, vel, rot)
+    return stages == tuple(want["stages"]) and unl == want["unlabelled"] and flags == tuple(want["soft"])
 
 
 def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
@@ -208,7 +213,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
         )
 
     def want(
-        cfg: TrainConfig, stages: Sequence[str], unl: str | None, soft: tuple[bool, bool] = (False, False)
+        cfg: TrainConfig, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False)
     ) -> dict[str, Any]:
         keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
         return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
@@ -238,7 +243,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
             split = plan.source if row.unlabelled == "labels" else labelled
             cfg = config(split, plan.steps, seed)
             unl = unlabelled if row.unlabelled == "pseudo" else None
-            row_want = want(cfg, row.stages, unl, (row.soft, row.velocity))
+            row_want = want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
             if row.stages or unl:
                 row_want["teacher"] = teacher_id
             if not _matches(_meta(ckpt), row_want):
@@ -255,7 +260,9 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
                     command=f"imkd ablate (row {row.key}, seed {seed})",
                     distill=DistillConfig(stages=row.stages) if row.stages or unl else None,
                     targets=targets if row.stages or unl else None,
-                    unlabelled=PseudoLabelConfig(unl, soft=row.soft, velocity=row.velocity) if unl else None,
+                    unlabelled=PseudoLabelConfig(unl, soft=row.soft, velocity=row.velocity, rotation=row.rotation)
+                    if unl
+                    else None,
                 )
             out["rows"][row.key].append(ckpt)
             out["seconds"][ckpt.stem] = (_meta(ckpt) or {}).get("seconds")

@@ -74,6 +74,8 @@ class PseudoLabelConfig:
             velocity refined by their Doppler (:mod:`imkd_ros.model.doppler`; on the large validation set the
             shipped teacher so refined has mAVE 0.22 in the students' coverage, the student's network alone 0.50);
             boxes without returns keep a NaN (masked) velocity. Off: every pseudo-label velocity is masked.
+        rotation: pseudo-labels teach the teacher's yaw; off: their rotation regression is masked (a teacher
+            whose yaw is worse than the labelled frames teach).
     """
 
     split: str
@@ -81,6 +83,7 @@ class PseudoLabelConfig:
     weight: float = 1.0
     soft: bool = False
     velocity: bool = False
+    rotation: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.split, str) or not self.split.strip():
@@ -93,6 +96,7 @@ class PseudoLabelConfig:
         object.__setattr__(self, "weight", float(self.weight))
         object.__setattr__(self, "soft", bool(self.soft))
         object.__setattr__(self, "velocity", bool(self.velocity))
+        object.__setattr__(self, "rotation", bool(self.rotation))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +105,7 @@ class PseudoLabelConfig:
             "weight": self.weight,
             "soft": self.soft,
             "velocity": self.velocity,
+            "rotation": self.rotation,
         }
 
     @classmethod
@@ -111,20 +116,28 @@ class PseudoLabelConfig:
             float(data["weight"]),
             bool(data.get("soft", False)),
             bool(data.get("velocity", False)),
+            bool(data.get("rotation", True)),
         )
 
 
-def pseudo_labels(targets: TeacherTargets, threshold: float, radar: np.ndarray | None = None) -> Boxes:
+def pseudo_labels(
+    targets: TeacherTargets, threshold: float, radar: np.ndarray | None = None, rotation: bool = True
+) -> Boxes:
     """The pseudo-labels of one frame: the teacher's cached boxes with ``score >= threshold`` (ego frame of the
     frame's reference time). Velocity: with the frame's ``radar`` (``(N, 7)`` RADAR_FEATURES), the teacher's refined
     by the Doppler of the returns in each box, NaN (masked in training) for boxes without returns; without
-    ``radar`` NaN for all, so that the student's velocity regression is not trained on them."""
+    ``radar`` NaN for all, so that the student's velocity regression is not trained on them. Without ``rotation``
+    every yaw is NaN (the rotation regression is masked on them too)."""
     boxes = targets.confident_boxes(threshold)
     if radar is None:
-        return replace(boxes, velocity=np.full_like(boxes.velocity, np.nan))
-    refined = refine_velocity(boxes, radar)
-    seen = returns_in_boxes(boxes, radar) > 0
-    return replace(boxes, velocity=np.where(seen[:, None], refined.velocity, np.nan))
+        boxes = replace(boxes, velocity=np.full_like(boxes.velocity, np.nan))
+    else:
+        refined = refine_velocity(boxes, radar)
+        seen = returns_in_boxes(boxes, radar) > 0
+        boxes = replace(boxes, velocity=np.where(seen[:, None], refined.velocity, np.nan))
+    if not rotation:
+        boxes = replace(boxes, yaw=np.full_like(boxes.yaw, np.nan))
+    return boxes
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,12 @@ def regression_l1(
     err = (pred - targets.regression).abs() * pred.new_tensor(code_weights)
     out = {}
     for name, sl in REGRESSION_GROUPS.items():
-        m = (targets.velocity_mask if name == "velocity" else targets.mask).float()
+        m = targets.mask
+        if name == "velocity":
+            m = targets.velocity_mask
+        elif name == "rotation" and targets.rotation_mask is not None:
+            m = targets.rotation_mask
+        m = m.float()
         out[name] = (err[..., sl].sum(-1) * m).sum() / m.sum().clamp(min=1.0)
     return out
 

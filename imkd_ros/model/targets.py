@@ -35,6 +35,8 @@ class HeadTargets:
     index: ``(B, M)`` int64 flat cell index ``row * w + col`` of each target.
     mask: ``(B, M)`` bool, True for real objects.
     velocity_mask: ``(B, M)`` bool, True where the velocity is known.
+    rotation_mask: ``(B, M)`` bool, True where the yaw is known (a box whose yaw is NaN: its sin/cos targets are 0
+        and unweighted); None: wherever ``mask``.
     """
 
     heatmap: torch.Tensor
@@ -42,6 +44,7 @@ class HeadTargets:
     index: torch.Tensor
     mask: torch.Tensor
     velocity_mask: torch.Tensor
+    rotation_mask: torch.Tensor | None = None
 
     @property
     def num_objects(self) -> torch.Tensor:
@@ -104,6 +107,7 @@ def build_targets(gt: Sequence[Boxes], config: ModelConfig, device: torch.device
     index = np.zeros((b, m), np.int64)
     mask = np.zeros((b, m), bool)
     vmask = np.zeros((b, m), bool)
+    rmask = np.zeros((b, m), bool)
     cell = g.out_cell
     for s, boxes in enumerate(gt):
         if not isinstance(boxes, Boxes):
@@ -130,6 +134,7 @@ def build_targets(gt: Sequence[Boxes], config: ModelConfig, device: torch.device
             vel = boxes.velocity[j]
             known = bool(np.all(np.isfinite(vel)))
             yaw = boxes.yaw[j]
+            yaw_known = bool(np.isfinite(yaw))
             reg[s, n] = (
                 fx - col,
                 fy - row,
@@ -137,20 +142,21 @@ def build_targets(gt: Sequence[Boxes], config: ModelConfig, device: torch.device
                 math.log(bw),
                 math.log(bl),
                 math.log(bh),
-                math.sin(yaw),
-                math.cos(yaw),
+                math.sin(yaw) if yaw_known else 0.0,
+                math.cos(yaw) if yaw_known else 0.0,
                 vel[0] if known else 0.0,
                 vel[1] if known else 0.0,
             )
             index[s, n] = row * w + col
             mask[s, n] = True
             vmask[s, n] = known
+            rmask[s, n] = yaw_known
             n += 1
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(device)
 
-    return HeadTargets(t(heat), t(reg), t(index), t(mask), t(vmask))
+    return HeadTargets(t(heat), t(reg), t(index), t(mask), t(vmask), t(rmask))
 
 
 def as_targets(gt: Sequence[Boxes] | HeadTargets, config: ModelConfig, batch: int, device: torch.device) -> HeadTargets:

@@ -328,6 +328,35 @@ def test_pseudo_label_velocity_from_the_radar_where_the_box_has_returns() -> Non
     assert np.isnan(got.velocity[1]).all()  # no return in box 1: masked
 
 
+def test_pseudo_labels_without_rotation_teach_no_yaw() -> None:
+    from imkd_ros.distill.cache import TeacherTargets
+    from imkd_ros.model.losses import detection_losses
+
+    boxes = np.array(
+        [[20, 0, 0.8, 1.9, 4.5, 1.6, 0.7, 3.0, 1.0], [30, 10, 0.8, 1.9, 4.5, 1.6, -2, 2.0, 2.0]], np.float32
+    )
+    maps = np.zeros((1, 1, 1), np.float32)
+    t = TeacherTargets("tok", 0, maps, np.zeros((3, 1, 1), np.float32), maps, boxes, np.zeros(2, np.int32),
+                       np.array([0.9, 0.8], np.float32))  # fmt: skip
+    kept, blind = pseudo_labels(t, 0.5), pseudo_labels(t, 0.5, rotation=False)
+    np.testing.assert_allclose(kept.yaw, [0.7, -2.0], atol=1e-6)
+    assert np.isnan(blind.yaw).all() and np.array_equal(blind.center, kept.center)
+    cfg = model_config_for("fusion", "tiny")
+    tk, tb = build_targets([kept], cfg), build_targets([blind], cfg)
+    assert tk.rotation_mask.sum() == 2 and tb.rotation_mask.sum() == 0 and tb.mask.sum() == 2
+    assert torch.equal(tk.regression[..., :6], tb.regression[..., :6]) and (tb.regression[..., 6:8] == 0).all()
+    k, h, w = len(cfg.classes), cfg.grid.out_ny, cfg.grid.out_nx
+    from imkd_ros.model.head import HeadOutput
+
+    reg = torch.randn(1, 10, h, w, requires_grad=True)
+    head = HeadOutput(torch.zeros(1, k, h, w), reg)
+    lb, lk = detection_losses(head, tb, cfg.head), detection_losses(head, tk, cfg.head)
+    assert float(lb.rotation.detach()) == 0.0 and float(lk.rotation.detach()) > 0.0
+    assert float(lb.size.detach()) == float(lk.size.detach())
+    lb.total.backward()
+    assert (reg.grad[:, 6:8] == 0).all() and reg.grad[:, 3:6].abs().sum() > 0
+
+
 def test_soft_pseudo_labels_train_and_change_the_loss(
     caches: Caches, synth_unlabelled_root: Path, tmp_path: Path
 ) -> None:
