@@ -251,6 +251,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seconds=trained["seconds"],
         commands={"study": "imkd " + " ".join(sys.argv[1:])},
+        shipped=args.shipped_row,
     )
     for r in report["regions"]["coverage"]["rows"]:
         m, d = r["mean"], r["delta"]["nds"]
@@ -413,6 +414,7 @@ def _add_ablate_verb(sub: Any) -> None:
         help="train the teacher with rotation/scale augmentation (default on)",
     )
     a.add_argument("--tta", action="store_true", help="gather the teacher's targets with mirror TTA")
+    a.add_argument("--shipped-row", default="imkd-sv", help="the row whose goals are checked (default imkd-sv)")
     a.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
     a.add_argument("--version", default="v1.0-synth", help="version of --data")
     a.add_argument("--val-version", default="v1.0-synth", help="version of --val-data")

@@ -183,6 +183,38 @@ def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     return stages == tuple(want["stages"]) and unl == want["unlabelled"] and flags == tuple(want["soft"])
 
 
+def _train_config(plan: StudyPlan, split: str, steps: int, seed: int, augment: bool = False) -> Any:
+    """The TrainConfig of a study checkpoint: the step budget rules (``max_steps`` ends the run and sizes the
+    one-cycle schedule)."""
+    from imkd_ros.train import TrainConfig
+
+    return TrainConfig(epochs=10**6, batch_size=plan.batch_size, lr=plan.lr, seed=seed, val_every=0,
+                       version=plan.version, train_split=split, val_split=plan.val_split, max_steps=steps,
+                       augment=augment)  # fmt: skip
+
+
+def _want(cfg: Any, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False)) -> dict[str, Any]:
+    """What :func:`_matches` compares a checkpoint's meta with."""
+    keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
+    return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
+
+
+def _ensure_teacher(plan: StudyPlan, labelled: str, train_fn: Callable[..., Any], progress: bool) -> Path:
+    """``<out>/teacher.pt`` trained on the labelled drives with the plan's steps and augmentation (kept if it is)."""
+    from imkd_ros.train import model_config_for
+
+    teacher = plan.out / "teacher.pt"
+    t_cfg = _train_config(plan, labelled, plan.teacher_steps, 0, plan.teacher_augment)
+    t_want = _want(t_cfg, (), None)
+    t_want["train"]["augment"] = plan.teacher_augment
+    if not _matches(_meta(teacher), t_want):
+        if progress:
+            print(f"ablate: training the teacher on {labelled}", file=sys.stderr)
+        train_fn(plan.data, teacher, model_config_for("lidar", plan.size), t_cfg, resume=True, device=plan.device,
+                 progress=progress, command="imkd ablate (teacher)")  # fmt: skip
+    return teacher
+
+
 def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Make the label-scarce splits, then train what is missing: the teacher on the labelled drives, its targets on
     every training drive, and every row x seed of ``plan`` (module docstring). Returns ``{"teacher": path,
@@ -190,7 +222,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
     from imkd_ros.data.splits import add_label_scarce_splits, label_scarce_split_names
     from imkd_ros.distill.pseudo import PseudoLabelConfig
     from imkd_ros.distill.targets import build_target_cache
-    from imkd_ros.train import TrainConfig, model_config_for, train
+    from imkd_ros.train import model_config_for, train
 
     train_fn = train_fn or train
     rows = [_row(k) for k in plan.rows]
@@ -198,35 +230,7 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
     add_label_scarce_splits(plan.data, plan.fraction, source=plan.source, version=plan.version)
     labelled, unlabelled = label_scarce_split_names(plan.fraction)
 
-    def config(split: str, steps: int, seed: int, augment: bool = False) -> TrainConfig:
-        return TrainConfig(
-            epochs=10**6,  # the step budget rules: max_steps ends the run and sizes the one-cycle schedule
-            batch_size=plan.batch_size,
-            lr=plan.lr,
-            seed=seed,
-            val_every=0,
-            version=plan.version,
-            train_split=split,
-            val_split=plan.val_split,
-            max_steps=steps,
-            augment=augment,
-        )
-
-    def want(
-        cfg: TrainConfig, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False)
-    ) -> dict[str, Any]:
-        keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
-        return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
-
-    teacher = plan.out / "teacher.pt"
-    t_cfg = config(labelled, plan.teacher_steps, 0, plan.teacher_augment)
-    t_want = want(t_cfg, (), None)
-    t_want["train"]["augment"] = plan.teacher_augment
-    if not _matches(_meta(teacher), t_want):
-        if progress:
-            print(f"ablate: training the teacher on {labelled}", file=sys.stderr)
-        train_fn(plan.data, teacher, model_config_for("lidar", plan.size), t_cfg, resume=True, device=plan.device,
-                 progress=progress, command="imkd ablate (teacher)")  # fmt: skip
+    teacher = _ensure_teacher(plan, labelled, train_fn, progress)
     targets = plan.out / "targets"
     build_target_cache(plan.data, teacher, targets, split=f"{labelled},{unlabelled}", version=plan.version,
                        device=plan.device, overwrite=True, debug_pngs=0, tta=plan.tta)  # fmt: skip
@@ -241,9 +245,9 @@ def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[...,
         for seed in plan.seeds_of(row.key):
             ckpt = plan.checkpoint(row.key, seed)
             split = plan.source if row.unlabelled == "labels" else labelled
-            cfg = config(split, plan.steps, seed)
+            cfg = _train_config(plan, split, plan.steps, seed)
             unl = unlabelled if row.unlabelled == "pseudo" else None
-            row_want = want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
+            row_want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
             if row.stages or unl:
                 row_want["teacher"] = teacher_id
             if not _matches(_meta(ckpt), row_want):
@@ -299,6 +303,48 @@ def _detections(
     return paths
 
 
+def _row_entry(
+    k: str,
+    p: np.ndarray,
+    idx: Mapping[str, list[int]],
+    names: Sequence[tuple[str, Path]],
+    diff: np.ndarray,
+    gap_boot: np.ndarray | None,
+) -> dict[str, Any]:
+    """One row of a region's table: seed mean, std and values of the headline metrics ``p`` (models x 7), the
+    difference to no KD with its bootstrap CI (``diff``: replicates x 7) and the gap closed."""
+    from imkd_ros.metrics_fast import HEADLINE_KEYS
+
+    vals = p[idx[k]]
+    mean = vals.mean(axis=0)
+    std = vals.std(axis=0, ddof=1) if len(vals) > 1 else np.full(len(HEADLINE_KEYS), np.nan)
+    lo, hi = np.nanpercentile(diff, [2.5, 97.5], axis=0)
+    entry: dict[str, Any] = {
+        "key": k,
+        "label": "LiDAR teacher (reference)" if k == "teacher" else _row(k).label,
+        "seeds": len(vals),
+        "checkpoints": [str(names[i][1]) for i in idx[k]],
+        "mean": dict(zip(HEADLINE_KEYS, map(float, mean), strict=True)),
+        "std": dict(zip(HEADLINE_KEYS, map(float, std), strict=True)),
+        "per_seed": [dict(zip(HEADLINE_KEYS, map(float, v), strict=True)) for v in vals],
+        "delta": {
+            h: {
+                "value": float(mean[j] - p[idx["nokd"]].mean(axis=0)[j]),
+                "lo": float(lo[j]),
+                "hi": float(hi[j]),
+            }  # fmt: skip
+            for j, h in enumerate(HEADLINE_KEYS)
+        },
+    }
+    if gap_boot is not None and k not in ("nokd", "teacher"):
+        gap = float(p[idx["teacher"]].mean(axis=0)[0] - p[idx["nokd"]].mean(axis=0)[0])
+        closed = diff[:, 0] / gap_boot
+        glo, ghi = np.nanpercentile(closed, [2.5, 97.5])
+        entry["gap_closed"] = {"value": entry["delta"]["nds"]["value"] / gap if gap else math.nan,
+                               "lo": float(glo), "hi": float(ghi)}  # fmt: skip
+    return entry
+
+
 def score_study(
     rows: Mapping[str, Sequence[Path]],
     teacher: Path | None,
@@ -312,9 +358,11 @@ def score_study(
     batch_size: int = 4,
     seconds: Mapping[str, float | None] | None = None,
     commands: Mapping[str, str] | None = None,
+    shipped: str = "imkd-sv",
 ) -> dict[str, Any]:
     """Score the rows' checkpoints (and the teacher) on ``split`` of ``val_data`` and write the table (module
-    docstring). ``rows`` maps a row key to its seeds' checkpoints; ``nokd`` must be among them (the reference)."""
+    docstring). ``rows`` maps a row key to its seeds' checkpoints; ``nokd`` must be among them (the reference).
+    ``shipped``: the row whose goals (Done-when of the study) are checked."""
     from imkd_ros.checkpoint import load_checkpoint
     from imkd_ros.compare import bootstrap_headlines, scene_draws, score_regions
     from imkd_ros.coverage import dataset_coverage
@@ -355,35 +403,7 @@ def score_study(
             gap_boot = row_boot["teacher"][:, 0] - ref[:, 0] if teacher is not None else None
             out_rows = []
             for k in keys:
-                vals = p[idx[k]]
-                mean = vals.mean(axis=0)
-                std = vals.std(axis=0, ddof=1) if len(vals) > 1 else np.full(len(HEADLINE_KEYS), np.nan)
-                diff = row_boot[k] - ref
-                lo, hi = np.nanpercentile(diff, [2.5, 97.5], axis=0)
-                entry: dict[str, Any] = {
-                    "key": k,
-                    "label": "LiDAR teacher (reference)" if k == "teacher" else _row(k).label,
-                    "seeds": len(vals),
-                    "checkpoints": [str(names[i][1]) for i in idx[k]],
-                    "mean": dict(zip(HEADLINE_KEYS, map(float, mean), strict=True)),
-                    "std": dict(zip(HEADLINE_KEYS, map(float, std), strict=True)),
-                    "per_seed": [dict(zip(HEADLINE_KEYS, map(float, v), strict=True)) for v in vals],
-                    "delta": {
-                        h: {
-                            "value": float(mean[j] - p[idx["nokd"]].mean(axis=0)[j]),
-                            "lo": float(lo[j]),
-                            "hi": float(hi[j]),
-                        }  # fmt: skip
-                        for j, h in enumerate(HEADLINE_KEYS)
-                    },
-                }
-                if gap_boot is not None and k not in ("nokd", "teacher"):
-                    gap = float(p[idx["teacher"]].mean(axis=0)[0] - p[idx["nokd"]].mean(axis=0)[0])
-                    closed = diff[:, 0] / gap_boot
-                    glo, ghi = np.nanpercentile(closed, [2.5, 97.5])
-                    entry["gap_closed"] = {"value": entry["delta"]["nds"]["value"] / gap if gap else math.nan,
-                                           "lo": float(glo), "hi": float(ghi)}  # fmt: skip
-                out_rows.append(entry)
+                out_rows.append(_row_entry(k, p, idx, names, row_boot[k] - ref, gap_boot))
         regions[rname] = {"area": areas[rname].to_dict(), "rows": out_rows}
     report = {
         "val": {
@@ -403,7 +423,7 @@ def score_study(
         "commands": dict(commands or {}),
         "regions": regions,
     }
-    report["goals"] = _goals(report)
+    report["goals"] = _goals(report, shipped)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "ablation.json", json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
     atomic_write_text(out / "ablation.md", _markdown(report))
@@ -421,15 +441,16 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def _goals(report: dict[str, Any]) -> dict[str, Any]:
-    """The Done-when of the study on the coverage region: the shipped row (``imkd``) vs ``nokd``."""
+def _goals(report: dict[str, Any], shipped: str) -> dict[str, Any]:
+    """The Done-when of the study on the coverage region: the shipped recipe's row vs ``nokd``."""
     rows = {r["key"]: r for r in report["regions"]["coverage"]["rows"]}
-    if "imkd" not in rows:
+    if shipped not in rows:
         return {}
-    imkd, nokd = rows["imkd"], rows["nokd"]
+    imkd, nokd = rows[shipped], rows["nokd"]
     d = imkd["delta"]["nds"]
     gap = imkd.get("gap_closed", {}).get("value", math.nan)
     return {
+        "row": shipped,
         "delta_nds": d["value"],
         "delta_nds_ci": [d["lo"], d["hi"]],
         "delta_nds_at_least_0.05_with_ci_above_0": bool(d["value"] >= 0.05 and d["lo"] > 0),
@@ -467,7 +488,8 @@ def _markdown(report: dict[str, Any]) -> str:
             cells.append("-" if g is None else f"{g['value']:.2f} [{g['lo']:.2f}, {g['hi']:.2f}]")
             lines.append(f"| {r['label']} (`{r['key']}`) | {r['seeds']} | " + " | ".join(cells) + " |")
     if report.get("goals"):
-        lines += ["", "## Goals (coverage region, `imkd` vs `nokd`)", "", "```", json.dumps(report["goals"]), "```"]
+        goal = f"## Goals (coverage region, `{report['goals'].get('row')}` vs `nokd`)"
+        lines += ["", goal, "", "```", json.dumps(report["goals"]), "```"]
     if report.get("seconds"):
         lines += ["", "## Training time per checkpoint (s, 1 thread)", ""]
         lines += [f"- `{k}`: {v:.0f}" if v else f"- `{k}`: n/a" for k, v in report["seconds"].items()]

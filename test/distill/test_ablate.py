@@ -33,7 +33,7 @@ def test_label_scarce_study(
     args = ["ablate", "--data", str(study_data), "--val-data", str(synth_root), "--val-split", "synth_all",
             "--out", str(out), "--size", "tiny", "--steps", "2", "--teacher-steps", "2", "--seeds", "1",
             "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo-soft,imkd,oracle", "--bootstrap", "50",
-            "--teacher-augment", "--tta"]  # fmt: skip
+            "--teacher-augment", "--tta", "--shipped-row", "imkd"]  # fmt: skip
     assert cli_main(args) == 0
 
     # who learnt from what: the teacher and every student on the 2 labelled drives (4 frames); the pseudo-label
@@ -77,6 +77,10 @@ def test_label_scarce_study(
     grid = json.loads((out / "eval" / "nokd_s0" / "grid" / "metrics_summary.json").read_text())
     assert 0 < cov["eval_scope"]["gt_boxes"] < grid["eval_scope"]["gt_boxes"]
     assert set(report["goals"]) >= {"delta_nds", "delta_nds_ci", "gap_closed", "mave_not_worse"}
+    assert (
+        report["goals"]["row"] == "imkd"
+        and "## Goals (coverage region, `imkd` vs `nokd`)" in (out / "ablation.md").read_text()
+    )
     md = (out / "ablation.md").read_text()
     assert "## Region `coverage` (headline)" in md and "| no KD (labelled drives only) (`nokd`) | 2 |" in md
     assert (out / "ablation.png").stat().st_size > 10_000
