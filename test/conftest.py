@@ -40,3 +40,30 @@ def synth_unlabelled_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         unlabelled_scenes=1,
     )
     return root
+
+
+@pytest.fixture
+def stop_training_after(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """``with stop_training_after(n): train(...)``: the run is interrupted (KeyboardInterrupt, expected) right after
+    epoch ``n``'s training state and logs are written; outside the block training is untouched."""
+    from contextlib import contextmanager
+
+    from imkd_ros import train as train_mod
+
+    real = train_mod._write_logs
+
+    @contextmanager
+    def after(epoch: int):  # noqa: ANN202
+        def stop(out: Path, history: list) -> None:
+            real(out, history)
+            if history[-1]["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(train_mod, "_write_logs", stop)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(train_mod, "_write_logs", real)
+
+    return after

@@ -195,7 +195,7 @@ def _train_config(plan: StudyPlan, split: str, steps: int, seed: int, augment: b
 
 def _want(cfg: Any, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False)) -> dict[str, Any]:
     """What :func:`_matches` compares a checkpoint's meta with."""
-    keys = ("batch_size", "lr", "seed", "train_split", "max_steps")
+    keys = ("batch_size", "lr", "seed", "train_split", "max_steps", "augment")
     return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
 
 
@@ -205,9 +205,7 @@ def _ensure_teacher(plan: StudyPlan, labelled: str, train_fn: Callable[..., Any]
 
     teacher = plan.out / "teacher.pt"
     t_cfg = _train_config(plan, labelled, plan.teacher_steps, 0, plan.teacher_augment)
-    t_want = _want(t_cfg, (), None)
-    t_want["train"]["augment"] = plan.teacher_augment
-    if not _matches(_meta(teacher), t_want):
+    if not _matches(_meta(teacher), _want(t_cfg, (), None)):
         if progress:
             print(f"ablate: training the teacher on {labelled}", file=sys.stderr)
         train_fn(plan.data, teacher, model_config_for("lidar", plan.size), t_cfg, resume=True, device=plan.device,

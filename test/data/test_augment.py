@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from imkd_ros import train as train_mod
 from imkd_ros.data.augment import GlobalAugment, augment_lidar_batch, augment_matrices
 from imkd_ros.train import TrainConfig, model_config_for, train
 from imkd_ros.types import Boxes
@@ -85,7 +85,7 @@ def test_draws_cover_both_mirrors_within_bounds() -> None:
 
 
 def test_teacher_trains_with_augment_and_resumes_exactly(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tmp_path: Path, stop_training_after: Any
 ) -> None:
     mc = model_config_for("lidar", "tiny")
     cfg = TrainConfig(epochs=2, batch_size=4, seed=1, augment=True)
@@ -94,17 +94,8 @@ def test_teacher_trains_with_augment_and_resumes_exactly(
                   progress=False)  # fmt: skip
     assert full.losses != plain.losses  # the draws changed what the teacher saw
 
-    real_write_logs = train_mod._write_logs
-
-    def interrupt_after_epoch_1(out: Path, history: list) -> None:
-        real_write_logs(out, history)
-        if history[-1]["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_mod, "_write_logs", interrupt_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
+    with stop_training_after(1):
         train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False)
-    monkeypatch.setattr(train_mod, "_write_logs", real_write_logs)
     resumed = train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, resume=True, progress=False)
     for k, v in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0, msg=k)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from imkd_ros import train as train_mod
 from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.detector import Detector
@@ -62,24 +62,15 @@ def test_shipped_checkpoint_is_the_student_alone(kd_run: TrainResult, tiny_cache
 
 
 def test_kd_resume_continues_exactly(
-    synth_root: Path, tiny_cache: CacheBuildReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synth_root: Path, tiny_cache: CacheBuildReport, tmp_path: Path, stop_training_after: Any
 ) -> None:
     cfg = TrainConfig(epochs=2, batch_size=4, seed=3, max_steps=5)
     mc = model_config_for("fusion", "tiny")
     kd = DistillConfig(stages=("stage1", "stage2"))
     kw = {"progress": False, "distill": kd, "targets": tiny_cache.root}
     full = train(synth_root, tmp_path / "full" / "s.pt", mc, cfg, **kw)
-    real = train_mod._write_logs
-
-    def stop_after_epoch_1(out: Path, history: list) -> None:
-        real(out, history)
-        if history[-1]["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_mod, "_write_logs", stop_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
+    with stop_training_after(1):
         train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, **kw)
-    monkeypatch.setattr(train_mod, "_write_logs", real)
     with pytest.raises(DistillConfigError, match="--resume"):  # another distillation than the interrupted run's
         train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, resume=True, progress=False)
     resumed = train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, resume=True, **kw)

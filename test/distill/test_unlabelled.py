@@ -13,12 +13,12 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from imkd_ros import train as train_mod
 from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.reader import NuScenesReader
@@ -216,25 +216,16 @@ def test_no_unlabelled_frame_equals_a_labelled_only_run(
 
 
 def test_mixed_run_resumes_exactly(
-    caches: Caches, synth_unlabelled_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    caches: Caches, synth_unlabelled_root: Path, tmp_path: Path, stop_training_after: Any
 ) -> None:
     mc = model_config_for("fusion", "tiny")
     cfg = TrainConfig(epochs=3, batch_size=2, seed=2, max_steps=5)
     unl = PseudoLabelConfig("synth_unlabelled", caches.threshold, weight=0.5)
     kw = {"progress": False, "distill": KD, "targets": [caches.labelled, caches.unlabelled], "unlabelled": unl}
     full = train(synth_unlabelled_root, tmp_path / "full" / "s.pt", mc, cfg, **kw)
-    real = train_mod._write_logs
-
-    def stop_after_epoch_1(out: Path, history: list) -> None:
-        real(out, history)
-        if history[-1]["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_mod, "_write_logs", stop_after_epoch_1)
     cut = tmp_path / "cut" / "s.pt"
-    with pytest.raises(KeyboardInterrupt):
+    with stop_training_after(1):
         train(synth_unlabelled_root, cut, mc, cfg, **kw)
-    monkeypatch.setattr(train_mod, "_write_logs", real)
     other = dict(kw, unlabelled=PseudoLabelConfig("synth_unlabelled", caches.threshold))
     with pytest.raises(DistillConfigError, match="--resume: .* unlabelled frames"):
         train(synth_unlabelled_root, cut, mc, cfg, resume=True, **other)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,22 +145,13 @@ def test_training_and_inference_tensors_are_identical(synth_root: Path) -> None:
         assert torch.equal(getattr(train_batch, name), getattr(infer_batch, name)), name
 
 
-def test_resume_continues_exactly(synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_continues_exactly(synth_root: Path, tmp_path: Path, stop_training_after: Any) -> None:
     cfg = TrainConfig(epochs=3, batch_size=4, seed=1)
     mc = model_config_for("lidar", "tiny")
     full = train(synth_root, tmp_path / "full" / "t.pt", mc, cfg, progress=False)
 
-    real_write_logs = train_mod._write_logs
-
-    def interrupt_after_epoch_2(out: Path, history: list) -> None:
-        real_write_logs(out, history)
-        if history[-1]["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_mod, "_write_logs", interrupt_after_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with stop_training_after(2):
         train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False)
-    monkeypatch.setattr(train_mod, "_write_logs", real_write_logs)
     assert not (tmp_path / "cut" / "t.pt").exists()
     resumed = train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, resume=True, progress=False)
     assert resumed.steps == full.steps
