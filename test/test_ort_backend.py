@@ -235,6 +235,7 @@ def test_detector_node_backend_parameter(tmp_path: Path) -> None:
         text = _read_until(node, r"model .*\(onnxruntime\b", timeout=120)  # logged once the model is loaded
         node.send_signal(signal.SIGINT)
         rc = node.wait(timeout=30)
+        text += node.stdout.read()  # what it said while stopping (a traceback if it did not stop cleanly)
     finally:
         if node.poll() is None:
             node.kill()

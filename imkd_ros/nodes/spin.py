@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import rclpy
@@ -13,35 +14,58 @@ from imkd_ros.errors import ImkdError
 
 __all__ = ["run_node"]
 
+# rclpy's SIGINT handler raises KeyboardInterrupt in the main thread at once but shuts the context down from another
+# thread a moment later: an rcl call in between fails while rclpy.ok() still says True. This long for that to settle.
+_SHUTDOWN_SETTLE_S = 1.0
+
+
+def _shutting_down() -> bool:
+    """Whether the context is going down (a Ctrl-C or an external shutdown), waiting briefly for rclpy's handler."""
+    deadline = time.monotonic() + _SHUTDOWN_SETTLE_S
+    while rclpy.ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
 
 def run_node(name: str, make: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """Run the node ``make()`` builds until Ctrl-C or an external shutdown.
 
     Returns:
-        0 on a clean stop (also when SIGINT arrives while the node is still being built: rclpy's signal handler
-        shuts the context down under it and the next rcl call fails); 2 after a user error (missing file, bad
-        parameter, :class:`~imkd_ros.errors.ImkdError`), printed as one line ``<name>: error: ...``.
+        0 on a clean stop, whenever the Ctrl-C lands: while the node is being built (rclpy's signal handler shuts the
+        context down under it and the next rcl call fails), spinning, or being torn down; 2 after a user error
+        (missing file, bad parameter, :class:`~imkd_ros.errors.ImkdError`), printed as one line
+        ``<name>: error: ...``.
     """
+    try:
+        return _run(name, make, args)
+    except KeyboardInterrupt:  # a second Ctrl-C, or the first one landing in the teardown
+        rclpy.try_shutdown()
+        return 0
+
+
+def _run(name: str, make: Callable[[], Node], args: Sequence[str] | None) -> int:
     rclpy.init(args=args)
-    node = None
+    node, interrupted = None, False
     try:
         node = make()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        interrupted = True
     except (FileNotFoundError, ValueError, ImkdError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     except Exception:
-        if rclpy.ok():
+        if not _shutting_down():
             raise
+        interrupted = True
     finally:
         if node is not None:
             try:
                 node.destroy_node()
-            except Exception:  # a Ctrl-C during start-up already shut the context down under the node
-                if rclpy.ok():
+            except Exception:  # the context went down under the node's entities
+                if not (interrupted or _shutting_down()):
                     raise
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        rclpy.try_shutdown()
     return 0
