@@ -343,7 +343,7 @@ class DetectorCore:
             self._stop = True
             self._mailbox = None
             self._cv.notify()
-        if self._worker is not None:
+        if self._worker is not None and self._worker.is_alive():  # not started when a Ctrl-C cut load() short
             self._worker.join(timeout=10.0)
         self._worker = None
         self.detector, self.assembler = None, None

@@ -67,5 +67,9 @@ def _run(name: str, make: Callable[[], Node], args: Sequence[str] | None) -> int
             except Exception:  # the context went down under the node's entities
                 if not (interrupted or _shutting_down()):
                     raise
-        rclpy.try_shutdown()
+        try:
+            rclpy.try_shutdown()  # also destroys the nodes the context still holds (one half-built by a Ctrl-C)
+        except Exception:
+            if not interrupted:
+                raise
     return 0

@@ -48,6 +48,11 @@ def _build_interrupted() -> Node:
     raise KeyboardInterrupt
 
 
+def _build_interrupted_after_node_exists() -> Node:
+    _Node(destroy_error=RuntimeError)  # the context holds it and destroys it at shutdown: the teardown fails
+    raise KeyboardInterrupt
+
+
 def _build_genuine_bug() -> Node:
     raise RuntimeError("a genuine bug while building the node")
 
@@ -59,6 +64,7 @@ def _build_bad_parameter() -> Node:
 SCENARIOS = {
     "build_fails_as_context_goes_down": _build_fails_as_context_goes_down,
     "build_interrupted": _build_interrupted,
+    "build_interrupted_after_node_exists": _build_interrupted_after_node_exists,
     "genuine_bug": _build_genuine_bug,
     "bad_parameter": _build_bad_parameter,
     "interrupt_while_spinning": lambda: _Node(spin_error=KeyboardInterrupt),

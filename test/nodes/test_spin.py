@@ -25,8 +25,9 @@ def _run(scenario: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "scenario",
     [
-        "build_fails_as_context_goes_down",  # the CI failure: an rcl error before rclpy.ok() turns False
+        "build_fails_as_context_goes_down",  # an rcl error before rclpy.ok() turns False
         "build_interrupted",
+        "build_interrupted_after_node_exists",  # the CI failure: DetectorCore.release on a thread never started
         "interrupt_while_spinning",
         "interrupt_in_teardown",
         "teardown_fails_after_interrupt",
