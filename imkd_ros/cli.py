@@ -235,6 +235,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         teacher_steps=args.teacher_steps,
         teacher_augment=args.teacher_augment,
         tta=args.tta,
+        jobs=args.jobs,
         rows=keys,
         size=args.size,
         version=args.version,
@@ -421,6 +422,9 @@ def _add_ablate_verb(sub: Any) -> None:
     a.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
     a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     a.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    a.add_argument(
+        "--jobs", type=int, default=1, help="training runs at a time, one process of one thread each (default 1)"
+    )
     a.set_defaults(func=_cmd_ablate)
 
 

@@ -113,6 +113,7 @@ class StudyPlan:
         teacher_augment: train the teacher with global mirror/rotation/scale augmentation
             (:mod:`imkd_ros.data.augment`).
         tta: gather the teacher's targets with mirror test-time augmentation (:mod:`imkd_ros.distill.targets`).
+        jobs: training runs at a time, each in its own process with one torch thread (1: one after another here).
     """
 
     data: Path
@@ -132,6 +133,7 @@ class StudyPlan:
     device: str = "cpu"
     teacher_augment: bool = True
     tta: bool = False
+    jobs: int = 1
 
     def seeds_of(self, key: str) -> tuple[int, ...]:
         return tuple(self.seeds.get(key, self.default_seeds))
@@ -199,74 +201,148 @@ def _want(cfg: Any, stages: Sequence[str], unl: str | None, soft: tuple[bool, ..
     return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
 
 
-def _ensure_teacher(plan: StudyPlan, labelled: str, train_fn: Callable[..., Any], progress: bool) -> Path:
-    """``<out>/teacher.pt`` trained on the labelled drives with the plan's steps and augmentation (kept if it is)."""
+def _teacher_job(plan: StudyPlan, labelled: str) -> tuple[Path, dict[str, Any]] | None:
+    """``<out>/teacher.pt`` and the keyword arguments of its training call when it is missing or trained with other
+    settings (the plan's steps and augmentation on the labelled drives); None when it is there."""
     from imkd_ros.train import model_config_for
 
     teacher = plan.out / "teacher.pt"
     t_cfg = _train_config(plan, labelled, plan.teacher_steps, 0, plan.teacher_augment)
-    if not _matches(_meta(teacher), _want(t_cfg, (), None)):
-        if progress:
-            print(f"ablate: training the teacher on {labelled}", file=sys.stderr)
-        train_fn(plan.data, teacher, model_config_for("lidar", plan.size), t_cfg, resume=True, device=plan.device,
-                 progress=progress, command="imkd ablate (teacher)")  # fmt: skip
-    return teacher
+    if _matches(_meta(teacher), _want(t_cfg, (), None)):
+        return None
+    kwargs = {"model_cfg": model_config_for("lidar", plan.size), "cfg": t_cfg, "command": "imkd ablate (teacher)"}
+    return teacher, kwargs
+
+
+def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelled: str, teacher_id: Any) -> Any:
+    """The keyword arguments of the training call of ``row`` x ``seed``, or None when its checkpoint is there with
+    the row's settings (and, for rows that learn from targets, ``teacher_id``: the cache's teacher sha256 and TTA)."""
+    from imkd_ros.distill.pseudo import PseudoLabelConfig
+    from imkd_ros.train import model_config_for
+
+    split = plan.source if row.unlabelled == "labels" else labelled
+    cfg = _train_config(plan, split, plan.steps, seed)
+    unl = unlabelled if row.unlabelled == "pseudo" else None
+    want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
+    uses_targets = bool(row.stages or unl)
+    if uses_targets:
+        want["teacher"] = teacher_id
+    if _matches(_meta(plan.checkpoint(row.key, seed)), want):
+        return None
+    return {
+        "model_cfg": model_config_for("fusion", plan.size),
+        "cfg": cfg,
+        "command": f"imkd ablate (row {row.key}, seed {seed})",
+        "distill": DistillConfig(stages=row.stages) if uses_targets else None,
+        "targets": plan.out / "targets" if uses_targets else None,
+        "unlabelled": PseudoLabelConfig(unl, soft=row.soft, velocity=row.velocity, rotation=row.rotation)
+        if unl
+        else None,
+    }
+
+
+def _train_one(train_fn: Callable[..., Any], data: Path, out: Path, kwargs: dict[str, Any], device: str,
+               progress: bool, threads: int | None) -> Path:  # fmt: skip
+    """One training call (also the body of a worker process of ``--jobs``)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    kw = dict(kwargs)
+    train_fn(data, out, kw.pop("model_cfg"), kw.pop("cfg"), resume=True, device=device, progress=progress, **kw)
+    return out
+
+
+class _Jobs:
+    """Training calls run one after another in this process (``jobs == 1``), or ``jobs`` at a time in worker
+    processes of one torch thread each (``jobs > 1``; ``train_fn`` must then be importable, as :func:`train` is)."""
+
+    def __init__(self, plan: StudyPlan, train_fn: Callable[..., Any], progress: bool) -> None:
+        self.plan, self.train_fn, self.progress = plan, train_fn, progress
+        self.pool = None
+        if plan.jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(plan.jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, out: Path, kwargs: dict[str, Any], what: str) -> Any:
+        from concurrent.futures import Future
+
+        if self.progress:
+            print(f"ablate: training {out.name} ({what})", file=sys.stderr)
+        if self.pool is not None:
+            return self.pool.submit(_train_one, self.train_fn, self.plan.data, out, kwargs, self.plan.device,
+                                    False, 1)  # fmt: skip
+        done: Future = Future()
+        done.set_result(_train_one(self.train_fn, self.plan.data, out, kwargs, self.plan.device, self.progress, None))
+        return done
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker (so that it takes a worker's share of the cores) or here."""
+        return self.pool.submit(fn, *args, **kwargs).result() if self.pool is not None else fn(*args, **kwargs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _targets_current(targets: Path, teacher: Path, tta: bool) -> bool:
+    """Whether ``targets`` holds a cache of ``teacher`` (its sha256) gathered with ``tta``."""
+    from imkd_ros.distill.cache import TargetCache, TargetCacheError, file_sha256
+
+    try:
+        header = TargetCache(targets).header.teacher
+    except (OSError, ValueError, KeyError, TargetCacheError):  # missing or unreadable: rebuilt
+        return False
+    return header.get("sha256") == file_sha256(teacher) and bool(header.get("tta")) == bool(tta)
 
 
 def run_study(plan: StudyPlan, *, progress: bool = True, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Make the label-scarce splits, then train what is missing: the teacher on the labelled drives, its targets on
-    every training drive, and every row x seed of ``plan`` (module docstring). Returns ``{"teacher": path,
-    "targets": path, "rows": {key: [checkpoints]}, "seconds": {name: training seconds}}``."""
+    every training drive, and every row x seed of ``plan`` (module docstring). Rows that learn from no targets are
+    trained while the teacher is (``plan.jobs`` at a time). Returns ``{"teacher": path, "targets": path, "rows":
+    {key: [checkpoints]}, "seconds": {name: training seconds}}``."""
     from imkd_ros.data.splits import add_label_scarce_splits, label_scarce_split_names
-    from imkd_ros.distill.pseudo import PseudoLabelConfig
+    from imkd_ros.distill.cache import TargetCache
     from imkd_ros.distill.targets import build_target_cache
-    from imkd_ros.train import model_config_for, train
+    from imkd_ros.train import train
 
-    train_fn = train_fn or train
     rows = [_row(k) for k in plan.rows]
     plan.out.mkdir(parents=True, exist_ok=True)
     add_label_scarce_splits(plan.data, plan.fraction, source=plan.source, version=plan.version)
     labelled, unlabelled = label_scarce_split_names(plan.fraction)
-
-    teacher = _ensure_teacher(plan, labelled, train_fn, progress)
-    targets = plan.out / "targets"
-    build_target_cache(plan.data, teacher, targets, split=f"{labelled},{unlabelled}", version=plan.version,
-                       device=plan.device, overwrite=True, debug_pngs=0, tta=plan.tta)  # fmt: skip
-    from imkd_ros.distill.cache import TargetCache
-
-    header = TargetCache(targets).header.teacher
-    teacher_id = (header.get("sha256"), header.get("tta"))
+    teacher, targets = plan.out / "teacher.pt", plan.out / "targets"
+    jobs = _Jobs(plan, train_fn or train, progress)
+    try:
+        pending = []
+        job = _teacher_job(plan, labelled)
+        teacher_done = jobs.submit(teacher, job[1], "teacher on the labelled drives") if job is not None else None
+        later = [(r, s) for r in rows for s in plan.seeds_of(r.key) if r.stages or r.unlabelled == "pseudo"]
+        for row, seed in ((r, s) for r in rows for s in plan.seeds_of(r.key) if (r, s) not in later):
+            kwargs = _row_job(plan, row, seed, labelled, unlabelled, None)
+            if kwargs is not None:
+                pending.append(jobs.submit(plan.checkpoint(row.key, seed), kwargs, row.label))
+        if teacher_done is not None:
+            teacher_done.result()  # the independent rows go on meanwhile
+        fresh = not _targets_current(targets, teacher, plan.tta)  # else only its missing shards are written
+        jobs.call(build_target_cache, plan.data, teacher, targets, split=f"{labelled},{unlabelled}",
+                  version=plan.version, device=plan.device, overwrite=fresh, debug_pngs=0, tta=plan.tta)  # fmt: skip
+        header = TargetCache(targets).header.teacher
+        teacher_id = (header.get("sha256"), header.get("tta"))
+        for row, seed in later:
+            kwargs = _row_job(plan, row, seed, labelled, unlabelled, teacher_id)
+            if kwargs is not None:
+                pending.append(jobs.submit(plan.checkpoint(row.key, seed), kwargs, row.label))
+        for f in pending:
+            f.result()
+    finally:
+        jobs.close()
     out: dict[str, Any] = {"teacher": teacher, "targets": targets, "rows": {}, "seconds": {}}
     out["seconds"]["teacher"] = (_meta(teacher) or {}).get("seconds")
     for row in rows:
-        out["rows"][row.key] = []
-        for seed in plan.seeds_of(row.key):
-            ckpt = plan.checkpoint(row.key, seed)
-            split = plan.source if row.unlabelled == "labels" else labelled
-            cfg = _train_config(plan, split, plan.steps, seed)
-            unl = unlabelled if row.unlabelled == "pseudo" else None
-            row_want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
-            if row.stages or unl:
-                row_want["teacher"] = teacher_id
-            if not _matches(_meta(ckpt), row_want):
-                if progress:
-                    print(f"ablate: training {ckpt.name} ({row.label})", file=sys.stderr)
-                train_fn(
-                    plan.data,
-                    ckpt,
-                    model_config_for("fusion", plan.size),
-                    cfg,
-                    resume=True,
-                    device=plan.device,
-                    progress=progress,
-                    command=f"imkd ablate (row {row.key}, seed {seed})",
-                    distill=DistillConfig(stages=row.stages) if row.stages or unl else None,
-                    targets=targets if row.stages or unl else None,
-                    unlabelled=PseudoLabelConfig(unl, soft=row.soft, velocity=row.velocity, rotation=row.rotation)
-                    if unl
-                    else None,
-                )
-            out["rows"][row.key].append(ckpt)
+        out["rows"][row.key] = [plan.checkpoint(row.key, s) for s in plan.seeds_of(row.key)]
+        for ckpt in out["rows"][row.key]:
             out["seconds"][ckpt.stem] = (_meta(ckpt) or {}).get("seconds")
     return out
 

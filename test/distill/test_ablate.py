@@ -33,7 +33,7 @@ def test_label_scarce_study(
     args = ["ablate", "--data", str(study_data), "--val-data", str(synth_root), "--val-split", "synth_all",
             "--out", str(out), "--size", "tiny", "--steps", "2", "--teacher-steps", "2", "--seeds", "1",
             "--row-seeds", "nokd=2", "--rows", "nokd,kd1-2-3,pseudo-soft,imkd,oracle", "--bootstrap", "50",
-            "--teacher-augment", "--tta", "--shipped-row", "imkd"]  # fmt: skip
+            "--teacher-augment", "--tta", "--shipped-row", "imkd", "--jobs", "2"]  # fmt: skip
     assert cli_main(args) == 0
 
     # who learnt from what: the teacher and every student on the 2 labelled drives (4 frames); the pseudo-label
