@@ -243,14 +243,33 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
 
 def _train_one(train_fn: Callable[..., Any], data: Path, out: Path, kwargs: dict[str, Any], device: str,
                progress: bool, threads: int | None) -> Path:  # fmt: skip
-    """One training call (also the body of a worker process of ``--jobs``)."""
+    """One training call (also the body of a worker process of ``--jobs``: ``threads`` set)."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+        _exit_with_parent()
     kw = dict(kwargs)
     train_fn(data, out, kw.pop("model_cfg"), kw.pop("cfg"), resume=True, device=device, progress=progress, **kw)
     return out
+
+
+def _exit_with_parent(period: float = 2.0) -> None:
+    """Make this worker process exit when the study process that started it is gone (killed: a pool worker would
+    otherwise train on alone, holding a core)."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        os._exit(1)
+
+    if not any(t.name == "imkd-parent-watch" for t in threading.enumerate()):
+        threading.Thread(target=watch, name="imkd-parent-watch", daemon=True).start()
 
 
 class _Jobs:
