@@ -436,6 +436,52 @@ def _meta_base(
     return meta_base
 
 
+def _build_model(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    device: torch.device,
+    kd: DistillConfig | None,
+    unlabelled: PseudoLabelConfig | None,
+    cache_paths: Sequence[str | Path],
+    pool: Sequence[Frame],
+    unlabelled_frames: Sequence[Frame],
+) -> tuple[Student | Teacher, nn.Module, TargetBank | None, DistillHeads | None, dict[str, Any]]:
+    """The model being trained and what it trains with: ``(core, trainable, bank, heads, pseudo_of)``: the bare
+    Student/Teacher, the module whose forward gives the losses (the core, or it wrapped with the distillation heads
+    and/or the pseudo-labels), the teacher-target bank of ``pool``, the distillation heads and the pseudo-labels of
+    each unlabelled frame."""
+    core: Student | Teacher = Teacher(config=model_config) if model_config.is_teacher else Student(config=model_config)
+    core.to(device)
+    bank: TargetBank | None = None
+    heads: DistillHeads | None = None
+    trainable: nn.Module = core
+    pseudo_of: dict[str, Any] = {}
+    if kd is not None or unlabelled is not None:
+        bank = TargetBank.from_caches(cache_paths, [f.token for f in pool])
+    if kd is not None:
+        assert bank is not None
+        bank.check_student(model_config, kd)
+        # The adapters draw from their own RNG stream: the student's init and the rest of the run stay identical to
+        # those of a run without distillation (the ablation compares rows that differ only in the losses).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 7919)
+            heads = DistillHeads(model_config.bev.channels, bank.feature_channels, kd).to(device)
+        trainable = DistilledStudent(core, heads, kd)
+    if unlabelled is not None:
+        assert bank is not None and isinstance(core, Student)
+        pseudo_of = {
+            f.token: pseudo_labels(
+                bank.targets(f.token),
+                unlabelled.threshold,
+                f.radar if unlabelled.velocity else None,
+                unlabelled.rotation,
+            )
+            for f in unlabelled_frames
+        }
+        trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight, unlabelled.soft)
+    return core, trainable, bank, heads, pseudo_of
+
+
 def _setup(
     data: str | Path,
     out: Path,
@@ -479,35 +525,9 @@ def _setup(
         else []
     )
 
-    core: Student | Teacher = Teacher(config=model_config) if is_teacher else Student(config=model_config)
-    core.to(dist.device)
-    bank: TargetBank | None = None
-    heads: DistillHeads | None = None
-    trainable: nn.Module = core
-    pseudo_of: dict[str, Any] = {}
-    if kd is not None or unlabelled is not None:
-        bank = TargetBank.from_caches(cache_paths, [f.token for f in pool])
-    if kd is not None:
-        assert bank is not None
-        bank.check_student(model_config, kd)
-        # The adapters draw from their own RNG stream: the student's init and the rest of the run stay identical to
-        # those of a run without distillation (the ablation compares rows that differ only in the losses).
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + 7919)
-            heads = DistillHeads(model_config.bev.channels, bank.feature_channels, kd).to(dist.device)
-        trainable = DistilledStudent(core, heads, kd)
-    if unlabelled is not None:
-        assert bank is not None and isinstance(core, Student)
-        pseudo_of = {
-            f.token: pseudo_labels(
-                bank.targets(f.token),
-                unlabelled.threshold,
-                f.radar if unlabelled.velocity else None,
-                unlabelled.rotation,
-            )
-            for f in unlabelled_frames
-        }
-        trainable = SemiSupervisedStudent(core, heads, kd, unlabelled.weight, unlabelled.soft)
+    core, trainable, bank, heads, pseudo_of = _build_model(
+        model_config, config, dist.device, kd, unlabelled, cache_paths, pool, unlabelled_frames
+    )
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _schedule(optimizer, config, len(pool), dist.world)
 
@@ -766,6 +786,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="leave out frames whose files are missing, truncated or corrupt (listed in the checkpoint meta) "
         "instead of stopping with the list of bad files",
     )
+    _add_distill_arguments(p)
+
+
+def _add_distill_arguments(p: argparse.ArgumentParser) -> None:
+    """``imkd train``'s arguments of distillation and pseudo-labels."""
     p.add_argument(
         "--targets",
         action="append",

@@ -438,6 +438,24 @@ def _row_entry(
     return entry
 
 
+def _region_rows(
+    p: np.ndarray,
+    boot: np.ndarray,
+    keys: Sequence[str],
+    idx: Mapping[str, list[int]],
+    names: Sequence[tuple[str, Path]],
+) -> list[dict[str, Any]]:
+    """The rows of one region's table from every model's headline metrics ``p`` (models x 7) and their bootstrap
+    replicates ``boot`` (replicates x models x 7): each row's seed mean, its difference to ``nokd`` and the gap to
+    the teacher (when ``keys`` holds it) are taken replicate by replicate."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        row_boot = {k: np.nanmean(boot[:, idx[k], :], axis=1) for k in keys}  # (B, 7) seed means
+        ref = row_boot["nokd"]
+        gap_boot = row_boot["teacher"][:, 0] - ref[:, 0] if "teacher" in row_boot else None
+        return [_row_entry(k, p, idx, names, row_boot[k] - ref, gap_boot) for k in keys]
+
+
 def score_study(
     rows: Mapping[str, Sequence[Path]],
     teacher: Path | None,
@@ -487,16 +505,8 @@ def score_study(
     idx = {k: [i for i, (n, _) in enumerate(names) if n == k] for k in keys}
     regions: dict[str, Any] = {}
     for rname in areas:
-        p = np.array(point[rname])  # (M, 7)
         boot = bootstrap_headlines(tables[rname], scene_of, scenes, draws)  # (B, M, 7)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            row_boot = {k: np.nanmean(boot[:, idx[k], :], axis=1) for k in keys}  # (B, 7) seed means
-            ref = row_boot["nokd"]
-            gap_boot = row_boot["teacher"][:, 0] - ref[:, 0] if teacher is not None else None
-            out_rows = []
-            for k in keys:
-                out_rows.append(_row_entry(k, p, idx, names, row_boot[k] - ref, gap_boot))
+        out_rows = _region_rows(np.array(point[rname]), boot, keys, idx, names)
         regions[rname] = {"area": areas[rname].to_dict(), "rows": out_rows}
     report = {
         "val": {

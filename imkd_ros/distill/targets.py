@@ -271,6 +271,22 @@ def fill_target_cache(
     return len(pending)
 
 
+def _cache_samples(reader: Any, splits: list[str], data: str | Path, skip_bad: bool) -> tuple[list[str], list[Any]]:
+    """The samples of ``splits`` in order, each once, that can be read (and the skipped ones, with ``skip_bad``).
+
+    Raises:
+        TargetCacheError: no samples, or every one skipped.
+    """
+    split = ",".join(splits)
+    tokens = list(dict.fromkeys(t for s in splits for t in reader.split_samples(s)))
+    if not tokens:
+        raise TargetCacheError(f"split {split!r} of {data} has no samples")
+    tokens, skipped = usable_samples(reader, tokens, skip_bad=skip_bad, what=f"split {split} of {data}")
+    if not tokens:
+        raise TargetCacheError(f"split {split!r} of {data}: every sample was skipped for bad input files")
+    return tokens, skipped
+
+
 def build_target_cache(
     data: str | Path,
     teacher_checkpoint: str | Path,
@@ -321,12 +337,7 @@ def build_target_cache(
         data, version, radar_sweeps=radar_sweeps, lidar_sweeps=lidar_sweeps, load_image=False, load_lidar=True
     )
     splits = [s.strip() for s in split.split(",") if s.strip()]
-    tokens = list(dict.fromkeys(t for s in splits for t in reader.split_samples(s)))
-    if not tokens:
-        raise TargetCacheError(f"split {split!r} of {data} has no samples")
-    tokens, skipped = usable_samples(reader, tokens, skip_bad=skip_bad_frames, what=f"split {split} of {data}")
-    if not tokens:
-        raise TargetCacheError(f"split {split!r} of {data}: every sample was skipped for bad input files")
+    tokens, skipped = _cache_samples(reader, splits, data, skip_bad_frames)
     plan = [tokens[i : i + shard_size] for i in range(0, len(tokens), shard_size)]
     source = {
         "dataroot": str(Path(data).resolve()),
@@ -345,13 +356,6 @@ def build_target_cache(
         writer, teacher, frames, batch_size=batch_size, spec=spec, debug_pngs=debug_pngs, progress=progress, tta=tta
     )
     cache = TargetCache(out)
-    return CacheBuildReport(
-        out,
-        len(cache),
-        len(plan),
-        computed,
-        len(plan) - computed,
-        cache.nbytes(),
-        time.perf_counter() - t0,
-        tuple(skipped),
-    )
+    seconds = time.perf_counter() - t0
+    return CacheBuildReport(out, len(cache), len(plan), computed, len(plan) - computed, cache.nbytes(), seconds,
+                            tuple(skipped))  # fmt: skip
