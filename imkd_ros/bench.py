@@ -104,17 +104,17 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
         student = Student(config=cfg).eval()
         inputs = example_inputs(cfg)
         with torch.inference_mode():
-            out["student_forward_ms_median"] = _median_ms(lambda: student(**inputs), reps)
+            out["student_forward_ms_median"] = _median_ms(lambda: student(inputs), reps)
             runtime = _ort_runtime(student, workdir / "models-student.onnx", threads=2)
-            out["student_ort_ms_median"] = _median_ms(lambda: runtime(**inputs), reps)
+            out["student_ort_ms_median"] = _median_ms(lambda: runtime(inputs), reps)
             out["student_ort_speedup"] = out["student_forward_ms_median"] / out["student_ort_ms_median"]
             out["student_params"] = float(count_parameters(student))
             with FlopCounterMode(display=False) as fc:
-                student.features(**inputs)
+                student.features(inputs)
             out["student_gflops"] = fc.get_total_flops() / 1e9
-            feats = student.features(**inputs)
+            feats = student.features(inputs)
             cam = student.camera_bev
-            img_feats = cam.backbone(inputs["images"])
+            img_feats = cam.backbone(inputs.images)
             from imkd_ros.model.depth import camera_parameters
 
             k, c2e = feats.intrinsics, feats.cam_to_ego
@@ -135,14 +135,14 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
             ):
                 m = (Teacher(config=mc) if mc.is_teacher else Student(config=mc)).eval()
                 x = example_inputs(mc)
-                out[f"{name}_forward_ms_median"] = _median_ms(lambda m=m, x=x: m(**x), reps)
+                out[f"{name}_forward_ms_median"] = _median_ms(lambda m=m, x=x: m(x), reps)
                 out[f"{name}_params"] = float(count_parameters(m))
             if torch.cuda.is_available():
                 dev = torch.device("cuda")
                 s_gpu = Student(config=cfg).to(dev).eval()
                 x_gpu = example_inputs(cfg, device=dev)
                 out["student_forward_ms_median_cuda"] = _median_ms(
-                    lambda: s_gpu(**x_gpu), reps, warmup=10, sync=torch.cuda.synchronize
+                    lambda: s_gpu(x_gpu), reps, warmup=10, sync=torch.cuda.synchronize
                 )
     finally:
         torch.set_num_threads(threads)
@@ -188,13 +188,13 @@ def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
         runtime = _ort_runtime(student, workdir / "shipped-student.onnx", threads=2)
         out["onnx_export_s"] = time.perf_counter() - t0
         inputs = example_inputs(student.config, num_radar=300)
-        feed = {k: v.numpy() for k, v in graph_inputs(student.config, **inputs).items()}
+        feed = {k: v.numpy() for k, v in graph_inputs(student.config, inputs).items()}
         with torch.inference_mode():
             for _ in range(3):
-                student(**inputs)
-                runtime(**inputs)
+                student(inputs)
+                runtime(inputs)
             times: dict[str, list[float]] = {"forward": [], "ort": [], "ort_graph": []}
-            calls = {"forward": lambda: student(**inputs), "ort": lambda: runtime(**inputs)}
+            calls = {"forward": lambda: student(inputs), "ort": lambda: runtime(inputs)}
             calls["ort_graph"] = lambda: runtime.session.run(None, feed)
             for _ in range(reps):
                 for key, fn in calls.items():

@@ -30,7 +30,7 @@ import torch
 
 from imkd_ros.checkpoint import Checkpoint, load_checkpoint
 from imkd_ros.data.dataset import Batch, collate_frames
-from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model import ModelConfig, ModelInputs, Student, StudentInputs, Teacher, TeacherInputs
 from imkd_ros.model.doppler import DOPPLER, DopplerConfig, refine_velocity
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.preprocess import fit_frame
@@ -91,17 +91,11 @@ def check_lidar_sweeps(frames: Sequence[Frame], sweeps: int) -> None:
             warnings.warn(f"a frame has {n} LiDAR sweeps, the teacher was trained on {sweeps}", stacklevel=3)
 
 
-def model_inputs(model: Student | Teacher, batch: Batch) -> dict[str, torch.Tensor | None]:
-    """The keyword inputs of ``model.features`` / ``model.forward`` from a :class:`Batch` (on the batch's device)."""
+def model_inputs(model: Student | Teacher, batch: Batch) -> ModelInputs:
+    """The inputs of ``model`` (``features`` / ``forward``) from a :class:`Batch` (on the batch's device)."""
     if isinstance(model, Teacher):
-        return {"lidar": batch.lidar, "lidar_mask": batch.lidar_mask}
-    return {
-        "images": batch.images,
-        "intrinsics": batch.intrinsics,
-        "cam_to_ego": batch.cam_to_ego,
-        "radar": batch.radar,
-        "radar_mask": batch.radar_mask,
-    }
+        return TeacherInputs(batch.lidar, batch.lidar_mask)
+    return StudentInputs(batch.images, batch.intrinsics, batch.cam_to_ego, batch.radar, batch.radar_mask)
 
 
 class Detector:
@@ -184,7 +178,7 @@ class Detector:
             check_lidar_sweeps(frames, self.config.lidar.sweeps)
         batch = self._collate(frames).to(self.device)
         run = self.model if self.runtime is None else self.runtime
-        detections = run(**model_inputs(self.model, batch))
+        detections = run(model_inputs(self.model, batch))
         out = []
         for frame, det in zip(frames, detections, strict=True):
             boxes = det.to_boxes()

@@ -51,8 +51,8 @@ from torch import nn
 from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.errors import ImkdError
 from imkd_ros.model.camera import camera_geometry
-from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
+from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.preprocess import prepare_images
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.model.student import Student
@@ -113,22 +113,12 @@ def graph_input_names(config: ModelConfig) -> tuple[str, ...]:
     return names
 
 
-def graph_inputs(
-    config: ModelConfig,
-    images: torch.Tensor | None = None,
-    intrinsics: torch.Tensor | None = None,
-    cam_to_ego: torch.Tensor | None = None,
-    radar: torch.Tensor | None = None,
-    radar_mask: torch.Tensor | None = None,
-    geometry: Geometry | None = None,
-) -> dict[str, torch.Tensor]:
-    """The graph's input tensors (CPU) from a student's ``forward`` inputs (see :mod:`imkd_ros.model.student`).
+def graph_inputs(config: ModelConfig, x: StudentInputs, geometry: Geometry | None = None) -> dict[str, torch.Tensor]:
+    """The graph's input tensors (CPU) from a student's inputs (:class:`~imkd_ros.model.inputs.StudentInputs`).
 
     Args:
         config: the student's config.
-        images: ``(B, 3, H0, W0)`` 0-1 RGB at any resolution, intrinsics ``(B, 3, 3)`` of that resolution,
-            cam_to_ego ``(B, 4, 4)`` (camera students).
-        radar: ``(B, N, 7)``, radar_mask ``(B, N)`` bool (None: all points real) (radar students).
+        x: the inputs (those of the student's modalities; a missing ``radar_mask`` means all points are real).
         geometry: ``(intrinsics (B, 3, 3) of the model-input image, cam_to_ego (B, 4, 4)) -> (camera (B, 16),
             cell_index (B, D * fH * fW))``, e.g. a cache (default: :func:`~imkd_ros.model.camera.camera_geometry`).
 
@@ -138,27 +128,16 @@ def graph_inputs(
     Raises:
         ModelInputError: a missing input or a wrong shape, naming it.
     """
+    x.check(config.modalities)
     out: dict[str, torch.Tensor] = {}
-    b = None
     if "camera" in config.modalities:
-        why = "the student has a camera branch"
-        images = require(images, "images", why)
-        b = images.shape[0]
-        check_shape(images, "images", (b, 3, None, None))
-        check_shape(require(intrinsics, "intrinsics", why), "intrinsics", (b, 3, 3))
-        check_shape(require(cam_to_ego, "cam_to_ego", why), "cam_to_ego", (b, 4, 4))
-        imgs, k = prepare_images(images.detach().float().cpu(), intrinsics.detach().float().cpu(), config.image)
-        c2e = cam_to_ego.detach().float().cpu()
+        imgs, k = prepare_images(x.images.detach().float().cpu(), x.intrinsics.detach().float().cpu(), config.image)
+        c2e = x.cam_to_ego.detach().float().cpu()
         camera, cell_index = camera_geometry(k, c2e, config) if geometry is None else geometry(k, c2e)
         out.update(images=imgs.contiguous(), camera=camera.float(), cell_index=cell_index.long())
     if "radar" in config.modalities:
-        radar = require(radar, "radar", "the student has a radar branch")
-        b = radar.shape[0] if b is None else b
-        check_shape(radar, "radar", (b, None, 7))
-        if radar_mask is None:
-            radar_mask = torch.ones(radar.shape[:2], dtype=torch.bool)
-        check_shape(radar_mask, "radar_mask", (b, radar.shape[1]))
-        out.update(radar=radar.detach().float().cpu().contiguous(), radar_mask=radar_mask.detach().bool().cpu())
+        mask = torch.ones(x.radar.shape[:2], dtype=torch.bool) if x.radar_mask is None else x.radar_mask
+        out.update(radar=x.radar.detach().float().cpu().contiguous(), radar_mask=mask.detach().bool().cpu())
     return out
 
 
@@ -289,7 +268,7 @@ def export_student(
     cfg = student.config
     graph = StudentGraph(student)
     names = graph.input_names
-    example = graph_inputs(cfg, **example_inputs(cfg, num_radar=32))
+    example = graph_inputs(cfg, example_inputs(cfg, num_radar=32))
     dynamic = {"radar": {1: "num_radar"}, "radar_mask": {1: "num_radar"}} if "radar" in names else None
     tmp = out.with_name(out.name + ".tmp")
     was_training = student.training

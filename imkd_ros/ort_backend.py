@@ -1,6 +1,6 @@
 """ONNX Runtime inference of an exported student (:mod:`imkd_ros.export_onnx`), decoded by the same code as PyTorch.
 
-``OrtStudent(path)(images=..., intrinsics=..., cam_to_ego=..., radar=..., radar_mask=...) -> list[Detections]``
+``OrtStudent(path)(StudentInputs(images, intrinsics, cam_to_ego, radar, radar_mask)) -> list[Detections]``
 takes the inputs of :meth:`imkd_ros.model.Student.forward` (any batch size; the graph runs one sample at a time)
 and returns what the student returns in eval mode. Before the graph, in PyTorch: image resize / crop /
 normalisation and the camera geometry (cached per calibration, :func:`imkd_ros.model.camera.camera_geometry`);
@@ -35,6 +35,7 @@ from imkd_ros.model.camera import camera_geometry
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
 from imkd_ros.model.head import HeadOutput
+from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.model.student import Student
 from imkd_ros.types import Boxes
@@ -160,47 +161,37 @@ class OrtStudent:
             idxs.append(hit[1])
         return torch.cat(cams), torch.cat(idxs)
 
-    def head(
-        self,
-        images: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        cam_to_ego: torch.Tensor | None = None,
-        radar: torch.Tensor | None = None,
-        radar_mask: torch.Tensor | None = None,
-    ) -> HeadOutput:
+    def head(self, x: StudentInputs) -> HeadOutput:
         """Head outputs (heatmap logits ``(B, K, h, w)``, regression ``(B, 10, h, w)``, CPU) for a batch of
-        student inputs (see :mod:`imkd_ros.model.student`; those of a modality the model lacks are ignored).
+        student inputs (those of a modality the model lacks are ignored).
 
         Raises:
             ModelInputError: a missing input or a wrong shape, naming it.
         """
-        x = graph_inputs(self.config, images, intrinsics, cam_to_ego, radar, radar_mask, self.geometry)
-        batch = next(iter(x.values())).shape[0]
+        g = graph_inputs(self.config, x, self.geometry)
+        batch = next(iter(g.values())).shape[0]
         outs: list[list[np.ndarray]] = [[] for _ in OUTPUT_NAMES]
         for b in range(batch):
-            feed = {name: x[name][b : b + 1].numpy() for name in self.input_names}
+            feed = {name: g[name][b : b + 1].numpy() for name in self.input_names}
             for lst, arr in zip(outs, self.session.run(list(OUTPUT_NAMES), feed), strict=True):
                 lst.append(arr)
         heat, reg = (torch.from_numpy(lst[0] if len(lst) == 1 else np.concatenate(lst)) for lst in outs)
         return HeadOutput(heat, reg)
 
-    def __call__(self, **inputs: torch.Tensor | None) -> list[Detections]:
-        """One :class:`Detections` per sample (CPU tensors), as :meth:`Student.forward` in eval mode; ``inputs``
-        as for :meth:`head` (keywords)."""
-        return decode(self.head(**inputs), self.config)
+    def __call__(self, x: StudentInputs) -> list[Detections]:
+        """One :class:`Detections` per sample (CPU tensors), as :meth:`Student.forward` in eval mode."""
+        return decode(self.head(x), self.config)
 
 
-def torch_parity(
-    student: Student, runtime: OrtStudent, inputs: dict[str, torch.Tensor] | None = None
-) -> dict[str, float]:
+def torch_parity(student: Student, runtime: OrtStudent, inputs: StudentInputs | None = None) -> dict[str, float]:
     """Largest absolute differences between ``runtime``'s head outputs and ``student.features`` on ``inputs``
     (default: :func:`~imkd_ros.model.profile.example_inputs`, batch 1, 300 radar points):
     ``{"heatmap": ..., "regression": ...}`` (logits; regression in its own units)."""
     if inputs is None:
         inputs = example_inputs(student.config, num_radar=300)
     with torch.inference_mode():
-        want = student.eval().features(**inputs).head
-        got = runtime.head(**inputs)
+        want = student.eval().features(inputs).head
+        got = runtime.head(inputs)
     return {
         "heatmap": float((want.heatmap.cpu() - got.heatmap).abs().max()),
         "regression": float((want.regression.cpu() - got.regression).abs().max()),

@@ -273,12 +273,12 @@ def _losses(
     """The model's losses on ``batch``: ``bank`` gives the teacher targets (distillation), ``pseudo`` the per-frame
     unlabelled flags and the ground truth with those frames' pseudo-labels (runs with unlabelled frames)."""
     if isinstance(core, Teacher):
-        return model(batch.lidar, batch.lidar_mask, gt=batch.gt)
+        return model(model_inputs(core, batch), gt=batch.gt)
     extra: dict[str, Any] = {} if bank is None else {"targets": bank.batch(batch.tokens, batch.radar.device)}
     gt = batch.gt
     if pseudo is not None:
         extra["pseudo"], gt = pseudo
-    return model(**model_inputs(core, batch), gt=gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
+    return model(model_inputs(core, batch), gt=gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
 
 
 def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:

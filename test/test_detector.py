@@ -56,7 +56,7 @@ def _reference(det: Detector, frames: list[Frame]) -> list[Boxes]:
 
     fitted = [fit_frame(f, det.config.image) for f in frames]
     with torch.inference_mode():
-        out = det.model(**model_inputs(det.model, collate_frames(fitted)))
+        out = det.model(model_inputs(det.model, collate_frames(fitted)))
     raw = [d.to_boxes() for d in out]
     if det.doppler is None:
         return raw

@@ -82,10 +82,10 @@ def test_every_variant_exports_standard_ops_and_passes_the_checker(mods: tuple[s
 def test_exported_function_is_the_students_forward(mods: tuple[str, ...]) -> None:
     student = tiny_student(mods)
     inputs = example_inputs(student.config, num_radar=40, image_size=(320, 180), seed=2)  # resize inside
-    x = graph_inputs(student.config, **inputs)
+    x = graph_inputs(student.config, inputs)
     with torch.no_grad():
         heat, reg = StudentGraph(student)(*(x[n] for n in graph_input_names(student.config)))
-        want = student.features(**inputs).head
+        want = student.features(inputs).head
     assert torch.equal(heat, want.heatmap) and torch.equal(reg, want.regression)
 
 
@@ -96,8 +96,8 @@ def test_onnxruntime_matches_pytorch_for_any_radar_count(mods: tuple[str, ...], 
     for n, seed in ((1, 0), (7, 1), (500, 2)):  # the export traced 32 points
         inputs = example_inputs(student.config, num_radar=n, seed=seed)
         if "radar" in mods and n == 7:
-            inputs["radar_mask"][0, 4:] = False  # padding
-            inputs["radar"][0, 4:] = 0.0
+            inputs.radar_mask[0, 4:] = False  # padding
+            inputs.radar[0, 4:] = 0.0
         diff = torch_parity(student, runtime, inputs)
         assert diff["heatmap"] < HEATMAP_ATOL and diff["regression"] < HEATMAP_ATOL, (n, diff)
 

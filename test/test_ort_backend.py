@@ -4,6 +4,7 @@ model, backend or device gives a clear error; detector_node takes the backend as
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -26,7 +27,7 @@ from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.detector import BACKENDS, Detector, model_inputs
 from imkd_ros.export_onnx import export_checkpoint, export_student
-from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model import ModelConfig, Student, StudentInputs, Teacher
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.ort_backend import OrtBackendError, OrtStudent, box_difference, providers_for, torch_parity
 from imkd_ros.shipped import resolve_checkpoint
@@ -116,12 +117,12 @@ def test_heatmaps_match_on_synthetic_frames(detectors: dict[str, Detector], fram
 def test_geometry_is_cached_per_calibration(shipped_onnx: Path) -> None:
     runtime = OrtStudent(shipped_onnx, threads=1)
     x = example_inputs(runtime.config, num_radar=20)
-    first = runtime.head(**x)
-    runtime.head(**x)
+    first = runtime.head(x)
+    runtime.head(x)
     assert len(runtime._geometry) == 1
-    moved = x["cam_to_ego"].clone()
+    moved = x.cam_to_ego.clone()
     moved[0, 0, 3] += 0.5  # camera 0.5 m further forward: other frustum cells
-    second = runtime.head(**{**x, "cam_to_ego": moved})
+    second = runtime.head(dataclasses.replace(x, cam_to_ego=moved))
     assert len(runtime._geometry) == 2
     assert not torch.equal(first.heatmap, second.heatmap)
 
@@ -131,11 +132,11 @@ def test_a_batch_runs_sample_by_sample(tmp_path: Path) -> None:
     student = Student(config=ModelConfig.tiny()).eval()
     runtime = OrtStudent(export_student(student, tmp_path / "tiny.onnx"), student.config, threads=1)
     x = example_inputs(student.config, batch_size=2, num_radar=30, seed=4)
-    both = runtime.head(**x)
+    both = runtime.head(x)
     for b in range(2):
-        one = runtime.head(**{k: v[b : b + 1] for k, v in x.items()})
+        one = runtime.head(StudentInputs(**{k: v[b : b + 1] for k, v in x.tensors().items()}))
         assert torch.equal(one.heatmap[0], both.heatmap[b]) and torch.equal(one.regression[0], both.regression[b])
-    assert len(runtime(**x)) == 2
+    assert len(runtime(x)) == 2
 
 
 def test_without_a_path_the_export_goes_to_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

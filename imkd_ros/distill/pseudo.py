@@ -48,6 +48,7 @@ from imkd_ros.distill.losses import DistillLosses, distill_losses
 from imkd_ros.model.decode import Detections
 from imkd_ros.model.doppler import refine_velocity, returns_in_boxes
 from imkd_ros.model.head import HeadOutput
+from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.student import Student, StudentOutput
 from imkd_ros.model.targets import HeadTargets, build_targets
@@ -218,11 +219,7 @@ class SemiSupervisedStudent(nn.Module):
 
     def forward(
         self,
-        images: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        cam_to_ego: torch.Tensor | None = None,
-        radar: torch.Tensor | None = None,
-        radar_mask: torch.Tensor | None = None,
+        x: StudentInputs,
         gt: Sequence[Boxes] | None = None,
         lidar: torch.Tensor | None = None,
         lidar_mask: torch.Tensor | None = None,
@@ -233,10 +230,10 @@ class SemiSupervisedStudent(nn.Module):
         the annotations of a labelled frame, the :func:`pseudo_labels` of a frame with ``pseudo[i]`` True;
         ``targets`` the batch's teacher targets (needed with distillation). Eval mode: the student's detections.
 
-        Shapes: as :meth:`Student.features` (``images (B, 3, H, W)``, ``radar (B, N, 7)``, ``lidar (B, M, 6)``, ...).
+        Shapes: as :meth:`Student.features` (``x``: :class:`StudentInputs`) and ``lidar (B, M, 6)``.
         """
         if not self.training:
-            return self.student(images, intrinsics, cam_to_ego, radar, radar_mask)
+            return self.student(x)
         if gt is None or ((self.config is not None or self.soft) and targets is None):
             raise ValueError(
                 "SemiSupervisedStudent in training mode needs gt (and the teacher targets with KD or soft targets)"
@@ -245,7 +242,7 @@ class SemiSupervisedStudent(nn.Module):
         flags = [bool(p) for p in pseudo] if pseudo is not None else [False] * b
         if len(flags) != b:
             raise ValueError(f"SemiSupervisedStudent: {len(flags)} pseudo flags for {b} frames")
-        out = self.student.features(images, intrinsics, cam_to_ego, radar, radar_mask)
+        out = self.student.features(x)
         n_u = sum(flags)
         det = pl = None
         if n_u == 0:

@@ -18,6 +18,7 @@ from imkd_ros.distill.bank import TargetsBatch
 from imkd_ros.distill.config import DistillConfig
 from imkd_ros.distill.losses import DistillLosses, distill_losses
 from imkd_ros.model.decode import Detections
+from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.student import Student
 from imkd_ros.model.targets import HeadTargets
@@ -60,11 +61,7 @@ class DistilledStudent(nn.Module):
 
     def forward(
         self,
-        images: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        cam_to_ego: torch.Tensor | None = None,
-        radar: torch.Tensor | None = None,
-        radar_mask: torch.Tensor | None = None,
+        x: StudentInputs,
         gt: Sequence[Boxes] | HeadTargets | None = None,
         lidar: torch.Tensor | None = None,
         lidar_mask: torch.Tensor | None = None,
@@ -73,10 +70,10 @@ class DistilledStudent(nn.Module):
         """Training mode: :class:`KDTrainingLosses` (``gt`` and ``targets`` required). Eval mode: the student's
         detections."""
         if not self.training:
-            return self.student(images, intrinsics, cam_to_ego, radar, radar_mask)
+            return self.student(x)
         if gt is None or targets is None:
             raise ValueError("DistilledStudent in training mode needs gt and the batch's teacher targets")
-        out = self.student.features(images, intrinsics, cam_to_ego, radar, radar_mask)
+        out = self.student.features(x)
         det = self.student.loss(out, gt, lidar, lidar_mask)
         kd = distill_losses(out, targets, self.heads, self.config, self.student.config)
         return KDTrainingLosses(det, kd, det.total + kd.total)

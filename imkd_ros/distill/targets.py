@@ -41,7 +41,7 @@ from imkd_ros.distill.cache import (
 )
 from imkd_ros.distill.errors import TargetCacheError
 from imkd_ros.distill.intensity import DEFAULT_SPEC, IntensitySpec, draw_intensity, teacher_intensity
-from imkd_ros.model import Teacher
+from imkd_ros.model import Teacher, TeacherInputs
 from imkd_ros.model.decode import decode
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.types import Frame
@@ -127,7 +127,7 @@ def compute_teacher_targets(
     teacher.eval()
     device = next(teacher.parameters()).device
     lidar, mask = batch.lidar.to(device), batch.lidar_mask.to(device)
-    out = teacher.features(lidar, mask)
+    out = teacher.features(TeacherInputs(lidar, mask))
     head = out.head
     if tta:
         y0, y1 = teacher.config.grid.y_range
@@ -135,7 +135,7 @@ def compute_teacher_targets(
             raise TargetCacheError(f"mirror TTA needs a grid symmetric in y, got y_range {(y0, y1)}")
         mirrored = lidar.clone()
         mirrored[..., 1] = -mirrored[..., 1]
-        head = merge_heads(head, mirror_head_back(teacher.features(mirrored, mask).head))
+        head = merge_heads(head, mirror_head_back(teacher.features(TeacherInputs(mirrored, mask)).head))
     maps = teacher_intensity(out, teacher.config, spec, batch.lidar, batch.lidar_mask).cpu().numpy()
     feats = out.bev.float().cpu().numpy()
     heat = torch.sigmoid(head.heatmap.float()).cpu().numpy()

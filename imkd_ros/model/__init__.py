@@ -22,6 +22,7 @@ from imkd_ros.model.config import (
 from imkd_ros.model.decode import Detections, circle_nms, decode, detections_to_boxes
 from imkd_ros.model.errors import ModelConfigError, ModelError, ModelInputError
 from imkd_ros.model.head import HeadOutput
+from imkd_ros.model.inputs import ModelInputs, StudentInputs, TeacherInputs
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.profile import benchmark_models, count_parameters, example_inputs, time_forward
 from imkd_ros.model.student import Student, StudentOutput
@@ -37,6 +38,9 @@ __all__ = [
     "ImageConfig",
     "LidarConfig",
     "ModelConfig",
+    "ModelInputs",
+    "StudentInputs",
+    "TeacherInputs",
     "RadarConfig",
     "Detections",
     "circle_nms",

@@ -1,6 +1,6 @@
 """Latency and size measurement of the detectors, plus synthetic example inputs (for benchmarks and tests).
 
-``time_forward(model, inputs)`` runs ``model(**inputs)`` in eval mode under ``torch.inference_mode`` and returns
+``time_forward(model, inputs)`` runs ``model(inputs)`` in eval mode under ``torch.inference_mode`` and returns
 wall-clock statistics in milliseconds. Measure, do not assert: timings belong in benchmarks (``imkd bench``),
 never in unit tests.
 """
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from imkd_ros.model.config import ModelConfig
+from imkd_ros.model.inputs import ModelInputs, StudentInputs, TeacherInputs
 from imkd_ros.model.student import Student
 from imkd_ros.model.teacher import Teacher
 
@@ -29,16 +30,16 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 def time_forward(
     model: nn.Module | Callable[..., object],
-    inputs: Mapping[str, torch.Tensor],
+    inputs: ModelInputs,
     repeats: int = 20,
     warmup: int = 3,
     threads: int | None = None,
 ) -> dict[str, float]:
-    """Time ``model(**inputs)``.
+    """Time ``model(inputs)``.
 
     Args:
         model: a module (put in eval mode for the measurement, its mode restored after) or any callable.
-        inputs: keyword tensors, already on the model's device.
+        inputs: the model's inputs, already on its device.
         repeats: timed calls; warmup: untimed calls first.
         threads: ``torch.set_num_threads`` during the measurement (restored after); None: leave as is.
 
@@ -54,7 +55,8 @@ def time_forward(
         torch.set_num_threads(threads)
     if isinstance(model, nn.Module):
         model.eval()
-    sync = torch.cuda.synchronize if any(t.is_cuda for t in inputs.values() if isinstance(t, torch.Tensor)) else None
+    cuda = any(t.is_cuda for t in inputs.tensors().values() if isinstance(t, torch.Tensor))
+    sync = torch.cuda.synchronize if cuda else None
     times = []
     try:
         with torch.inference_mode():
@@ -62,7 +64,7 @@ def time_forward(
                 if sync:
                     sync()
                 start = time.perf_counter()
-                model(**inputs)
+                model(inputs)
                 if sync:
                     sync()
                 if i >= warmup:
@@ -108,8 +110,8 @@ def example_inputs(
     num_lidar: int = 30000,
     seed: int = 0,
     device: torch.device | str | None = None,
-) -> dict[str, torch.Tensor]:
-    """Random inputs of realistic shapes for the model of ``config`` (keyword arguments of its ``forward``).
+) -> ModelInputs:
+    """Random inputs of realistic shapes for the model of ``config``.
 
     Students get ``images`` ``(B, 3, H, W)`` (``image_size`` default: the model input size, so no resize),
     ``intrinsics``, ``cam_to_ego``, ``radar`` ``(B, num_radar, 7)`` and ``radar_mask``; the teacher gets
@@ -134,10 +136,7 @@ def example_inputs(
             ],
             axis=-1,
         )
-        return {
-            "lidar": points(num_lidar, extra),
-            "lidar_mask": torch.ones(b, num_lidar, dtype=torch.bool, device=device),
-        }
+        return TeacherInputs(points(num_lidar, extra), torch.ones(b, num_lidar, dtype=torch.bool, device=device))
     out: dict[str, torch.Tensor] = {}
     if "camera" in config.modalities:
         size = tuple(config.image.input_size) if image_size is None else image_size
@@ -156,7 +155,7 @@ def example_inputs(
             axis=-1,
         )
         out.update(radar=points(num_radar, extra), radar_mask=torch.ones(b, num_radar, dtype=torch.bool, device=device))
-    return out
+    return StudentInputs(**out)
 
 
 def benchmark_models(

@@ -5,7 +5,7 @@ a part left None is built from ``config``. Which branches exist follows ``config
 IMKD student, fused by :class:`~imkd_ros.model.fusion.IntensityGuidedFusion`), camera only or radar only
 (ablations; the single branch's BEV is the "fused" BEV).
 
-Inputs are plain tensors (batch B):
+Inputs come as one :class:`~imkd_ros.model.inputs.StudentInputs` (batch B):
 
 * ``images`` ``(B, 3, H0, W0)`` float 0-1 RGB, any resolution (resized/cropped to ``config.image.input_size``
   inside, see :mod:`imkd_ros.model.preprocess`), with ``intrinsics`` ``(B, 3, 3)`` of that resolution and
@@ -38,6 +38,7 @@ from imkd_ros.model.depth import lidar_depth_targets
 from imkd_ros.model.errors import ModelConfigError
 from imkd_ros.model.fusion import FusionOutput, IntensityGuidedFusion
 from imkd_ros.model.head import CenterHead, HeadOutput
+from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import PillarBEVOutput, RadarPillarBEV
 from imkd_ros.model.preprocess import prepare_images
@@ -126,35 +127,18 @@ class Student(nn.Module):
         if device is not None:
             self.to(device)
 
-    def features(
-        self,
-        images: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        cam_to_ego: torch.Tensor | None = None,
-        radar: torch.Tensor | None = None,
-        radar_mask: torch.Tensor | None = None,
-    ) -> StudentOutput:
-        """Network outputs (no loss, no decoding): :class:`StudentOutput`. Inputs as in the module docstring;
-        those of a modality the model lacks are ignored."""
+    def features(self, x: StudentInputs) -> StudentOutput:
+        """Network outputs (no loss, no decoding): :class:`StudentOutput`. Inputs of a modality the model lacks are
+        ignored."""
+        x.check(self.config.modalities)
         cam_out = rad_out = None
         k = c2e = None
         if self.camera_bev is not None:
-            why = "the student has a camera branch"
-            images = require(images, "images", why)
-            b = images.shape[0]
-            check_shape(images, "images", (b, 3, None, None))
-            check_shape(require(intrinsics, "intrinsics", why), "intrinsics", (b, 3, 3))
-            check_shape(require(cam_to_ego, "cam_to_ego", why), "cam_to_ego", (b, 4, 4))
-            imgs, k = prepare_images(images.float(), intrinsics.float(), self.config.image)
-            c2e = cam_to_ego.float()
+            imgs, k = prepare_images(x.images.float(), x.intrinsics.float(), self.config.image)
+            c2e = x.cam_to_ego.float()
             cam_out = self.camera_bev(imgs, k, c2e)
         if self.radar_bev is not None:
-            radar = require(radar, "radar", "the student has a radar branch")
-            b = radar.shape[0] if images is None or self.camera_bev is None else images.shape[0]
-            check_shape(radar, "radar", (b, None, 7))
-            if radar_mask is not None:
-                check_shape(radar_mask, "radar_mask", (b, radar.shape[1]))
-            rad_out = self.radar_bev(radar, radar_mask)
+            rad_out = self.radar_bev(x.radar, x.radar_mask)
         return self.combine(cam_out, rad_out, k, c2e)
 
     def combine(
@@ -209,18 +193,14 @@ class Student(nn.Module):
 
     def forward(
         self,
-        images: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        cam_to_ego: torch.Tensor | None = None,
-        radar: torch.Tensor | None = None,
-        radar_mask: torch.Tensor | None = None,
+        x: StudentInputs,
         gt: Sequence[Boxes] | HeadTargets | None = None,
         lidar: torch.Tensor | None = None,
         lidar_mask: torch.Tensor | None = None,
     ) -> DetectionLosses | list[Detections]:
         """Training mode: :class:`DetectionLosses` (``gt`` required). Eval mode: one :class:`Detections` per
         sample (``gt`` and ``lidar`` ignored)."""
-        out = self.features(images, intrinsics, cam_to_ego, radar, radar_mask)
+        out = self.features(x)
         if self.training:
             gt = require(gt, "gt", "a Student in training mode returns losses")
             return self.loss(out, gt, lidar, lidar_mask)

@@ -1,6 +1,7 @@
 """The LiDAR teacher: pillars (positions, reflectance intensity, point density) -> BEV network -> the same head.
 
-``Teacher(lidar_bev, bev_backbone, head, config)`` builds a part left None. Input: ``lidar`` ``(B, M, 6)``
+``Teacher(lidar_bev, bev_backbone, head, config)`` builds a part left None. Input: one
+:class:`~imkd_ros.model.inputs.TeacherInputs`, ``lidar`` ``(B, M, 6)``
 ego-frame points, columns :data:`imkd_ros.types.LIDAR_FEATURES`, zero-padded, with ``lidar_mask`` ``(B, M)``.
 ``forward`` returns losses in training mode (``gt`` required) and decoded :class:`~imkd_ros.model.decode.Detections`
 in eval mode; :meth:`Teacher.features` returns the BEV maps for distillation (:class:`TeacherOutput`), on the same
@@ -21,6 +22,7 @@ from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
 from imkd_ros.model.errors import ModelConfigError
 from imkd_ros.model.head import CenterHead, HeadOutput
+from imkd_ros.model.inputs import TeacherInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import LidarPillarBEV
 from imkd_ros.model.targets import HeadTargets, as_targets
@@ -74,9 +76,9 @@ class Teacher(nn.Module):
         if device is not None:
             self.to(device)
 
-    def features(self, lidar: torch.Tensor, lidar_mask: torch.Tensor | None = None) -> TeacherOutput:
-        """Network outputs for ``lidar`` ``(B, M, 6)`` and ``lidar_mask`` ``(B, M)``."""
-        lidar = require(lidar, "lidar", "the teacher's input")
+    def features(self, x: TeacherInputs) -> TeacherOutput:
+        """Network outputs for ``x.lidar`` ``(B, M, 6)`` and ``x.lidar_mask`` ``(B, M)``."""
+        lidar, lidar_mask = require(x.lidar, "lidar", "the teacher's input"), x.lidar_mask
         check_shape(lidar, "lidar", (None, None, 6))
         if lidar_mask is not None:
             check_shape(lidar_mask, "lidar_mask", tuple(lidar.shape[:2]))
@@ -91,13 +93,10 @@ class Teacher(nn.Module):
         return detection_losses(output.head, targets, self.config.head)
 
     def forward(
-        self,
-        lidar: torch.Tensor,
-        lidar_mask: torch.Tensor | None = None,
-        gt: Sequence[Boxes] | HeadTargets | None = None,
+        self, x: TeacherInputs, gt: Sequence[Boxes] | HeadTargets | None = None
     ) -> DetectionLosses | list[Detections]:
         """Training mode: :class:`DetectionLosses` (``gt`` required). Eval mode: one :class:`Detections` per sample."""
-        out = self.features(lidar, lidar_mask)
+        out = self.features(x)
         if self.training:
             gt = require(gt, "gt", "a Teacher in training mode returns losses")
             return self.loss(out, gt)

@@ -21,7 +21,7 @@ from imkd_ros.distill.intensity import (
     structure_maps,
     teacher_intensity,
 )
-from imkd_ros.model import ModelConfig, Teacher
+from imkd_ros.model import ModelConfig, Teacher, TeacherInputs
 from imkd_ros.train import model_config_for
 
 
@@ -78,7 +78,7 @@ def test_teacher_intensity_is_zero_without_lidar_and_in_range() -> None:
     pts[0, :, 3] = 200.0
     mask = torch.ones(1, 60, dtype=torch.bool)
     with torch.no_grad():
-        out = teacher.features(pts, mask)
+        out = teacher.features(TeacherInputs(pts, mask))
         maps = teacher_intensity(out, cfg, lidar=pts, lidar_mask=mask)
         every_point = teacher_intensity(out, cfg, IntensitySpec(ground_clearance=0.0))
     assert maps.shape == every_point.shape == (1, 3, cfg.grid.out_ny, cfg.grid.out_nx)

@@ -30,7 +30,7 @@ from imkd_ros.distill.losses import (
     teacher_foreground,
     teacher_object_count,
 )
-from imkd_ros.model import ModelConfig, Student
+from imkd_ros.model import ModelConfig, Student, StudentInputs
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.fusion import FusionOutput
 from imkd_ros.model.head import REGRESSION_GROUPS, HeadOutput
@@ -252,7 +252,7 @@ def _student_and_targets(seed: int = 0) -> tuple[Student, StudentOutput, Targets
     radar = torch.zeros(b, 20, 7)
     radar[..., 0] = torch.linspace(3, 40, 20)
     radar[..., 1] = torch.linspace(-10, 10, 20)
-    out = student.features(images, k, c2e, radar, torch.ones(b, 20, dtype=torch.bool))
+    out = student.features(StudentInputs(images, k, c2e, radar, torch.ones(b, 20, dtype=torch.bool)))
     heat = torch.rand(b, cfg.num_classes, h, w) * 0.5
     heat[:, 0, 4, 4] = heat[:, 1, 8, 10] = 0.9  # two confident teacher objects per frame
     targets = TargetsBatch(torch.rand(b, 12, h, w), torch.rand(b, 3, h, w), heat, ["a", "b"])
@@ -325,9 +325,11 @@ def test_missing_branches_are_named() -> None:
     student = Student(config=cfg)
     b, h, w = 1, cfg.grid.out_ny, cfg.grid.out_nx
     out = student.features(
-        torch.rand(b, 3, 64, 128),
-        torch.tensor([[[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]]]),
-        torch.eye(4)[None],
+        StudentInputs(
+            torch.rand(b, 3, 64, 128),
+            torch.tensor([[[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]]]),
+            torch.eye(4)[None],
+        )
     )
     t = TargetsBatch(torch.rand(b, 16, h, w), torch.rand(b, 3, h, w), torch.rand(b, 10, h, w), ["a"])
     for stage, match in (("stage1", "radar"), ("stage3", "gates")):

@@ -17,7 +17,7 @@ from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.distill import targets as targets_mod
 from imkd_ros.distill.cache import INDEX_NAME, TargetCache
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
-from imkd_ros.model import Student
+from imkd_ros.model import Student, TeacherInputs
 from imkd_ros.model.preprocess import shrink_frame
 from imkd_ros.train import model_config_for
 
@@ -39,7 +39,7 @@ def test_cache_holds_the_teacher_outputs(
     frames = [shrink_frame(reader.frame(t), teacher.config) for t in tokens[5:7]]
     batch = collate_frames(frames)
     with torch.no_grad():
-        out = teacher.features(batch.lidar, batch.lidar_mask)
+        out = teacher.features(TeacherInputs(batch.lidar, batch.lidar_mask))
     for i, tok in enumerate(tokens[5:7]):
         t = cache.get(tok)
         assert t.features.shape == (16, 16, 16) and t.heatmap.shape == (10, 16, 16) and t.intensity.dtype == np.float16

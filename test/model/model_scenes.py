@@ -7,6 +7,7 @@ import torch
 
 from imkd_ros.classes import CLASSES
 from imkd_ros.model.config import ModelConfig
+from imkd_ros.model.inputs import ModelInputs
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.types import Boxes
 
@@ -27,15 +28,15 @@ def scene_boxes(seed: int) -> Boxes:
     )
 
 
-def scene_batch(config: ModelConfig, batch_size: int = 2, seed: int = 0) -> tuple[dict[str, torch.Tensor], list[Boxes]]:
+def scene_batch(config: ModelConfig, batch_size: int = 2, seed: int = 0) -> tuple[ModelInputs, list[Boxes]]:
     """Inputs for ``config``'s model (radar and LiDAR points placed on the boxes) and the boxes."""
     inputs = example_inputs(config, batch_size=batch_size, num_radar=32, num_lidar=512, seed=seed)
     gt = [scene_boxes(seed + i) for i in range(batch_size)]
     gen = torch.Generator().manual_seed(seed)
     for key, n in (("radar", 32), ("lidar", 512)):
-        if key not in inputs:
+        pts = getattr(inputs, key, None)
+        if pts is None:
             continue
-        pts = inputs[key]
         for b, boxes in enumerate(gt):
             centres = torch.from_numpy(boxes.center).float()
             pick = torch.arange(n // 2) % len(boxes)
@@ -43,16 +44,14 @@ def scene_batch(config: ModelConfig, batch_size: int = 2, seed: int = 0) -> tupl
     return inputs, gt
 
 
-def overfit(
-    model: torch.nn.Module, inputs: dict[str, torch.Tensor], gt: list[Boxes], steps: int = 20
-) -> tuple[float, float]:
+def overfit(model: torch.nn.Module, inputs: ModelInputs, gt: list[Boxes], steps: int = 20) -> tuple[float, float]:
     """Train ``model`` on one fixed batch with Adam (lr 3e-3); return the total loss of the first and last step."""
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(steps):
         opt.zero_grad()
-        total = model(**inputs, gt=gt).total
+        total = model(inputs, gt=gt).total
         total.backward()
         opt.step()
         losses.append(total.item())

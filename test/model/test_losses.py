@@ -30,7 +30,7 @@ def test_empty_scene_gives_zero_regression_loss_through_the_student():
     torch.manual_seed(0)
     model = Student(config=CFG).train()
     inputs, _ = scene_batch(CFG)
-    losses = model(**inputs, gt=[Boxes.empty(), Boxes.empty()], lidar=None)
+    losses = model(inputs, gt=[Boxes.empty(), Boxes.empty()], lidar=None)
     for name in ("offset", "height", "size", "rotation", "velocity"):
         assert getattr(losses, name).item() == 0.0, name
     assert losses.depth.item() == 0.0  # no LiDAR given

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from imkd_ros.model.camera import CameraBEV
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections
 from imkd_ros.model.errors import ModelConfigError, ModelInputError
+from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.model.student import Student, StudentOutput
@@ -25,7 +28,7 @@ def test_feature_shapes(mods):
     model = Student(config=cfg).eval()
     inputs = example_inputs(cfg, batch_size=2, num_radar=40)
     with torch.no_grad():
-        out = model.features(**inputs)
+        out = model.features(inputs)
     assert isinstance(out, StudentOutput)
     g, c = cfg.grid, cfg.bev.channels
     bev_shape = (2, c, g.out_ny, g.out_nx)
@@ -43,7 +46,7 @@ def test_feature_shapes(mods):
     else:
         assert out.radar_bev is None and model.radar_bev is None
     assert (out.fusion is not None) == (len(mods) == 2)
-    dets = model(**inputs)
+    dets = model(inputs)
     assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)
 
 
@@ -52,7 +55,7 @@ def test_default_student_shapes_at_full_resolution_input():
     model = Student(config=cfg).eval()
     inputs = example_inputs(cfg, image_size=(1600, 900), num_radar=100)
     with torch.no_grad():
-        out = model.features(**inputs)
+        out = model.features(inputs)
     assert out.fused_bev.shape == (1, cfg.bev.channels, 64, 64)
     assert out.depth_logits.shape == (1, 48, 16, 44)
     assert out.intrinsics[0, 0, 0].item() == pytest.approx(1266.0 * 0.44)
@@ -64,7 +67,7 @@ def test_training_returns_losses_with_depth_supervision():
     model = Student(config=cfg).train()
     inputs, gt = scene_batch(cfg)
     lidar = example_inputs(ModelConfig.tiny(("lidar",)), batch_size=2, num_lidar=2000)
-    losses = model(**inputs, gt=gt, **lidar)
+    losses = model(inputs, gt=gt, lidar=lidar.lidar, lidar_mask=lidar.lidar_mask)
     assert isinstance(losses, DetectionLosses)
     assert losses.depth.item() > 0 and all(torch.isfinite(v) for v in losses.as_dict().values())
 
@@ -88,12 +91,12 @@ def test_features_export_without_data_dependent_control_flow():
             self.student = student
 
         def forward(self, images, intrinsics, cam_to_ego, radar, radar_mask):
-            out = self.student.features(images, intrinsics, cam_to_ego, radar, radar_mask)
+            out = self.student.features(StudentInputs(images, intrinsics, cam_to_ego, radar, radar_mask))
             return out.head.heatmap, out.head.regression
 
     flat = Flat(model)
-    exported = torch.export.export(flat, (), kwargs=inputs, strict=False)
-    inputs2 = example_inputs(cfg, num_radar=40, seed=5)  # other values, same shapes
+    exported = torch.export.export(flat, (), kwargs=inputs.tensors(), strict=False)
+    inputs2 = example_inputs(cfg, num_radar=40, seed=5).tensors()  # other values, same shapes
     for got, want in zip(exported.module()(**inputs2), flat(**inputs2), strict=True):
         assert torch.allclose(got, want, atol=1e-5)
 
@@ -103,13 +106,13 @@ def test_missing_or_malformed_inputs_raise():
     model = Student(config=cfg).eval()
     inputs = example_inputs(cfg, num_radar=10)
     with pytest.raises(ModelInputError, match="radar is required"):
-        model(**{k: v for k, v in inputs.items() if not k.startswith("radar")})
+        model(dataclasses.replace(inputs, radar=None, radar_mask=None))
     with pytest.raises(ModelInputError, match="intrinsics must have shape"):
-        model(**{**inputs, "intrinsics": torch.eye(3)})
+        model(dataclasses.replace(inputs, intrinsics=torch.eye(3)))
     with pytest.raises(ModelInputError, match="radar must have shape"):
-        model(**{**inputs, "radar": torch.zeros(2, 10, 7)})
+        model(dataclasses.replace(inputs, radar=torch.zeros(2, 10, 7)))
     with pytest.raises(ModelInputError, match="gt is required"):
-        model.train()(**inputs)
+        model.train()(inputs)
 
 
 def test_parts_and_config_must_agree():
