@@ -23,7 +23,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -148,20 +148,13 @@ class Detector:
 
     @classmethod
     def from_checkpoint(
-        cls,
-        path: str | Path,
-        device: str | torch.device = "cpu",
-        score_threshold: float | None = None,
-        backend: str = "torch",
-        onnx_path: str | Path | None = None,
-        threads: int | None = None,
-        doppler: DopplerConfig | None = DOPPLER,
+        cls, path: str | Path, device: str | torch.device = "cpu", score_threshold: float | None = None, **options: Any
     ) -> Detector:
         """Load a checkpoint (``weights_only=True``); raises :class:`~imkd_ros.checkpoint.CheckpointError` with the
-        path when it is missing or corrupt. ``backend``, ``onnx_path``, ``threads``, ``doppler``: see
-        :class:`Detector`."""
+        path when it is missing or corrupt. ``device``, ``score_threshold`` and ``options`` (``backend``,
+        ``onnx_path``, ``threads``, ``doppler``): as for :class:`Detector`."""
         ckpt = load_checkpoint(path)
-        det = cls(ckpt.build("cpu"), device, score_threshold, backend, onnx_path, threads, doppler)
+        det = cls(ckpt.build("cpu"), device, score_threshold, **options)
         det.checkpoint = ckpt
         return det
 

@@ -30,7 +30,7 @@ from rosgraph_msgs.msg import Clock
 from imkd_ros.bag.replay import MAX_GAP_S, ordered_messages, sensor_rig
 from imkd_ros.bag.source import BagMessage, BagSource
 from imkd_ros.bag.topics import BagTopics
-from imkd_ros.nodes.player import NODE, STATIC_QOS, TOPICS, Event, Recorder, serve
+from imkd_ros.nodes.player import NODE, STATIC_QOS, TOPICS, Event, Recorder, add_serve_arguments, serve
 from imkd_ros.pipeline.topics import radar_topic
 from imkd_ros.ros.messages import ns_to_stamp
 
@@ -120,13 +120,10 @@ class BagPlayer(Recorder):
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m imkd_ros.nodes.bag_player", description=__doc__.splitlines()[0])
     p.add_argument("--bag", required=True, help="ROS 2 bag to play")
-    p.add_argument("--summary", required=True, help="JSON summary to write")
+    add_serve_arguments(p)
     p.add_argument("--out-bag", default=None, help="MCAP bag folder for the detector's outputs (must not exist)")
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time; 0: as fast as possible)")
     p.add_argument("--frames", choices=("keyframes", "all"), default="keyframes", help="camera frames played")
     p.add_argument("--topic", action="append", metavar="ROLE=TOPIC", help="a topic of the bag (repeatable)")
-    p.add_argument("--node", default=NODE, help="the detector node's name (its output topics)")
-    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the detector to appear")
     p.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the last frame's answer")
     args, ros_args = p.parse_known_args(argv)
     src = BagSource(args.bag, BagTopics.from_mapping(args.topic or []))
@@ -135,17 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = player.events
     gaps = [b.stamp - a.stamp for a, b in zip(events, events[1:], strict=False)]
     data_s = sum(d for d in gaps if 0 <= d <= MAX_GAP_S * 1e9) / 1e9  # the bag time played, without scene cuts
-    return serve(
-        player,
-        events,
-        Path(args.summary),
-        wait=args.wait,
-        rate=args.rate,
-        lockstep=False,
-        answer_timeout=args.settle,
-        settle=args.settle,
-        info={"data_s": data_s},
-    )
+    return serve(player, events, args, lockstep=False, answer_timeout=args.settle, settle=args.settle,
+                 info={"data_s": data_s})  # fmt: skip
 
 
 if __name__ == "__main__":

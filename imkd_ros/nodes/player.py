@@ -406,12 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", default="v1.0-synth")
     p.add_argument("--split", default="synth_val", help="scenes to play")
     p.add_argument("--bag", default=None, help="MCAP bag folder to write (must not exist)")
-    p.add_argument("--summary", required=True, help="JSON summary to write")
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time; 0: as fast as possible)")
+    add_serve_arguments(p)
     p.add_argument("--lockstep", action="store_true", help="wait for each keyframe's detections")
     p.add_argument("--all-camera-frames", action="store_true", help="publish camera sweeps too")
-    p.add_argument("--node", default=NODE, help="the detector node's name (its output topics)")
-    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the detector to appear")
     p.add_argument("--answer-timeout", type=float, default=60.0)
     p.add_argument("--repeat", type=int, default=1, help="play the sequence this many times back to back")
     args, ros_args = p.parse_known_args(argv)
@@ -419,32 +416,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = repeated(timeline(reader, reader.split_scenes(args.split), args.all_camera_frames), args.repeat)
     rclpy.init(args=["prog", *ros_args])
     player = Player(reader, Path(args.bag) if args.bag else None, args.node)
-    return serve(
-        player,
-        events,
-        Path(args.summary),
-        wait=args.wait,
-        rate=args.rate,
-        lockstep=args.lockstep,
-        answer_timeout=args.answer_timeout,
-    )
+    return serve(player, events, args, lockstep=args.lockstep, answer_timeout=args.answer_timeout)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of every player that :func:`serve` runs: ``--summary``, ``--rate``, ``--node``, ``--wait``."""
+    p.add_argument("--summary", required=True, help="JSON summary to write")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time; 0: as fast as possible)")
+    p.add_argument("--node", default=NODE, help="the detector node's name (its output topics)")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the detector to appear")
 
 
 def serve(
     player: Any,
     events: Sequence[Event],
-    summary: Path,
+    args: argparse.Namespace,
     *,
-    wait: float,
-    rate: float,
     lockstep: bool,
     answer_timeout: float,
     settle: float = 5.0,
     info: dict[str, Any] | None = None,
 ) -> int:
-    """Spin ``player`` (a :class:`Recorder` with ``publish``/``preload``, rclpy initialised), wait for the
-    detector, :func:`play` ``events`` and write the JSON ``summary`` (``frames``, ``wall_s``, ``events`` and
-    ``info``); then shut down. Returns the exit status (0; 3: the detector did not appear; 130: interrupted)."""
+    """Spin ``player`` (a :class:`Recorder` with ``publish``/``preload``, rclpy initialised), wait ``args.wait`` s
+    for the detector, :func:`play` ``events`` at ``args.rate`` and write the JSON summary ``args.summary``
+    (``frames``, ``wall_s``, ``events`` and ``info``); then shut down (``args``: :func:`add_serve_arguments`).
+    Returns the exit status (0; 3: the detector did not appear; 130: interrupted)."""
+    wait, rate, summary = args.wait, args.rate, Path(args.summary)
     executor = SingleThreadedExecutor()
     executor.add_node(player)
     spinner = threading.Thread(target=executor.spin, daemon=True)

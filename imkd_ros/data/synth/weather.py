@@ -56,80 +56,33 @@ class WeatherEffects:
     radar_extra_clutter: int
 
 
+# One row per effect, one column per weather (the order of _COLUMNS), so that the weathers compare at a glance.
+_COLUMNS = ("clear", "rain", "fog", "night")
+# fmt: off
+_EFFECTS: dict[str, tuple] = {
+    #                    clear                   rain                    fog                     night
+    "visibility_m":     (3000.0,                 600.0,                  70.0,                   1500.0),
+    "haze_rgb":         ((205.0, 215.0, 228.0),  (150.0, 155.0, 162.0),  (182.0, 185.0, 188.0),  (8.0, 9.0, 14.0)),
+    "sky_top_rgb":      ((95.0, 140.0, 205.0),   (120.0, 125.0, 135.0),  (182.0, 185.0, 188.0),  (4.0, 5.0, 12.0)),
+    "sky_horizon_rgb":  ((195.0, 212.0, 232.0),  (160.0, 165.0, 172.0),  (182.0, 185.0, 188.0),  (16.0, 17.0, 26.0)),
+    "ambient":          (1.0,                    0.75,                   0.85,                   0.10),
+    "headlights":       (False,                  False,                  False,                  True),
+    "contrast":         (1.0,                    0.7,                    0.8,                    1.0),
+    "noise_std":        (2.0,                    5.0,                    3.0,                    7.0),
+    "rain_streaks":     (0,                      900,                    0,                      0),
+    "lidar_range_m":    (100.0,                  75.0,                   40.0,                   100.0),
+    "lidar_extinction": (0.0,                    0.004,                  0.03,                   0.0),
+    "lidar_dropout":    (0.02,                   0.12,                   0.25,                   0.02),
+    "lidar_noise_m":    (0.02,                   0.03,                   0.04,                   0.02),
+    "lidar_backscatter": (0.0,                   0.002,                  0.01,                   0.0),
+    "radar_noise_scale": (1.0,                   1.2,                    1.0,                    1.0),
+    "radar_extra_clutter": (0,                   6,                      0,                      0),
+}
+# fmt: on
+
 #: Weather name -> its sensor effects.
 WEATHER_EFFECTS: dict[str, WeatherEffects] = {
-    "clear": WeatherEffects(
-        visibility_m=3000.0,
-        haze_rgb=(205.0, 215.0, 228.0),
-        sky_top_rgb=(95.0, 140.0, 205.0),
-        sky_horizon_rgb=(195.0, 212.0, 232.0),
-        ambient=1.0,
-        headlights=False,
-        contrast=1.0,
-        noise_std=2.0,
-        rain_streaks=0,
-        lidar_range_m=100.0,
-        lidar_extinction=0.0,
-        lidar_dropout=0.02,
-        lidar_noise_m=0.02,
-        lidar_backscatter=0.0,
-        radar_noise_scale=1.0,
-        radar_extra_clutter=0,
-    ),
-    "rain": WeatherEffects(
-        visibility_m=600.0,
-        haze_rgb=(150.0, 155.0, 162.0),
-        sky_top_rgb=(120.0, 125.0, 135.0),
-        sky_horizon_rgb=(160.0, 165.0, 172.0),
-        ambient=0.75,
-        headlights=False,
-        contrast=0.7,
-        noise_std=5.0,
-        rain_streaks=900,
-        lidar_range_m=75.0,
-        lidar_extinction=0.004,
-        lidar_dropout=0.12,
-        lidar_noise_m=0.03,
-        lidar_backscatter=0.002,
-        radar_noise_scale=1.2,
-        radar_extra_clutter=6,
-    ),
-    "fog": WeatherEffects(
-        visibility_m=70.0,
-        haze_rgb=(182.0, 185.0, 188.0),
-        sky_top_rgb=(182.0, 185.0, 188.0),
-        sky_horizon_rgb=(182.0, 185.0, 188.0),
-        ambient=0.85,
-        headlights=False,
-        contrast=0.8,
-        noise_std=3.0,
-        rain_streaks=0,
-        lidar_range_m=40.0,
-        lidar_extinction=0.03,
-        lidar_dropout=0.25,
-        lidar_noise_m=0.04,
-        lidar_backscatter=0.01,
-        radar_noise_scale=1.0,
-        radar_extra_clutter=0,
-    ),
-    "night": WeatherEffects(
-        visibility_m=1500.0,
-        haze_rgb=(8.0, 9.0, 14.0),
-        sky_top_rgb=(4.0, 5.0, 12.0),
-        sky_horizon_rgb=(16.0, 17.0, 26.0),
-        ambient=0.10,
-        headlights=True,
-        contrast=1.0,
-        noise_std=7.0,
-        rain_streaks=0,
-        lidar_range_m=100.0,
-        lidar_extinction=0.0,
-        lidar_dropout=0.02,
-        lidar_noise_m=0.02,
-        lidar_backscatter=0.0,
-        radar_noise_scale=1.0,
-        radar_extra_clutter=0,
-    ),
+    name: WeatherEffects(**{field: row[i] for field, row in _EFFECTS.items()}) for i, name in enumerate(_COLUMNS)
 }
 
 
