@@ -264,28 +264,10 @@ def _fill_line(
     return xs
 
 
-def make_scenario(seed: int, index: int, weather: str, duration: float, start_us: int | None = None) -> Scenario:
-    """Generate scene ``index`` of a dataset with seed ``seed``; deterministic in (seed, index, weather, duration).
-
-    Args:
-        seed: dataset seed.
-        index: scene index (0-based); the scene name is ``scene-{index:04d}``.
-        weather: one of :data:`WEATHERS`.
-        duration: scene length in seconds (the ego drives for this long).
-        start_us: timestamp of the scene start; default a fixed epoch plus one hour per scene.
-    """
-    if weather not in WEATHERS:
-        raise ValueError(f"unknown weather {weather!r}: expected one of {', '.join(WEATHERS)}")
-    scene_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-    rng = np.random.default_rng(scene_seed)
-    ego_speed = 0.0 if rng.random() < 0.15 else float(rng.uniform(4.0, 12.0))
-    ego_y = -LANE_WIDTH / 2.0
-    travel = ego_speed * duration
-    x_lo, x_hi = -70.0, travel + 90.0
+def _moving_traffic(rng: np.random.Generator, x_lo: float, x_hi: float, ego_y: float, ego_speed: float) -> list[_Track]:
+    """Moving traffic: one speed per lane, so lane-mates never collide. Lanes: y = -5.25, -1.75 (ego's direction),
+    +1.75, +5.25 (oncoming). The ego's own lane keeps a clear gap around the ego."""
     tracks: list[_Track] = []
-
-    # Moving traffic: one speed per lane, so lane-mates never collide. Lanes: y = -5.25, -1.75 (ego's direction),
-    # +1.75, +5.25 (oncoming). The ego's own lane keeps a clear gap around the ego.
     for lane_y in (-5.25, -1.75, 1.75, 5.25):
         direction = 1.0 if lane_y < 0 else -1.0
         lane_speed = float(rng.uniform(3.0, 13.0)) if rng.random() > 0.1 else 0.0
@@ -308,8 +290,12 @@ def make_scenario(seed: int, index: int, weather: str, duration: float, start_us
                 continue  # bicycles keep to the outer lanes
             tr = _track(rng, c, (x, lane_y + rng.normal(0, 0.15)), 0.0 if direction > 0 else np.pi, speed)
             tracks.append(tr)
+    return tracks
 
-    # Parked vehicles along both curbs, with construction zones of barriers and cones.
+
+def _parked(rng: np.random.Generator, x_lo: float, x_hi: float) -> list[_Track]:
+    """Parked vehicles along both curbs, with construction zones of barriers and cones."""
+    tracks: list[_Track] = []
     for side in (-1.0, 1.0):
         classes = rng.choice(
             ["car", "truck", "trailer", "construction_vehicle", "zone", "gap"],
@@ -333,8 +319,12 @@ def make_scenario(seed: int, index: int, weather: str, duration: float, start_us
             if rng.random() < 0.2:
                 yaw += np.pi  # parked facing the other way
             tracks.append(_track(rng, c, (x, side * PARKING_Y + rng.normal(0, 0.2)), yaw, 0.0))
+    return tracks
 
-    # Pedestrians on the sidewalks (walking along it or standing), a few parked bicycles/motorcycles.
+
+def _sidewalks(rng: np.random.Generator, x_lo: float, x_hi: float) -> list[_Track]:
+    """Pedestrians on the sidewalks (walking along it or standing), a few parked bicycles/motorcycles."""
+    tracks: list[_Track] = []
     for side in (-1.0, 1.0):
         n_ped = int(rng.integers(4, 14))
         for _ in range(n_ped):
@@ -349,10 +339,11 @@ def make_scenario(seed: int, index: int, weather: str, duration: float, start_us
             c = "bicycle" if rng.random() < 0.6 else "motorcycle"
             x = rng.uniform(x_lo, x_hi)
             tracks.append(_track(rng, c, (x, side * (SIDEWALK_Y[0] + 0.5)), side * np.pi / 2, 0.0))
+    return tracks
 
-    tracks = _drop_overlaps(tracks, duration)
 
-    # Background: facades along both sides with gaps (streets), unannotated.
+def _facades(rng: np.random.Generator, x_lo: float, x_hi: float) -> Boxes:
+    """Background: facades along both sides with gaps (streets), unannotated."""
     centers, sizes, yaws = [], [], []
     for side in (-1.0, 1.0):
         x = x_lo - 20.0
@@ -374,6 +365,32 @@ def make_scenario(seed: int, index: int, weather: str, duration: float, start_us
         np.ones(nb),
         "road",
     )
+    return background
+
+
+def make_scenario(seed: int, index: int, weather: str, duration: float, start_us: int | None = None) -> Scenario:
+    """Generate scene ``index`` of a dataset with seed ``seed``; deterministic in (seed, index, weather, duration).
+
+    Args:
+        seed: dataset seed.
+        index: scene index (0-based); the scene name is ``scene-{index:04d}``.
+        weather: one of :data:`WEATHERS`.
+        duration: scene length in seconds (the ego drives for this long).
+        start_us: timestamp of the scene start; default a fixed epoch plus one hour per scene.
+    """
+    if weather not in WEATHERS:
+        raise ValueError(f"unknown weather {weather!r}: expected one of {', '.join(WEATHERS)}")
+    scene_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    rng = np.random.default_rng(scene_seed)
+    ego_speed = 0.0 if rng.random() < 0.15 else float(rng.uniform(4.0, 12.0))
+    ego_y = -LANE_WIDTH / 2.0
+    travel = ego_speed * duration
+    x_lo, x_hi = -70.0, travel + 90.0
+    tracks = _moving_traffic(rng, x_lo, x_hi, ego_y, ego_speed)
+    tracks += _parked(rng, x_lo, x_hi)
+    tracks += _sidewalks(rng, x_lo, x_hi)
+    tracks = _drop_overlaps(tracks, duration)
+    background = _facades(rng, x_lo, x_hi)
     origin = np.array([rng.uniform(300, 700), rng.uniform(300, 700), 0.0])  # map PNGs need x, y > 0
     return Scenario(
         name=f"scene-{index:04d}",

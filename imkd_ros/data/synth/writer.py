@@ -193,6 +193,15 @@ def _scene_tables(
             f"{n_actors} actors, synthetic seed {spec.seed}" + ("" if labelled else f", {UNLABELLED_TAG}"),
         }
     )
+    _sensor_records(key, results, sample_tokens, tables)
+    if labelled:
+        _annotation_records(key, results, sample_tokens, tables)
+
+
+def _sensor_records(
+    key: str, results: list[JobResult], sample_tokens: list[str], tables: dict[str, list[dict]]
+) -> None:
+    """One scene's calibrated sensors, ego poses and sample_data chains (one per channel) appended to ``tables``."""
     for channel in CHANNELS:
         cs_token = make_token("calibrated_sensor", key, channel)
         tables["calibrated_sensor"].append(calibrated_sensor_record(cs_token, RIG[channel]))
@@ -223,11 +232,17 @@ def _scene_tables(
                 )
         _link(chain)
         tables["sample_data"].extend(chain)
+
+
+def _annotation_records(
+    key: str, results: list[JobResult], sample_tokens: list[str], tables: dict[str, list[dict]]
+) -> None:
+    """One scene's annotations (linked per instance) and instances appended to ``tables``."""
     ordered: list[dict] = []
     by_instance: dict[str, list[dict]] = {}
     labels: dict[str, int] = {}
     for k, res in enumerate(results):
-        for a in res.annotations if labelled else ():
+        for a in res.annotations:
             rec = {
                 "token": make_token("sample_annotation", key, a.instance, k),
                 "sample_token": sample_tokens[k],
@@ -319,6 +334,50 @@ def _prepare_root(root: Path, version: str, overwrite: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
+def _make_folders(root: Path, version: str, camera_sweeps: bool) -> None:
+    """The dataroot's folders: ``samples/<channel>``, ``sweeps/<channel>`` (camera ones only with sweeps), ``maps``
+    and the table folder."""
+    for folder in ("samples", "sweeps"):
+        for channel in CHANNELS:
+            if folder == "sweeps" and channel.startswith("CAM") and not camera_sweeps:
+                continue
+            (root / folder / channel).mkdir(parents=True, exist_ok=True)
+    (root / "maps").mkdir(exist_ok=True)
+    (root / version).mkdir(exist_ok=True)
+
+
+def _dataset_tables(
+    root: Path,
+    specs: Sequence[SceneSpec],
+    scenarios: Sequence[Scenario],
+    results: Sequence[JobResult],
+    labelled: Sequence[bool],
+) -> dict[str, list[dict]]:
+    """The 13 tables of the written keyframe intervals ``results`` (scene by scene, in order); the map PNG is
+    written into ``root/maps`` on the way."""
+    tables: dict[str, list[dict]] = {name: [] for name in TABLE_NAMES}
+    tables["category"] = category_table()
+    tables["attribute"] = attribute_table()
+    tables["visibility"] = visibility_table()
+    tables["sensor"] = sensor_table(CHANNELS)
+    start = 0
+    for spec, scn, lab in zip(specs, scenarios, labelled, strict=True):
+        _scene_tables(spec, scn, list(results[start : start + spec.samples]), tables, lab)
+        start += spec.samples
+    map_token = make_token("map", *(s.key for s in specs))
+    map_file = f"maps/{map_token}.png"
+    (root / map_file).write_bytes(render_map_png(scenarios))
+    tables["map"] = [
+        {
+            "token": map_token,
+            "log_tokens": [r["token"] for r in tables["log"]],
+            "category": "semantic_prior",
+            "filename": map_file,
+        }
+    ]
+    return tables
+
+
 def write_dataset(
     out: str | PathLike[str],
     scenes: int,
@@ -373,14 +432,7 @@ def write_dataset(
     labelled = [n not in splits["synth_unlabelled"] for n in names]
     root = Path(out)
     _prepare_root(root, version, overwrite)
-
-    for folder in ("samples", "sweeps"):
-        for channel in CHANNELS:
-            if folder == "sweeps" and channel.startswith("CAM") and not camera_sweeps:
-                continue
-            (root / folder / channel).mkdir(parents=True, exist_ok=True)
-    (root / "maps").mkdir(exist_ok=True)
-    (root / version).mkdir(exist_ok=True)
+    _make_folders(root, version, camera_sweeps)
 
     jobs = [
         IntervalJob(str(root), spec, k, annotate=lab)
@@ -389,29 +441,23 @@ def write_dataset(
     ]
     results = run_jobs(jobs, workers, progress)
 
-    tables: dict[str, list[dict]] = {name: [] for name in TABLE_NAMES}
-    tables["category"] = category_table()
-    tables["attribute"] = attribute_table()
-    tables["visibility"] = visibility_table()
-    tables["sensor"] = sensor_table(CHANNELS)
-    for i, (spec, scn) in enumerate(zip(specs, scenarios, strict=True)):
-        _scene_tables(spec, scn, results[i * samples_per_scene : (i + 1) * samples_per_scene], tables, labelled[i])
-
-    map_token = make_token("map", *(s.key for s in specs))
-    map_file = f"maps/{map_token}.png"
-    (root / map_file).write_bytes(render_map_png(scenarios))
-    tables["map"] = [
-        {
-            "token": map_token,
-            "log_tokens": [r["token"] for r in tables["log"]],
-            "category": "semantic_prior",
-            "filename": map_file,
-        }
-    ]
+    tables = _dataset_tables(root, specs, scenarios, results, labelled)
     for name in TABLE_NAMES:
         (root / version / f"{name}.json").write_text(json.dumps(tables[name], indent=0))
     (root / version / "splits.json").write_text(json.dumps(splits, indent=1))
 
+    return _summary(root, version, names, specs, splits, tables, time.perf_counter() - t0)
+
+
+def _summary(
+    root: Path,
+    version: str,
+    names: list[str],
+    specs: Sequence[SceneSpec],
+    splits: dict[str, list[str]],
+    tables: dict[str, list[dict]],
+    seconds: float,
+) -> SynthSummary:
     counts = {ch: sum(1 for r in tables["sample_data"] if r["filename"].split("/")[1] == ch) for ch in CHANNELS}
     return SynthSummary(
         root=root,
@@ -425,5 +471,5 @@ def write_dataset(
         sample_data=counts,
         annotations=len(tables["sample_annotation"]),
         instances=len(tables["instance"]),
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
     )
