@@ -458,12 +458,6 @@ def _add_tool_verbs(sub: Any) -> None:
     d.set_defaults(func=_cmd_demo)
 
 
-#: Verbs whose library still reports bad input as a plain ``ValueError`` (train.py, distill/ablate.py: an empty or
-#: fully skipped split, ``--variant`` with the teacher, ``--augment`` with a student, an unknown study row); for them
-#: a ``ValueError`` is printed as one line too. Remove a verb once its library raises ImkdError subclasses.
-_PLAIN_VALUE_ERROR_VERBS = frozenset({"train", "ablate"})
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``imkd <verb>``: the project's own errors (:class:`~imkd_ros.errors.ImkdError`: bad files, arguments,
     messages, parameters) and missing or existing files are one line on stderr and exit 2; anything else (a bug) keeps
@@ -474,11 +468,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ImkdError, FileNotFoundError, FileExistsError) as exc:
-        print(f"imkd {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        if args.verb not in _PLAIN_VALUE_ERROR_VERBS:
-            raise
         print(f"imkd {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

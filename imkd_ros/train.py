@@ -66,6 +66,7 @@ from imkd_ros.distill.config import DistillConfig, parse_stages
 from imkd_ros.distill.errors import DistillConfigError
 from imkd_ros.distill.pseudo import PseudoLabelConfig, SemiSupervisedStudent, pseudo_labels
 from imkd_ros.distill.student import DistilledStudent
+from imkd_ros.errors import InputError
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.preprocess import shrink_frame
 from imkd_ros.types import Frame
@@ -140,9 +141,9 @@ class TrainResult:
 def model_config_for(variant: str, size: str = "default") -> ModelConfig:
     """The model config of a ``--variant`` at ``size`` ``"default"`` or ``"tiny"``."""
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
+        raise InputError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
     if size not in ("default", "tiny"):
-        raise ValueError(f"unknown model size {size!r}: choose default or tiny")
+        raise InputError(f"unknown model size {size!r}: choose default or tiny")
     return getattr(ModelConfig, size)(VARIANTS[variant])
 
 
@@ -200,7 +201,7 @@ def _read_frames(
 
     tokens = reader.split_samples(split)
     if not tokens:
-        raise ValueError(f"split {split!r} of {reader.dataroot} has no samples")
+        raise InputError(f"split {split!r} of {reader.dataroot} has no samples")
     frames, bad = read_frames(
         reader,
         tokens,
@@ -214,7 +215,7 @@ def _read_frames(
     if skipped is not None:
         skipped.extend(bad)
     if not frames:
-        raise ValueError(f"split {split!r} of {reader.dataroot}: every one of its {len(tokens)} frames was skipped")
+        raise InputError(f"split {split!r} of {reader.dataroot}: every one of its {len(tokens)} frames was skipped")
     return frames
 
 
@@ -368,7 +369,7 @@ def _check_request(
     if unlabelled is not None:
         _check_unlabelled(unlabelled, is_teacher, cache_paths, config.train_split)
     if config.augment and not is_teacher:
-        raise ValueError(
+        raise InputError(
             "--augment moves LiDAR frames and boxes (the teacher's training); a student's camera cannot follow it"
         )
 
@@ -924,7 +925,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> TrainResult:
     """Train from parsed :func:`add_train_arguments` arguments; ``command`` is recorded in the checkpoint meta."""
     if args.kind == "teacher" and args.variant not in (None, "lidar"):
-        raise ValueError("--variant applies to students; the teacher is LiDAR only")
+        raise InputError("--variant applies to students; the teacher is LiDAR only")
     variant = "lidar" if args.kind == "teacher" else (args.variant or "fusion")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -63,6 +63,14 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("imkd eval-results: error:") and "r.json" in err  # names the missing file
     assert main(["bench", "--only", "nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
+    # train and ablate: their bad arguments are InputErrors now (no verb turns a plain ValueError into one line)
+    data = ["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt")]
+    assert main(["train", "teacher", *data, "--variant", "fusion"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "imkd train: error: --variant applies to students; the teacher is LiDAR only"
+    study = ["--data", str(tmp_path), "--val-data", str(tmp_path), "--out", str(tmp_path / "s"), "--rows", "nokd,kd9"]
+    assert main(["ablate", *study]) == 2
+    assert "imkd ablate: error: unknown study row 'kd9'" in capsys.readouterr().err
 
 
 def test_a_bug_keeps_its_traceback_and_bad_input_is_one_line(

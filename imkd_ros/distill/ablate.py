@@ -54,6 +54,7 @@ import numpy as np
 
 from imkd_ros.atomic import atomic_write, atomic_write_text
 from imkd_ros.distill.config import STAGES, DistillConfig
+from imkd_ros.errors import InputError
 
 __all__ = ["StudyRow", "STUDY_ROWS", "StudyPlan", "run_study", "score_study", "METRIC_COLUMNS"]
 
@@ -146,7 +147,7 @@ def _row(key: str) -> StudyRow:
     for r in STUDY_ROWS:
         if r.key == key:
             return r
-    raise ValueError(f"unknown study row {key!r}: choose from {', '.join(r.key for r in STUDY_ROWS)}")
+    raise InputError(f"unknown study row {key!r}: choose from {', '.join(r.key for r in STUDY_ROWS)}")
 
 
 def _meta(path: Path) -> dict[str, Any] | None:
@@ -482,7 +483,7 @@ def score_study(
     from imkd_ros.metrics_fast import HEADLINE_KEYS
 
     if "nokd" not in rows or not rows["nokd"]:
-        raise ValueError("the study needs the nokd row (the reference)")
+        raise InputError("the study needs the nokd row (the reference)")
     val_data, out = Path(val_data), Path(out)
     names: list[tuple[str, Path]] = [(k, Path(c)) for k, cs in rows.items() for c in cs]
     if teacher is not None:
