@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,25 @@ def stop_training_after(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
             monkeypatch.setattr(train_mod, "_write_logs", real)
 
     return after
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch runs on ``n`` threads inside the block (the float sums, and so the bits, of a forward pass depend on
+    the thread count: tests that compare bits run on one); the old count is restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """The test runs with one torch thread (:func:`torch_threads`). A folder's conftest makes it the rule there with
+    an autouse fixture that requests it; a module with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    with torch_threads(1):
+        yield

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -38,12 +37,7 @@ VARIANTS = [("camera", "radar"), ("camera",), ("radar",)]
 HEATMAP_ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_student(mods: tuple[str, ...] = ("camera", "radar"), seed: int = 0) -> Student:

@@ -28,7 +28,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -354,33 +354,35 @@ def play(
     answer_timeout: float = 60.0,
     settle: float = 5.0,
     max_gap: float = 1.0,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict[str, Any]]:
     """Publish ``events`` paced at ``rate`` x real time; returns one record per published camera frame. A jump in
     data time of more than ``max_gap`` seconds, or back in time (a cut between scenes), is not waited for: the
-    pacing clock restarts at that event."""
+    pacing clock restarts at that event. ``clock`` (seconds) and ``sleep`` pace it (tests inject a virtual time)."""
     published: list[tuple[Event, float]] = []
     prepare = getattr(player, "prepare", None)  # Recorder subclasses: the rig on /tf_static first
     if prepare is not None:
         prepare(events)
     if not lockstep:
         player.preload(events)
-    t_wall, t_data = time.perf_counter(), events[0].stamp if events else 0
+    t_wall, t_data = clock(), events[0].stamp if events else 0
     prev = t_data
     for ev in events:
         if not 0 <= ev.stamp - prev <= max_gap * 1e9:
-            t_wall, t_data = time.perf_counter(), ev.stamp
+            t_wall, t_data = clock(), ev.stamp
         prev = ev.stamp
         if rate > 0:
-            delay = (ev.stamp - t_data) / 1e9 / rate - (time.perf_counter() - t_wall)
+            delay = (ev.stamp - t_data) / 1e9 / rate - (clock() - t_wall)
             if delay > 0:
-                time.sleep(delay)
+                sleep(delay)
         t_pub = player.publish(ev)
         if ev.kind == "camera":
             published.append((ev, t_pub))
             if lockstep and not player.wait_answer(ev.stamp, answer_timeout):
                 player.get_logger().warning(f"no detections for frame {ev.stamp} within {answer_timeout} s")
             if lockstep:  # the data clock goes on from here in wall time
-                t_wall, t_data = time.perf_counter(), ev.stamp
+                t_wall, t_data = clock(), ev.stamp
     if not lockstep and published:
         player.wait_answer(published[-1][0].stamp, settle)
     out = []

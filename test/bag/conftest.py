@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,8 @@ EXPORTED_SCENES: tuple[str, ...] = ("scene-0003",)
 
 
 @pytest.fixture(autouse=True)
-def _single_thread_torch() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (test/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

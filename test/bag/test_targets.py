@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import torch_threads
 
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.source import BagSource
@@ -28,14 +28,10 @@ def dataset_cache(synth_root: Path, bag_teacher: Path, tmp_path_factory: pytest.
     """The synth_val cache built from the dataset, with one torch thread like the tests (the float sums, and so the
     bits, of a forward pass depend on the thread count)."""
     out = tmp_path_factory.mktemp("targets") / "from_dataset"
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         build_target_cache(
             synth_root, bag_teacher, out, split="synth_val", shard_size=3, lidar_sweeps=2, progress=False, debug_pngs=0
         )
-    finally:
-        torch.set_num_threads(old)
     return out
 
 
