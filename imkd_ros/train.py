@@ -43,7 +43,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -696,6 +696,7 @@ def train(
     targets: str | Path | Sequence[str | Path] | None = None,
     unlabelled: PseudoLabelConfig | None = None,
     skip_bad_frames: bool = False,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
     docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
@@ -703,7 +704,9 @@ def train(
     learns from the frames of ``unlabelled.split`` (:mod:`imkd_ros.distill.pseudo`), whose targets must be in
     ``targets`` too. Every input file is checked before training (:mod:`imkd_ros.data.check`); with
     ``skip_bad_frames`` the frames reading a bad file are left out and listed in the checkpoint meta
-    (``skipped_frames``) instead of stopping the run.
+    (``skipped_frames``) instead of stopping the run. ``on_epoch(epoch)`` is called once each epoch's training state
+    and logs are saved (by the main process); what it raises ends the run there, resumable (tests interrupt runs
+    this way).
 
     Raises:
         BadFilesError: bad input files (all listed), without ``skip_bad_frames``.
@@ -733,6 +736,8 @@ def train(
                 msg += f"  val NDS {row['val_nds']:.4f} mAP {row['val_map']:.4f}"
             print(msg, file=sys.stderr)
             _save_state(run, epoch, metrics)
+            if on_epoch is not None:
+                on_epoch(epoch)
         if last:
             break
     if run.dist.world > 1:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,31 +44,15 @@ def synth_unlabelled_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture
-def stop_training_after(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """``with stop_training_after(n): train(...)``: the run is interrupted (KeyboardInterrupt, expected) right after
-    epoch ``n``'s training state and logs are written; outside the block training is untouched."""
-    from contextlib import contextmanager
+def stop_after(epoch: int) -> Callable[[int], None]:
+    """``train(..., on_epoch=stop_after(n))`` is interrupted (KeyboardInterrupt) right after epoch ``n``'s training
+    state and logs are written, as a Ctrl-C there would."""
 
-    from imkd_ros import train as train_mod
+    def hook(done: int) -> None:
+        if done == epoch:
+            raise KeyboardInterrupt
 
-    real = train_mod._write_logs
-
-    @contextmanager
-    def after(epoch: int):  # noqa: ANN202
-        def stop(out: Path, history: list) -> None:
-            real(out, history)
-            if history[-1]["epoch"] == epoch:
-                raise KeyboardInterrupt
-
-        monkeypatch.setattr(train_mod, "_write_logs", stop)
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                yield
-        finally:
-            monkeypatch.setattr(train_mod, "_write_logs", real)
-
-    return after
+    return hook
 
 
 @contextmanager

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import stop_after
 
 from imkd_ros.data.augment import GlobalAugment, augment_lidar_batch, augment_matrices
 from imkd_ros.train import TrainConfig, model_config_for, train
@@ -84,9 +84,7 @@ def test_draws_cover_both_mirrors_within_bounds() -> None:
     np.testing.assert_allclose(plain, np.broadcast_to(np.eye(3), (3, 3, 3)))
 
 
-def test_teacher_trains_with_augment_and_resumes_exactly(
-    synth_root: Path, tmp_path: Path, stop_training_after: Any
-) -> None:
+def test_teacher_trains_with_augment_and_resumes_exactly(synth_root: Path, tmp_path: Path) -> None:
     mc = model_config_for("lidar", "tiny")
     cfg = TrainConfig(epochs=2, batch_size=4, seed=1, augment=True)
     full = train(synth_root, tmp_path / "full" / "t.pt", mc, cfg, progress=False)
@@ -94,8 +92,8 @@ def test_teacher_trains_with_augment_and_resumes_exactly(
                   progress=False)  # fmt: skip
     assert full.losses != plain.losses  # the draws changed what the teacher saw
 
-    with stop_training_after(1):
-        train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False, on_epoch=stop_after(1))
     resumed = train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, resume=True, progress=False)
     for k, v in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0, msg=k)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from conftest import stop_after
 
 from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.cli import main as cli_main
@@ -61,16 +61,14 @@ def test_shipped_checkpoint_is_the_student_alone(kd_run: TrainResult, tiny_cache
     assert state["distill"] == DistillConfig().to_dict()
 
 
-def test_kd_resume_continues_exactly(
-    synth_root: Path, tiny_cache: CacheBuildReport, tmp_path: Path, stop_training_after: Any
-) -> None:
+def test_kd_resume_continues_exactly(synth_root: Path, tiny_cache: CacheBuildReport, tmp_path: Path) -> None:
     cfg = TrainConfig(epochs=2, batch_size=4, seed=3, max_steps=5)
     mc = model_config_for("fusion", "tiny")
     kd = DistillConfig(stages=("stage1", "stage2"))
     kw = {"progress": False, "distill": kd, "targets": tiny_cache.root}
     full = train(synth_root, tmp_path / "full" / "s.pt", mc, cfg, **kw)
-    with stop_training_after(1):
-        train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, **kw, on_epoch=stop_after(1))
     with pytest.raises(DistillConfigError, match="--resume"):  # another distillation than the interrupted run's
         train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, resume=True, progress=False)
     resumed = train(synth_root, tmp_path / "cut" / "s.pt", mc, cfg, resume=True, **kw)

@@ -13,11 +13,11 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import stop_after
 
 from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.cli import main as cli_main
@@ -215,17 +215,15 @@ def test_no_unlabelled_frame_equals_a_labelled_only_run(
     assert load_checkpoint(empty.checkpoint).meta["unlabelled"]["frames"] == 0
 
 
-def test_mixed_run_resumes_exactly(
-    caches: Caches, synth_unlabelled_root: Path, tmp_path: Path, stop_training_after: Any
-) -> None:
+def test_mixed_run_resumes_exactly(caches: Caches, synth_unlabelled_root: Path, tmp_path: Path) -> None:
     mc = model_config_for("fusion", "tiny")
     cfg = TrainConfig(epochs=3, batch_size=2, seed=2, max_steps=5)
     unl = PseudoLabelConfig("synth_unlabelled", caches.threshold, weight=0.5)
     kw = {"progress": False, "distill": KD, "targets": [caches.labelled, caches.unlabelled], "unlabelled": unl}
     full = train(synth_unlabelled_root, tmp_path / "full" / "s.pt", mc, cfg, **kw)
     cut = tmp_path / "cut" / "s.pt"
-    with stop_training_after(1):
-        train(synth_unlabelled_root, cut, mc, cfg, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_unlabelled_root, cut, mc, cfg, **kw, on_epoch=stop_after(1))
     other = dict(kw, unlabelled=PseudoLabelConfig("synth_unlabelled", caches.threshold))
     with pytest.raises(DistillConfigError, match="--resume: .* unlabelled frames"):
         train(synth_unlabelled_root, cut, mc, cfg, resume=True, **other)

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import stop_after
 
 from imkd_ros import train as train_mod
 from imkd_ros.checkpoint import CheckpointError, load_checkpoint
@@ -145,13 +145,13 @@ def test_training_and_inference_tensors_are_identical(synth_root: Path) -> None:
         assert torch.equal(getattr(train_batch, name), getattr(infer_batch, name)), name
 
 
-def test_resume_continues_exactly(synth_root: Path, tmp_path: Path, stop_training_after: Any) -> None:
+def test_resume_continues_exactly(synth_root: Path, tmp_path: Path) -> None:
     cfg = TrainConfig(epochs=3, batch_size=4, seed=1)
     mc = model_config_for("lidar", "tiny")
     full = train(synth_root, tmp_path / "full" / "t.pt", mc, cfg, progress=False)
 
-    with stop_training_after(2):
-        train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, progress=False, on_epoch=stop_after(2))
     assert not (tmp_path / "cut" / "t.pt").exists()
     resumed = train(synth_root, tmp_path / "cut" / "t.pt", mc, cfg, resume=True, progress=False)
     assert resumed.steps == full.steps
