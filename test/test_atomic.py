@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from imkd_ros.atomic import atomic_dir, atomic_write, atomic_write_text
-from imkd_ros.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from imkd_ros.core.atomic import atomic_dir, atomic_write, atomic_write_text
+from imkd_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 _WRITER = r"""
 import json, sys, torch
-from imkd_ros.atomic import atomic_write_text
-from imkd_ros.checkpoint import save_checkpoint
-from imkd_ros.train import model_config_for
+from imkd_ros.core.atomic import atomic_write_text
+from imkd_ros.model.checkpoint import save_checkpoint
+from imkd_ros.training.train import model_config_for
 
 ckpt, js = sys.argv[1], sys.argv[2]
 cfg = model_config_for("fusion", "tiny")
@@ -96,7 +96,7 @@ def test_unsafe_checkpoint_refusal_says_why_and_never_suggests_weights_only_fals
     assert str(pickled) in msg and "Python objects" in msg and "execute code" in msg and "\n" not in msg
     assert "weights_only" not in msg
     from imkd_ros.model import Student
-    from imkd_ros.train import model_config_for
+    from imkd_ros.training.train import model_config_for
 
     cfg = model_config_for("fusion", "tiny")
     good = save_checkpoint(tmp_path / "good.pt", Student(config=cfg), cfg)

@@ -78,19 +78,19 @@ def test_a_bug_keeps_its_traceback_and_bad_input_is_one_line(
 ) -> None:
     """Only the project's own errors (ImkdError, InputError among them) become one line: a ValueError from a bug
     propagates with its traceback."""
-    import imkd_ros.bench
-    from imkd_ros.errors import InputError
+    import imkd_ros.apps.bench
+    from imkd_ros.core.errors import InputError
 
     def bug(only: object = None, repeats: int = 3) -> dict[str, float]:
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(imkd_ros.bench, "run_benchmarks", bug)
+    monkeypatch.setattr(imkd_ros.apps.bench, "run_benchmarks", bug)
     with pytest.raises(ValueError, match="an internal bug"):
         main(["bench", "--only", "synth"])
 
     def bad_input(only: object = None, repeats: int = 3) -> dict[str, float]:
         raise InputError("--only: no such benchmark")
 
-    monkeypatch.setattr(imkd_ros.bench, "run_benchmarks", bad_input)
+    monkeypatch.setattr(imkd_ros.apps.bench, "run_benchmarks", bad_input)
     assert main(["bench", "--only", "synth"]) == 2
     assert capsys.readouterr().err.strip() == "imkd bench: error: --only: no such benchmark"

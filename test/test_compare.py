@@ -1,4 +1,5 @@
-"""imkd_ros.compare / `imkd compare`: paired bootstrap over scenes. End to end on the synthetic dataset with tiny
+"""imkd_ros.evaluation.compare / `imkd compare`: paired bootstrap over scenes. End to end on the synthetic dataset with
+tiny
 (untrained) checkpoints: files, the reference's (and its copy's) difference exactly 0 with interval [0, 0], the
 headline equal to evaluate_results on the same results file; on perturbed ground truth: the interval contains the
 full-split difference."""
@@ -16,18 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from imkd_ros.checkpoint import build_model, save_checkpoint
 from imkd_ros.cli import main
-from imkd_ros.compare import (
+from imkd_ros.core.types import Boxes
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.evaluation.compare import (
     bootstrap_headlines,
     compare_detectors,
     nds_ci_halfwidth,
     paired_deltas,
     scene_draws,
 )
-from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.eval_detector import headline, model_region
-from imkd_ros.evaluate import (
+from imkd_ros.evaluation.eval_detector import headline, model_region
+from imkd_ros.evaluation.evaluate import (
     CAMERA_RADAR_META,
     Region,
     _load_eval,
@@ -36,9 +37,9 @@ from imkd_ros.evaluate import (
     evaluate_results,
     write_results,
 )
-from imkd_ros.metrics_fast import HEADLINE_KEYS, MatchTable, match_samples, metrics_of
+from imkd_ros.evaluation.metrics_fast import HEADLINE_KEYS, MatchTable, match_samples, metrics_of
 from imkd_ros.model import ModelConfig
-from imkd_ros.types import Boxes
+from imkd_ros.model.checkpoint import build_model, save_checkpoint
 
 VERSION = "v1.0-synth"
 SPLIT = "synth_all"  # 4 scenes x 4 samples

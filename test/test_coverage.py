@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.coverage import (
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Calibration
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.evaluation.coverage import (
     Coverage,
     CoverageError,
     Sector,
@@ -20,12 +23,9 @@ from imkd_ros.coverage import (
     radar_sector,
     rig_coverage,
 )
-from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.evaluate import Region
+from imkd_ros.evaluation.evaluate import Region
 from imkd_ros.model.config import ModelConfig, RadarConfig
 from imkd_ros.model.errors import ModelConfigError
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Calibration
 
 EPS = 1e-3
 #: camera (optical frame: z forward, x right, y down) -> ego (x forward, y left, z up), level

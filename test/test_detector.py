@@ -1,4 +1,5 @@
-"""imkd_ros.detector: the reused image buffer gives exactly what collate_frames gives (images, then boxes), from
+"""imkd_ros.inference.detector: the reused image buffer gives exactly what collate_frames gives (images, then boxes),
+from
 call to call, batch size to batch size and thread to thread; inference_threads."""
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from imkd_ros.core.transforms import Pose, quat_to_matrix
+from imkd_ros.core.types import Boxes, Calibration, Frame
 from imkd_ros.data.dataset import collate_frames
-from imkd_ros.detector import Detector, inference_threads, model_inputs
+from imkd_ros.inference.detector import Detector, inference_threads, model_inputs
 from imkd_ros.model import ModelConfig, Student
 from imkd_ros.model.doppler import refine_velocity
-from imkd_ros.transforms import Pose, quat_to_matrix
-from imkd_ros.types import Boxes, Calibration, Frame
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +146,7 @@ def test_a_teacher_fed_one_lidar_sweep_is_refused(synth_root) -> None:
     """A teacher trained on N accumulated sweeps refuses a single-sweep frame (it would run motion-blind and
     predict near-zero velocities silently); with the configured count it runs."""
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.detector import Detector
+    from imkd_ros.inference.detector import Detector
     from imkd_ros.model import ModelConfig, Teacher
     from imkd_ros.model.errors import ModelInputError
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose, quat_to_yaw
+from imkd_ros.core.types import Boxes, Frame
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.evaluate import (
+from imkd_ros.evaluation.evaluate import (
     CAMERA_RADAR_META,
     EvaluationError,
     Region,
@@ -23,8 +25,6 @@ from imkd_ros.evaluate import (
     evaluate_results,
     write_results,
 )
-from imkd_ros.transforms import Pose, quat_to_yaw
-from imkd_ros.types import Boxes, Frame
 
 VERSION = "v1.0-synth"
 FRONT = Region(x_min=0.0, x_max=60.0, y_min=-30.0, y_max=30.0, half_fov=math.radians(35.0))
@@ -140,7 +140,7 @@ def test_evaluate_regions_scores_each_region_from_one_load(
 ) -> None:
     """One devkit load, several regions: each scores as its own :func:`evaluate_results` /
     :func:`evaluate_by_weather` call would, into its own folder; a Coverage region is recorded as such."""
-    from imkd_ros.coverage import Coverage, Sector
+    from imkd_ros.evaluation.coverage import Coverage, Sector
 
     cov = Coverage(Region(0.0, 60.0, -30.0, 30.0), (Sector.symmetric("S", (0.0, 0.0), 0.0, FRONT.half_fov, 90.0),))
     split = "synth_train"

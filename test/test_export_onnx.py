@@ -13,9 +13,8 @@ import onnx
 import pytest
 import torch
 
-from imkd_ros.checkpoint import save_checkpoint
 from imkd_ros.cli import main as cli_main
-from imkd_ros.export_onnx import (
+from imkd_ros.inference.export_onnx import (
     GRAPH_VERSION,
     METADATA_CONFIG,
     METADATA_GRAPH,
@@ -28,9 +27,10 @@ from imkd_ros.export_onnx import (
     graph_inputs,
     weights_digest,
 )
+from imkd_ros.inference.ort_backend import OrtStudent, torch_parity
 from imkd_ros.model import ModelConfig, Student, Teacher
+from imkd_ros.model.checkpoint import save_checkpoint
 from imkd_ros.model.profile import example_inputs
-from imkd_ros.ort_backend import OrtStudent, torch_parity
 
 VARIANTS = [("camera", "radar"), ("camera",), ("radar",)]
 #: onnxruntime vs PyTorch on the heatmap logits of the tiny students (float32, a different summation order).

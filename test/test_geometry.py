@@ -1,4 +1,4 @@
-"""imkd_ros.geometry: pose interpolation, the pose lookup at a stamp (with and without an end tolerance: the node's
+"""imkd_ros.core.geometry: pose interpolation, the pose lookup at a stamp (with and without an end tolerance: the node's
 PoseBuffer and the bag source's ego_pose_at) and mounting parameters, one test per function."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imkd_ros.geometry import interpolate_pose, pose_at, pose_parameter, slerp
-from imkd_ros.transforms import Pose, quat_to_yaw, yaw_to_quat
+from imkd_ros.core.geometry import interpolate_pose, pose_at, pose_parameter, slerp
+from imkd_ros.core.transforms import Pose, quat_to_yaw, yaw_to_quat
 
 MS = 1_000_000  # ns
 

@@ -15,8 +15,9 @@ The layer order follows the issue's (core -> data -> model -> distill -> trainin
 deliberate difference: inference/deploy and evaluation sit below distill and training, because training validates
 with the detector and the devkit, and teacher targets run the teacher through the detector's device choice.
 
-Modules whose file does not yet sit in the folder of its layer are placed by ``PLACED``; what still breaks the
-contract is listed in ``EXCEPTIONS``, each with its reason: the remaining debt, to shrink to nothing.
+Every module sits in the folder of its layer (``imkd_ros/<layer>/``; the layer table is ``LAYERS``); ``PLACED``
+would place a module that does not, and ``EXCEPTIONS`` list imports that break the contract, each with its reason:
+both are empty, and an entry in either is debt.
 """
 
 from __future__ import annotations
@@ -56,56 +57,24 @@ ROS_ALLOWED = ("imkd_ros.ros", "imkd_ros.nodes")
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it (here or in PLACED).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "core",
-        (
-            "imkd_ros",  # the package's __init__
-            "imkd_ros.errors",
-            "imkd_ros.atomic",
-            "imkd_ros.classes",
-            "imkd_ros.transforms",
-            "imkd_ros.types",
-            "imkd_ros.sweeps",
-            "imkd_ros.geometry",
-            "imkd_ros.shipped",
-        ),
-    ),
+    ("core", ("imkd_ros", "imkd_ros.core")),  # "imkd_ros": the package's __init__
     ("data", ("imkd_ros.data",)),
-    ("model", ("imkd_ros.model", "imkd_ros.checkpoint")),
-    ("inference", ("imkd_ros.export_onnx", "imkd_ros.ort_backend", "imkd_ros.detector")),
-    (
-        "evaluation",
-        (
-            "imkd_ros.evaluate",
-            "imkd_ros.metrics_fast",
-            "imkd_ros.coverage",
-            "imkd_ros.viz",
-            "imkd_ros.eval_detector",
-            "imkd_ros.compare",
-        ),
-    ),
+    ("model", ("imkd_ros.model",)),
+    ("inference", ("imkd_ros.inference",)),
+    ("evaluation", ("imkd_ros.evaluation",)),
     ("distill", ("imkd_ros.distill",)),
-    ("training", ("imkd_ros.train",)),
+    ("training", ("imkd_ros.training",)),
     ("pipeline", ("imkd_ros.pipeline",)),
     ("bag", ("imkd_ros.bag",)),
-    ("apps", ("imkd_ros.demo", "imkd_ros.bench", "imkd_ros.node_bench")),
+    ("apps", ("imkd_ros.apps",)),
     ("cli", ("imkd_ros.cli",)),
     ("ros", ("imkd_ros.ros",)),
     ("nodes", ("imkd_ros.nodes",)),
 )
 
-# Modules whose file is not (yet) in the folder of the layer they belong to: module -> (layer, reason).
-PLACED: dict[str, tuple[str, str]] = {
-    "imkd_ros.interfaces": ("bag", "the msg/ definitions in a rosbags typestore: bag I/O, belongs in bag/"),
-    "imkd_ros.distill.ablate": ("apps", "the ablation study trains and scores models: an application"),
-    "imkd_ros.bag.targets": ("apps", "runs the teacher over a bag: an application, not bag I/O"),
-    "imkd_ros.bag.replay": ("apps", "replay evaluation runs the detector: an application"),
-    "imkd_ros.bag.replay_live": ("apps", "runs detector_node over a played bag: an application"),
-    "imkd_ros.bag.replay_eval": ("apps", "`imkd bag replay-eval`'s library call: replay, score, report"),
-    "imkd_ros.bag.replay_bench": ("apps", "a benchmark"),
-    "imkd_ros.bag.bench": ("apps", "a benchmark"),
-    "imkd_ros.bag.cli": ("cli", "`imkd bag <verb>`"),
-}
+# Modules whose file is not in the folder of the layer they belong to: module -> (layer, reason). Empty: every
+# module sits in its layer's folder; an entry here is debt, to be moved.
+PLACED: dict[str, tuple[str, str]] = {}
 
 # Imports that break the contract today: (importer, imported) -> reason. Keep it short; fix, then delete the line.
 EXCEPTIONS: dict[tuple[str, str], str] = {}
@@ -113,8 +82,11 @@ EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 # Private names imported from another module today: (importer, module) -> reason. Make them public or move them.
 PRIVATE_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("imkd_ros.compare", "imkd_ros.evaluate"): "devkit loading/scoring helpers (_load_eval, _select, _score)",
-    ("imkd_ros.bag.metrics", "imkd_ros.evaluate"): "devkit scoring helpers (_in_region, _score)",
+    (
+        "imkd_ros.evaluation.compare",
+        "imkd_ros.evaluation.evaluate",
+    ): "devkit loading/scoring helpers (_load_eval, _select, _score)",
+    ("imkd_ros.bag.metrics", "imkd_ros.evaluation.evaluate"): "devkit scoring helpers (_in_region, _score)",
 }
 
 
@@ -264,6 +236,12 @@ def test_every_module_has_a_layer() -> None:
     assert [m for m in MODULES if layer_of(m) < 0] == []
 
 
+def test_every_module_sits_in_its_layers_folder() -> None:
+    """``imkd_ros/<layer>/...``: the folder names are the layers (only the package's own ``__init__`` is above)."""
+    astray = [m for m in MODULES if m != "imkd_ros" and m.split(".")[1] != LAYERS[layer_of(m)][0]]
+    assert astray == [] and PLACED == {}
+
+
 def test_ros_message_packages_only_under_ros_and_nodes() -> None:
     bag = next(i for i, (name, _) in enumerate(LAYERS) if name == "bag")
     bad = []
@@ -306,12 +284,12 @@ def test_exceptions_are_still_needed() -> None:
 
 def test_the_contract_sees_imports(tmp_path: Path) -> None:
     """The graph is not empty by mistake: known edges of every kind are found."""
-    assert "imkd_ros.types" in EDGES["imkd_ros.model.decode"]  # module level
-    assert "imkd_ros.bag.replay_eval" in EDGES["imkd_ros.bag.cli"]  # inside a function
+    assert "imkd_ros.core.types" in EDGES["imkd_ros.model.decode"]  # module level
+    assert "imkd_ros.apps.replay_eval" in EDGES["imkd_ros.cli.bag"]  # inside a function
     assert "rclpy" in EXTERNAL["imkd_ros.nodes.spin"]
     probe = tmp_path / "probe.py"
-    probe.write_text("import importlib\n\ndef f():\n    return importlib.import_module('imkd_ros.types')\n")
-    assert "imkd_ros.types" in _imports("imkd_ros.probe", probe)  # importlib.import_module with a literal
-    assert _cycles({"imkd_ros.types": {"imkd_ros.classes"}, "imkd_ros.classes": {"imkd_ros.types"}}) == [
-        ["imkd_ros.classes", "imkd_ros.types"]
-    ]
+    probe.write_text("import importlib\n\ndef f():\n    return importlib.import_module('imkd_ros.core.types')\n")
+    assert "imkd_ros.core.types" in _imports("imkd_ros.probe", probe)  # importlib.import_module with a literal
+    assert _cycles(
+        {"imkd_ros.core.types": {"imkd_ros.core.classes"}, "imkd_ros.core.classes": {"imkd_ros.core.types"}}
+    ) == [["imkd_ros.core.classes", "imkd_ros.core.types"]]

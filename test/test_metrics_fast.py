@@ -1,4 +1,5 @@
-"""imkd_ros.metrics_fast against the real nuscenes-devkit: every number of the summary to 1e-9, on perturbed ground
+"""imkd_ros.evaluation.metrics_fast against the real nuscenes-devkit: every number of the summary to 1e-9, on perturbed
+ground
 truth (noise, drops, double detections, false positives, a class without predictions), with sample weights (a
 scene counted twice, a scene left out), in a region, and without any prediction."""
 
@@ -12,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes, Frame
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.evaluate import (
+from imkd_ros.evaluation.evaluate import (
     CAMERA_RADAR_META,
     Region,
     _load_eval,
@@ -24,8 +26,7 @@ from imkd_ros.evaluate import (
     evaluate_results,
     write_results,
 )
-from imkd_ros.metrics_fast import TP_METRICS, MatchTable, Scores, match_samples, metrics_of
-from imkd_ros.types import Boxes, Frame
+from imkd_ros.evaluation.metrics_fast import TP_METRICS, MatchTable, Scores, match_samples, metrics_of
 
 VERSION = "v1.0-synth"
 SPLIT = "synth_all"  # 4 scenes x 4 samples

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from imkd_ros.node_bench import RssSampler, rss_growth_mb, rss_mb
+from imkd_ros.apps.node_bench import RssSampler, rss_growth_mb, rss_mb
 
 
 def test_rss_growth_is_last_fifth_minus_first_fifth() -> None:

@@ -21,16 +21,16 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from imkd_ros.checkpoint import save_checkpoint
+from imkd_ros.core.shipped import resolve_checkpoint
+from imkd_ros.core.types import Boxes, Frame
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.detector import BACKENDS, Detector, model_inputs
-from imkd_ros.export_onnx import export_checkpoint, export_student
+from imkd_ros.inference.detector import BACKENDS, Detector, model_inputs
+from imkd_ros.inference.export_onnx import export_checkpoint, export_student
+from imkd_ros.inference.ort_backend import OrtBackendError, OrtStudent, box_difference, providers_for, torch_parity
 from imkd_ros.model import ModelConfig, Student, StudentInputs, Teacher
+from imkd_ros.model.checkpoint import save_checkpoint
 from imkd_ros.model.profile import example_inputs
-from imkd_ros.ort_backend import OrtBackendError, OrtStudent, box_difference, providers_for, torch_parity
-from imkd_ros.shipped import resolve_checkpoint
-from imkd_ros.types import Boxes, Frame
 
 REPO = Path(__file__).resolve().parents[1]
 #: onnxruntime vs PyTorch, default-size student, heatmap logits (measured: about 1e-5).

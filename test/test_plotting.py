@@ -14,10 +14,10 @@ import numpy as np
 import matplotlib
 matplotlib.use("svg")  # a backend chosen by the caller must survive the library's plots
 from imkd_ros.distill.intensity import draw_intensity
-from imkd_ros.train import _write_logs
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Frame
-from imkd_ros.viz import draw_bev
+from imkd_ros.training.train import _write_logs
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Frame
+from imkd_ros.evaluation.viz import draw_bev
 
 out = Path(sys.argv[1])
 draw_intensity(out / "i.png", np.random.default_rng(0).random((3, 8, 8)), (0.0, 25.6, -12.8, 12.8))

@@ -1,11 +1,11 @@
-"""The one sweep selection and sweep -> reference-ego transform (:mod:`imkd_ros.sweeps`)."""
+"""The one sweep selection and sweep -> reference-ego transform (:mod:`imkd_ros.core.sweeps`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from imkd_ros.sweeps import (
+from imkd_ros.core.sweeps import (
     SweepWindow,
     lag_seconds,
     lidar_sweep_to_ref,
@@ -13,7 +13,7 @@ from imkd_ros.sweeps import (
     select_sweeps,
     sweep_to_ref,
 )
-from imkd_ros.transforms import Pose, yaw_to_quat
+from imkd_ros.core.transforms import Pose, yaw_to_quat
 
 MS = 1_000_000
 

@@ -9,7 +9,7 @@ from nuscenes.eval.common.utils import quaternion_yaw
 from nuscenes.utils.data_classes import Box
 from pyquaternion import Quaternion
 
-from imkd_ros.transforms import Pose, matrix_to_quat, quat_to_matrix, quat_to_yaw, wrap_angle, yaw_to_quat
+from imkd_ros.core.transforms import Pose, matrix_to_quat, quat_to_matrix, quat_to_yaw, wrap_angle, yaw_to_quat
 
 # A real nuScenes CAM_FRONT calibrated_sensor rotation (w, x, y, z) and a LIDAR_TOP one.
 CAM_FRONT_Q = [0.4998015430569128, -0.5030316162024876, 0.4997798114386805, -0.49737083824542755]

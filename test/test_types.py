@@ -8,8 +8,8 @@ from nuscenes.utils.data_classes import Box
 from nuscenes.utils.geometry_utils import points_in_box
 from pyquaternion import Quaternion
 
-from imkd_ros.transforms import Pose, quat_to_matrix
-from imkd_ros.types import Boxes, Calibration
+from imkd_ros.core.transforms import Pose, quat_to_matrix
+from imkd_ros.core.types import Boxes, Calibration
 
 
 def some_boxes() -> Boxes:

@@ -6,10 +6,10 @@ types, teacher targets computed from a bag's LiDAR.
   in log-time order, calibration, ground truth, LiDAR frames.
 * :mod:`~imkd_ros.bag.convert`: message <-> numpy for rosbags' messages (no rclpy).
 * :mod:`~imkd_ros.bag.export`: a nuScenes-format dataset -> a bag (``imkd bag export``).
-* :mod:`~imkd_ros.bag.targets`: teacher targets from a bag (``imkd bag teacher-targets``), the cache format of
+* :mod:`~imkd_ros.apps.bag_targets`: teacher targets from a bag (``imkd bag teacher-targets``), the cache format of
   :mod:`imkd_ros.distill.cache`.
 * :mod:`~imkd_ros.bag.recover`: the readable part of a cut or damaged bag as a new bag (``imkd bag recover``).
-* :mod:`~imkd_ros.bag.cli`: the ``imkd bag`` verb group.
+* :mod:`~imkd_ros.cli.bag`: the ``imkd bag`` verb group.
 
 Nothing here imports rclpy. Import heavier submodules directly; this ``__init__`` re-exports the light ones.
 """

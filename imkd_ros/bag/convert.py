@@ -5,10 +5,10 @@ The point cloud, image, pose and camera_info readers are the node's own (:mod:`i
 needed); errors are
 :class:`MessageError` (the same class as :class:`~imkd_ros.pipeline.arrays.ConversionError`, a ``ValueError``). A point
 cloud is a structured array ``(N,)``, an image ``(H, W, 3)``
-uint8 RGB, poses are :class:`~imkd_ros.transforms.Pose` (child -> parent, quaternions ``(w, x, y, z)`` in the
+uint8 RGB, poses are :class:`~imkd_ros.core.transforms.Pose` (child -> parent, quaternions ``(w, x, y, z)`` in the
 core, ``x, y, z, w`` fields on the wire).
 
-Builders need a rosbags typestore holding the types (default: :func:`imkd_ros.interfaces.make_typestore`, made
+Builders need a rosbags typestore holding the types (default: :func:`imkd_ros.bag.interfaces.make_typestore`, made
 once per process).
 """
 
@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES
-from imkd_ros.interfaces import detection_id
+from imkd_ros.bag.interfaces import detection_id
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import yaw_to_quat
+from imkd_ros.core.types import Boxes, Calibration
 from imkd_ros.pipeline.arrays import (
     POINTFIELD_DTYPES,
     ConversionError,
@@ -34,8 +36,6 @@ from imkd_ros.pipeline.arrays import (
     transform_msg_to_pose,
 )
 from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
-from imkd_ros.transforms import yaw_to_quat
-from imkd_ros.types import Boxes, Calibration
 
 __all__ = [
     "MessageError",
@@ -77,9 +77,9 @@ MessageError = ConversionError
 
 @functools.lru_cache(maxsize=1)
 def default_typestore() -> Any:
-    """The process-wide typestore of :func:`imkd_ros.interfaces.make_typestore` (ROS 2 Kilted + imkd_msgs + the
+    """The process-wide typestore of :func:`imkd_ros.bag.interfaces.make_typestore` (ROS 2 Kilted + imkd_msgs + the
     stand-ins)."""
-    from imkd_ros.interfaces import make_typestore
+    from imkd_ros.bag.interfaces import make_typestore
 
     return make_typestore()
 
@@ -304,7 +304,7 @@ def detections_msg(boxes: Boxes, header: Any, store: Any | None = None) -> Any:
     """:class:`Boxes` -> ``vision_msgs/Detection3DArray`` with the conventions of :mod:`imkd_ros.ros.messages`
     (class name in ``results[0].hypothesis.class_id``, ``bbox.size`` = (length, width, height), ``id`` the index in
     the frame); the velocities go into :func:`objects_msg`. Read back (with that message) by
-    :func:`imkd_ros.interfaces.detections_to_boxes`."""
+    :func:`imkd_ros.bag.interfaces.detections_to_boxes`."""
     t = _types(store)
     dets = []
     for i in range(len(boxes)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from pathlib import Path
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 
 __all__ = ["BagError", "check_output_bag"]
 

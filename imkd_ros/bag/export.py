@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.atomic import atomic_dir
 from imkd_ros.bag.convert import (
     camera_info_msg,
     cloud_msg,
@@ -62,7 +61,8 @@ from imkd_ros.bag.convert import (
 )
 from imkd_ros.bag.errors import BagError, check_output_bag
 from imkd_ros.bag.topics import BagTopics
-from imkd_ros.transforms import quat_to_matrix, wrap_angle
+from imkd_ros.core.atomic import atomic_dir
+from imkd_ros.core.transforms import quat_to_matrix, wrap_angle
 
 __all__ = ["STORAGES", "export_bag", "lidar_cloud", "frame_id_of"]
 
@@ -200,7 +200,7 @@ def export_bag(
         BagError: ``out`` exists or ends in ``.bag`` (:func:`imkd_ros.bag.errors.check_output_bag`), no scene,
             unknown storage, radar channels and topics of different lengths, overlapping scenes, or a failure while
             writing (the partial bag is removed). The bag is written in a temporary folder beside ``out`` and renamed
-            when complete (:func:`imkd_ros.atomic.atomic_dir`): a killed export leaves no ``out``, only
+            when complete (:func:`imkd_ros.core.atomic.atomic_dir`): a killed export leaves no ``out``, only
             ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
         DatasetError: the dataset is missing, malformed, or lacks a scene or a channel's keyframe.
     """

@@ -1,17 +1,20 @@
 """nuScenes detection metrics (devkit ``detection_cvpr_2019``) of boxes held in memory, without a dataroot.
 
-``imkd eval`` scores a result file against a nuScenes-format dataroot (:mod:`imkd_ros.evaluate`). A bag has no
-dataroot: its ground truth and the replayed detections are :class:`~imkd_ros.types.Boxes` per frame. This module
+``imkd eval`` scores a result file against a nuScenes-format dataroot (:mod:`imkd_ros.evaluation.evaluate`). A bag has
+no
+dataroot: its ground truth and the replayed detections are :class:`~imkd_ros.core.types.Boxes` per frame. This module
 feeds them through the same devkit code that ``DetectionEval`` runs, in the same order:
 
 1. both become devkit ``DetectionBox`` objects in the GLOBAL frame (predictions through
-   :func:`imkd_ros.evaluate.boxes_to_results`, as ``imkd eval`` writes them; ground truth likewise, score -1);
+   :func:`imkd_ros.evaluation.evaluate.boxes_to_results`, as ``imkd eval`` writes them; ground truth likewise, score
+   -1);
 2. the devkit's own ``add_center_dist`` and ``filter_eval_boxes`` (class range, GT with zero points, bike racks)
    run on them, handed a minimal stand-in for the ``NuScenes`` object that knows, per frame, the ego position the
    range is measured from (the devkit uses the ``LIDAR_TOP`` keyframe's ego pose) and no bike racks;
-3. the optional ego-frame area (:class:`~imkd_ros.evaluate.Region`, :class:`~imkd_ros.coverage.Coverage`) is applied
+3. the optional ego-frame area (:class:`~imkd_ros.evaluation.evaluate.Region`,
+:class:`~imkd_ros.evaluation.coverage.Coverage`) is applied
    as ``imkd eval`` applies it;
-4. :func:`imkd_ros.evaluate` 's scorer narrows the classes to those with ground truth and runs the devkit's
+4. :func:`imkd_ros.evaluation.evaluate` 's scorer narrows the classes to those with ground truth and runs the devkit's
    ``DetectionEval.evaluate`` (``accumulate`` / ``calc_ap`` / ``calc_tp`` / ``DetectionMetrics``), writing the
    devkit's ``metrics_summary.json`` and ``metrics_details.json``.
 
@@ -28,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES
-from imkd_ros.evaluate import (
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose, yaw_to_quat
+from imkd_ros.core.types import Boxes
+from imkd_ros.evaluation.evaluate import (
     CAMERA_RADAR_META,
     META_KEYS,
     Area,
@@ -39,8 +44,6 @@ from imkd_ros.evaluate import (
     attribute_of,
     boxes_to_results,
 )
-from imkd_ros.transforms import Pose, yaw_to_quat
-from imkd_ros.types import Boxes
 
 __all__ = ["MAX_BOXES_PER_SAMPLE", "gt_detection_boxes", "pred_detection_boxes", "evaluate_boxes"]
 
@@ -79,7 +82,8 @@ def gt_detection_boxes(
         token: the sample token.
         boxes_ego: the ground truth in the ego frame (``frame == "ego"``); velocity ``(N, 2)`` m/s, NaN unknown.
         ego_pose: ego -> global.
-        attributes: per box the nuScenes attribute name (``""`` none); default: :func:`imkd_ros.evaluate.attribute_of`
+        attributes: per box the nuScenes attribute name (``""`` none); default:
+        :func:`imkd_ros.evaluation.evaluate.attribute_of`
             of the class and the box's speed (annotated datasets carry their own: pass them).
         num_pts: per box LiDAR + radar points (0: the devkit drops the box); default -1 (kept, like predictions).
 
@@ -117,7 +121,7 @@ def gt_detection_boxes(
 
 def pred_detection_boxes(token: str, boxes_ego: Boxes, ego_pose: Pose) -> list[Any]:
     """Predicted ``DetectionBox`` es of one sample in the GLOBAL frame: the result dicts ``imkd eval`` writes
-    (:func:`imkd_ros.evaluate.boxes_to_results`) read back as the devkit's ``load_prediction`` reads them.
+    (:func:`imkd_ros.evaluation.evaluate.boxes_to_results`) read back as the devkit's ``load_prediction`` reads them.
 
     Raises:
         EvaluationError: more than :data:`MAX_BOXES_PER_SAMPLE` boxes.
@@ -189,7 +193,7 @@ def evaluate_boxes(
         gt_num_pts: per sample, per GT box LiDAR + radar points (0: dropped, as the devkit does).
         region: score only boxes whose centre lies in this ego-frame area (``imkd eval``: the model's BEV grid).
         classes: restrict to these detection classes (default all; only those with GT are scored).
-        meta: the devkit ``meta`` block (:data:`imkd_ros.evaluate.META_KEYS`).
+        meta: the devkit ``meta`` block (:data:`imkd_ros.evaluation.evaluate.META_KEYS`).
         scope: extra entries of the summary's ``eval_scope``.
 
     Returns:

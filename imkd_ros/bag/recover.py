@@ -44,8 +44,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from imkd_ros.atomic import atomic_dir
 from imkd_ros.bag.errors import BagError, check_output_bag
+from imkd_ros.core.atomic import atomic_dir
 
 __all__ = ["MCAP_MAGIC", "McapScanner", "RecoveryReport", "recover_bag", "RECOVER_HINT"]
 
@@ -573,7 +573,7 @@ def _recover_sqlite(path: Path, out: _Out) -> None:
 def recover_bag(source: str | PathLike[str], out: str | PathLike[str]) -> RecoveryReport:
     """Write the readable part of the bag ``source`` (a rosbag2 folder, with or without ``metadata.yaml``, or a
     single ``.mcap`` / ``.db3`` file) as a new bag ``out`` of the same storage (see the module docstring). ``out``
-    appears only when complete (:func:`imkd_ros.atomic.atomic_dir`).
+    appears only when complete (:func:`imkd_ros.core.atomic.atomic_dir`).
 
     Raises:
         BagError: ``source`` missing or not a bag, ``out`` exists, or nothing readable.

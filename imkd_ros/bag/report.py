@@ -6,8 +6,9 @@ Into the output folder:
   evaluated / without detections, frames dropped by sync with their reasons (sync event kinds) and example
   sentences, rejected messages, latency percentiles, throughput (frames/s, x real time), live figures;
 * the devkit's ``metrics_summary.json`` and ``metrics_details.json`` (written by the evaluation) for the model's
-  BEV grid, and the same under ``coverage/`` for the part of the grid its sensors see (:mod:`imkd_ros.coverage`);
-* ``bev/<n>_<key>.png``: BEV pictures of evenly spread evaluated frames (:func:`imkd_ros.viz.draw_bev`: radar
+  BEV grid, and the same under ``coverage/`` for the part of the grid its sensors see
+  (:mod:`imkd_ros.evaluation.coverage`);
+* ``bev/<n>_<key>.png``: BEV pictures of evenly spread evaluated frames (:func:`imkd_ros.evaluation.viz.draw_bev`: radar
   points as the detector saw them, ground truth green, detections red) and ``bev.gif``, those frames in time
   order;
 * ``detections/``: an MCAP bag with ``/detector_node/output/objects`` (``vision_msgs/Detection3DArray``),
@@ -26,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.atomic import atomic_dir, atomic_write_text
-from imkd_ros.types import Boxes, Frame
+from imkd_ros.core.atomic import atomic_dir, atomic_write_text
+from imkd_ros.core.types import Boxes, Frame
 
 __all__ = [
     "OBJECTS_TOPIC",
@@ -181,8 +182,8 @@ def write_bev(out_dir: Path, replay: Any, gt: Mapping[int, Boxes], count: int) -
     them, ``out_dir/bev.gif``. Returns (PNGs, GIF or None)."""
     from PIL import Image
 
-    from imkd_ros.transforms import Pose
-    from imkd_ros.viz import draw_bev
+    from imkd_ros.core.transforms import Pose
+    from imkd_ros.evaluation.viz import draw_bev
 
     bev = out_dir / "bev"
     if bev.exists():
@@ -210,7 +211,7 @@ def write_bev(out_dir: Path, replay: Any, gt: Mapping[int, Boxes], count: int) -
 
 
 def _headline(summary: Mapping[str, Any]) -> dict[str, float]:
-    from imkd_ros.eval_detector import headline
+    from imkd_ros.evaluation.eval_detector import headline
 
     return headline(summary)
 

@@ -4,7 +4,7 @@
 Message types are read from the bag: each connection's type name and, where the bag stores it, its message
 definition (``ros2msg`` or ``ros2idl``), so bags written by other tools (``ros2 bag record``, rosbag2_py, rclpy
 serialisation, mcap-ros2-support) deserialise with their own definitions. Types a bag does not define come from
-:func:`imkd_ros.interfaces.make_typestore` (ROS 2 Kilted, ``imkd_msgs``, the vision_msgs stand-in); when the bag
+:func:`imkd_ros.bag.interfaces.make_typestore` (ROS 2 Kilted, ``imkd_msgs``, the vision_msgs stand-in); when the bag
 records a type hash (RIHS01) for such a type it must match. Deserialised messages are rosbags dataclasses (arrays
 as numpy views); :mod:`imkd_ros.bag.convert` turns them into the core's types.
 
@@ -41,14 +41,14 @@ from imkd_ros.bag.convert import (
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.recover import RECOVER_HINT
 from imkd_ros.bag.topics import BagTopics
-from imkd_ros.geometry import pose_at
-from imkd_ros.sweeps import SweepWindow, lag_seconds, lidar_sweep_to_ref, select_sweeps, sweep_to_ref
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes, Calibration
+from imkd_ros.core.geometry import pose_at
+from imkd_ros.core.sweeps import SweepWindow, lag_seconds, lidar_sweep_to_ref, select_sweeps, sweep_to_ref
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes, Calibration
 
 __all__ = ["BagMessage", "BagSource", "LIDAR_MSG_FIELDS"]
 
-#: The LiDAR PointCloud2 fields read, in :data:`imkd_ros.types.LIDAR_FEATURES` order (``time_lag`` is per sweep).
+#: The LiDAR PointCloud2 fields read, in :data:`imkd_ros.core.types.LIDAR_FEATURES` order (``time_lag`` is per sweep).
 LIDAR_MSG_FIELDS: tuple[str, ...] = ("x", "y", "z", "intensity", "ring")
 
 
@@ -395,14 +395,14 @@ class BagSource:
     def ego_pose_at(self, stamp_ns: int, max_gap_s: float = 0.5) -> Pose | None:
         """The ego pose at ``stamp_ns``: the recorded one when a pose has exactly that stamp, else interpolated
         between the two around it (no further apart than ``max_gap_s``); None outside the poses or without any
-        (:func:`imkd_ros.geometry.pose_at` without an end tolerance)."""
+        (:func:`imkd_ros.core.geometry.pose_at` without an end tolerance)."""
         stamps, poses = self.ego_poses
         return pose_at(stamps, poses, stamp_ns, max_gap_ns=int(round(max_gap_s * 1e9)))
 
     # -- ground truth, keyframes ----------------------------------------------------------------------------------
     def ground_truth(self) -> dict[int, Boxes]:
         """Ground-truth boxes by header stamp (ns), in the ego frame (``"ego"``) of that stamp, from the
-        ``ground_truth`` Detection3DArray messages (class names of :data:`imkd_ros.classes.CLASSES`) with the
+        ``ground_truth`` Detection3DArray messages (class names of :data:`imkd_ros.core.classes.CLASSES`) with the
         velocities of the ``ground_truth_objects`` DetectedObjects of the same stamp (bags without that topic: the
         velocity in the detection ids of older exports; NaN where unknown).
 
@@ -410,7 +410,7 @@ class BagSource:
             BagError: no ground-truth topic, a message in another frame than ``base_frame``, an unknown class, or
                 DetectedObjects that do not match their Detection3DArray.
         """
-        from imkd_ros.interfaces import InterfaceError, detections_to_boxes
+        from imkd_ros.bag.interfaces import InterfaceError, detections_to_boxes
 
         objects: dict[int, Any] = {}
         if self.has("ground_truth_objects"):
@@ -450,7 +450,7 @@ class BagSource:
 
     def _to_ref(self, sweep: tuple[int, int, str, np.ndarray], ref_ns: int, ref_pose: Pose | None) -> np.ndarray:
         """One sweep ``(N, 5)`` (sensor frame) -> ``(N, 6)`` float32 LiDAR features in the ego frame at ``ref_ns``
-        (:func:`imkd_ros.sweeps.sweep_to_ref`, :func:`imkd_ros.sweeps.lidar_sweep_to_ref`: the reader's
+        (:func:`imkd_ros.core.sweeps.sweep_to_ref`, :func:`imkd_ros.core.sweeps.lidar_sweep_to_ref`: the reader's
         arithmetic)."""
         stamp, log_ns, frame, pts = sweep
         sweep_pose = self.ego_pose_at(stamp) if ref_pose is not None else None
@@ -471,11 +471,11 @@ class BagSource:
         self, sweeps: int = 1, *, keys: Collection[str] | None = None, window: SweepWindow | None = None
     ) -> Iterator[tuple[str, int, np.ndarray]]:
         """LiDAR frames ``(key, stamp_ns, points)``, points ``(N, 6)`` float32 columns
-        :data:`imkd_ros.types.LIDAR_FEATURES` in the ego frame at ``stamp_ns``, in the order of :meth:`keyframes`.
+        :data:`imkd_ros.core.types.LIDAR_FEATURES` in the ego frame at ``stamp_ns``, in the order of :meth:`keyframes`.
 
         With a ``sample_token`` topic (bags exported from a dataset) a frame is a keyframe: key = the sample token,
         ``stamp_ns`` = its log time (the camera keyframe stamp, the dataset's reference time); its sweeps are chosen
-        by :func:`imkd_ros.sweeps.select_sweeps` (causal: the newest sweep at or before the stamp and earlier ones,
+        by :func:`imkd_ros.core.sweeps.select_sweeps` (causal: the newest sweep at or before the stamp and earlier ones,
         within ``window``'s ages) and moved sensor -> ego(sweep) -> map -> ego(stamp) exactly as
         :class:`NuScenesReader` does (same selection, poses and arithmetic: bit-equal points for an exported bag).
         Without it every sweep is a frame keyed ``str(stamp_ns)``. Without ego poses the ego is taken as standing
@@ -485,7 +485,7 @@ class BagSource:
             sweeps: sweeps per frame, counting the key sweep (>= 1).
             keys: only these keys are computed (the others are skipped cheaply); default all.
             window: the causal age limits (its ``count`` is replaced by ``sweeps``); default
-                :class:`~imkd_ros.sweeps.SweepWindow`, as the reader's.
+                :class:`~imkd_ros.core.sweeps.SweepWindow`, as the reader's.
 
         Raises:
             BagError: no LiDAR topic, a sweep without fields ``x y z intensity ring``, no static transform for its

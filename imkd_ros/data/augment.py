@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imkd_ros.types import Boxes
+from imkd_ros.core.types import Boxes
 
 __all__ = ["GlobalAugment", "augment_lidar_batch", "augment_matrices"]
 

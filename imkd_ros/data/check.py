@@ -27,9 +27,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from imkd_ros.core.types import Frame
 from imkd_ros.data.errors import BadFilesError, DataError
 from imkd_ros.data.pcd import check_lidar_bin, check_radar_pcd
-from imkd_ros.types import Frame
 
 __all__ = [
     "FileProblem",

@@ -1,4 +1,4 @@
-"""The collate function that batches :class:`imkd_ros.types.Frame` into tensors (:class:`Batch`).
+"""The collate function that batches :class:`imkd_ros.core.types.Frame` into tensors (:class:`Batch`).
 
 Frames stay numpy (so that augmentations work on one representation); :func:`collate_frames` is where tensors are
 made.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from imkd_ros.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes, Frame
+from imkd_ros.core.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes, Frame
 
 __all__ = ["Batch", "collate_frames"]
 
@@ -26,10 +26,10 @@ class Batch:
         intrinsics: ``(B, 3, 3)`` float32 camera matrices.
         cam_to_ego: ``(B, 4, 4)`` float32 camera -> ego (reference frame) transforms.
         ego_to_global: ``(B, 4, 4)`` float64 ego (reference frame) -> global transforms.
-        radar: ``(B, Nmax, 7)`` float32, columns :data:`imkd_ros.types.RADAR_FEATURES`, zero padded;
+        radar: ``(B, Nmax, 7)`` float32, columns :data:`imkd_ros.core.types.RADAR_FEATURES`, zero padded;
             ``Nmax = max(1, longest radar cloud)``.
         radar_mask: ``(B, Nmax)`` bool, True on real points.
-        lidar: ``(B, Mmax, 6)`` float32, columns :data:`imkd_ros.types.LIDAR_FEATURES`, zero padded, or None when
+        lidar: ``(B, Mmax, 6)`` float32, columns :data:`imkd_ros.core.types.LIDAR_FEATURES`, zero padded, or None when
             the frames carry no LiDAR; ``Mmax = max(1, longest cloud)``.
         lidar_mask: ``(B, Mmax)`` bool, or None with ``lidar``.
         gt: per frame ground truth (ego frame) or None.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 
 __all__ = ["DataError", "DatasetError", "PointCloudError", "ImageFileError", "BadFilesError"]
 

@@ -1,4 +1,4 @@
-"""Read any nuScenes-format dataroot (the real nuScenes or the synthetic world) into :class:`imkd_ros.types.Frame`.
+"""Read any nuScenes-format dataroot (the real nuScenes or the synthetic world) into :class:`imkd_ros.core.types.Frame`.
 
 Plain JSON: the tables are loaded once and indexed by token; the devkit's ``NuScenes`` class is not used (it loads
 and reverse-indexes everything, and needs the maps). Tables read from ``<dataroot>/<version>/``: scene, sample,
@@ -6,9 +6,9 @@ sample_data, ego_pose, calibrated_sensor, sensor, sample_annotation, instance, c
 
 Reference frame of a :class:`Frame`: the ego vehicle at the timestamp of the camera keyframe (that sample_data's own
 ``ego_pose``). Radar and LiDAR sweeps, and the ground truth, are moved into it through the global frame:
-``sensor -> ego(sweep time) -> global -> ego(reference)``, all with :class:`imkd_ros.transforms.Pose`.
+``sensor -> ego(sweep time) -> global -> ego(reference)``, all with :class:`imkd_ros.core.transforms.Pose`.
 
-Which sweeps: :func:`imkd_ros.sweeps.select_sweeps`, the same causal selection as the detector node (the newest
+Which sweeps: :func:`imkd_ros.core.sweeps.select_sweeps`, the same causal selection as the detector node (the newest
 sweep at or before the camera stamp, then earlier ones), unless ``selection="nuscenes"`` asks for the nuScenes
 keyframe convention (not deployable; for comparisons with published numbers).
 
@@ -31,11 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES, class_of_category
-from imkd_ros.data.errors import DatasetError, ImageFileError
-from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
-from imkd_ros.errors import InputError
-from imkd_ros.sweeps import (
+from imkd_ros.core.classes import CLASSES, class_of_category
+from imkd_ros.core.errors import InputError
+from imkd_ros.core.sweeps import (
     NUSCENES,
     SELECTIONS,
     SweepWindow,
@@ -45,8 +43,10 @@ from imkd_ros.sweeps import (
     select_sweeps,
     sweep_to_ref,
 )
-from imkd_ros.transforms import Pose, quat_to_yaw
-from imkd_ros.types import Boxes, Calibration, Frame
+from imkd_ros.core.transforms import Pose, quat_to_yaw
+from imkd_ros.core.types import Boxes, Calibration, Frame
+from imkd_ros.data.errors import DatasetError, ImageFileError
+from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
 
 __all__ = [
     "NuScenesReader",
@@ -115,10 +115,10 @@ class NuScenesReader:
         radars: radar channels whose points are concatenated into :attr:`Frame.radar`.
         radar_sweeps: sweeps per radar, counting the key sweep (>= 1).
         lidar_sweeps: LiDAR sweeps, counting the key sweep (>= 1).
-        selection: ``"causal"`` (default; :func:`imkd_ros.sweeps.select_sweeps` with ``radar_window`` /
+        selection: ``"causal"`` (default; :func:`imkd_ros.core.sweeps.select_sweeps` with ``radar_window`` /
             ``lidar_window``, as the node) or ``"nuscenes"`` (each sensor's keyframe and the sweeps before it).
         radar_window, lidar_window: causal age limits; their ``count`` is replaced by ``radar_sweeps`` /
-            ``lidar_sweeps``. Default :class:`~imkd_ros.sweeps.SweepWindow` (0.1 s key delay, 0.6 s max age).
+            ``lidar_sweeps``. Default :class:`~imkd_ros.core.sweeps.SweepWindow` (0.1 s key delay, 0.6 s max age).
         load_lidar: read the LiDAR (``Frame.lidar`` is None otherwise).
         load_image: read the image (``Frame.image`` is None otherwise; the calibration is still given).
 
@@ -349,7 +349,7 @@ class NuScenesReader:
     def sweep_tokens(self, sample_token: str, channel: str, ref_time_us: int, window: SweepWindow) -> list[str]:
         """The sample_data tokens of ``channel`` that make the frame at ``ref_time_us``, key sweep first.
 
-        Causal (default): :func:`imkd_ros.sweeps.select_sweeps` over the channel's sweeps around the reference
+        Causal (default): :func:`imkd_ros.core.sweeps.select_sweeps` over the channel's sweeps around the reference
         time; ``"nuscenes"``: the channel's keyframe of the sample and up to ``count - 1`` earlier sweeps.
         """
         key = self.keyframe_token(sample_token, channel)
@@ -410,13 +410,13 @@ class NuScenesReader:
     def frame(self, sample_token: str) -> Frame:
         """One keyframe, everything in the ego frame at the camera keyframe's timestamp.
 
-        - ``radar`` ``(N, 7)`` float32, columns :data:`imkd_ros.types.RADAR_FEATURES`: per radar channel the
+        - ``radar`` ``(N, 7)`` float32, columns :data:`imkd_ros.core.types.RADAR_FEATURES`: per radar channel the
           sweeps of :meth:`sweep_tokens` (causal by default: the newest at or before the camera stamp and up to
           ``radar_sweeps - 1`` earlier ones; devkit default filters), moved by
-          :func:`imkd_ros.sweeps.radar_sweep_to_ref` (sensor -> ego(sweep) -> global -> ego(reference), positions
+          :func:`imkd_ros.core.sweeps.radar_sweep_to_ref` (sensor -> ego(sweep) -> global -> ego(reference), positions
           advanced by ``v_comp * lag``, ``time_lag = max(lag, 0)``).
-        - ``lidar`` ``(M, 6)`` float32, columns :data:`imkd_ros.types.LIDAR_FEATURES`: ``LIDAR_TOP`` sweeps of
-          :meth:`sweep_tokens` moved by :func:`imkd_ros.sweeps.lidar_sweep_to_ref`.
+        - ``lidar`` ``(M, 6)`` float32, columns :data:`imkd_ros.core.types.LIDAR_FEATURES`: ``LIDAR_TOP`` sweeps of
+          :meth:`sweep_tokens` moved by :func:`imkd_ros.core.sweeps.lidar_sweep_to_ref`.
         - ``gt``: annotations whose category maps to a detection class, as :class:`Boxes` in ``"ego"`` with
           devkit velocities (NaN when not computable), ``tokens`` = annotation tokens.
 

@@ -6,7 +6,7 @@
 * :mod:`~imkd_ros.distill.config`, :mod:`~imkd_ros.distill.losses`, :mod:`~imkd_ros.distill.adapters`,
   :mod:`~imkd_ros.distill.bank`, :mod:`~imkd_ros.distill.student`: the three stages' losses and what the training
   loop (``imkd train student --targets CACHE --kd ...``) needs.
-* :mod:`~imkd_ros.distill.ablate`: the label-scarce distillation study (``imkd ablate``); import it directly (it
+* :mod:`~imkd_ros.apps.ablate`: the label-scarce distillation study (``imkd ablate``); import it directly (it
   imports the training loop).
 
 Only :mod:`~imkd_ros.distill.cache` and :mod:`~imkd_ros.distill.config` are needed to read or write targets; nothing

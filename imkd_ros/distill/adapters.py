@@ -1,7 +1,8 @@
 """Training-only modules of the distillation: adapters from student BEV channels to the teacher's.
 
 They live in :class:`DistillHeads`, a module separate from the :class:`~imkd_ros.model.Student`, so the shipped
-student checkpoint (what :class:`~imkd_ros.detector.Detector` loads) holds no adapter and inference needs neither
+student checkpoint (what :class:`~imkd_ros.inference.detector.Detector` loads) holds no adapter and inference needs
+neither
 teacher nor adapters; the training state (``CKPT.train.pt``) keeps their weights for ``--resume``.
 """
 

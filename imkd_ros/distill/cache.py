@@ -9,7 +9,7 @@ timestamp, layout ``(C, H, W)`` row-major):
   :mod:`imkd_ros.distill.intensity`.
 * ``heatmap`` ``(K, H, W)``: teacher class-heatmap probabilities (sigmoid of the logits), classes ``class_names``.
 * ``boxes`` ``(N, 9)`` float32 ``[x, y, z, w, l, h, yaw, vx, vy]`` (ego frame, m, rad, m/s), ``labels`` ``(N,)``
-  int32 index into :data:`imkd_ros.classes.CLASSES`, ``scores`` ``(N,)`` float32: the teacher's decoded detections
+  int32 index into :data:`imkd_ros.core.classes.CLASSES`, ``scores`` ``(N,)`` float32: the teacher's decoded detections
   (after its score threshold and circle NMS, at most its ``max_detections``), descending score. Those with a score
   at or above a pseudo-label threshold are the pseudo-labels of unlabelled frames
   (:meth:`TeacherTargets.confident_boxes`, :mod:`imkd_ros.distill.pseudo`); the header's ``boxes`` record says
@@ -52,10 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.distill.errors import TargetCacheError
 from imkd_ros.distill.intensity import INTENSITY_NAMES
-from imkd_ros.types import Boxes
 
 __all__ = [
     "FORMAT_NAME",
@@ -243,12 +243,12 @@ class TeacherTargets:
         )
 
     def to_boxes(self) -> Boxes:
-        """The teacher's detections as :class:`~imkd_ros.types.Boxes` (frame ``"ego"``)."""
+        """The teacher's detections as :class:`~imkd_ros.core.types.Boxes` (frame ``"ego"``)."""
         b = self.boxes.astype(np.float64)
         return Boxes(b[:, 0:3], b[:, 3:6], b[:, 6], b[:, 7:9], self.labels.astype(np.int64), self.scores, "ego")
 
     def confident_boxes(self, threshold: float) -> Boxes:
-        """The teacher's detections with ``score >= threshold`` as :class:`~imkd_ros.types.Boxes` (frame ``"ego"``,
+        """The teacher's detections with ``score >= threshold`` as :class:`~imkd_ros.core.types.Boxes` (frame ``"ego"``,
         the ego frame at :attr:`timestamp`), in stored order (descending score)."""
         return self.to_boxes()[np.asarray(self.scores, dtype=np.float64) >= float(threshold)]
 
@@ -260,7 +260,7 @@ class CacheHeader:
     Attributes:
         grid: the head grid.
         feature_channels: C.
-        class_names: the K heatmap classes, in :data:`imkd_ros.classes.CLASSES` order.
+        class_names: the K heatmap classes, in :data:`imkd_ros.core.classes.CLASSES` order.
         intensity_names: :data:`imkd_ros.distill.intensity.INTENSITY_NAMES`.
         intensity_spec: the normalisation (``IntensitySpec.to_dict()``).
         teacher: ``{"checkpoint": path, "sha256": ..., "name": ...}``.

@@ -1,12 +1,12 @@
 """Exceptions of the :mod:`imkd_ros.distill` subpackage.
 
 Every message names what is wrong and where (config field, cache file, sample token), so a CLI can print it as one
-line. They derive from :class:`imkd_ros.errors.ImkdError` (the CLI's "user input" error) and :class:`ValueError`.
+line. They derive from :class:`imkd_ros.core.errors.ImkdError` (the CLI's "user input" error) and :class:`ValueError`.
 """
 
 from __future__ import annotations
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 
 __all__ = ["DistillError", "DistillConfigError", "TargetCacheError"]
 

@@ -228,7 +228,7 @@ def structure_maps(
     """The ``density`` and ``reflectance`` maps of the LiDAR points above the ground (module docstring).
 
     Args:
-        lidar: ``(B, M, 6)`` ego-frame points, columns :data:`imkd_ros.types.LIDAR_FEATURES` (reflectance in
+        lidar: ``(B, M, 6)`` ego-frame points, columns :data:`imkd_ros.core.types.LIDAR_FEATURES` (reflectance in
             column 3), zero-padded.
         lidar_mask: ``(B, M)`` bool (None: all real).
         grid: the teacher's grid (maps on its head grid ``(out_ny, out_nx)``).
@@ -391,7 +391,7 @@ def draw_intensity(
     fig = Figure(figsize=(16, 4.6), dpi=90)
     axes = fig.subplots(1, 4)
     for ax, img, name in zip(axes, panels, names, strict=True):
-        # rows are y, columns x: transpose so x runs up, then show +y to the left as in imkd_ros.viz.draw_bev
+        # rows are y, columns x: transpose so x runs up, then show +y to the left as in imkd_ros.evaluation.viz.draw_bev
         im = ax.imshow(img.numpy().T, origin="lower", extent=(y0, y1, x0, x1), vmin=0.0, vmax=1.0, cmap="viridis")
         ax.invert_xaxis()
         ax.set_title(name)

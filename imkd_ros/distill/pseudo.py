@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.distill.adapters import DistillHeads
 from imkd_ros.distill.bank import TargetsBatch
 from imkd_ros.distill.cache import TeacherTargets
@@ -52,7 +53,6 @@ from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.student import Student, StudentOutput
 from imkd_ros.model.targets import HeadTargets, build_targets
-from imkd_ros.types import Boxes
 
 __all__ = ["PseudoLabelConfig", "pseudo_labels", "SemiSupervisedLosses", "SemiSupervisedStudent"]
 

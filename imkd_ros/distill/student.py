@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.distill.adapters import DistillHeads
 from imkd_ros.distill.bank import TargetsBatch
 from imkd_ros.distill.config import DistillConfig
@@ -22,7 +23,6 @@ from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses
 from imkd_ros.model.student import Student
 from imkd_ros.model.targets import HeadTargets
-from imkd_ros.types import Boxes
 
 __all__ = ["KDTrainingLosses", "DistilledStudent"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imkd_ros.checkpoint import load_checkpoint
+from imkd_ros.core.types import Frame
 from imkd_ros.data.check import SkippedFrame, usable_samples
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.distill.cache import (
@@ -42,9 +42,9 @@ from imkd_ros.distill.cache import (
 from imkd_ros.distill.errors import TargetCacheError
 from imkd_ros.distill.intensity import DEFAULT_SPEC, IntensitySpec, draw_intensity, teacher_intensity
 from imkd_ros.model import Teacher, TeacherInputs
+from imkd_ros.model.checkpoint import load_checkpoint
 from imkd_ros.model.decode import decode
 from imkd_ros.model.head import HeadOutput
-from imkd_ros.types import Frame
 
 __all__ = [
     "CacheBuildReport",
@@ -166,7 +166,7 @@ def load_teacher(teacher_checkpoint: str | Path, device: str = "cpu") -> Teacher
         CheckpointError: the checkpoint is missing or corrupt.
         TargetCacheError: it is not a teacher's.
     """
-    from imkd_ros.detector import resolve_device
+    from imkd_ros.inference.detector import resolve_device
 
     ckpt = load_checkpoint(teacher_checkpoint)
     if ckpt.kind != "teacher" or not ckpt.config.is_teacher:
@@ -215,7 +215,7 @@ def fill_target_cache(
 ) -> int:
     """Run ``teacher`` over ``frames`` into the pending shards of ``writer``, then mark the cache complete: the one
     "frames -> cache" loop of the dataset (:func:`build_target_cache`) and the bag pipeline
-    (:func:`imkd_ros.bag.targets.build_bag_target_cache`).
+    (:func:`imkd_ros.apps.bag_targets.build_bag_target_cache`).
 
     Args:
         writer: the cache being written (or resumed).

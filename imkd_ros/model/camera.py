@@ -31,7 +31,7 @@ def camera_geometry(
     intrinsics: torch.Tensor, cam_to_ego: torch.Tensor, config: ModelConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What the camera branch takes from the calibration: it depends on the calibration only, so it can be computed
-    once per camera and reused (the ONNX graph takes both as inputs, see :mod:`imkd_ros.export_onnx`).
+    once per camera and reused (the ONNX graph takes both as inputs, see :mod:`imkd_ros.inference.export_onnx`).
 
     Args:
         intrinsics: ``(B, 3, 3)`` of the model-input (resized, cropped) image.

@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
 from imkd_ros.model.errors import ModelConfigError
 
 __all__ = [
@@ -181,7 +181,7 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class RadarConfig:
-    """Radar pillar encoder. Input columns are :data:`imkd_ros.types.RADAR_FEATURES`.
+    """Radar pillar encoder. Input columns are :data:`imkd_ros.core.types.RADAR_FEATURES`.
 
     Attributes:
         sweeps: radar sweeps accumulated per frame by the data pipeline (the model does not depend on it).
@@ -194,7 +194,7 @@ class RadarConfig:
         max_range: the radar's range (m).
 
     ``fov_deg`` and ``max_range`` are properties of the sensor, not of the network: they only define the coverage
-    region the model is scored in beside its grid (:mod:`imkd_ros.coverage`). Defaults: nuScenes' Continental
+    region the model is scored in beside its grid (:mod:`imkd_ros.evaluation.coverage`). Defaults: nuScenes' Continental
     ARS 408-21 in its near-range scan. Its datasheet (ARS 408-21 technical data, conti-engineering.com,
     ``ARS-408-21_EN_HS-1.pdf``) gives an azimuth field of view of -60..+60 deg near range (-9..+9 deg far range)
     and a distance range of 0.20-70 m (70 m / 100 m) at 0..+-45 deg, 0.20-20 m at +-60 deg near range, 0.20-250 m
@@ -220,7 +220,7 @@ class RadarConfig:
 
 @dataclass(frozen=True)
 class LidarConfig:
-    """LiDAR pillar encoder of the teacher. Input columns are :data:`imkd_ros.types.LIDAR_FEATURES`.
+    """LiDAR pillar encoder of the teacher. Input columns are :data:`imkd_ros.core.types.LIDAR_FEATURES`.
 
     Attributes:
         sweeps: LiDAR sweeps accumulated per frame by the data pipeline (training, evaluation, teacher targets all
@@ -337,7 +337,7 @@ class ModelConfig:
     Attributes:
         name: experiment / model name (free text).
         modalities: subset of :data:`MODALITIES`; ``("lidar",)`` alone is the teacher.
-        classes: detected classes, a subset of :data:`imkd_ros.classes.CLASSES` in that order; head channel ``k``
+        classes: detected classes, a subset of :data:`imkd_ros.core.classes.CLASSES` in that order; head channel ``k``
             is ``classes[k]``.
     """
 

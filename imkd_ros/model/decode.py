@@ -2,7 +2,7 @@
 NMS, at most ``max_detections`` per sample.
 
 Box format (ego frame): centre (x, y, z) m, size (w, l, h) m, yaw rad about +z, velocity (vx, vy) m/s, label
-indexing :data:`imkd_ros.classes.CLASSES`, score in (0, 1). The score threshold is applied before circle NMS: a
+indexing :data:`imkd_ros.core.classes.CLASSES`, score in (0, 1). The score threshold is applied before circle NMS: a
 box below the threshold can only suppress lower-scored boxes, which the threshold drops anyway, so the result is
 the same as thresholding after NMS.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.head import HeadOutput
-from imkd_ros.types import Boxes
 
 __all__ = ["Detections", "decode", "circle_nms", "detections_to_boxes"]
 
@@ -29,7 +29,7 @@ class Detections:
 
     Attributes:
         center: ``(N, 3)`` m. size: ``(N, 3)`` w, l, h in m. yaw: ``(N,)`` rad. velocity: ``(N, 2)`` m/s.
-        label: ``(N,)`` int64 index into :data:`imkd_ros.classes.CLASSES`. score: ``(N,)`` in (0, 1),
+        label: ``(N,)`` int64 index into :data:`imkd_ros.core.classes.CLASSES`. score: ``(N,)`` in (0, 1),
         sorted descending.
     """
 
@@ -44,12 +44,12 @@ class Detections:
         return int(self.score.shape[0])
 
     def to_boxes(self) -> Boxes:
-        """As :class:`~imkd_ros.types.Boxes` in the ``"ego"`` frame (float64 numpy)."""
+        """As :class:`~imkd_ros.core.types.Boxes` in the ``"ego"`` frame (float64 numpy)."""
         return detections_to_boxes(self)
 
 
 def detections_to_boxes(det: Detections) -> Boxes:
-    """One sample's :class:`Detections` -> :class:`~imkd_ros.types.Boxes` (frame ``"ego"``)."""
+    """One sample's :class:`Detections` -> :class:`~imkd_ros.core.types.Boxes` (frame ``"ego"``)."""
 
     def a(t: torch.Tensor):
         return t.detach().cpu().double().numpy()

@@ -2,7 +2,7 @@
 
 A radar return measures one component of its object's velocity over ground: the ego-motion-compensated radial
 velocity ``d = u . v`` along the line of sight ``u`` (nuScenes stores it as the vector ``w = d u``, columns
-``vx_comp, vy_comp`` of :data:`imkd_ros.types.RADAR_FEATURES`, ego frame). The network predicts the full velocity
+``vx_comp, vy_comp`` of :data:`imkd_ros.core.types.RADAR_FEATURES`, ego frame). The network predicts the full velocity
 ``v_net`` of each box from the BEV; the returns inside the box pin its radial part down much more precisely (the
 ARS 408's velocity noise is ~0.1 m/s). The refined velocity is the regularised least-squares solution
 
@@ -17,7 +17,8 @@ to the return and ``d_i = 0``. A return whose radial velocity disagrees with the
 ``max_residual_mps`` is dropped (a ghost, or a neighbour's return in the grown box) unless every return of the box
 disagrees (then the network is the one that is wrong: all are kept). Boxes without returns keep ``v_net``.
 
-Applied by :class:`imkd_ros.detector.Detector` after decoding, for every backend, to models with the radar modality
+Applied by :class:`imkd_ros.inference.detector.Detector` after decoding, for every backend, to models with the radar
+modality
 (the LiDAR teacher has no Doppler).
 """
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from imkd_ros.types import Boxes
+from imkd_ros.core.types import Boxes
 
 __all__ = ["DOPPLER", "DopplerConfig", "refine_velocity", "returns_in_boxes"]
 
@@ -89,7 +90,7 @@ def refine_velocity(boxes: Boxes, radar: np.ndarray | None, config: DopplerConfi
 
     Args:
         boxes: detections in the ego frame of the frame whose radar is given.
-        radar: ``(N, 7)`` :data:`~imkd_ros.types.RADAR_FEATURES` of that frame (None or empty: nothing to refine).
+        radar: ``(N, 7)`` :data:`~imkd_ros.core.types.RADAR_FEATURES` of that frame (None or empty: nothing to refine).
     """
     if radar is None or len(radar) == 0 or len(boxes) == 0:
         return boxes

@@ -6,13 +6,13 @@ one line. Both classes also derive from :class:`ValueError`, as callers that onl
 
 from __future__ import annotations
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 
 __all__ = ["ModelError", "ModelConfigError", "ModelInputError"]
 
 
 class ModelError(ImkdError):
-    """Base class of all model errors (an :class:`~imkd_ros.errors.ImkdError`: the CLI prints it as one line)."""
+    """Base class of all model errors (an :class:`~imkd_ros.core.errors.ImkdError`: the CLI prints it as one line)."""
 
 
 class ModelConfigError(ModelError, ValueError):

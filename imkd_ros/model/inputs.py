@@ -21,7 +21,7 @@ class StudentInputs:
         images: ``(B, 3, H0, W0)`` float 0-1 RGB, any resolution.
         intrinsics: ``(B, 3, 3)`` camera matrices of that resolution.
         cam_to_ego: ``(B, 4, 4)`` camera -> ego (camera frame x right, y down, z forward).
-        radar: ``(B, N, 7)`` ego-frame points, columns :data:`imkd_ros.types.RADAR_FEATURES`, zero padded.
+        radar: ``(B, N, 7)`` ego-frame points, columns :data:`imkd_ros.core.types.RADAR_FEATURES`, zero padded.
         radar_mask: ``(B, N)`` bool, True on real points (None: all real).
     """
 
@@ -68,7 +68,7 @@ class TeacherInputs:
     """A batch of teacher inputs.
 
     Attributes:
-        lidar: ``(B, M, 6)`` ego-frame points, columns :data:`imkd_ros.types.LIDAR_FEATURES`, zero padded.
+        lidar: ``(B, M, 6)`` ego-frame points, columns :data:`imkd_ros.core.types.LIDAR_FEATURES`, zero padded.
         lidar_mask: ``(B, M)`` bool, True on real points (None: all real).
     """
 

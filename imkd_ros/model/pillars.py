@@ -165,7 +165,7 @@ def pillar_rank(index: torch.Tensor) -> torch.Tensor:
 
 
 class RadarPillarBEV(PillarBEV):
-    """Radar pillars: points ``(B, N, 7)`` with columns :data:`imkd_ros.types.RADAR_FEATURES`
+    """Radar pillars: points ``(B, N, 7)`` with columns :data:`imkd_ros.core.types.RADAR_FEATURES`
     (x y z rcs vx_comp vy_comp time_lag); intensity = RCS."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -185,7 +185,7 @@ class RadarPillarBEV(PillarBEV):
 
 
 class LidarPillarBEV(PillarBEV):
-    """LiDAR pillars: points ``(B, M, 6)`` with columns :data:`imkd_ros.types.LIDAR_FEATURES`
+    """LiDAR pillars: points ``(B, M, 6)`` with columns :data:`imkd_ros.core.types.LIDAR_FEATURES`
     (x y z intensity ring time_lag; the ring index is not used); intensity = reflectance."""
 
     def __init__(self, config: ModelConfig) -> None:

@@ -25,7 +25,7 @@ from imkd_ros.model.config import ImageConfig, ModelConfig
 from imkd_ros.model.errors import ModelInputError
 
 if TYPE_CHECKING:
-    from imkd_ros.types import Frame
+    from imkd_ros.core.types import Frame
 
 __all__ = [
     "resize_crop_geometry",
@@ -98,7 +98,7 @@ def fit_frame(frame: Frame, config: ImageConfig) -> Frame:
     """The frame with its image fitted to the model input (:func:`fit_image`) and its camera calibration's
     intrinsics and image size moved alike (:func:`fit_intrinsics`). Frames without an image, or already at the
     input size, come back unchanged."""
-    from imkd_ros.types import Calibration
+    from imkd_ros.core.types import Calibration
 
     image, camera = frame.image, frame.camera
     dst = (int(config.input_size[0]), int(config.input_size[1]))
@@ -111,7 +111,7 @@ def fit_frame(frame: Frame, config: ImageConfig) -> Frame:
 
 def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
     """The frame with only what ``config``'s model uses: image fitted to the model input
-    (:func:`fit_frame`, the path :class:`~imkd_ros.detector.Detector` uses at inference),
+    (:func:`fit_frame`, the path :class:`~imkd_ros.inference.detector.Detector` uses at inference),
     LiDAR cut to the BEV grid (+2 m)."""
     if "camera" in config.modalities:
         frame = fit_frame(frame, config.image)

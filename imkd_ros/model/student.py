@@ -10,9 +10,9 @@ Inputs come as one :class:`~imkd_ros.model.inputs.StudentInputs` (batch B):
 * ``images`` ``(B, 3, H0, W0)`` float 0-1 RGB, any resolution (resized/cropped to ``config.image.input_size``
   inside, see :mod:`imkd_ros.model.preprocess`), with ``intrinsics`` ``(B, 3, 3)`` of that resolution and
   ``cam_to_ego`` ``(B, 4, 4)`` (camera frame x right, y down, z forward).
-* ``radar`` ``(B, N, 7)`` ego-frame points, columns :data:`imkd_ros.types.RADAR_FEATURES`, zero-padded, with
+* ``radar`` ``(B, N, 7)`` ego-frame points, columns :data:`imkd_ros.core.types.RADAR_FEATURES`, zero-padded, with
   ``radar_mask`` ``(B, N)`` bool.
-* training only: ``gt`` (one :class:`~imkd_ros.types.Boxes` per sample, ego frame) or prebuilt
+* training only: ``gt`` (one :class:`~imkd_ros.core.types.Boxes` per sample, ego frame) or prebuilt
   :class:`~imkd_ros.model.targets.HeadTargets`; ``lidar`` ``(B, M, 6)`` + ``lidar_mask`` ``(B, M)`` for depth
   supervision of the camera branch (omitted: depth loss 0).
 
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.bev import BEVBackbone
 from imkd_ros.model.camera import CameraBEV, CameraBEVOutput
 from imkd_ros.model.checks import check_shape, require
@@ -43,7 +44,6 @@ from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import PillarBEVOutput, RadarPillarBEV
 from imkd_ros.model.preprocess import prepare_images
 from imkd_ros.model.targets import HeadTargets, as_targets
-from imkd_ros.types import Boxes
 
 __all__ = ["Student", "StudentOutput"]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.head import REGRESSION_CHANNELS
-from imkd_ros.types import Boxes
 
 __all__ = ["HeadTargets", "gaussian_radius", "draw_gaussian", "build_targets", "as_targets"]
 
@@ -89,8 +89,8 @@ def build_targets(gt: Sequence[Boxes], config: ModelConfig, device: torch.device
     """Head targets of a batch.
 
     Args:
-        gt: one :class:`~imkd_ros.types.Boxes` per sample, ego frame, labels indexing
-            :data:`imkd_ros.classes.CLASSES`; boxes of classes outside ``config.classes`` are ignored.
+        gt: one :class:`~imkd_ros.core.types.Boxes` per sample, ego frame, labels indexing
+            :data:`imkd_ros.core.classes.CLASSES`; boxes of classes outside ``config.classes`` are ignored.
         config: gives the grid, classes and target settings.
         device: where the tensors go.
 
@@ -111,7 +111,7 @@ def build_targets(gt: Sequence[Boxes], config: ModelConfig, device: torch.device
     cell = g.out_cell
     for s, boxes in enumerate(gt):
         if not isinstance(boxes, Boxes):
-            raise ModelInputError(f"gt[{s}] must be imkd_ros.types.Boxes, got {type(boxes).__name__}")
+            raise ModelInputError(f"gt[{s}] must be imkd_ros.core.types.Boxes, got {type(boxes).__name__}")
         if boxes.frame != "ego":
             raise ModelInputError(f"gt[{s}] must be in the 'ego' frame, got {boxes.frame!r}")
         if len(boxes) and not np.all(boxes.size > 0):

@@ -2,7 +2,7 @@
 
 ``Teacher(lidar_bev, bev_backbone, head, config)`` builds a part left None. Input: one
 :class:`~imkd_ros.model.inputs.TeacherInputs`, ``lidar`` ``(B, M, 6)``
-ego-frame points, columns :data:`imkd_ros.types.LIDAR_FEATURES`, zero-padded, with ``lidar_mask`` ``(B, M)``.
+ego-frame points, columns :data:`imkd_ros.core.types.LIDAR_FEATURES`, zero-padded, with ``lidar_mask`` ``(B, M)``.
 ``forward`` returns losses in training mode (``gt`` required) and decoded :class:`~imkd_ros.model.decode.Detections`
 in eval mode; :meth:`Teacher.features` returns the BEV maps for distillation (:class:`TeacherOutput`), on the same
 head grid and with the same channels as the student's.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.bev import BEVBackbone
 from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
@@ -26,7 +27,6 @@ from imkd_ros.model.inputs import TeacherInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import LidarPillarBEV
 from imkd_ros.model.targets import HeadTargets, as_targets
-from imkd_ros.types import Boxes
 
 __all__ = ["Teacher", "TeacherOutput"]
 

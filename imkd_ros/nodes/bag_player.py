@@ -2,7 +2,7 @@
 ``/clock`` and record the detector node's answers (the sensor side of ``imkd bag replay-eval --live``).
 
 The bag is read with :class:`imkd_ros.bag.source.BagSource` (any bag; topics by role, ``--topic ROLE=TOPIC``) and its
-messages published in log-time order (:func:`imkd_ros.bag.replay.ordered_messages`), paced at ``--rate`` x real time,
+messages published in log-time order (:func:`imkd_ros.apps.replay.ordered_messages`), paced at ``--rate`` x real time,
 free-running (the detector keeps up as it can): ``/clock`` at each message's log time, then the message re-serialised
 from the bag (``Publisher.publish`` takes serialised bytes) on the topics the dataset player of
 :mod:`imkd_ros.nodes.player` uses -- ``/camera/image``, ``/camera/camera_info``, ``/radar/front`` (with several radars
@@ -27,7 +27,7 @@ import rclpy
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 
-from imkd_ros.bag.replay import MAX_GAP_S, ordered_messages, sensor_rig
+from imkd_ros.apps.replay import MAX_GAP_S, ordered_messages, sensor_rig
 from imkd_ros.bag.source import BagMessage, BagSource
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.nodes.player import NODE, STATIC_QOS, TOPICS, Event, Recorder, add_serve_arguments, serve

@@ -47,6 +47,8 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Frame
 from imkd_ros.pipeline.assemble import (
     AssembledFrame,
     FrameAssembler,
@@ -70,8 +72,6 @@ from imkd_ros.ros.messages import (
     pose_msg_to_pose,
     stamp_to_ns,
 )
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Frame
 
 __all__ = ["DetectorCore", "TF_QOS", "TF_STATIC_QOS"]
 
@@ -259,8 +259,8 @@ class DetectorCore:
         """
         import torch
 
-        from imkd_ros.detector import Detector, inference_threads
-        from imkd_ros.shipped import resolve_checkpoint
+        from imkd_ros.core.shipped import resolve_checkpoint
+        from imkd_ros.inference.detector import Detector, inference_threads
 
         p = self.params
         path = resolve_checkpoint(str(p["checkpoint"]))
@@ -305,7 +305,7 @@ class DetectorCore:
         ]
         # Created in the order messages of one instant are best handled (rclpy's executor runs the callbacks that
         # are ready together in creation order): tf, the ego pose and CameraInfo before the sensor data they serve,
-        # the radar before the image, as the offline replay (imkd_ros.bag.replay) orders equal log times.
+        # the radar before the image, as the offline replay (imkd_ros.apps.replay) orders equal log times.
         if self.assembler is not None and self.assembler.use_ego_pose:
             subs.append(("ego_pose", node.create_subscription(PoseStamped, "~/input/ego_pose", self._on_pose, qos_acc)))
         subs.append(

@@ -173,7 +173,7 @@ class Recorder(Node):
     def _open_bag(self, path: Path, inputs: dict[str, str]) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        from imkd_ros.interfaces import make_typestore
+        from imkd_ros.bag.interfaces import make_typestore
 
         store = make_typestore()
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)

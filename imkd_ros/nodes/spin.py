@@ -10,7 +10,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 
 __all__ = ["run_node"]
 
@@ -35,7 +35,7 @@ def run_node(name: str, make: Callable[[], Node], args: Sequence[str] | None = N
     Returns:
         0 on a clean stop, whenever the Ctrl-C lands: while the node is being built (rclpy's signal handler shuts the
         context down under it and the next rcl call fails), spinning, or being torn down; 2 after a user error
-        (missing file, bad parameter, :class:`~imkd_ros.errors.ImkdError`), printed as one line
+        (missing file, bad parameter, :class:`~imkd_ros.core.errors.ImkdError`), printed as one line
         ``<name>: error: ...``.
     """
     try:

@@ -2,10 +2,10 @@
 session captures distillation targets next to the sensor data.
 
 Thin: the cloud is converted (:mod:`imkd_ros.ros.convert`), moved into ``base_link``
-(:func:`imkd_ros.sweeps.lidar_sweep_to_ref`), cut to the teacher's grid and run through it exactly as
-``imkd bag teacher-targets`` does (:func:`imkd_ros.bag.targets.lidar_frame`,
+(:func:`imkd_ros.core.sweeps.lidar_sweep_to_ref`), cut to the teacher's grid and run through it exactly as
+``imkd bag teacher-targets`` does (:func:`imkd_ros.apps.bag_targets.lidar_frame`,
 :func:`imkd_ros.distill.targets.compute_teacher_targets`); the result is published as
-``imkd_msgs/msg/TeacherTargets`` (:func:`imkd_ros.bag.targets.targets_msg_fields`; maps float32, unlike the
+``imkd_msgs/msg/TeacherTargets`` (:func:`imkd_ros.apps.bag_targets.targets_msg_fields`; maps float32, unlike the
 cache's float16).
 
 Topics (remap with ``-r``): in ``~/input/lidar`` (``sensor_msgs/PointCloud2`` with ``x y z intensity ring``, sensor
@@ -37,18 +37,18 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
+from imkd_ros.apps.bag_targets import lidar_frame, targets_msg_fields
 from imkd_ros.bag.source import LIDAR_MSG_FIELDS
-from imkd_ros.bag.targets import lidar_frame, targets_msg_fields
+from imkd_ros.core.geometry import pose_parameter
+from imkd_ros.core.shipped import resolve_checkpoint
+from imkd_ros.core.sweeps import lidar_sweep_to_ref
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.distill.intensity import IntensitySpec
 from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, target_header
-from imkd_ros.geometry import pose_parameter
 from imkd_ros.nodes.spin import run_node
 from imkd_ros.pipeline.throttle import WarningThrottle
 from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
 from imkd_ros.ros.messages import stamp_to_ns
-from imkd_ros.shipped import resolve_checkpoint
-from imkd_ros.sweeps import lidar_sweep_to_ref
 
 __all__ = ["DEFAULTS", "TeacherNode", "main"]
 

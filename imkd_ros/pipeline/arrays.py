@@ -1,7 +1,7 @@
 """ROS message -> numpy (and core type) readers that need no ROS installation: they read any object with the
 message's attributes (an rclpy message, a rosbags-deserialised one). :mod:`imkd_ros.ros.convert` and
 :mod:`imkd_ros.ros.messages` re-export them next to the writers (which build rclpy messages); :mod:`imkd_ros.bag`
-uses them directly (:mod:`imkd_ros.bag.convert`). Poses are :class:`~imkd_ros.transforms.Pose` (child -> parent,
+uses them directly (:mod:`imkd_ros.bag.convert`). Poses are :class:`~imkd_ros.core.transforms.Pose` (child -> parent,
 quaternions ``(w, x, y, z)`` in the core, ``x, y, z, w`` fields on the wire).
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from imkd_ros.errors import ImkdError
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Calibration
+from imkd_ros.core.errors import ImkdError
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Calibration
 
 __all__ = [
     "ConversionError",
@@ -40,7 +40,7 @@ IMAGE_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4,
 
 class ConversionError(ImkdError, ValueError):
     """A message could not be converted; the text says which message and what is wrong (bad input: an
-    :class:`~imkd_ros.errors.ImkdError`, and a ``ValueError``)."""
+    :class:`~imkd_ros.core.errors.ImkdError`, and a ``ValueError``)."""
 
 
 def _as_uint8_buffer(data: Any, what: str) -> np.ndarray:
@@ -138,7 +138,7 @@ def pointcloud2_to_array(msg: Any, fields: Sequence[str] | None = None) -> np.nd
 
 def fields_to_matrix(cloud: np.ndarray, names: Sequence[str], dtype: Any = np.float32) -> np.ndarray:
     """Columns ``names`` of a structured cloud ``(N,)`` as a dense matrix ``(N, len(names))`` of ``dtype``
-    (e.g. the radar features of :data:`imkd_ros.types.RADAR_FEATURES` that a message carries).
+    (e.g. the radar features of :data:`imkd_ros.core.types.RADAR_FEATURES` that a message carries).
 
     Raises:
         ConversionError: a name is not a field of ``cloud`` or is a multi-count field.

@@ -1,9 +1,9 @@
 """The detector node without ROS: its parameters' defaults, its input side (radar sweeps, camera frames,
-CameraInfo and ego poses in, the :class:`~imkd_ros.types.Frame` the model gets out) and the geometry of its RViz
+CameraInfo and ego poses in, the :class:`~imkd_ros.core.types.Frame` the model gets out) and the geometry of its RViz
 markers.
 
 Pure Python and numpy (no rclpy, no ROS message types), so the live node (:mod:`imkd_ros.nodes.detector_node`)
-and the offline bag replay (:mod:`imkd_ros.bag.replay`) pair and assemble frames, and draw markers, with one piece
+and the offline bag replay (:mod:`imkd_ros.apps.replay`) pair and assemble frames, and draw markers, with one piece
 of code. Callers convert their messages (rclpy messages in the node, rosbags messages in the replay) into the numpy
 inputs below and feed them in arrival order:
 
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.errors import ImkdError
-from imkd_ros.geometry import pose_parameter
+from imkd_ros.core.errors import ImkdError
+from imkd_ros.core.geometry import pose_parameter
+from imkd_ros.core.sweeps import lag_seconds, radar_sweep_to_ref, sweep_to_ref
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes, Calibration, Frame
 from imkd_ros.pipeline.params import ParameterError
 from imkd_ros.pipeline.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
-from imkd_ros.sweeps import lag_seconds, radar_sweep_to_ref, sweep_to_ref
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes, Calibration, Frame
 
 __all__ = [
     "default_parameters",
@@ -76,7 +76,7 @@ def default_parameters() -> dict[str, Any]:
     joined with dots (``"radar_to_base.front.translation"``)."""
     import yaml
 
-    from imkd_ros.shipped import shipped_file
+    from imkd_ros.core.shipped import shipped_file
 
     path = shipped_file("config/detector.yaml")
     return flatten_parameters(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
@@ -84,7 +84,7 @@ def default_parameters() -> dict[str, Any]:
 
 def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[Pose, dict[str, Pose]]:
     """``camera_to_base`` and, per name of ``radars``, ``radar_to_base.<name>`` of flat node parameters
-    (:func:`imkd_ros.geometry.pose_parameter`). A radar without its mounting is an error when ``required`` (the
+    (:func:`imkd_ros.core.geometry.pose_parameter`). A radar without its mounting is an error when ``required`` (the
     replay; the node with ``extrinsics_source: parameters``), else it is left out (tf must give it).
 
     Raises:
@@ -106,7 +106,7 @@ def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[Pose
 class FrameInputError(ImkdError, ValueError):
     """An input the assembler cannot use (empty or oversized radar cloud, missing field, NaN, image size that
     does not match the CameraInfo, no CameraInfo yet); the text names the problem (bad input: an
-    :class:`~imkd_ros.errors.ImkdError`, and a ``ValueError``)."""
+    :class:`~imkd_ros.core.errors.ImkdError`, and a ``ValueError``)."""
 
 
 def radar_cloud_points(cloud: np.ndarray, *, max_points: int = 5000, default_filters: bool = True) -> np.ndarray:
@@ -336,7 +336,7 @@ class FrameAssembler:
 #: ``visualization_msgs/Marker`` type constants used.
 MARKER_ARROW, MARKER_LINE_LIST, MARKER_TEXT = 0, 5, 9
 
-#: RViz colour (r, g, b) of each class, in :data:`imkd_ros.classes.CLASSES` order.
+#: RViz colour (r, g, b) of each class, in :data:`imkd_ros.core.classes.CLASSES` order.
 CLASS_RGB: tuple[tuple[float, float, float], ...] = (
     (0.12, 0.47, 0.71),  # car
     (1.00, 0.50, 0.05),  # truck
@@ -372,7 +372,7 @@ def marker_specs(boxes: Boxes, *, min_speed: float = 0.5, text_size: float = 1.0
     footprint at the centre height with a heading tick (namespace ``boxes``), a ``TEXT_VIEW_FACING`` label
     ``"<class> <score>"`` above it (``labels``), and, when the speed is finite and above ``min_speed`` m/s, an
     ``ARROW`` from the centre to centre + velocity x 1 s (``velocity``). Marker ids are the box index."""
-    from imkd_ros.classes import CLASSES
+    from imkd_ros.core.classes import CLASSES
 
     out: list[MarkerSpec] = []
     corners = boxes.corners()[:, :4, :] if len(boxes) else np.zeros((0, 4, 3))  # bottom face, CCW

@@ -99,7 +99,7 @@ def node_command(
     """``detector_node`` with config/detector.yaml, then ``params`` (overrides), the model and the player's topics;
     ``score_threshold`` overrides the file's (0: every box the model decodes, as ``imkd eval`` scores),
     ``extrinsics_source`` the file's ``auto``."""
-    from imkd_ros.shipped import shipped_file
+    from imkd_ros.core.shipped import shipped_file
 
     cmd = [sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args"]
     cmd += ["--params-file", str(shipped_file("config/detector.yaml"))]

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from imkd_ros.core.transforms import Pose
 from imkd_ros.pipeline.tf import TfBuffer, TfError
-from imkd_ros.transforms import Pose
 
 __all__ = ["EXTRINSICS_SOURCES", "SensorExtrinsics", "ExtrinsicsResolver"]
 

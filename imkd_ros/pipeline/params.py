@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 
 __all__ = [
     "ParameterError",
@@ -43,7 +43,7 @@ ROS_PARAMETERS: tuple[str, ...] = ("use_sim_time", "start_type_description_servi
 
 class ParameterError(ImkdError, ValueError):
     """A parameter value or name the node does not accept; the text names the parameter (bad input: an
-    :class:`~imkd_ros.errors.ImkdError`, and a ``ValueError``)."""
+    :class:`~imkd_ros.core.errors.ImkdError`, and a ``ValueError``)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ParameterSpec:
 
 def schema_path() -> Path:
     """``config/detector.schema.json`` in the source tree or ``<share>/imkd_ros/config``."""
-    from imkd_ros.shipped import shipped_file
+    from imkd_ros.core.shipped import shipped_file
 
     return shipped_file("config/detector.schema.json")
 
@@ -241,7 +241,7 @@ def validate_file(path: str | Path) -> dict[str, Any]:
 
 
 def _default_file() -> Path:
-    from imkd_ros.shipped import shipped_file
+    from imkd_ros.core.shipped import shipped_file
 
     return shipped_file("config/detector.yaml")
 

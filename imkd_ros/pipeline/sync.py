@@ -12,7 +12,7 @@ The algorithm (:class:`CameraRadarSync`):
   than the pending one or than the last frame emitted is dropped as out of order / duplicate.
 * **Pairing (causal).** The pending frame (stamp ``t_c``) is emitted as soon as every radar source has a sweep
   stamped in ``[t_c - max_delay, t_c]``; per source the newest such sweep is the *key sweep*, with up to
-  ``sweeps - 1`` earlier sweeps no older than ``max_sweep_age`` (:func:`imkd_ros.sweeps.select_sweeps`, the same
+  ``sweeps - 1`` earlier sweeps no older than ``max_sweep_age`` (:func:`imkd_ros.core.sweeps.select_sweeps`, the same
   selection the dataset reader uses for training and evaluation). A sweep stamped after the camera is never used:
   a camera frame normally arrives after the sweeps before it, so it pairs at once (no waiting); ``max_delay``
   should exceed one radar period. If a source's buffer already holds a sweep newer than ``t_c + max_delay`` but
@@ -33,9 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from imkd_ros.geometry import pose_at
-from imkd_ros.sweeps import SweepWindow, select_sweeps
-from imkd_ros.transforms import Pose
+from imkd_ros.core.geometry import pose_at
+from imkd_ros.core.sweeps import SweepWindow, select_sweeps
+from imkd_ros.core.transforms import Pose
 
 __all__ = [
     "NS_PER_S",
@@ -317,5 +317,5 @@ class PoseBuffer:
 
     def lookup(self, stamp: int) -> Pose | None:
         """The pose at ``stamp`` (exact, interpolated, or the nearest end within ``tolerance``), else None
-        (:func:`imkd_ros.geometry.pose_at`)."""
+        (:func:`imkd_ros.core.geometry.pose_at`)."""
         return pose_at(self._stamps, self._poses, stamp, max_gap_ns=self.max_gap_ns, end_tolerance_ns=self.tolerance_ns)

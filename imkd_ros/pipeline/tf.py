@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from imkd_ros.transforms import Pose, quat_to_matrix
+from imkd_ros.core.transforms import Pose, quat_to_matrix
 
 __all__ = [
     "TfError",

@@ -8,7 +8,7 @@ Conventions:
     * A point cloud is a numpy structured array of shape ``(N,)`` with ``N = height * width`` (row-major for
       organised clouds), one named field per ``PointField``, each in its own dtype.
     * An image is ``(H, W, 3)`` uint8 RGB, the project's single image representation (see
-      :class:`imkd_ros.types.Frame`).
+      :class:`imkd_ros.core.types.Frame`).
 
 Every problem raises :class:`ConversionError` (a ``ValueError``) whose message names the message type and what is
 wrong, so that a node can log it as a throttled warning and drop the frame.

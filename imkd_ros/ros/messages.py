@@ -1,7 +1,8 @@
 """Detector messages as plain functions: Boxes <-> ``vision_msgs/Detection3DArray``, Boxes ->
 ``autoware_perception_msgs/DetectedObjects`` (the velocities), Boxes -> RViz ``visualization_msgs/MarkerArray``,
-``CameraInfo`` <-> :class:`~imkd_ros.types.Calibration`. The ROS-free part (radar points of a cloud, image checks,
-the assembly of a :class:`~imkd_ros.types.Frame` from synchronised sweeps) lives in :mod:`imkd_ros.pipeline.assemble`,
+``CameraInfo`` <-> :class:`~imkd_ros.core.types.Calibration`. The ROS-free part (radar points of a cloud, image checks,
+the assembly of a :class:`~imkd_ros.core.types.Frame` from synchronised sweeps) lives in
+:mod:`imkd_ros.pipeline.assemble`,
 shared with the offline bag replay; the readers (poses, ``CameraInfo``) in :mod:`imkd_ros.pipeline.arrays`.
 
 Readers work on rclpy messages and on rosbags' deserialised messages alike (attribute access only).
@@ -14,12 +15,13 @@ Conventions of ``~/output/objects`` (``vision_msgs/Detection3DArray``), one ``De
   the detection score; ``results[0].pose.pose``: the box centre pose (covariance unknown: zeros).
 * ``bbox.center``: centre (m) and heading as a quaternion about +z; ``bbox.size``: ``x`` = length (along the
   heading), ``y`` = width, ``z`` = height (m) -- the box's own axes, unlike :class:`Boxes`' (w, l, h).
-* ``id``: the detection's index in the frame (:func:`imkd_ros.interfaces.detection_id`), an identifier without
+* ``id``: the detection's index in the frame (:func:`imkd_ros.bag.interfaces.detection_id`), an identifier without
   payload (vision_msgs' meaning; a track id if tracking ever exists).
 
 vision_msgs has no velocity: it travels in ``~/output/detected_objects`` (``autoware_perception_msgs/DetectedObjects``,
 same header, one object per detection in the same order; conventions and the class mapping in
-:mod:`imkd_ros.pipeline.objects`). :func:`detections_to_boxes` (from :mod:`imkd_ros.interfaces`, usable without ROS on
+:mod:`imkd_ros.pipeline.objects`). :func:`detections_to_boxes` (from :mod:`imkd_ros.bag.interfaces`, usable without ROS
+on
 bag messages) reads both back into :class:`Boxes`.
 """
 
@@ -38,16 +40,16 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker, MarkerArray
 
-from imkd_ros.classes import CLASSES
-from imkd_ros.interfaces import detection_id, detections_to_boxes, object_velocities
+from imkd_ros.bag.interfaces import detection_id, detections_to_boxes, object_velocities
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose, yaw_to_quat
+from imkd_ros.core.types import Boxes, Calibration
 from imkd_ros.pipeline import assemble as _assemble
 from imkd_ros.pipeline.arrays import camera_info_to_calibration, pose_msg_to_pose  # re-exported
 from imkd_ros.pipeline.assemble import RADAR_MSG_FIELDS, assemble_frame  # re-exported (moved there)
 from imkd_ros.pipeline.objects import ORIENTATION_AVAILABLE, SHAPE_BOUNDING_BOX, object_specs
 from imkd_ros.pipeline.sync import NS_PER_S
 from imkd_ros.ros.convert import ConversionError
-from imkd_ros.transforms import Pose, yaw_to_quat
-from imkd_ros.types import Boxes, Calibration
 
 __all__ = [
     "RADAR_MSG_FIELDS",
@@ -88,7 +90,7 @@ def make_header(stamp_ns: int, frame_id: str) -> Header:
 
 
 def pose_to_msg(pose: Pose) -> PoseMsg:
-    """:class:`~imkd_ros.transforms.Pose` -> ``geometry_msgs/Pose`` (quaternion order x, y, z, w on the wire)."""
+    """:class:`~imkd_ros.core.transforms.Pose` -> ``geometry_msgs/Pose`` (quaternion order x, y, z, w on the wire)."""
     w, x, y, z = (float(v) for v in pose.quat)
     t = pose.translation
     return PoseMsg(

@@ -39,9 +39,9 @@ def exported_bag(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def bag_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny LiDAR teacher checkpoint."""
-    from imkd_ros.checkpoint import save_checkpoint
     from imkd_ros.model import Teacher
-    from imkd_ros.train import model_config_for
+    from imkd_ros.model.checkpoint import save_checkpoint
+    from imkd_ros.training.train import model_config_for
 
     torch.manual_seed(0)
     cfg = model_config_for("lidar", "tiny")

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from imkd_ros.bag.metrics import evaluate_boxes, gt_detection_boxes
-from imkd_ros.classes import CLASSES
-from imkd_ros.evaluate import EvaluationError, Region
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes
+from imkd_ros.evaluation.evaluate import EvaluationError, Region
 
 CAR, PED = CLASSES.index("car"), CLASSES.index("pedestrian")
 
@@ -124,7 +124,7 @@ def test_same_numbers_as_the_devkit_on_a_dataroot(synth_root: Path, tmp_path: Pa
     """Perturbed ground truth as detections: evaluate_boxes (no dataroot) == evaluate_results (the devkit loading
     the dataroot and a result file), given the annotations' attributes and point counts and the LIDAR_TOP poses."""
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_results, write_results
+    from imkd_ros.evaluation.evaluate import CAMERA_RADAR_META, boxes_to_results, evaluate_results, write_results
 
     reader = NuScenesReader(synth_root, load_lidar=False, load_image=False)
     rng = np.random.default_rng(0)

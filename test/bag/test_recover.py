@@ -258,7 +258,7 @@ def test_a_killed_export_leaves_no_bag_but_a_recoverable_partial(
 ) -> None:
     """``imkd bag export`` writes into ``.NAME.partial/`` and renames at the end: killed midway, no bag appears under
     its name, and the partial one holds a prefix of what the finished export holds."""
-    from imkd_ros.atomic import partial_dir_of
+    from imkd_ros.core.atomic import partial_dir_of
 
     from .conftest import EXPORTED_SCENES
 

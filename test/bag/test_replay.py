@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from imkd_ros.apps.replay import open_bag, replay_offline
+from imkd_ros.apps.replay_eval import run_replay_eval
 from imkd_ros.bag.errors import BagError
-from imkd_ros.bag.replay import open_bag, replay_offline
-from imkd_ros.bag.replay_eval import run_replay_eval
-from imkd_ros.types import Boxes
+from imkd_ros.core.types import Boxes
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "student_nokd.pt"
@@ -92,8 +92,8 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(
     three of which have radar keyframes after the camera. ``imkd eval`` is run with batch size 1, as the node runs
     the model: batched convolutions differ in the last float bits (NDS ~1e-7 apart with batch 4)."""
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.detector import Detector
-    from imkd_ros.eval_detector import evaluate_detector
+    from imkd_ros.evaluation.eval_detector import evaluate_detector
+    from imkd_ros.inference.detector import Detector
 
     split = "synth_all"
     ref = evaluate_detector(
@@ -118,7 +118,7 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(
     rep = run_replay_eval(exported_all_bag, MODEL, out, gt_attributes=attrs, bev_frames=4)
 
     # the same boxes, frame by frame: the detector on the reader's frames vs what the replay recorded
-    from imkd_ros.interfaces import read_detections
+    from imkd_ros.bag.interfaces import read_detections
 
     detector = Detector.from_checkpoint(MODEL)
     got_dets = read_detections(out / "detections")

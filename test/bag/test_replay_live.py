@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.bag.replay_eval import run_replay_eval
+from imkd_ros.apps.replay_eval import run_replay_eval
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "student_nokd.pt"
@@ -17,7 +17,7 @@ MODEL = REPO / "models" / "student_nokd.pt"
 
 @pytest.mark.skipif(not MODEL.is_file(), reason=f"shipped model {MODEL} missing")
 def test_live_replay_at_rate_one(exported_bag: Path, tmp_path: Path) -> None:
-    from imkd_ros.interfaces import read_detections
+    from imkd_ros.bag.interfaces import read_detections
 
     offline = run_replay_eval(exported_bag, MODEL, tmp_path / "offline", bev_frames=0)
     out = tmp_path / "live"

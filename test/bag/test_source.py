@@ -16,8 +16,8 @@ import pytest
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.source import BagSource
 from imkd_ros.bag.topics import BagTopics
+from imkd_ros.core.transforms import Pose
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.transforms import Pose
 
 SCENE = "scene-0003"
 
@@ -119,7 +119,7 @@ def _foreign_bag(path: Path) -> dict:
     from rosbags.typesys import get_types_from_msg
 
     from imkd_ros.bag.convert import default_typestore, make_header, tf_msg, transform_stamped_msg
-    from imkd_ros.interfaces import make_typestore
+    from imkd_ros.bag.interfaces import make_typestore
     from imkd_ros.ros.convert import array_to_pointcloud2
     from imkd_ros.ros.messages import make_header as rclpy_header
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import torch_threads
 
+from imkd_ros.apps.bag_targets import build_bag_target_cache, targets_from_msg, targets_msg_fields
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.source import BagSource
-from imkd_ros.bag.targets import build_bag_target_cache, targets_from_msg, targets_msg_fields
 from imkd_ros.cli import main as cli_main
 from imkd_ros.distill import targets as targets_mod
 from imkd_ros.distill.cache import INDEX_NAME, TargetCache

@@ -48,8 +48,8 @@ def _offline(bag: Path, teacher: Path, stamps: list[int]) -> dict[int, object]:
     """The targets of the bag's first sweeps computed in this process, keyed by stamp (one sweep, ego frame at it)."""
     import torch
 
+    from imkd_ros.apps.bag_targets import lidar_frame
     from imkd_ros.bag.source import BagSource
-    from imkd_ros.bag.targets import lidar_frame
     from imkd_ros.bag.topics import BagTopics
     from imkd_ros.data.dataset import collate_frames
     from imkd_ros.distill.targets import compute_teacher_targets, load_teacher
@@ -99,7 +99,7 @@ def test_teacher_node_end_to_end(exported_bag: Path, bag_teacher: Path, tmp_path
     assert len(summary["bad_stamps"]) == 2 and not set(summary["bad_stamps"]) & set(summary["answered"])
     assert "has no field 'intensity'" in node_text and "cloud dropped" in node_text, report
 
-    from imkd_ros.classes import CLASSES
+    from imkd_ros.core.classes import CLASSES
     from imkd_ros.distill.cache import FORMAT_VERSION
     from imkd_ros.distill.intensity import INTENSITY_NAMES
 

@@ -7,7 +7,7 @@ import pytest
 
 from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.topics import BagTopics
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 from imkd_ros.pipeline.topics import PLAYER_TOPICS, radar_topic
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import stop_after
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.data.augment import GlobalAugment, augment_lidar_batch, augment_matrices
-from imkd_ros.train import TrainConfig, model_config_for, train
-from imkd_ros.types import Boxes
+from imkd_ros.training.train import TrainConfig, model_config_for, train
 
 
 def _scene(rng: np.random.Generator, n: int = 5) -> Boxes:
@@ -108,7 +108,7 @@ def test_student_refuses_augment(synth_root: Path, tmp_path: Path) -> None:
 def test_cli_augments_teachers_by_default_and_never_students_unasked() -> None:
     import argparse
 
-    from imkd_ros.train import add_train_arguments, train_config_from_args
+    from imkd_ros.training.train import add_train_arguments, train_config_from_args
 
     p = argparse.ArgumentParser()
     add_train_arguments(p)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from imkd_ros.checkpoint import save_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.check import check_file, check_samples, read_frames, usable_samples
 from imkd_ros.data.errors import BadFilesError, DataError, ImageFileError
 from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.model.checkpoint import save_checkpoint
 
 from .damage import flip_bytes, linked_copy, truncate
 
@@ -90,7 +90,7 @@ def test_a_corrupt_jpeg_is_a_one_line_error_naming_it_or_skipped(damaged: dict) 
 @pytest.fixture(scope="module")
 def untrained_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from imkd_ros.model import Student
-    from imkd_ros.train import model_config_for
+    from imkd_ros.training.train import model_config_for
 
     torch.manual_seed(0)
     cfg = model_config_for("fusion", "tiny")
@@ -124,7 +124,7 @@ def test_teacher_targets_and_training_skip_and_record_bad_frames(
 ) -> None:
     from imkd_ros.distill.cache import TargetCache
     from imkd_ros.model import Teacher
-    from imkd_ros.train import TrainConfig, model_config_for, train
+    from imkd_ros.training.train import TrainConfig, model_config_for, train
 
     torch.manual_seed(0)
     cfg = model_config_for("lidar", "tiny")
@@ -150,7 +150,7 @@ def test_teacher_targets_and_training_skip_and_record_bad_frames(
         progress=False,
         skip_bad_frames=True,
     )
-    from imkd_ros.checkpoint import load_checkpoint
+    from imkd_ros.model.checkpoint import load_checkpoint
 
     meta = load_checkpoint(res.checkpoint).meta
     assert sorted(s["sample"] for s in meta["skipped_frames"]) == sorted(damaged["val"][2:])

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import quat_to_yaw, wrap_angle
+from imkd_ros.core.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes
 from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.pcd import RADAR_PCD_DTYPE, write_radar_pcd
 from imkd_ros.data.reader import NuScenesReader, weather_of_description
-from imkd_ros.transforms import quat_to_yaw, wrap_angle
-from imkd_ros.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes
 
 VERSION = "v1.0-synth"
 RADAR_PERIOD_S = 1.0 / 13.0  # the synthetic RADAR_FRONT rate

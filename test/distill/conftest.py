@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from imkd_ros.checkpoint import save_checkpoint
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
 from imkd_ros.model import Teacher
-from imkd_ros.train import model_config_for
+from imkd_ros.model.checkpoint import save_checkpoint
+from imkd_ros.training.train import model_config_for
 
 
 @pytest.fixture(autouse=True)

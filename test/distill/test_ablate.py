@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from imkd_ros.checkpoint import load_checkpoint
+from imkd_ros.apps import ablate as ablate_mod
 from imkd_ros.cli import main as cli_main
-from imkd_ros.distill import ablate as ablate_mod
 from imkd_ros.distill.cache import file_sha256
+from imkd_ros.model.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,8 @@ def test_label_scarce_study(
     def forbidden(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("recomputed what the study already had")
 
-    monkeypatch.setattr("imkd_ros.train.train", forbidden)
-    monkeypatch.setattr("imkd_ros.compare.run_detectors", forbidden)
+    monkeypatch.setattr("imkd_ros.training.train.train", forbidden)
+    monkeypatch.setattr("imkd_ros.evaluation.compare.run_detectors", forbidden)
     assert cli_main(args) == 0
     assert json.loads((out / "ablation.json").read_text())["regions"] == report["regions"]
 

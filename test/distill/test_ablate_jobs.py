@@ -17,7 +17,7 @@ _STUDY = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 
-from imkd_ros.distill.ablate import _train_one
+from imkd_ros.apps.ablate import _train_one
 
 def train(data, out, model_cfg, cfg, **kwargs):
     open(out, "w").write(str(os.getpid()))

@@ -22,7 +22,7 @@ from imkd_ros.distill.intensity import (
     teacher_intensity,
 )
 from imkd_ros.model import ModelConfig, Teacher, TeacherInputs
-from imkd_ros.train import model_config_for
+from imkd_ros.training.train import model_config_for
 
 
 def test_maps_follow_the_documented_formulas() -> None:

@@ -37,7 +37,7 @@ from imkd_ros.model.head import REGRESSION_GROUPS, HeadOutput
 from imkd_ros.model.losses import focal_loss
 from imkd_ros.model.student import StudentOutput
 from imkd_ros.model.targets import draw_gaussian
-from imkd_ros.train import model_config_for
+from imkd_ros.training.train import model_config_for
 
 
 def _maps(seed: int = 0, c: int = 6) -> tuple[torch.Tensor, torch.Tensor]:

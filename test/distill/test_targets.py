@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
@@ -18,8 +17,9 @@ from imkd_ros.distill import targets as targets_mod
 from imkd_ros.distill.cache import INDEX_NAME, TargetCache
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
 from imkd_ros.model import Student, TeacherInputs
+from imkd_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.model.preprocess import shrink_frame
-from imkd_ros.train import model_config_for
+from imkd_ros.training.train import model_config_for
 
 
 def test_cache_holds_the_teacher_outputs(

@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import stop_after
 
-from imkd_ros.checkpoint import load_checkpoint
 from imkd_ros.cli import main as cli_main
-from imkd_ros.detector import Detector
 from imkd_ros.distill import DistillConfig, DistillConfigError, DistillHeads, TargetCacheError
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
+from imkd_ros.inference.detector import Detector
 from imkd_ros.model import Student
-from imkd_ros.train import TrainConfig, TrainResult, model_config_for, train
+from imkd_ros.model.checkpoint import load_checkpoint
+from imkd_ros.training.train import TrainConfig, TrainResult, model_config_for, train
 
 
 @pytest.fixture(scope="module")

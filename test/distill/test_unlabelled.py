@@ -19,18 +19,18 @@ import pytest
 import torch
 from conftest import stop_after
 
-from imkd_ros.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.data.synth import write_dataset
-from imkd_ros.detector import Detector
 from imkd_ros.distill import DistillConfig, DistillConfigError, TargetBank, TargetCache, TargetCacheError
 from imkd_ros.distill.cache import FORMAT_VERSION, INDEX_NAME
 from imkd_ros.distill.pseudo import PseudoLabelConfig, pseudo_labels
 from imkd_ros.distill.targets import build_target_cache
+from imkd_ros.inference.detector import Detector
 from imkd_ros.model import Teacher
+from imkd_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.model.targets import build_targets
-from imkd_ros.train import TrainConfig, model_config_for, train
+from imkd_ros.training.train import TrainConfig, model_config_for, train
 
 VERSION = "v1.0-synth"
 UNLABELLED = "scene-0001"
@@ -277,10 +277,10 @@ def test_pseudo_labels_without_distillation(caches: Caches, synth_unlabelled_roo
 
 
 def test_soft_pseudo_targets_raise_the_heatmap_to_the_teacher() -> None:
+    from imkd_ros.core.types import Boxes
     from imkd_ros.distill.bank import TargetsBatch
     from imkd_ros.distill.pseudo import SemiSupervisedStudent
     from imkd_ros.model import Student
-    from imkd_ros.types import Boxes
 
     cfg = model_config_for("fusion", "tiny")
     box = Boxes([[10.0, 2.0, 0.8]], [[1.9, 4.5, 1.6]], [0.3], [[np.nan, np.nan]], [0], [0.9])

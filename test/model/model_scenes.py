@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.inputs import ModelInputs
 from imkd_ros.model.profile import example_inputs
-from imkd_ros.types import Boxes
 
 __all__ = ["scene_boxes", "scene_batch", "overfit"]
 

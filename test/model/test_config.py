@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
 from imkd_ros.model.config import BEVConfig, GridConfig, ImageConfig, ModelConfig
 from imkd_ros.model.errors import ModelConfigError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.doppler import DopplerConfig, refine_velocity
-from imkd_ros.types import Boxes
 
 
 def _boxes(centers, velocities, yaw=0.0, size=(2.0, 4.5, 1.6)) -> Boxes:

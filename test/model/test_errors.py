@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imkd_ros.errors import ImkdError
+from imkd_ros.core.errors import ImkdError
 from imkd_ros.model.errors import ModelConfigError, ModelError, ModelInputError
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.losses import depth_loss, detection_losses, focal_loss
 from imkd_ros.model.student import Student
 from imkd_ros.model.targets import build_targets
-from imkd_ros.types import Boxes
 
 from .model_scenes import scene_batch, scene_boxes
 

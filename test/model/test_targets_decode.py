@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.config import DecodeConfig, ModelConfig
 from imkd_ros.model.decode import Detections, circle_nms, decode
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.targets import build_targets, draw_gaussian, gaussian_radius
-from imkd_ros.types import Boxes
 
 CFG = dataclasses.replace(ModelConfig.default(), decode=DecodeConfig(score_threshold=0.5))
 

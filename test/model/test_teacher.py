@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from imkd_ros.core.types import Boxes
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.errors import ModelConfigError, ModelInputError
 from imkd_ros.model.inputs import TeacherInputs
 from imkd_ros.model.student import Student
 from imkd_ros.model.teacher import Teacher, TeacherOutput
-from imkd_ros.types import Boxes
 
 from .model_scenes import overfit, scene_batch
 

@@ -39,14 +39,14 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from tf2_msgs.msg import TFMessage
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.bag.interfaces import object_velocities
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose
 from imkd_ros.data.pcd import RADAR_PCD_DTYPE
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.interfaces import object_velocities
 from imkd_ros.nodes.player import FRAMES, STATIC_QOS, Player, play, timeline
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
 from imkd_ros.ros.messages import calibration_to_camera_info, detections_to_boxes, make_header, transform_stamped
-from imkd_ros.transforms import Pose
 
 HOUR = 3600 * 10**9
 

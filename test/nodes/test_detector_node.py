@@ -43,7 +43,7 @@ def _env() -> dict[str, str]:
 def known_scene_model(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny student trained on synth_train; the node is tested on a training scene (a "known scene"), so that
     a small, quickly trained model still finds the right objects."""
-    from imkd_ros.train import TrainConfig, model_config_for, train
+    from imkd_ros.training.train import TrainConfig, model_config_for, train
 
     out = tmp_path_factory.mktemp("node_model") / "known.pt"
     cfg = TrainConfig(epochs=EPOCHS, batch_size=4, lr=5e-3, seed=0, val_every=10**6)
@@ -122,7 +122,7 @@ def node_run(synth_root: Path, known_scene_model: Path, tmp_path_factory: pytest
 
 
 def test_node_end_to_end_with_tf_extrinsics_burst_and_fuzz(synth_root: Path, node_run: NodeRun) -> None:
-    from imkd_ros.classes import CLASSES
+    from imkd_ros.core.classes import CLASSES
     from imkd_ros.data.reader import NuScenesReader
 
     report = node_run.report
@@ -214,7 +214,7 @@ def test_detected_objects_velocities_are_the_detectors(
     """The DetectedObjects' velocities (object-frame twists turned back) equal Detector.detect's for the same frames
     (the node's assembly redone offline: phase 1 from the scene's start, the last frame after the node's reset)."""
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.detector import Detector
+    from imkd_ros.inference.detector import Detector
     from imkd_ros.nodes.player import timeline
 
     assert node_run.driver_rc == 0, node_run.report
@@ -293,8 +293,8 @@ def test_lifecycle_transitions_driven_from_another_process(tmp_path: Path) -> No
     lifecycle_msgs services called by another process."""
     import torch
 
-    from imkd_ros.checkpoint import build_model, save_checkpoint
     from imkd_ros.model import ModelConfig
+    from imkd_ros.model.checkpoint import build_model, save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig.tiny(("camera", "radar"))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes, Calibration
 from imkd_ros.pipeline.assemble import (
     FrameAssembler,
     FrameInputError,
@@ -16,8 +18,6 @@ from imkd_ros.pipeline.assemble import (
     radar_cloud_points,
 )
 from imkd_ros.pipeline.params import ParameterError
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes, Calibration
 
 MS = 1_000_000  # ns
 _K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])

@@ -3,9 +3,9 @@ extrinsics sources, model, dropped frames."""
 
 from __future__ import annotations
 
+from imkd_ros.core.transforms import Pose
 from imkd_ros.pipeline.diagnostics import ERROR, OK, STALE, WARN, DiagnosticsMonitor
 from imkd_ros.pipeline.extrinsics import SensorExtrinsics
-from imkd_ros.transforms import Pose
 
 
 class _Clock:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imkd_ros.classes import CLASSES
-from imkd_ros.interfaces import detections_to_boxes, object_velocities
+from imkd_ros.bag.interfaces import detections_to_boxes, object_velocities
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.pipeline.objects import (
     AUTOWARE_LABEL_OF_CLASS,
     AUTOWARE_LABELS,
@@ -15,7 +16,6 @@ from imkd_ros.pipeline.objects import (
     velocity_from_object_frame,
     velocity_to_object_frame,
 )
-from imkd_ros.types import Boxes
 
 
 def test_class_mapping_is_the_documented_one() -> None:

@@ -14,7 +14,7 @@ PURE = (
     "imkd_ros.pipeline.objects",
     "imkd_ros.pipeline.assemble",
     "imkd_ros.pipeline.sync",
-    "imkd_ros.interfaces",
+    "imkd_ros.bag.interfaces",
 )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imkd_ros.core.transforms import Pose
 from imkd_ros.pipeline.sync import NS_PER_S, CameraRadarSync, PoseBuffer
-from imkd_ros.transforms import Pose
 
 MS = 1_000_000  # ns
 

@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
+from imkd_ros.core.transforms import Pose, yaw_to_quat
 from imkd_ros.pipeline.extrinsics import ExtrinsicsResolver
 from imkd_ros.pipeline.tf import TfBuffer, TfError, transforms_of
-from imkd_ros.transforms import Pose, yaw_to_quat
 
 RADAR = ([3.41, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0])
 CAMERA = ([1.70, 0.02, 1.51], [0.5, -0.5, 0.5, -0.5])

@@ -74,7 +74,7 @@ def test_colcon_builds_the_package_and_its_interfaces(tmp_path: Path) -> None:
     run_env["AMENT_PREFIX_PATH"] = os.pathsep.join([*(str(inst / p) for p in packages), run_env["AMENT_PREFIX_PATH"]])
     probe = (
         f"{_NO_EDITABLE}; import imkd_ros, imkd_msgs.msg, autoware_perception_msgs.msg; "
-        "from imkd_ros.shipped import shipped_file; print(imkd_ros.__file__); print(imkd_msgs.msg.__file__); "
+        "from imkd_ros.core.shipped import shipped_file; print(imkd_ros.__file__); print(imkd_msgs.msg.__file__); "
         "print(autoware_perception_msgs.msg.__file__); print(shipped_file('config/detector.schema.json'))"
     )
     res = subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.interfaces import InterfaceError, interface_definitions, make_typestore, register_interfaces
+from imkd_ros.bag.interfaces import InterfaceError, interface_definitions, make_typestore, register_interfaces
 
 #: RIHS01 hashes of the REAL vision_msgs 4.x (rosidl_generator_type_description output of a ROS 2 Jazzy build of
 #: ros-perception/vision_msgs), independent of the definitions in this repository.
@@ -219,8 +219,8 @@ def test_bytes_cross_between_rclpy_and_rosbags() -> None:
     from rclpy.serialization import deserialize_message, serialize_message
     from vision_msgs.msg import Detection3DArray
 
+    from imkd_ros.core.types import Boxes
     from imkd_ros.ros.messages import boxes_to_detections, boxes_to_objects, detections_to_boxes, make_header
-    from imkd_ros.types import Boxes
 
     store = make_typestore()
     boxes = Boxes([[1.0, 2.0, 0.5]], [[1.9, 4.5, 1.6]], [0.4], [[3.0, -1.0]], [0], [0.8])

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.bag.interfaces import InterfaceError
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes
 from imkd_ros.data.pcd import RADAR_PCD_DTYPE, read_radar_pcd
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.data.synth.rig import RIG
-from imkd_ros.interfaces import InterfaceError
 from imkd_ros.pipeline.assemble import FrameInputError, check_image, radar_cloud_points
 from imkd_ros.ros.convert import ConversionError, array_to_pointcloud2, pointcloud2_to_array
 from imkd_ros.ros.messages import (
@@ -30,8 +32,6 @@ from imkd_ros.ros.messages import (
     pose_to_msg,
     stamp_to_ns,
 )
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes
 
 
 def _boxes() -> Boxes:

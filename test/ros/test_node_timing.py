@@ -1,5 +1,5 @@
 """detector_node in-process, callbacks called directly (no middleware): with ``debug_timing`` each processed frame
-logs one ``timing {json}`` line that :func:`imkd_ros.node_bench.parse_timing` reads, with every span, the frame's
+logs one ``timing {json}`` line that :func:`imkd_ros.apps.node_bench.parse_timing` reads, with every span, the frame's
 stamp and its counts; ``threads`` sets torch's intra-op threads; without ``debug_timing`` nothing is logged."""
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import rclpy
 import torch
 from rclpy.parameter import Parameter
 
-from imkd_ros.checkpoint import build_model, save_checkpoint
+from imkd_ros.apps.node_bench import SPANS, parse_timing
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Calibration
 from imkd_ros.model import ModelConfig
-from imkd_ros.node_bench import SPANS, parse_timing
+from imkd_ros.model.checkpoint import build_model, save_checkpoint
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
 from imkd_ros.ros.messages import RADAR_MSG_FIELDS, calibration_to_camera_info, make_header
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Calibration
 
 W, H = 320, 180
 STAMP = 1_700_000_000_000_000_000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from imkd_ros.train import TrainConfig, model_config_for, train
+from imkd_ros.training.train import TrainConfig, model_config_for, train
 
 if __name__ == "__main__":
     data, out = sys.argv[1], Path(sys.argv[2])

@@ -14,13 +14,13 @@ import pytest
 import torch
 from conftest import stop_after
 
-from imkd_ros import train as train_mod
-from imkd_ros.checkpoint import CheckpointError, load_checkpoint
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.detector import Detector
+from imkd_ros.inference.detector import Detector
+from imkd_ros.model.checkpoint import CheckpointError, load_checkpoint
 from imkd_ros.model.preprocess import shrink_frame
-from imkd_ros.train import TrainConfig, model_config_for, train
+from imkd_ros.training import train as train_mod
+from imkd_ros.training.train import TrainConfig, model_config_for, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,7 +124,7 @@ def test_training_and_inference_tensors_are_identical(synth_root: Path) -> None:
     ``Detector`` builds from the full-size frame at inference (node, eval, replay, ONNX Runtime) are equal to the
     bit: pixels, intrinsics, mounting and radar; both at the model input size, so the network only normalises."""
     from imkd_ros.data.dataset import collate_frames
-    from imkd_ros.detector import Detector
+    from imkd_ros.inference.detector import Detector
     from imkd_ros.model import Student
     from imkd_ros.model.preprocess import fit_intrinsics
 

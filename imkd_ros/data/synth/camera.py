@@ -28,12 +28,12 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes, Calibration
 from imkd_ros.data.synth.lidar import ground_material, thin_shape
 from imkd_ros.data.synth.weather import WeatherEffects, weather_effects
 from imkd_ros.data.synth.world import Scenario
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes, Calibration
 
 __all__ = ["GROUND_RGB", "render_camera"]
 

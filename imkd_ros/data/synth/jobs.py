@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from imkd_ros.core.transforms import yaw_to_quat
 from imkd_ros.data.pcd import (
     RADAR_AMBIG_STATES,
     RADAR_DYNPROP_STATES,
@@ -37,7 +38,6 @@ from imkd_ros.data.synth.rig import KEYFRAME_HZ, RATES_HZ, RIG
 from imkd_ros.data.synth.schedule import SceneSchedule, scene_duration, scene_schedule
 from imkd_ros.data.synth.tables import calibrated_sensor_record, pose_fields, visibility_token
 from imkd_ros.data.synth.world import Scenario, make_scenario
-from imkd_ros.transforms import yaw_to_quat
 
 __all__ = [
     "CHANNELS",

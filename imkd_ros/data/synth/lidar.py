@@ -28,10 +28,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes, Calibration
 from imkd_ros.data.synth.weather import weather_effects
 from imkd_ros.data.synth.world import Scenario
-from imkd_ros.types import Boxes, Calibration
 
 __all__ = [
     "BEAM_ELEVATIONS_DEG",

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes, Calibration
 from imkd_ros.data.pcd import RADAR_PCD_DTYPE
 from imkd_ros.data.synth.lidar import slab_intersect
 from imkd_ros.data.synth.weather import weather_effects
 from imkd_ros.data.synth.world import FACADE_Y, Scenario
-from imkd_ros.types import Boxes, Calibration
 
 __all__ = [
     "RADAR_MAX_RANGE_M",

@@ -1,7 +1,7 @@
 """The synthetic ego vehicle's sensor rig: one front camera, one front radar and one roof LiDAR, mounted as on the
 nuScenes Renault Zoe, and the sensors' sampling rates.
 
-Mountings are sensor -> ego poses (:class:`imkd_ros.transforms.Pose`):
+Mountings are sensor -> ego poses (:class:`imkd_ros.core.transforms.Pose`):
 
 - ``CAM_FRONT``: optical centre at (1.70, 0.02, 1.51) m, axes z forward (ego +x), x right (ego -y), y down (ego -z);
   1600 x 900 pixels, focal length 1266.4 px, principal point (816.3, 491.5).
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Calibration
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Calibration
 
 __all__ = ["RIG", "RATES_HZ", "KEYFRAME_HZ", "CAMERA_INTRINSIC", "CAMERA_SIZE"]
 

@@ -13,9 +13,9 @@ import hashlib
 
 import numpy as np
 
-from imkd_ros.classes import CATEGORY_OF_CLASS, CLASSES
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Calibration
+from imkd_ros.core.classes import CATEGORY_OF_CLASS, CLASSES
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Calibration
 
 __all__ = [
     "TABLE_NAMES",

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imkd_ros.classes import CLASSES
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Boxes
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Boxes
 
 __all__ = [
     "WEATHERS",

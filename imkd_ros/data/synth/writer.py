@@ -50,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imkd_ros.classes import CATEGORY_OF_CLASS, CLASSES
+from imkd_ros.core.classes import CATEGORY_OF_CLASS, CLASSES
+from imkd_ros.core.errors import InputError
 from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.reader import UNLABELLED_TAG
 from imkd_ros.data.synth.jobs import CHANNELS, IntervalJob, JobResult, SceneSpec, run_jobs, scenario_of, schedule_of
@@ -66,7 +67,6 @@ from imkd_ros.data.synth.tables import (
     visibility_table,
 )
 from imkd_ros.data.synth.world import WEATHERS, Scenario
-from imkd_ros.errors import InputError
 
 __all__ = ["SynthSummary", "write_dataset", "split_scenes"]
 

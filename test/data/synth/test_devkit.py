@@ -22,7 +22,7 @@ from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import BoxVisibility, points_in_box, view_points
 from pyquaternion import Quaternion
 
-from imkd_ros.classes import CATEGORY_OF_CLASS, DEFAULT_ATTRIBUTE, class_of_category
+from imkd_ros.core.classes import CATEGORY_OF_CLASS, DEFAULT_ATTRIBUTE, class_of_category
 from imkd_ros.data.synth.rig import RATES_HZ
 from imkd_ros.data.synth.schedule import CAMERA_DELAY_US
 from imkd_ros.data.synth.tables import TABLE_NAMES

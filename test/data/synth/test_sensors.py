@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from imkd_ros.classes import CLASSES
+from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.types import Boxes
 from imkd_ros.data.pcd import RADAR_PCD_DTYPE, radar_default_mask
 from imkd_ros.data.synth.camera import GROUND_RGB, render_camera
 from imkd_ros.data.synth.lidar import (
@@ -24,7 +25,6 @@ from imkd_ros.data.synth.radar import SOURCE_CLUTTER, SOURCE_GHOST, radar_sweep,
 from imkd_ros.data.synth.rig import KEYFRAME_HZ, RATES_HZ, RIG
 from imkd_ros.data.synth.weather import WEATHER_EFFECTS, weather_effects
 from imkd_ros.data.synth.world import CLASS_PROFILES, WEATHERS, Scenario, _Track, make_scenario
-from imkd_ros.types import Boxes
 
 CAM, LIDAR, RADAR = RIG["CAM_FRONT"], RIG["LIDAR_TOP"], RIG["RADAR_FRONT"]
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from nuscenes.utils.map_mask import MapMask
 
+from imkd_ros.core.transforms import Pose
+from imkd_ros.core.types import Calibration
 from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd, write_lidar_bin
 from imkd_ros.data.synth import SynthSummary, write_dataset
@@ -31,8 +33,6 @@ from imkd_ros.data.synth.schedule import CAMERA_DELAY_US, scene_schedule
 from imkd_ros.data.synth.tables import TABLE_NAMES, make_token, visibility_token
 from imkd_ros.data.synth.world import make_scenario
 from imkd_ros.data.synth.writer import split_scenes
-from imkd_ros.transforms import Pose
-from imkd_ros.types import Calibration
 
 
 def _small(img: np.ndarray) -> np.ndarray:

@@ -1,0 +1,113 @@
+"""``imkd bag replay-eval``'s library call: replay a bag offline (:func:`imkd_ros.apps.replay.replay_offline`) or
+live (:func:`imkd_ros.apps.replay_live.replay_live`), score it on the grid and the coverage region, and write the
+report (:mod:`imkd_ros.bag.report`). Its own module so that the offline replay and the live one, which builds on
+it, do not import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from imkd_ros.apps.replay import bag_coverage, evaluate_replay, open_bag, read_params_file, replay_offline
+from imkd_ros.bag.errors import BagError
+from imkd_ros.bag.topics import BagTopics
+
+__all__ = ["run_replay_eval"]
+
+
+def run_replay_eval(
+    bag: str | PathLike[str],
+    checkpoint: str | PathLike[str],
+    out: str | PathLike[str],
+    *,
+    live: bool = False,
+    rate: float = 1.0,
+    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+    device: str = "cpu",
+    frames: str = "keyframes",
+    params_file: str | PathLike[str] | None = None,
+    score_threshold: float | None = None,
+    bev_frames: int = 40,
+    gt_attributes: Mapping[str, Sequence[str]] | None = None,
+    timeout: float = 120.0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Replay ``bag`` (offline or live), score it, and write the report into ``out`` (see
+    :mod:`imkd_ros.bag.report` for the files). Returns the report dict (as ``report.json``). Torch's thread count
+    is the caller's (``imkd bag replay-eval --threads`` sets it).
+
+    Args:
+        bag, checkpoint, out: the bag, the model, the output folder (created; files in it are replaced).
+        live: play into a ROS graph with ``detector_node`` instead of the offline assembly.
+        rate: live playback speed (x real time).
+        topics: the bag's topics.
+        device: ``"cpu"`` or ``"cuda"``.
+        frames: ``"keyframes"`` or ``"all"`` camera frames fed.
+        params_file: a ROS 2 parameter file for the node (both modes).
+        score_threshold: detections below are dropped (None: the model's decode threshold, as ``imkd eval``).
+        bev_frames: BEV PNGs (and GIF frames) drawn, evenly over the evaluated frames.
+        gt_attributes: see :func:`imkd_ros.apps.replay.evaluate_replay`.
+        timeout: live: seconds to wait for the node to come up and for its last answers.
+        progress: progress bars.
+
+    Raises:
+        BagError, EvaluationError, CheckpointError: bad bag, nothing to score, bad checkpoint.
+    """
+    from imkd_ros.bag.report import write_report
+    from imkd_ros.inference.detector import Detector
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    src = open_bag(bag, topics)
+    overrides = read_params_file(params_file) if params_file else {}
+    detector = Detector.from_checkpoint(checkpoint, device, score_threshold)
+    gt = src.ground_truth()
+    if not gt:
+        raise BagError(f"bag {src.path}: no ground truth messages on {topics.ground_truth}")
+    if live:
+        from imkd_ros.apps.replay_live import replay_live
+
+        replay = replay_live(
+            src,
+            Path(checkpoint),
+            out,
+            rate=rate,
+            params=overrides,
+            frames=frames,
+            gt_stamps=sorted(gt),
+            device=device,
+            score_threshold=score_threshold,
+            timeout=timeout,
+        )
+    else:
+        replay = replay_offline(src, detector, params=overrides, frames=frames, gt_stamps=sorted(gt), progress=progress)
+    summary, coverage_summary = _score(src, replay, out, detector.config, gt, gt_attributes)
+    return write_report(
+        out,
+        src,
+        replay,
+        summary,
+        gt,
+        checkpoint=str(checkpoint),
+        device=device,
+        rate=rate if live else None,
+        bev_frames=bev_frames,
+        coverage_summary=coverage_summary,
+    )
+
+
+def _score(
+    src: Any, replay: Any, out: Path, config: Any, gt: Any, gt_attributes: Mapping[str, Sequence[str]] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The replay scored on the model's grid (into ``out``) and on the rig's coverage region (``out/coverage``)."""
+    from imkd_ros.evaluation.eval_detector import model_region
+
+    summary = evaluate_replay(src, replay, out, region=model_region(config), gt=gt, gt_attributes=gt_attributes)
+    coverage = bag_coverage(src, config)
+    coverage_summary = evaluate_replay(
+        src, replay, out / "coverage", region=coverage, gt=gt, gt_attributes=gt_attributes
+    )
+    return summary, coverage_summary

@@ -1,0 +1,211 @@
+"""Inference API: ``Detector.from_checkpoint(path, device).detect(frame) -> Boxes`` (no ROS import).
+
+The detector takes :class:`~imkd_ros.core.types.Frame` objects (what the reader, the bag pipelines and the ROS node
+produce), batches them with :func:`imkd_ros.data.dataset.collate_frames`, runs the network and returns boxes in the
+ego frame of each frame (``Boxes.frame == "ego"``) with labels, scores and velocity (m/s, ego frame).
+
+Backends (:data:`BACKENDS`): ``"torch"`` runs the PyTorch model; ``"onnxruntime"`` (students only) runs the
+student's ONNX export (:mod:`imkd_ros.inference.export_onnx`) in ONNX Runtime (:mod:`imkd_ros.inference.ort_backend`)
+with the same
+pre-processing and decoding, so ``detect`` / ``detect_batch`` take and return the same things. Without an explicit
+``onnx_path`` the model is exported once into a cache file named by its weights
+(:func:`imkd_ros.inference.export_onnx.cached_export`, under ``$XDG_CACHE_HOME/imkd_ros/onnx``).
+
+The decoded velocities are refined by the Doppler of the frame's radar returns in each box
+(:mod:`imkd_ros.model.doppler`, every backend, every model: the LiDAR teacher's collection car records radar too;
+a frame without radar returns keeps the network's velocities; ``doppler=None`` turns it off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from imkd_ros.core.types import Boxes, Frame
+from imkd_ros.data.dataset import Batch, collate_frames
+from imkd_ros.model import ModelConfig, ModelInputs, Student, StudentInputs, Teacher, TeacherInputs
+from imkd_ros.model.checkpoint import Checkpoint, load_checkpoint
+from imkd_ros.model.doppler import DOPPLER, DopplerConfig, refine_velocity
+from imkd_ros.model.errors import ModelInputError
+from imkd_ros.model.preprocess import fit_frame
+
+if TYPE_CHECKING:
+    from imkd_ros.inference.ort_backend import OrtStudent
+
+__all__ = ["Detector", "BACKENDS", "resolve_device", "inference_threads", "model_inputs", "check_lidar_sweeps"]
+
+#: Inference backends of :class:`Detector`.
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cuda"`` falls back to the CPU with a warning when CUDA is not available."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn("CUDA requested but not available: running on the CPU", RuntimeWarning, stacklevel=2)
+        return torch.device("cpu")
+    return dev
+
+
+def inference_threads(requested: int = 0) -> int:
+    """Intra-op threads for inference: ``requested`` when > 0; 0 (auto): the CPUs this process may run on (its
+    affinity mask, as OpenMP counts them by default). Measured on 2 CPUs with the detector node
+    (``imkd bench --only node``): 2 threads beat 1 at the sensor rate (e2e 60 vs 87 ms) and at 3x it (p50 80-94
+    vs 110 ms), the executor thread's short callbacks notwithstanding.
+
+    Raises:
+        ValueError: ``requested`` < 0.
+    """
+    if requested < 0:
+        raise ValueError(f"threads must be >= 0 (0: automatic), got {requested}")
+    if requested:
+        return int(requested)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_lidar_sweeps(frames: Sequence[Frame], sweeps: int) -> None:
+    """Refuse frames whose LiDAR holds a single sweep (one ``time_lag`` value) when the teacher was trained on
+    ``sweeps`` > 1: it would run motion-blind and predict near-zero velocities without a word. Fewer sweeps than
+    ``sweeps`` but more than one (the first frames of a drive) only warn.
+
+    Raises:
+        ModelInputError: naming the frame, the sweeps it has and the reader setting that gives the right count.
+    """
+    for f in frames:
+        if f.lidar is None or len(f.lidar) == 0 or sweeps <= 1:
+            continue
+        n = len(np.unique(f.lidar[:, 5]))
+        if n == 1:
+            raise ModelInputError(
+                f"frame {f.token or f.timestamp}: its LiDAR is one sweep but the teacher was trained on {sweeps} "
+                f"accumulated sweeps (time_lag column); read it with NuScenesReader(..., lidar_sweeps={sweeps})"
+            )
+        if n < sweeps:
+            warnings.warn(f"a frame has {n} LiDAR sweeps, the teacher was trained on {sweeps}", stacklevel=3)
+
+
+def model_inputs(model: Student | Teacher, batch: Batch) -> ModelInputs:
+    """The inputs of ``model`` (``features`` / ``forward``) from a :class:`Batch` (on the batch's device)."""
+    if isinstance(model, Teacher):
+        return TeacherInputs(batch.lidar, batch.lidar_mask)
+    return StudentInputs(batch.images, batch.intrinsics, batch.cam_to_ego, batch.radar, batch.radar_mask)
+
+
+class Detector:
+    """A trained Student (or Teacher) ready for inference.
+
+    Args:
+        model: the network (moved to ``device`` and put in eval mode here).
+        device: ``"cpu"`` or ``"cuda"`` (falls back to the CPU with a warning). With ``"onnxruntime"`` it picks the
+            execution provider; the PyTorch model and the decoding then stay on the CPU.
+        score_threshold: boxes below are dropped (None: the model config's decode threshold).
+        backend: one of :data:`BACKENDS`.
+        onnx_path: ``"onnxruntime"`` only: the student's ONNX export (checked against ``model.config``); None:
+            exported on first use into the cache (see the module docstring).
+        threads: ``"onnxruntime"`` only: intra-op threads (None: ONNX Runtime's default).
+        doppler: velocity refinement from the Doppler of the frame's radar returns (:mod:`imkd_ros.model.doppler`),
+            applied to the decoded boxes; None: the network's velocities as they are.
+    """
+
+    def __init__(
+        self,
+        model: Student | Teacher,
+        device: str | torch.device = "cpu",
+        score_threshold: float | None = None,
+        backend: str = "torch",
+        onnx_path: str | Path | None = None,
+        threads: int | None = None,
+        doppler: DopplerConfig | None = DOPPLER,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.runtime: OrtStudent | None = None
+        if backend == "onnxruntime":
+            if isinstance(model, Teacher):
+                raise ValueError("backend 'onnxruntime' runs students only; use backend 'torch' for the teacher")
+            from imkd_ros.inference.export_onnx import cached_export
+            from imkd_ros.inference.ort_backend import OrtStudent
+
+            model = model.cpu().eval()
+            path = cached_export(model) if onnx_path is None else onnx_path
+            self.runtime = OrtStudent(path, model.config, threads=threads, device=device)
+            device = "cpu"
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.config: ModelConfig = model.config
+        self.score_threshold = score_threshold
+        self.doppler = doppler
+        self.checkpoint: Checkpoint | None = None
+        self._buffers = threading.local()  # per calling thread: the float image buffer of _collate
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", score_threshold: float | None = None, **options: Any
+    ) -> Detector:
+        """Load a checkpoint (``weights_only=True``); raises :class:`~imkd_ros.model.checkpoint.CheckpointError` with
+        the
+        path when it is missing or corrupt. ``device``, ``score_threshold`` and ``options`` (``backend``,
+        ``onnx_path``, ``threads``, ``doppler``): as for :class:`Detector`."""
+        ckpt = load_checkpoint(path)
+        det = cls(ckpt.build("cpu"), device, score_threshold, **options)
+        det.checkpoint = ckpt
+        return det
+
+    @property
+    def is_teacher(self) -> bool:
+        return isinstance(self.model, Teacher)
+
+    @torch.inference_mode()
+    def detect_batch(self, frames: Sequence[Frame]) -> list[Boxes]:
+        """Boxes (ego frame of each frame) for a batch of frames (same image size)."""
+        if not frames:
+            return []
+        if self.is_teacher:
+            check_lidar_sweeps(frames, self.config.lidar.sweeps)
+        batch = self._collate(frames).to(self.device)
+        run = self.model if self.runtime is None else self.runtime
+        detections = run(model_inputs(self.model, batch))
+        out = []
+        for frame, det in zip(frames, detections, strict=True):
+            boxes = det.to_boxes()
+            if self.score_threshold is not None:
+                boxes = boxes[boxes.score >= self.score_threshold]
+            if self.doppler is not None:
+                boxes = refine_velocity(boxes, frame.radar, self.doppler)
+            out.append(boxes)
+        return out
+
+    def _collate(self, frames: Sequence[Frame]) -> Batch:
+        """:func:`collate_frames` of the frames fitted to the model input by
+        :func:`~imkd_ros.model.preprocess.fit_frame` (the one image path training uses too), with the uint8 images
+        converted into a float32 buffer that the calling thread keeps from call to call (same values:
+        ``image / 255``, ``(B, 3, H, W)``; a fresh float image per call costs page faults)."""
+        frames = list(frames)
+        if not self.is_teacher and "camera" in self.config.modalities:
+            frames = [fit_frame(f, self.config.image) for f in frames]
+        shapes = {None if f.image is None else (f.image.shape, f.image.dtype) for f in frames}
+        if len(shapes) != 1 or None in shapes or frames[0].image.ndim != 3 or frames[0].image.dtype != np.uint8:
+            return collate_frames(frames)  # no images (teacher), or what collate_frames itself rejects
+        batch = collate_frames([dataclasses.replace(f, image=None) for f in frames])
+        h, w, c = frames[0].image.shape
+        images = getattr(self._buffers, "images", None)
+        if images is None or images.shape != (len(frames), c, h, w):
+            images = self._buffers.images = torch.empty((len(frames), c, h, w), dtype=torch.float32)
+        pixels = images.numpy()
+        for i, f in enumerate(frames):
+            np.copyto(pixels[i], f.image.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32 is exact
+        images.div_(255.0)
+        return dataclasses.replace(batch, images=images)
+
+    def detect(self, frame: Frame) -> Boxes:
+        """Boxes in the ego frame of ``frame``."""
+        return self.detect_batch([frame])[0]

@@ -1,0 +1,1 @@
+"""Training: teacher and student training (torchrun-ready)."""
