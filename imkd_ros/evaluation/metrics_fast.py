@@ -16,7 +16,7 @@ pose, boxes without points, bike racks, at most 500 boxes per sample), as :mod:`
 them, so
 the filtering is the devkit's. As :mod:`imkd_ros.evaluation.evaluate` does, a class without ground truth in the
 (weighted) set
-is left out of the means rather than scored AP 0. ``test/test_metrics_fast.py`` checks every number of the
+is left out of the means rather than scored AP 0. ``test/evaluation/test_metrics_fast.py`` checks every number of the
 summary against the devkit to 1e-9.
 
 Pure numpy: the devkit's boxes are read by attribute; nothing of ROS, torch or the devkit is imported.

@@ -32,7 +32,7 @@ from imkd_ros.model import ModelConfig, Student, StudentInputs, Teacher
 from imkd_ros.model.checkpoint import save_checkpoint
 from imkd_ros.model.profile import example_inputs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: onnxruntime vs PyTorch, default-size student, heatmap logits (measured: about 1e-5).
 HEATMAP_ATOL = 1e-4
 #: largest difference of any decoded box field (m, rad, m/s, score) for boxes to count as identical.
