@@ -245,14 +245,21 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
 
 def _train_one(train_fn: Callable[..., Any], data: Path, out: Path, kwargs: dict[str, Any], device: str,
                progress: bool, threads: int | None) -> Path:  # fmt: skip
-    """One training call (also the body of a worker process of ``--jobs``: ``threads`` set)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-        _exit_with_parent()
+    """One training call (also the body of a worker process of ``--jobs``: ``threads`` set; its stderr, the epoch
+    lines, then goes to ``<out stem>_train.log`` beside the checkpoint instead of interleaving with the others')."""
     kw = dict(kwargs)
-    train_fn(data, out, kw.pop("model_cfg"), kw.pop("cfg"), resume=True, device=device, progress=progress, **kw)
+    if not threads:
+        train_fn(data, out, kw.pop("model_cfg"), kw.pop("cfg"), resume=True, device=device, progress=progress, **kw)
+        return out
+    import contextlib
+
+    import torch
+
+    torch.set_num_threads(threads)
+    _exit_with_parent()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.stem + "_train.log"), "a") as log, contextlib.redirect_stderr(log):
+        train_fn(data, out, kw.pop("model_cfg"), kw.pop("cfg"), resume=True, device=device, progress=progress, **kw)
     return out
 
 
@@ -274,6 +281,16 @@ def _exit_with_parent(period: float = 2.0) -> None:
         threading.Thread(target=watch, name="imkd-parent-watch", daemon=True).start()
 
 
+def _finished(out: Path, future: Any) -> str:
+    """The line the study prints when a worker's run ends."""
+    if future.cancelled():
+        return f"ablate: {out.name} cancelled"
+    if future.exception() is not None:
+        return f"ablate: {out.name} failed: {future.exception()!r} (see {out.stem}_train.log)"
+    seconds = (_meta(out) or {}).get("seconds")
+    return f"ablate: {out.name} done" + (f" in {seconds / 60:.1f} min" if seconds else "")
+
+
 class _Jobs:
     """Training calls run one after another in this process (``jobs == 1``), or ``jobs`` at a time in worker
     processes of one torch thread each (``jobs > 1``; ``train_fn`` must then be importable, as :func:`train` is)."""
@@ -293,8 +310,11 @@ class _Jobs:
         if self.progress:
             print(f"ablate: training {out.name} ({what})", file=sys.stderr)
         if self.pool is not None:
-            return self.pool.submit(_train_one, self.train_fn, self.plan.data, out, kwargs, self.plan.device,
-                                    False, 1)  # fmt: skip
+            future = self.pool.submit(_train_one, self.train_fn, self.plan.data, out, kwargs, self.plan.device,
+                                      False, 1)  # fmt: skip
+            if self.progress:
+                future.add_done_callback(lambda f: print(_finished(out, f), file=sys.stderr))
+            return future
         done: Future = Future()
         done.set_result(_train_one(self.train_fn, self.plan.data, out, kwargs, self.plan.device, self.progress, None))
         return done

@@ -52,6 +52,7 @@ def test_label_scarce_study(
         assert meta[k]["train"]["train_split"] == "scarce25_labelled" and meta[k]["train_frames"] == 4, k
         assert meta[k]["train"]["max_steps"] == 2
     assert meta["oracle_s0"]["train_frames"] == 10 and meta["oracle_s0"]["unlabelled"] is None
+    assert "epoch 1: loss" in (out / "nokd_s1_train.log").read_text()  # --jobs: each run's lines in its own log
     assert meta["nokd_s0"]["distill"] is None and meta["nokd_s1"]["train"]["seed"] == 1
     assert meta["kd1-2-3_s0"]["distill"]["stages"] == ["stage1", "stage2", "stage3"]
     assert meta["kd1-2-3_s0"]["unlabelled"] is None
