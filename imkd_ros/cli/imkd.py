@@ -32,6 +32,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=True,
         unlabelled_scenes=args.unlabelled_scenes,
+        rig=args.rig,
     )
     print(summary)
     return 0
@@ -294,6 +295,12 @@ def _add_dataset_verbs(sub: Any) -> None:
         type=int,
         default=0,
         help="write the last K non-validation scenes without annotations (split synth_unlabelled; default 0)",
+    )
+    s.add_argument(
+        "--rig",
+        default="front",
+        choices=("front", "nuscenes"),
+        help="sensors: front (one camera, one radar; default) or nuscenes (6 cameras, 5 radars); LiDAR in both",
     )
     s.set_defaults(func=_cmd_synth)
 

@@ -34,15 +34,15 @@ from imkd_ros.data.pcd import (
 from imkd_ros.data.synth.camera import render_camera
 from imkd_ros.data.synth.lidar import lidar_sweep
 from imkd_ros.data.synth.radar import radar_sweep
-from imkd_ros.data.synth.rig import KEYFRAME_HZ, RATES_HZ, RIG
+from imkd_ros.data.synth.rig import KEYFRAME_HZ, RIGS, SynthRig
 from imkd_ros.data.synth.schedule import SceneSchedule, scene_duration, scene_schedule
 from imkd_ros.data.synth.tables import calibrated_sensor_record, pose_fields, visibility_token
 from imkd_ros.data.synth.world import Scenario, make_scenario
 
 __all__ = [
     "CHANNELS",
+    "file_extension",
     "JPEG_QUALITY",
-    "FILE_EXTENSION",
     "SceneSpec",
     "IntervalJob",
     "SweepRecord",
@@ -57,12 +57,15 @@ __all__ = [
     "run_jobs",
 ]
 
-#: Channels written, in table order.
-CHANNELS: tuple[str, ...] = ("CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP")
+#: Channels of the default (``front``) rig, in table order.
+CHANNELS: tuple[str, ...] = RIGS["front"].channels
 #: cv2 JPEG quality of the camera images.
 JPEG_QUALITY = 90
-#: File name ending of each channel's files.
-FILE_EXTENSION: dict[str, str] = {"CAM_FRONT": ".jpg", "RADAR_FRONT": ".pcd", "LIDAR_TOP": ".pcd.bin"}
+
+
+def file_extension(channel: str) -> str:
+    """File name ending of a channel's files: cameras ``.jpg``, radars ``.pcd``, the LiDAR ``.pcd.bin``."""
+    return ".jpg" if channel.startswith("CAM") else ".pcd" if channel.startswith("RADAR") else ".pcd.bin"
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,18 @@ class SceneSpec:
     weather: str
     samples: int
     camera_sweeps: bool
+    rig: str = "front"
 
     @property
     def key(self) -> str:
-        """Identity of the scene's content: the root of all its tokens."""
-        return f"imkd-synth/{self.seed}/{self.index}/{self.weather}/{self.samples}"
+        """Identity of the scene's content: the root of all its tokens (the ``front`` rig's keys are those of the
+        datasets written before there were rigs)."""
+        base = f"imkd-synth/{self.seed}/{self.index}/{self.weather}/{self.samples}"
+        return base if self.rig == "front" else f"{base}/{self.rig}"
+
+    @property
+    def sensors(self) -> SynthRig:
+        return RIGS[self.rig]
 
     @property
     def logfile(self) -> str:
@@ -145,7 +155,9 @@ def schedule_of(spec: SceneSpec) -> SceneSchedule:
     """The scene's sensor timing (radar phase from the scene seed; cached per process)."""
     scn = scenario_of(spec)
     radar_phase = (scn.seed % 1000) / 1000.0
-    return scene_schedule(spec.samples, dict(RATES_HZ), KEYFRAME_HZ, radar_phase, spec.camera_sweeps)
+    rig = spec.sensors
+    return scene_schedule(spec.samples, dict(rig.rates_hz), KEYFRAME_HZ, radar_phase, spec.camera_sweeps,
+                          camera_delay_us=dict(rig.camera_delay_us))  # fmt: skip
 
 
 def sensor_rng(scn: Scenario, channel: str, sweep: int) -> np.random.Generator:
@@ -156,7 +168,7 @@ def sensor_rng(scn: Scenario, channel: str, sweep: int) -> np.random.Generator:
 
 def _filename(spec: SceneSpec, channel: str, timestamp: int, key: bool) -> str:
     folder = "samples" if key else "sweeps"
-    return f"{folder}/{channel}/{spec.logfile}__{channel}__{timestamp}{FILE_EXTENSION[channel]}"
+    return f"{folder}/{channel}/{spec.logfile}__{channel}__{timestamp}{file_extension(channel)}"
 
 
 def count_points_in_boxes(
@@ -230,9 +242,8 @@ def run_job(job: IntervalJob) -> JobResult:
     sweeps: list[SweepRecord] = []
     keyframe: dict[str, SweepRecord] = {}
     visibility = None
-    for channel in CHANNELS:
+    for channel, calib in spec.sensors.calibrations.items():
         chs = sched.channels[channel]
-        calib = RIG[channel]
         key_index = int(chs.keyframes[k])
         for j in chs.sweeps_of(k):
             j = int(j)
@@ -287,13 +298,15 @@ def _annotate(
         for i in range(n)
     ]
     counts = {}
-    for channel in ("LIDAR_TOP", "RADAR_FRONT"):
+    rig = spec.sensors
+    for channel in ("LIDAR_TOP", *rig.radars):
         rec = keyframe[channel]
-        cs = calibrated_sensor_record("", RIG[channel])
+        cs = calibrated_sensor_record("", rig.calibrations[channel])
         counts[channel] = count_points_in_boxes(root / rec.filename, cs, rec.ego, boxes)
+    radar_counts = np.sum([counts[r] for r in rig.radars], axis=0)  # every radar's, as nuScenes counts them
     out = []
     for i in range(n):
-        n_lidar, n_radar = int(counts["LIDAR_TOP"][i]), int(counts["RADAR_FRONT"][i])
+        n_lidar, n_radar = int(counts["LIDAR_TOP"][i]), int(radar_counts[i])
         if n_lidar + n_radar == 0:
             continue
         out.append(

@@ -91,6 +91,7 @@ def scene_schedule(
     radar_phase: float,
     camera_sweeps: bool = True,
     reference: str = "LIDAR_TOP",
+    camera_delay_us: dict[str, int] | None = None,
 ) -> SceneSchedule:
     """Sweep times of every channel of one scene (see the module docstring).
 
@@ -101,6 +102,7 @@ def scene_schedule(
         radar_phase: radar sweep phase as a fraction of its period, in [0, 1) (per scene).
         camera_sweeps: False writes camera keyframes only.
         reference: the channel whose keyframes define the samples.
+        camera_delay_us: per camera, its exposure after the reference keyframe (default :data:`CAMERA_DELAY_US`).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -118,7 +120,7 @@ def scene_schedule(
         if ch == reference:
             channels[ch] = _channel(ch, rate, 0.0, sample_offsets, True, True)
         elif ch.startswith("CAM"):
-            targets = sample_offsets + CAMERA_DELAY_US
+            targets = sample_offsets + (camera_delay_us or {}).get(ch, CAMERA_DELAY_US)
             phase = float(targets[0]) % step
             exact = abs((period / step) - round(period / step)) < 1e-9
             channels[ch] = _channel(ch, rate, phase, targets, camera_sweeps, exact)

@@ -54,9 +54,9 @@ from imkd_ros.core.classes import CATEGORY_OF_CLASS, CLASSES
 from imkd_ros.core.errors import InputError
 from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.reader import UNLABELLED_TAG
-from imkd_ros.data.synth.jobs import CHANNELS, IntervalJob, JobResult, SceneSpec, run_jobs, scenario_of, schedule_of
+from imkd_ros.data.synth.jobs import IntervalJob, JobResult, SceneSpec, run_jobs, scenario_of, schedule_of
 from imkd_ros.data.synth.maps import render_map_png
-from imkd_ros.data.synth.rig import RIG
+from imkd_ros.data.synth.rig import SynthRig, rig_named
 from imkd_ros.data.synth.tables import (
     TABLE_NAMES,
     attribute_table,
@@ -70,7 +70,6 @@ from imkd_ros.data.synth.world import WEATHERS, Scenario
 
 __all__ = ["SynthSummary", "write_dataset", "split_scenes"]
 
-_FILEFORMAT = {"CAM_FRONT": "jpg", "RADAR_FRONT": "pcd", "LIDAR_TOP": "pcd"}
 _WEATHER_WORDS = {
     "clear": "Day, clear, dry road",
     "rain": "Rain, wet road, reduced visibility",
@@ -193,18 +192,18 @@ def _scene_tables(
             f"{n_actors} actors, synthetic seed {spec.seed}" + ("" if labelled else f", {UNLABELLED_TAG}"),
         }
     )
-    _sensor_records(key, results, sample_tokens, tables)
+    _sensor_records(key, spec.sensors, results, sample_tokens, tables)
     if labelled:
         _annotation_records(key, results, sample_tokens, tables)
 
 
 def _sensor_records(
-    key: str, results: list[JobResult], sample_tokens: list[str], tables: dict[str, list[dict]]
+    key: str, rig: SynthRig, results: list[JobResult], sample_tokens: list[str], tables: dict[str, list[dict]]
 ) -> None:
     """One scene's calibrated sensors, ego poses and sample_data chains (one per channel) appended to ``tables``."""
-    for channel in CHANNELS:
+    for channel, calib in rig.calibrations.items():
         cs_token = make_token("calibrated_sensor", key, channel)
-        tables["calibrated_sensor"].append(calibrated_sensor_record(cs_token, RIG[channel]))
+        tables["calibrated_sensor"].append(calibrated_sensor_record(cs_token, calib))
         chain = []
         for k, res in enumerate(results):
             for rec in res.sweeps:
@@ -213,7 +212,7 @@ def _sensor_records(
                 sd_token = make_token("sample_data", key, channel, rec.timestamp)
                 ep_token = make_token("ego_pose", key, channel, rec.timestamp)
                 tables["ego_pose"].append({"token": ep_token, "timestamp": rec.timestamp, **rec.ego})
-                cam = RIG[channel].image_size if channel.startswith("CAM") else None
+                cam = calib.image_size if channel.startswith("CAM") else None
                 chain.append(
                     {
                         "token": sd_token,
@@ -221,7 +220,7 @@ def _sensor_records(
                         "ego_pose_token": ep_token,
                         "calibrated_sensor_token": cs_token,
                         "timestamp": rec.timestamp,
-                        "fileformat": _FILEFORMAT[channel],
+                        "fileformat": "jpg" if channel.startswith("CAM") else "pcd",
                         "is_key_frame": rec.is_key_frame,
                         "height": cam[1] if cam else 0,
                         "width": cam[0] if cam else 0,
@@ -334,11 +333,11 @@ def _prepare_root(root: Path, version: str, overwrite: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
-def _make_folders(root: Path, version: str, camera_sweeps: bool) -> None:
+def _make_folders(root: Path, version: str, camera_sweeps: bool, rig: SynthRig) -> None:
     """The dataroot's folders: ``samples/<channel>``, ``sweeps/<channel>`` (camera ones only with sweeps), ``maps``
     and the table folder."""
     for folder in ("samples", "sweeps"):
-        for channel in CHANNELS:
+        for channel in rig.channels:
             if folder == "sweeps" and channel.startswith("CAM") and not camera_sweeps:
                 continue
             (root / folder / channel).mkdir(parents=True, exist_ok=True)
@@ -359,7 +358,7 @@ def _dataset_tables(
     tables["category"] = category_table()
     tables["attribute"] = attribute_table()
     tables["visibility"] = visibility_table()
-    tables["sensor"] = sensor_table(CHANNELS)
+    tables["sensor"] = sensor_table(specs[0].sensors.channels)
     start = 0
     for spec, scn, lab in zip(specs, scenarios, labelled, strict=True):
         _scene_tables(spec, scn, list(results[start : start + spec.samples]), tables, lab)
@@ -390,6 +389,7 @@ def write_dataset(
     progress: bool = False,
     overwrite: bool = False,
     unlabelled_scenes: int = 0,
+    rig: str = "front",
 ) -> SynthSummary:
     """Generate ``scenes`` scenes of ``samples_per_scene`` keyframes each and write them as a nuScenes dataset.
 
@@ -410,6 +410,8 @@ def write_dataset(
         overwrite: replace the ``version`` dataset already in ``out`` (only its own files are removed).
         unlabelled_scenes: the last this many non-validation scenes are written without annotations
             (``synth_unlabelled``, see the module docstring and :func:`split_scenes`).
+        rig: the sensor rig (:data:`imkd_ros.data.synth.rig.RIGS`): ``front`` (one camera, one radar) or
+            ``nuscenes`` (six cameras, five radars); both with the LiDAR.
 
     Returns:
         A :class:`SynthSummary`.
@@ -420,10 +422,11 @@ def write_dataset(
     """
     t0 = time.perf_counter()
     weathers = _check_args(scenes, samples_per_scene, seed, weathers, version, workers)
+    sensors = rig_named(rig)
     if workers is None:
         workers = max(1, min(2, os.cpu_count() or 1))
     specs = [
-        SceneSpec(int(seed), i, weathers[i % len(weathers)], int(samples_per_scene), bool(camera_sweeps))
+        SceneSpec(int(seed), i, weathers[i % len(weathers)], int(samples_per_scene), bool(camera_sweeps), sensors.name)
         for i in range(scenes)
     ]
     scenarios = [scenario_of(s) for s in specs]
@@ -432,7 +435,7 @@ def write_dataset(
     labelled = [n not in splits["synth_unlabelled"] for n in names]
     root = Path(out)
     _prepare_root(root, version, overwrite)
-    _make_folders(root, version, camera_sweeps)
+    _make_folders(root, version, camera_sweeps, sensors)
 
     jobs = [
         IntervalJob(str(root), spec, k, annotate=lab)
@@ -458,7 +461,10 @@ def _summary(
     tables: dict[str, list[dict]],
     seconds: float,
 ) -> SynthSummary:
-    counts = {ch: sum(1 for r in tables["sample_data"] if r["filename"].split("/")[1] == ch) for ch in CHANNELS}
+    counts = {
+        ch: sum(1 for r in tables["sample_data"] if r["filename"].split("/")[1] == ch)
+        for ch in specs[0].sensors.channels
+    }
     return SynthSummary(
         root=root,
         version=version,
