@@ -16,6 +16,8 @@ kd1-2-3    + stages 1-3 (+ intensity-guided fusion calibration)
 pseudo     labelled frames + the unlabelled drives' teacher pseudo-labels, no feature distillation
 pseudo-soft the same with soft targets: the heatmap target raised to the teacher's heatmap
 pseudo-sv  the same with pseudo-label velocities from the radar's Doppler (``imkd-sv`` without the stages)
+pseudo-sv4 ``pseudo-sv`` with pseudo-labels of teacher score >= 0.4 instead of 0.3 (fewer false positives; the
+           soft targets keep the teacher's weaker objects from being full negatives)
 imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation)
 imkd-sv    the same with soft targets and pseudo-label velocities from the radar's Doppler
 imkd-svn   ``imkd-sv`` with pseudo-labels that teach no yaw (their rotation regression masked)
@@ -83,6 +85,7 @@ class StudyRow:
     soft: bool = False
     velocity: bool = False
     rotation: bool = True
+    threshold: float = 0.3
 
 
 STUDY_ROWS: tuple[StudyRow, ...] = (
@@ -93,6 +96,9 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow("pseudo", "+ unlabelled drives, pseudo-labels only", (), "pseudo"),
     StudyRow("pseudo-soft", "+ unlabelled drives, soft pseudo-labels only", (), "pseudo", soft=True),
     StudyRow("pseudo-sv", "+ unlabelled drives, soft pseudo-labels with Doppler velocities", (), "pseudo", True, True),
+    StudyRow(
+        "pseudo-sv4", "`pseudo-sv` with pseudo-labels of teacher score >= 0.4", (), "pseudo", True, True, True, 0.4
+    ),
     StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD)", STAGES, "pseudo"),
     StudyRow("imkd-sv", "IMKD + soft targets + Doppler pseudo-label velocities", STAGES, "pseudo", True, True),
     StudyRow("imkd-svn", "IMKD-sv, pseudo-labels without yaw", STAGES, "pseudo", True, True, False),
@@ -184,6 +190,11 @@ def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     vel = bool((meta.get("unlabelled") or {}).get("velocity", False))
     rot = bool((meta.get("unlabelled") or {}).get("rotation", True))
     flags = (soft, vel) if len(want["soft"]) == 2 else (soft, vel, rot)
+    if (
+        "threshold" in want
+        and abs(float((meta.get("unlabelled") or {}).get("threshold", 0.3)) - want["threshold"]) > 1e-9
+    ):
+        return False
     return stages == tuple(want["stages"]) and unl == want["unlabelled"] and flags == tuple(want["soft"])
 
 
@@ -226,6 +237,8 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
     cfg = _train_config(plan, split, plan.steps, seed)
     unl = unlabelled if row.unlabelled == "pseudo" else None
     want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
+    if unl:
+        want["threshold"] = row.threshold
     uses_targets = bool(row.stages or unl)
     if uses_targets:
         want["teacher"] = teacher_id
@@ -237,7 +250,7 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
         "command": f"imkd ablate (row {row.key}, seed {seed})",
         "distill": DistillConfig(stages=row.stages) if uses_targets else None,
         "targets": plan.out / "targets" if uses_targets else None,
-        "unlabelled": PseudoLabelConfig(unl, soft=row.soft, velocity=row.velocity, rotation=row.rotation)
+        "unlabelled": PseudoLabelConfig(unl, row.threshold, soft=row.soft, velocity=row.velocity, rotation=row.rotation)
         if unl
         else None,
     }

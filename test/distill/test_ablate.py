@@ -112,3 +112,8 @@ def test_a_student_of_another_teacher_or_targets_is_not_reused() -> None:
     # a checkpoint from before the augment field was recorded trained without it
     assert ablate_mod._matches(meta, dict(want, train={"seed": 0, "augment": False}, teacher=("abc", None)))
     assert not ablate_mod._matches(meta, dict(want, train={"seed": 0, "augment": True}, teacher=("abc", None)))
+    # pseudo-labels of another score threshold (pseudo-sv4 vs pseudo-sv)
+    pseudo = dict(meta, unlabelled={"split": "u", "soft": True, "velocity": True, "threshold": 0.3})
+    want_u = dict(want, unlabelled="u", soft=(True, True, True), teacher=("abc", None))
+    assert ablate_mod._matches(pseudo, dict(want_u, threshold=0.3))
+    assert not ablate_mod._matches(pseudo, dict(want_u, threshold=0.4))
