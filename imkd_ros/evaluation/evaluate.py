@@ -51,7 +51,6 @@ __all__ = [
     "boxes_to_results",
     "write_results",
     "evaluate_results",
-    "evaluate_by_weather",
     "evaluate_regions",
 ]
 
@@ -414,31 +413,6 @@ def evaluate_results(
     return _score(de, gt, pred, out_dir, classes, region, {"version": version, "split": split})
 
 
-def evaluate_by_weather(
-    dataroot: str | PathLike[str],
-    version: str,
-    split: str,
-    results_path: str | PathLike[str],
-    out_dir: str | PathLike[str],
-    *,
-    classes: Sequence[str] | None = None,
-    region: Area | None = None,
-    verbose: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """:func:`evaluate_results` once per weather tag of the split's scenes (``weather=...`` in the scene
-    description, else ``"unknown"``), from one devkit load.
-
-    Writes ``out_dir/<weather>/metrics_summary.json`` (and details) per weather. A weather whose samples have no
-    ground truth left after the filters is left out.
-
-    Returns:
-        ``{weather: summary}`` in sorted weather order.
-    """
-    dataroot, out_dir = Path(dataroot), Path(out_dir)
-    de = _load_eval(dataroot, version, split, Path(results_path), out_dir, verbose)
-    return _score_by_weather(de, version, split, out_dir, classes, region)
-
-
 def _score_by_weather(
     de: Any,
     version: str,
@@ -477,7 +451,8 @@ def _skipped_scope(exclude: Collection[str]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RegionEvaluation:
     """The devkit summary of one region (as :func:`evaluate_results` returns it) and, when asked for, the summary
-    per weather (as :func:`evaluate_by_weather` returns it; else empty)."""
+    per weather tag of the split's scenes (``weather=...`` in the scene description, else ``"unknown"``; a weather
+    whose samples have no ground truth left after the filters is left out; else empty)."""
 
     summary: dict[str, Any]
     by_weather: dict[str, dict[str, Any]]
@@ -496,8 +471,8 @@ def evaluate_regions(
     exclude: Collection[str] = (),
 ) -> list[RegionEvaluation]:
     """Score one result file in several regions from one devkit load: per ``(out_dir, region)`` what
-    :func:`evaluate_results` writes into ``out_dir`` and, with ``by_weather``, what :func:`evaluate_by_weather`
-    writes into ``out_dir/by_weather``. E.g. ``[(out, grid), (out / "coverage", coverage)]``.
+    :func:`evaluate_results` writes into ``out_dir`` and, with ``by_weather``, the same per weather into
+    ``out_dir/by_weather/<weather>``. E.g. ``[(out, grid), (out / "coverage", coverage)]``.
 
     ``exclude``: sample tokens left out of the score, ground truth and detections alike (frames skipped for bad
     input files, :mod:`imkd_ros.data.check`; the result file still needs an entry, e.g. empty, for them); listed

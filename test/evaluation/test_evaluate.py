@@ -20,7 +20,6 @@ from imkd_ros.evaluation.evaluate import (
     Region,
     attribute_of,
     boxes_to_results,
-    evaluate_by_weather,
     evaluate_regions,
     evaluate_results,
     write_results,
@@ -127,19 +126,20 @@ def test_class_restriction(synth_root: Path, gt_results_path: Path, tmp_path: Pa
 
 
 def test_evaluate_by_weather(synth_root: Path, gt_results_path: Path, tmp_path: Path) -> None:
-    out = evaluate_by_weather(synth_root, VERSION, "synth_train", gt_results_path, tmp_path)
+    (grid,) = evaluate_regions(synth_root, VERSION, "synth_train", gt_results_path, [(tmp_path, None)], by_weather=True)
+    out = grid.by_weather
     assert sorted(out) == ["clear", "fog", "rain"]  # the three training scenes
     for weather, summary in out.items():
         assert summary["mean_ap"] == pytest.approx(1.0, abs=1e-9)
         assert summary["eval_scope"]["weather"] == weather and summary["eval_scope"]["samples"] == 4
-        assert (tmp_path / weather / "metrics_summary.json").is_file()
+        assert (tmp_path / "by_weather" / weather / "metrics_summary.json").is_file()
 
 
 def test_evaluate_regions_scores_each_region_from_one_load(
     synth_root: Path, gt_results_path: Path, tmp_path: Path
 ) -> None:
-    """One devkit load, several regions: each scores as its own :func:`evaluate_results` /
-    :func:`evaluate_by_weather` call would, into its own folder; a Coverage region is recorded as such."""
+    """One devkit load, several regions: each scores as its own :func:`evaluate_results` / single-region call would,
+    into its own folder; a Coverage region is recorded as such."""
     from imkd_ros.evaluation.coverage import Coverage, Sector
 
     cov = Coverage(Region(0.0, 60.0, -30.0, 30.0), (Sector.symmetric("S", (0.0, 0.0), 0.0, FRONT.half_fov, 90.0),))
@@ -153,7 +153,10 @@ def test_evaluate_regions_scores_each_region_from_one_load(
         by_weather=True,
     )
     alone = evaluate_results(synth_root, VERSION, split, gt_results_path, tmp_path / "alone", region=FRONT)
-    weather = evaluate_by_weather(synth_root, VERSION, split, gt_results_path, tmp_path / "alone_w", region=FRONT)
+    (alone_w,) = evaluate_regions(
+        synth_root, VERSION, split, gt_results_path, [(tmp_path / "alone_w", FRONT)], by_weather=True
+    )
+    weather = alone_w.by_weather
     for k in ("nd_score", "mean_ap", "tp_errors", "eval_scope"):
         assert front.summary[k] == alone[k], k
     assert {w: s["nd_score"] for w, s in front.by_weather.items()} == {w: s["nd_score"] for w, s in weather.items()}
