@@ -30,17 +30,24 @@ Benchmark = Callable[[int, Path], dict[str, float]]
 
 
 def bench_synth(repeats: int, workdir: Path) -> dict[str, float]:
-    """``synth_samples_per_s``: keyframes per second written with all their sweeps (1 scene x 4 samples, all
-    sensors and camera sweeps, at 1600x900), median over repeats; and the same with camera sweeps off."""
+    """``synth_samples_per_s``: keyframes per second written with all their sweeps (2 scenes x 4 samples, all
+    sensors and camera sweeps, at 1600x900), median over repeats; the same with camera sweeps off; and
+    ``synth_samples_per_s_nuscenes_rig``, the surround rig's (6 cameras, 5 radars) with camera sweeps off."""
     from imkd_ros.data.synth import write_dataset
 
     out: dict[str, float] = {}
-    for key, cam_sweeps in (("synth_samples_per_s", True), ("synth_samples_per_s_no_camera_sweeps", False)):
+    runs = (
+        ("synth_samples_per_s", True, "front"),
+        ("synth_samples_per_s_no_camera_sweeps", False, "front"),
+        ("synth_samples_per_s_nuscenes_rig", False, "nuscenes"),
+    )
+    for key, cam_sweeps, rig in runs:
         rates = []
         for r in range(repeats):
             root = workdir / f"synth-{key}-{r}"
             t0 = time.perf_counter()
-            write_dataset(root, scenes=2, samples_per_scene=4, seed=r, weathers=("clear",), camera_sweeps=cam_sweeps)
+            write_dataset(root, scenes=2, samples_per_scene=4, seed=r, weathers=("clear",), camera_sweeps=cam_sweeps,
+                          rig=rig)  # fmt: skip
             rates.append(8 / (time.perf_counter() - t0))
         out[key] = statistics.median(rates)
     return out
