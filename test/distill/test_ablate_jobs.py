@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 _STUDY = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from imkd_ros.apps.ablate import _train_one
 
@@ -26,7 +27,7 @@ def train(data, out, model_cfg, cfg, **kwargs):
 if __name__ == "__main__":
     kwargs = {"model_cfg": None, "cfg": None}
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(_train_one, train, None, sys.argv[1], kwargs, "cpu", False, 1).result()
+        pool.submit(_train_one, train, None, Path(sys.argv[1]), kwargs, "cpu", False, 1).result()
 """
 
 
@@ -47,6 +48,7 @@ def test_worker_exits_when_the_study_process_is_killed(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 300  # a spawned worker imports torch: seconds idle, a minute or more under load
         while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+            assert study.poll() is None, "the study process ended before its worker started (see its stderr above)"
             time.sleep(0.1)
         assert pid_file.is_file(), "the pool worker did not start within 300 s"
         worker = int(pid_file.read_text())
