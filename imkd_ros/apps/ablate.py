@@ -18,6 +18,8 @@ pseudo-soft the same with soft targets: the heatmap target raised to the teacher
 pseudo-sv  the same with pseudo-label velocities from the radar's Doppler (``imkd-sv`` without the stages)
 pseudo-sv4 ``pseudo-sv`` with pseudo-labels of teacher score >= 0.4 instead of 0.3 (fewer false positives; the
            soft targets keep the teacher's weaker objects from being full negatives)
+pseudo-sv25 ``pseudo-sv`` with pseudo-labels of teacher score >= 0.25 (more of the teacher's objects, more false
+           positives)
 imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation)
 imkd-sv    the same with soft targets and pseudo-label velocities from the radar's Doppler
 imkd-svn   ``imkd-sv`` with pseudo-labels that teach no yaw (their rotation regression masked)
@@ -98,6 +100,9 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow("pseudo-sv", "+ unlabelled drives, soft pseudo-labels with Doppler velocities", (), "pseudo", True, True),
     StudyRow(
         "pseudo-sv4", "`pseudo-sv` with pseudo-labels of teacher score >= 0.4", (), "pseudo", True, True, True, 0.4
+    ),
+    StudyRow(
+        "pseudo-sv25", "`pseudo-sv` with pseudo-labels of teacher score >= 0.25", (), "pseudo", True, True, True, 0.25
     ),
     StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD)", STAGES, "pseudo"),
     StudyRow("imkd-sv", "IMKD + soft targets + Doppler pseudo-label velocities", STAGES, "pseudo", True, True),
