@@ -121,11 +121,12 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
             out["student_gflops"] = fc.get_total_flops() / 1e9
             feats = student.features(inputs)
             cam = student.camera_bev
-            img_feats = cam.backbone(inputs.images)
+            img_feats = cam.backbone(inputs.images.flatten(0, 1))
             from imkd_ros.model.depth import camera_parameters
 
             k, c2e = feats.intrinsics, feats.cam_to_ego
-            depth_logits, context = cam.depth_net(img_feats, camera_parameters(k, c2e, cfg.image.input_size))
+            camera = camera_parameters(k.flatten(0, 1), c2e.flatten(0, 1), cfg.image.input_size)
+            depth_logits, context = cam.depth_net(img_feats, camera)
 
             def lift_splat() -> object:
                 index = frustum_cell_index(k, c2e, cfg.image, cfg.camera, cfg.grid)

@@ -22,9 +22,10 @@ class Batch:
     """B frames as tensors (CPU unless moved with :meth:`to`); padded point sets come with boolean masks.
 
     Attributes:
-        images: ``(B, 3, H, W)`` float32 RGB in 0-1, or None when the frames carry no image.
-        intrinsics: ``(B, 3, 3)`` float32 camera matrices.
-        cam_to_ego: ``(B, 4, 4)`` float32 camera -> ego (reference frame) transforms.
+        images: ``(B, N, 3, H, W)`` float32 RGB in 0-1 of the N cameras (a frame today carries one: N = 1), or None
+            when the frames carry no image.
+        intrinsics: ``(B, N, 3, 3)`` float32 camera matrices.
+        cam_to_ego: ``(B, N, 4, 4)`` float32 camera -> ego (reference frame) transforms.
         ego_to_global: ``(B, 4, 4)`` float64 ego (reference frame) -> global transforms.
         radar: ``(B, Nmax, 7)`` float32, columns :data:`imkd_ros.core.types.RADAR_FEATURES`, zero padded;
             ``Nmax = max(1, longest radar cloud)``.
@@ -100,7 +101,7 @@ def collate_frames(frames: Sequence[Frame]) -> Batch:
         if len(shapes) != 1:
             raise ValueError(f"collate_frames: images of different shapes {sorted(shapes)} in {tokens}")
         stacked = torch.from_numpy(np.stack([f.image for f in frames]))  # (B, H, W, 3) uint8
-        images = stacked.permute(0, 3, 1, 2).to(torch.float32).div_(255.0).contiguous()
+        images = stacked.permute(0, 3, 1, 2).unsqueeze(1).to(torch.float32).div_(255.0).contiguous()
 
     has_lidar = [f.lidar is not None for f in frames]
     lidar = lidar_mask = None
@@ -112,8 +113,10 @@ def collate_frames(frames: Sequence[Frame]) -> Batch:
 
     return Batch(
         images=images,
-        intrinsics=torch.from_numpy(np.stack([f.camera.intrinsic for f in frames]).astype(np.float32)),
-        cam_to_ego=torch.from_numpy(np.stack([f.camera.sensor_to_ego.matrix() for f in frames]).astype(np.float32)),
+        intrinsics=torch.from_numpy(np.stack([f.camera.intrinsic[None] for f in frames]).astype(np.float32)),
+        cam_to_ego=torch.from_numpy(
+            np.stack([f.camera.sensor_to_ego.matrix()[None] for f in frames]).astype(np.float32)
+        ),
         ego_to_global=torch.from_numpy(np.stack([f.ego_pose.matrix() for f in frames])),
         radar=radar,
         radar_mask=radar_mask,

@@ -326,15 +326,18 @@ def heatmap_kl(
 
 # ------------------------------------------------------------------------------------------------ stage 3
 def camera_frustum_depth(intrinsics: torch.Tensor, cam_to_ego: torch.Tensor, model: ModelConfig) -> torch.Tensor:
-    """The nearest depth (m, along the optical axis) of the camera's lift-splat frustum samples in each head cell:
-    ``(B, 3, 3)`` model-input intrinsics and ``(B, 4, 4)`` camera -> ego -> ``(B, 1, out_ny, out_nx)``, ``inf``
-    where the frustum does not reach (the samples :func:`imkd_ros.model.lift_splat.frustum_points` lifts, counted
-    on the head grid, then the 3x3 minimum so that cells between two depth bins are not left out)."""
+    """The nearest depth (m, along the optical axis of the camera that sees it) of the cameras' lift-splat frustum
+    samples in each head cell: ``(B, N, 3, 3)`` model-input intrinsics and ``(B, N, 4, 4)`` camera -> ego ->
+    ``(B, 1, out_ny, out_nx)``, ``inf`` where no frustum reaches (the samples
+    :func:`imkd_ros.model.lift_splat.frustum_points` lifts, counted on the head grid, then the 3x3 minimum so that
+    cells between two depth bins are not left out)."""
     grid = head_grid(model.grid)
-    pts = frustum_points(intrinsics.float(), cam_to_ego.float(), model.image, model.camera)  # (B, D, fH, fW, 3)
-    b, d = pts.shape[:2]
+    b = intrinsics.shape[0]
+    flat_k, flat_c2e = intrinsics.flatten(0, 1).float(), cam_to_ego.flatten(0, 1).float()
+    pts = frustum_points(flat_k, flat_c2e, model.image, model.camera)  # (B*N, D, fH, fW, 3)
+    d = pts.shape[1]
     depth = depth_bin_centers(model.camera, pts.device).view(1, d, 1, 1).expand(pts.shape[:-1])
-    index = bev_cell_index(pts.reshape(b, -1, 3), grid)  # (B, S)
+    index = bev_cell_index(pts.reshape(b, -1, 3), grid)  # (B, S), the N cameras of a sample together
     cells = grid.ny * grid.nx
     near = torch.full((b * cells + 1,), float("inf"), device=pts.device)
     near = near.scatter_reduce(0, index.reshape(-1), depth.reshape(-1), "amin", include_self=True)[:-1]

@@ -188,7 +188,7 @@ class Detector:
         """:func:`collate_frames` of the frames fitted to the model input by
         :func:`~imkd_ros.model.preprocess.fit_frame` (the one image path training uses too), with the uint8 images
         converted into a float32 buffer that the calling thread keeps from call to call (same values:
-        ``image / 255``, ``(B, 3, H, W)``; a fresh float image per call costs page faults)."""
+        ``image / 255``, ``(B, 1, 3, H, W)``; a fresh float image per call costs page faults)."""
         frames = list(frames)
         if not self.is_teacher and "camera" in self.config.modalities:
             frames = [fit_frame(f, self.config.image) for f in frames]
@@ -198,11 +198,11 @@ class Detector:
         batch = collate_frames([dataclasses.replace(f, image=None) for f in frames])
         h, w, c = frames[0].image.shape
         images = getattr(self._buffers, "images", None)
-        if images is None or images.shape != (len(frames), c, h, w):
-            images = self._buffers.images = torch.empty((len(frames), c, h, w), dtype=torch.float32)
+        if images is None or images.shape != (len(frames), 1, c, h, w):
+            images = self._buffers.images = torch.empty((len(frames), 1, c, h, w), dtype=torch.float32)
         pixels = images.numpy()
         for i, f in enumerate(frames):
-            np.copyto(pixels[i], f.image.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32 is exact
+            np.copyto(pixels[i, 0], f.image.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32 is exact
         images.div_(255.0)
         return dataclasses.replace(batch, images=images)
 

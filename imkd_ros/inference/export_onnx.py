@@ -6,21 +6,23 @@ pillar encoder, the fusion, the BEV network and the head. Box decoding and circl
 
 Inputs (only those of the student's modalities), see :func:`graph_inputs`:
 
-* ``images`` ``(1, 3, H, W)``: the normalised model-input image, i.e. the output of
-  :func:`~imkd_ros.model.preprocess.prepare_images` (resize / crop / normalise stays in PyTorch before the graph).
-* ``camera`` ``(1, 16)``: the depth net's camera vector, and ``cell_index`` ``(1, D * fH * fW)`` int64: the BEV cell
-  of every frustum sample. Both depend only on the calibration (intrinsics of the model-input image and
-  camera -> ego); :func:`~imkd_ros.model.camera.camera_geometry` computes them, once per camera (the ONNX Runtime
-  backend caches them), so the data-dependent geometry is not in the graph. Samples outside the grid carry the
-  dump index ``NY * NX``, whose row the graph drops.
-* ``radar`` ``(1, N, 7)`` ego-frame points (:data:`imkd_ros.core.types.RADAR_FEATURES`) and ``radar_mask`` ``(1, N)``
-  bool; ``N >= 1`` is a dynamic axis (any point count, zero padding with mask False allowed).
+* ``images`` ``(1, N, 3, H, W)``: the normalised model-input images of the rig's N cameras, i.e. the output of
+  :func:`~imkd_ros.model.preprocess.prepare_camera_images` (resize / crop / normalise stays in PyTorch before the
+  graph). N is fixed at export (``cameras``, recorded in the metadata :data:`METADATA_CAMERAS`).
+* ``camera`` ``(1, N, 16)``: the depth net's camera vectors, and ``cell_index`` ``(1, N * D * fH * fW)`` int64: the
+  BEV cell of every frustum sample of every camera. Both depend only on the calibration (intrinsics of the
+  model-input image and camera -> ego); :func:`~imkd_ros.model.camera.camera_geometry` computes them, once per
+  calibration (the ONNX Runtime backend caches them), so the data-dependent geometry is not in the graph. Samples
+  outside the grid carry the dump index ``NY * NX``, whose row the graph drops.
+* ``radar`` ``(1, R, 7)`` ego-frame points (:data:`imkd_ros.core.types.RADAR_FEATURES`) and ``radar_mask`` ``(1, R)``
+  bool; ``R >= 1`` is a dynamic axis (any point count, zero padding with mask False allowed).
 
 Outputs: ``heatmap`` ``(1, K, h, w)`` logits and ``regression`` ``(1, 10, h, w)`` on the head grid
 (:class:`~imkd_ros.model.head.HeadOutput`).
 
-Fixed at export time: the weights, the model config (BEV grid, model-input image size, depth bins, classes) and
-the batch size 1. The image at its original resolution, the calibration and the radar points stay inputs.
+Fixed at export time: the weights, the model config (BEV grid, model-input image size, depth bins, classes), the
+number of cameras and the batch size 1. The images at their original resolution, the calibrations and the radar
+points stay inputs.
 
 Pooling: both the lift-splat and the pillar scatters add (or max) rows of features into BEV cells by one index per
 row. PyTorch's exporter writes these as element-wise ``ScatterElements`` (one index per value; about 16 ms for the
@@ -53,7 +55,7 @@ from imkd_ros.model.camera import camera_geometry
 from imkd_ros.model.checkpoint import load_checkpoint
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.inputs import StudentInputs
-from imkd_ros.model.preprocess import prepare_images
+from imkd_ros.model.preprocess import prepare_camera_images
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.model.student import Student
 
@@ -79,11 +81,12 @@ __all__ = [
     "SCATTER_MODES",
 ]
 
-#: ``(intrinsics (B, 3, 3), cam_to_ego (B, 4, 4)) -> (camera (B, 16), cell_index (B, P))``, see :func:`graph_inputs`.
+#: ``(intrinsics (B, N, 3, 3), cam_to_ego (B, N, 4, 4)) -> (camera (B, N, 16), cell_index (B, N * P))``, see
+#: :func:`graph_inputs`.
 Geometry = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 #: Interface version of the exported graph (inputs, outputs, their meaning); runtimes refuse other versions.
-GRAPH_VERSION = "imkd-student-graph-1"
+GRAPH_VERSION = "imkd-student-graph-2"
 #: Opset of the export; ``ScatterND`` with ``max`` reduction needs 18.
 DEFAULT_OPSET = 18
 #: Graph outputs.
@@ -97,6 +100,7 @@ METADATA_CONFIG = "imkd.model_config"
 METADATA_CHECKPOINT = "imkd.checkpoint_sha256"
 METADATA_WEIGHTS = "imkd.weights_sha256"
 METADATA_SCATTER = "imkd.scatter"
+METADATA_CAMERAS = "imkd.cameras"
 
 
 class ExportError(ImkdError):
@@ -119,8 +123,9 @@ def graph_inputs(config: ModelConfig, x: StudentInputs, geometry: Geometry | Non
     Args:
         config: the student's config.
         x: the inputs (those of the student's modalities; a missing ``radar_mask`` means all points are real).
-        geometry: ``(intrinsics (B, 3, 3) of the model-input image, cam_to_ego (B, 4, 4)) -> (camera (B, 16),
-            cell_index (B, D * fH * fW))``, e.g. a cache (default: :func:`~imkd_ros.model.camera.camera_geometry`).
+        geometry: ``(intrinsics (B, N, 3, 3) of the model-input images, cam_to_ego (B, N, 4, 4)) -> (camera
+            (B, N, 16), cell_index (B, N * D * fH * fW))``, e.g. a cache (default:
+            :func:`~imkd_ros.model.camera.camera_geometry`).
 
     Returns:
         name -> tensor for :func:`graph_input_names` (batch B; the graph takes one sample at a time).
@@ -131,7 +136,9 @@ def graph_inputs(config: ModelConfig, x: StudentInputs, geometry: Geometry | Non
     x.check(config.modalities)
     out: dict[str, torch.Tensor] = {}
     if "camera" in config.modalities:
-        imgs, k = prepare_images(x.images.detach().float().cpu(), x.intrinsics.detach().float().cpu(), config.image)
+        imgs, k = prepare_camera_images(
+            x.images.detach().float().cpu(), x.intrinsics.detach().float().cpu(), config.image
+        )
         c2e = x.cam_to_ego.detach().float().cpu()
         camera, cell_index = camera_geometry(k, c2e, config) if geometry is None else geometry(k, c2e)
         out.update(images=imgs.contiguous(), camera=camera.float(), cell_index=cell_index.long())
@@ -238,6 +245,7 @@ def export_student(
     opset: int = DEFAULT_OPSET,
     scatter: str = "nd",
     metadata: dict[str, str] | None = None,
+    cameras: int = 1,
 ) -> Path:
     """Export ``student`` to ``out`` (written atomically) and check it with ``onnx.checker`` (full check).
 
@@ -248,6 +256,7 @@ def export_student(
         opset: ONNX opset (>= 18).
         scatter: one of :data:`SCATTER_MODES` (see the module docstring).
         metadata: extra ``metadata_props`` (string values).
+        cameras: N, the cameras of the rig the graph runs on (>= 1; camera-less students ignore it).
 
     Returns:
         ``out`` as a Path.
@@ -263,12 +272,14 @@ def export_student(
         raise ExportError(f"scatter mode {scatter!r} is not one of {', '.join(SCATTER_MODES)}")
     if opset < 18:
         raise ExportError(f"opset {opset} is too old: row-wise ScatterND with max reduction needs opset >= 18")
+    if isinstance(cameras, bool) or not isinstance(cameras, int) or cameras < 1:
+        raise ExportError(f"cameras must be a whole number >= 1, got {cameras!r}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = student.config
     graph = StudentGraph(student)
     names = graph.input_names
-    example = graph_inputs(cfg, example_inputs(cfg, num_radar=32))
+    example = graph_inputs(cfg, example_inputs(cfg, num_radar=32, cameras=cameras))
     dynamic = {"radar": {1: "num_radar"}, "radar_mask": {1: "num_radar"}} if "radar" in names else None
     tmp = out.with_name(out.name + ".tmp")
     was_training = student.training
@@ -293,6 +304,7 @@ def export_student(
             METADATA_CONFIG: json.dumps(cfg.to_dict(), sort_keys=True),
             METADATA_WEIGHTS: weights_digest(student, cfg),
             METADATA_SCATTER: scatter,
+            METADATA_CAMERAS: str(cameras),
             **(metadata or {}),
         }
         onnx.helper.set_model_props(model, props)
@@ -318,7 +330,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def export_checkpoint(
-    checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, scatter: str = "nd"
+    checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, scatter: str = "nd", cameras: int = 1
 ) -> Path:
     """Export a student checkpoint's model to ``out`` (see :func:`export_student`); the metadata records the
     checkpoint's SHA-256.
@@ -331,7 +343,7 @@ def export_checkpoint(
         raise ExportError(f"checkpoint {checkpoint} holds a {ckpt.kind}; only students export to ONNX")
     student = ckpt.build("cpu")
     meta = {METADATA_CHECKPOINT: _file_sha256(Path(checkpoint))}
-    return export_student(student, out, opset=opset, scatter=scatter, metadata=meta)
+    return export_student(student, out, opset=opset, scatter=scatter, metadata=meta, cameras=cameras)
 
 
 def default_cache_dir() -> Path:
@@ -340,15 +352,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "imkd_ros" / "onnx"
 
 
-def cached_export(student: Student, cache_dir: str | Path | None = None, *, opset: int = DEFAULT_OPSET) -> Path:
-    """The ONNX file of ``student`` in ``cache_dir`` (default :func:`default_cache_dir`), exported on first use.
+def cached_export(
+    student: Student, cache_dir: str | Path | None = None, *, opset: int = DEFAULT_OPSET, cameras: int = 1
+) -> Path:
+    """The ONNX file of ``student`` for ``cameras`` cameras in ``cache_dir`` (default :func:`default_cache_dir`),
+    exported on first use.
 
-    The file name is ``<config name>-<weights digest[:16]>-<graph version>-opset<N>.onnx`` (see
-    :func:`weights_digest`), so changed weights, config or exporter interface never reuse a stale file.
+    The file name is ``<config name>-<weights digest[:16]>-<graph version>-cam<cameras>-opset<N>.onnx`` (see
+    :func:`weights_digest`), so changed weights, config, camera count or exporter interface never reuse a stale file.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     digest = weights_digest(student, student.config)[:16]
-    path = cache / f"{student.config.name}-{digest}-{GRAPH_VERSION}-opset{opset}.onnx"
+    path = cache / f"{student.config.name}-{digest}-{GRAPH_VERSION}-cam{cameras}-opset{opset}.onnx"
     if not path.is_file():
-        export_student(student, path, opset=opset)
+        export_student(student, path, opset=opset, cameras=cameras)
     return path

@@ -27,6 +27,7 @@ from imkd_ros.core.errors import ImkdError, InputError
 from imkd_ros.core.types import Boxes
 from imkd_ros.inference.export_onnx import (
     GRAPH_VERSION,
+    METADATA_CAMERAS,
     METADATA_CONFIG,
     METADATA_GRAPH,
     OUTPUT_NAMES,
@@ -36,6 +37,7 @@ from imkd_ros.inference.export_onnx import (
 from imkd_ros.model.camera import camera_geometry
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
+from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.profile import example_inputs
@@ -133,6 +135,7 @@ class OrtStudent:
                 f"ONNX model {self.path} was exported from model {self.config.name!r} with another config than the "
                 f"checkpoint's ({config.name!r}); export the checkpoint again"
             )
+        self.cameras = int(meta.get(METADATA_CAMERAS, "1"))
         self.input_names = graph_input_names(self.config)
         got = tuple(i.name for i in self.session.get_inputs())
         if got != self.input_names:
@@ -145,8 +148,9 @@ class OrtStudent:
         return self.session.get_providers()
 
     def geometry(self, intrinsics: torch.Tensor, cam_to_ego: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`~imkd_ros.model.camera.camera_geometry` per sample, cached per calibration: ``intrinsics``
-        ``(B, 3, 3)`` of the model-input image and ``cam_to_ego`` ``(B, 4, 4)`` -> ``(B, 16)``, ``(B, P)``."""
+        """:func:`~imkd_ros.model.camera.camera_geometry` per sample, cached per calibration of its N cameras:
+        ``intrinsics`` ``(B, N, 3, 3)`` of the model-input images and ``cam_to_ego`` ``(B, N, 4, 4)`` ->
+        ``(B, N, 16)``, ``(B, N * P)``."""
         cams, idxs = [], []
         for b in range(intrinsics.shape[0]):
             key = intrinsics[b].numpy().tobytes() + cam_to_ego[b].numpy().tobytes()
@@ -167,8 +171,15 @@ class OrtStudent:
         student inputs (those of a modality the model lacks are ignored).
 
         Raises:
-            ModelInputError: a missing input or a wrong shape, naming it.
+            ModelInputError: a missing input or a wrong shape, naming it; images of another number of cameras
+                than the graph was exported for.
         """
+        if "camera" in self.config.modalities and x.images is not None and x.images.dim() == 5:
+            if x.images.shape[1] != self.cameras:
+                raise ModelInputError(
+                    f"ONNX model {self.path} was exported for {self.cameras} camera(s), the inputs have "
+                    f"{x.images.shape[1]}; export it with cameras={x.images.shape[1]}"
+                )
         g = graph_inputs(self.config, x, self.geometry)
         batch = next(iter(g.values())).shape[0]
         outs: list[list[np.ndarray]] = [[] for _ in OUTPUT_NAMES]

@@ -19,8 +19,8 @@ __all__ = ["CameraBEV", "CameraBEVOutput", "camera_geometry"]
 @dataclass(frozen=True)
 class CameraBEVOutput:
     """Attributes:
-    bev: ``(B, C, out_ny, out_nx)`` camera BEV on the head grid (C = ``config.bev.channels``).
-    depth_logits: ``(B, D, fH, fW)`` depth-bin logits (softmax over D gives the distribution).
+    bev: ``(B, C, out_ny, out_nx)`` camera BEV on the head grid (C = ``config.bev.channels``), all N cameras pooled.
+    depth_logits: ``(B, N, D, fH, fW)`` depth-bin logits per camera (softmax over D gives the distribution).
     """
 
     bev: torch.Tensor
@@ -34,24 +34,27 @@ def camera_geometry(
     once per camera and reused (the ONNX graph takes both as inputs, see :mod:`imkd_ros.inference.export_onnx`).
 
     Args:
-        intrinsics: ``(B, 3, 3)`` of the model-input (resized, cropped) image.
-        cam_to_ego: ``(B, 4, 4)``.
+        intrinsics: ``(B, N, 3, 3)`` of the N model-input (resized, cropped) images.
+        cam_to_ego: ``(B, N, 4, 4)``.
 
     Returns:
-        camera parameters ``(B, 16)`` (:func:`~imkd_ros.model.depth.camera_parameters`) and the frustum cell index
-        ``(B, D * fH * fW)`` int64 (:func:`~imkd_ros.model.lift_splat.frustum_cell_index`).
+        camera parameters ``(B, N, 16)`` (:func:`~imkd_ros.model.depth.camera_parameters`) and the frustum cell index
+        ``(B, N * D * fH * fW)`` int64 of all N cameras (:func:`~imkd_ros.model.lift_splat.frustum_cell_index`).
     """
-    camera = camera_parameters(intrinsics, cam_to_ego, config.image.input_size)
+    b, n = intrinsics.shape[:2]
+    camera = camera_parameters(intrinsics.flatten(0, 1), cam_to_ego.flatten(0, 1), config.image.input_size)
     index = frustum_cell_index(intrinsics, cam_to_ego, config.image, config.camera, config.grid)
-    return camera, index
+    return camera.unflatten(0, (b, n)), index
 
 
 class CameraBEV(nn.Module):
-    """``(B, 3, H, W)`` normalised model-input images + ``(B, 3, 3)`` their intrinsics + ``(B, 4, 4)`` camera -> ego
-    -> :class:`CameraBEVOutput`.
+    """``(B, N, 3, H, W)`` normalised model-input images of N cameras + ``(B, N, 3, 3)`` their intrinsics +
+    ``(B, N, 4, 4)`` camera -> ego -> :class:`CameraBEVOutput`.
 
-    The lifted map ``(B, context_channels, NY, NX)`` at ``grid.cell`` enters the head grid through a stride-
-    ``grid.stride`` 3x3 conv-BN-ReLU.
+    Every camera goes through the same backbone and depth net (as one batch of B * N images); their frusta are
+    splatted into one BEV, so features of cameras that see the same cell add up there. The lifted map
+    ``(B, context_channels, NY, NX)`` at ``grid.cell`` enters the head grid through a stride-``grid.stride`` 3x3
+    conv-BN-ReLU.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -66,9 +69,10 @@ class CameraBEV(nn.Module):
         return self.lift(images, *camera_geometry(intrinsics, cam_to_ego, self.config))
 
     def lift(self, images: torch.Tensor, camera: torch.Tensor, cell_index: torch.Tensor) -> CameraBEVOutput:
-        """The branch given its calibration-derived inputs from :func:`camera_geometry`: images ``(B, 3, H, W)``,
-        camera parameters ``(B, 16)``, frustum cell index ``(B, D * fH * fW)``."""
-        feats = self.backbone(images)
-        depth_logits, context = self.depth_net(feats, camera)
+        """The branch given its calibration-derived inputs from :func:`camera_geometry`: images ``(B, N, 3, H, W)``,
+        camera parameters ``(B, N, 16)``, frustum cell index ``(B, N * D * fH * fW)``."""
+        b, n = images.shape[:2]
+        feats = self.backbone(images.flatten(0, 1))
+        depth_logits, context = self.depth_net(feats, camera.flatten(0, 1))
         bev = splat(depth_logits.softmax(dim=1), context, cell_index, self.config.grid)
-        return CameraBEVOutput(self.entry(bev), depth_logits)
+        return CameraBEVOutput(self.entry(bev), depth_logits.unflatten(0, (b, n)))

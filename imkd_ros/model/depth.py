@@ -13,10 +13,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imkd_ros.model.config import CAMERA_FEATURE_STRIDE, CameraConfig, ImageConfig
+from imkd_ros.model.config import CAMERA_FEATURE_STRIDE, CameraConfig, ImageConfig, ModelConfig
 from imkd_ros.model.layers import BasicBlock, ConvBNReLU
 
-__all__ = ["DepthNet", "depth_bin_centers", "camera_parameters", "lidar_depth_targets", "CAMERA_PARAMETERS"]
+__all__ = [
+    "DepthNet",
+    "depth_bin_centers",
+    "camera_parameters",
+    "lidar_depth_targets",
+    "camera_depth_targets",
+    "CAMERA_PARAMETERS",
+]
 
 #: Length of the camera-parameter vector of :func:`camera_parameters`.
 CAMERA_PARAMETERS: int = 16
@@ -125,3 +132,26 @@ def lidar_depth_targets(
     valid = torch.isfinite(nearest) & (bins >= 0) & (bins < camera.depth_bins)
     bins = torch.where(valid, bins, torch.full_like(bins, -1.0)).long()
     return bins.view(b, fh, fw)
+
+
+def camera_depth_targets(
+    lidar: torch.Tensor,
+    lidar_mask: torch.Tensor | None,
+    intrinsics: torch.Tensor,
+    cam_to_ego: torch.Tensor,
+    config: ModelConfig,
+) -> torch.Tensor:
+    """:func:`lidar_depth_targets` for each of N cameras: ``lidar`` ``(B, M, 3+)`` (+ ``lidar_mask`` ``(B, M)``),
+    ``intrinsics`` ``(B, N, 3, 3)`` of the model-input images, ``cam_to_ego`` ``(B, N, 4, 4)`` -> ``(B, N, fH, fW)``
+    bin indices (every camera sees the sample's whole cloud)."""
+    b, n = intrinsics.shape[:2]
+    mask = None if lidar_mask is None else lidar_mask.repeat_interleave(n, 0)
+    bins = lidar_depth_targets(
+        lidar.repeat_interleave(n, 0),
+        mask,
+        intrinsics.flatten(0, 1),
+        cam_to_ego.flatten(0, 1),
+        config.image,
+        config.camera,
+    )
+    return bins.unflatten(0, (b, n))

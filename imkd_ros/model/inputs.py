@@ -18,9 +18,10 @@ class StudentInputs:
     """A batch of student inputs; those of a modality the model lacks may be None (and are ignored).
 
     Attributes:
-        images: ``(B, 3, H0, W0)`` float 0-1 RGB, any resolution.
-        intrinsics: ``(B, 3, 3)`` camera matrices of that resolution.
-        cam_to_ego: ``(B, 4, 4)`` camera -> ego (camera frame x right, y down, z forward).
+        images: ``(B, N, 3, H0, W0)`` float 0-1 RGB of the rig's N cameras (the same N and size in every sample; the
+            front rig has N = 1), any resolution.
+        intrinsics: ``(B, N, 3, 3)`` camera matrices of that resolution.
+        cam_to_ego: ``(B, N, 4, 4)`` camera -> ego (camera frame x right, y down, z forward).
         radar: ``(B, N, 7)`` ego-frame points, columns :data:`imkd_ros.core.types.RADAR_FEATURES`, zero padded.
         radar_mask: ``(B, N)`` bool, True on real points (None: all real).
     """
@@ -42,9 +43,10 @@ class StudentInputs:
             why = "the student has a camera branch"
             images = require(self.images, "images", why)
             b = images.shape[0]
-            check_shape(images, "images", (b, 3, None, None))
-            check_shape(require(self.intrinsics, "intrinsics", why), "intrinsics", (b, 3, 3))
-            check_shape(require(self.cam_to_ego, "cam_to_ego", why), "cam_to_ego", (b, 4, 4))
+            check_shape(images, "images", (b, None, 3, None, None))
+            n = images.shape[1]
+            check_shape(require(self.intrinsics, "intrinsics", why), "intrinsics", (b, n, 3, 3))
+            check_shape(require(self.cam_to_ego, "cam_to_ego", why), "cam_to_ego", (b, n, 4, 4))
         if "radar" in modalities:
             radar = require(self.radar, "radar", "the student has a radar branch")
             b = radar.shape[0] if b is None else b

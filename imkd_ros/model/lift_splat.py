@@ -5,9 +5,9 @@ each depth bin centre ``d`` gives the camera point ``d * K^-1 [u, v, 1]`` and, t
 point. The geometry ``(B, D, fH, fW, 3)`` depends only on the calibration, so its BEV cell indices
 (:func:`frustum_cell_index`) can be computed once per calibration and reused.
 
-Splat: ``bev[b, :, cell] = sum over (d, r, c) in cell of softmax_depth[b, d, r, c] * context[b, :, r, c]``, one
-``scatter_add`` over ``B * D * fH * fW`` rows (points outside the grid go to a dropped dump row); no Python loops.
-The BEV collapses z (samples outside ``grid.z_range`` are dropped).
+Splat: ``bev[b, :, cell] = sum over (n, d, r, c) in cell of softmax_depth[b, n, d, r, c] * context[b, n, :, r, c]``
+over the N cameras of the rig, one ``scatter_add`` over ``B * N * D * fH * fW`` rows (points outside the grid go to a
+dropped dump row); no Python loops. The BEV collapses z (samples outside ``grid.z_range`` are dropped).
 """
 
 from __future__ import annotations
@@ -63,25 +63,28 @@ def frustum_points(
 def frustum_cell_index(
     intrinsics: torch.Tensor, cam_to_ego: torch.Tensor, image: ImageConfig, camera: CameraConfig, grid: GridConfig
 ) -> torch.Tensor:
-    """``(B, D * fH * fW)`` flat BEV cell index (see :func:`imkd_ros.model.bev_scatter.bev_cell_index`) of every
-    frustum sample, in ``(d, r, c)`` row-major order."""
-    pts = frustum_points(intrinsics, cam_to_ego, image, camera)
-    return bev_cell_index(pts.reshape(pts.shape[0], -1, 3), grid)
+    """Intrinsics ``(B, N, 3, 3)`` and ``(B, N, 4, 4)`` camera -> ego of N cameras -> ``(B, N * D * fH * fW)`` flat
+    BEV cell index (see :func:`imkd_ros.model.bev_scatter.bev_cell_index`) of every frustum sample, in
+    ``(n, d, r, c)`` row-major order."""
+    b = intrinsics.shape[0]
+    pts = frustum_points(intrinsics.flatten(0, 1), cam_to_ego.flatten(0, 1), image, camera)
+    return bev_cell_index(pts.reshape(b, -1, 3), grid)
 
 
 def splat(depth_probs: torch.Tensor, context: torch.Tensor, cell_index: torch.Tensor, grid: GridConfig) -> torch.Tensor:
-    """Pool depth-weighted context into the BEV grid.
+    """Pool depth-weighted context of N cameras into one BEV grid per sample.
 
     Args:
-        depth_probs: ``(B, D, fH, fW)`` depth distribution (softmax over D).
-        context: ``(B, C, fH, fW)`` context features.
-        cell_index: ``(B, D * fH * fW)`` from :func:`frustum_cell_index`.
+        depth_probs: ``(B * N, D, fH, fW)`` depth distribution (softmax over D), the N cameras of a sample
+            consecutive.
+        context: ``(B * N, C, fH, fW)`` context features.
+        cell_index: ``(B, N * D * fH * fW)`` from :func:`frustum_cell_index`.
 
     Returns:
         ``(B, C, NY, NX)`` camera BEV at ``grid.cell``.
     """
-    b, c = context.shape[:2]
-    ctx = context.permute(0, 2, 3, 1).unsqueeze(1)  # (B, 1, fH, fW, C)
-    values = (depth_probs.unsqueeze(-1) * ctx).reshape(b, -1, c)  # (B, D*fH*fW, C)
+    b, c = cell_index.shape[0], context.shape[1]
+    ctx = context.permute(0, 2, 3, 1).unsqueeze(1)  # (B*N, 1, fH, fW, C)
+    values = (depth_probs.unsqueeze(-1) * ctx).reshape(b, -1, c)  # (B, N*D*fH*fW, C)
     rows = scatter_sum(values, cell_index, grid.ny * grid.nx)
     return to_bev_image(rows, b, grid)

@@ -93,9 +93,11 @@ def depth_loss(depth_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     """Cross-entropy over depth bins on cells with a LiDAR return (``target >= 0``), mean over those cells.
 
     Args:
-        depth_logits: ``(B, D, fH, fW)``.
-        target: ``(B, fH, fW)`` int64 bin index, -1 for no return.
+        depth_logits: ``(B, D, fH, fW)``, or ``(B, N, D, fH, fW)`` for N cameras.
+        target: ``(B, fH, fW)`` (``(B, N, fH, fW)``) int64 bin index, -1 for no return.
     """
+    depth_logits = depth_logits.reshape(-1, *depth_logits.shape[-3:])
+    target = target.reshape(-1, *target.shape[-2:])
     valid = target >= 0
     ce = F.cross_entropy(depth_logits, target.clamp(min=0), reduction="none")
     return (ce * valid.float()).sum() / valid.sum().clamp(min=1).float()

@@ -35,6 +35,7 @@ __all__ = [
     "shrink_frame",
     "adjust_intrinsics",
     "prepare_images",
+    "prepare_camera_images",
 ]
 
 
@@ -159,3 +160,17 @@ def prepare_images(
     mean = images.new_tensor(config.mean).view(1, 3, 1, 1)
     std = images.new_tensor(config.std).view(1, 3, 1, 1)
     return (images - mean) / std, intrinsics
+
+
+def prepare_camera_images(
+    images: torch.Tensor, intrinsics: torch.Tensor, config: ImageConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`prepare_images` for the N cameras of each sample: ``(B, N, 3, H0, W0)`` images and ``(B, N, 3, 3)``
+    intrinsics -> ``(B, N, 3, H, W)`` normalised model-input images and their ``(B, N, 3, 3)`` intrinsics."""
+    if images.dim() != 5 or images.shape[2] != 3:
+        raise ModelInputError(f"images must be (B, N, 3, H, W), got {tuple(images.shape)}")
+    b, n = images.shape[:2]
+    if intrinsics.shape != (b, n, 3, 3):
+        raise ModelInputError(f"intrinsics must be ({b}, {n}, 3, 3), got {tuple(intrinsics.shape)}")
+    imgs, k = prepare_images(images.flatten(0, 1), intrinsics.flatten(0, 1), config)
+    return imgs.unflatten(0, (b, n)), k.unflatten(0, (b, n))

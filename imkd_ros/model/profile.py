@@ -20,7 +20,7 @@ from imkd_ros.model.inputs import ModelInputs, StudentInputs, TeacherInputs
 from imkd_ros.model.student import Student
 from imkd_ros.model.teacher import Teacher
 
-__all__ = ["time_forward", "count_parameters", "front_camera", "example_inputs", "benchmark_models"]
+__all__ = ["time_forward", "count_parameters", "front_camera", "ring_cameras", "example_inputs", "benchmark_models"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -102,6 +102,20 @@ def front_camera(image_size: tuple[int, int] = (1600, 900)) -> tuple[torch.Tenso
     return k, c2e
 
 
+def ring_cameras(cameras: int, image_size: tuple[int, int] = (1600, 900)) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cameras`` copies of :func:`front_camera` turned about the ego z axis by ``360 / cameras`` degrees each
+    (camera 0 looks forward): intrinsics ``(N, 3, 3)`` and cam_to_ego ``(N, 4, 4)`` float32."""
+    k, c2e = front_camera(image_size)
+    ks, c2es = [], []
+    for i in range(cameras):
+        a = 2.0 * np.pi * i / cameras
+        turn = torch.eye(4)
+        turn[:2, :2] = torch.tensor([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=torch.float32)
+        ks.append(k)
+        c2es.append(turn @ c2e)
+    return torch.stack(ks), torch.stack(c2es)
+
+
 def example_inputs(
     config: ModelConfig,
     batch_size: int = 1,
@@ -110,12 +124,14 @@ def example_inputs(
     num_lidar: int = 30000,
     seed: int = 0,
     device: torch.device | str | None = None,
+    cameras: int = 1,
 ) -> ModelInputs:
     """Random inputs of realistic shapes for the model of ``config``.
 
-    Students get ``images`` ``(B, 3, H, W)`` (``image_size`` default: the model input size, so no resize),
-    ``intrinsics``, ``cam_to_ego``, ``radar`` ``(B, num_radar, 7)`` and ``radar_mask``; the teacher gets
-    ``lidar`` ``(B, num_lidar, 6)`` and ``lidar_mask``. Points lie inside the BEV grid.
+    Students get ``images`` ``(B, N, 3, H, W)`` of N = ``cameras`` cameras around the ego (:func:`ring_cameras`;
+    ``image_size`` default: the model input size, so no resize), ``intrinsics``, ``cam_to_ego``, ``radar``
+    ``(B, num_radar, 7)`` and ``radar_mask``; the teacher gets ``lidar`` ``(B, num_lidar, 6)`` and ``lidar_mask``.
+    Points lie inside the BEV grid.
     """
     rng = np.random.default_rng(seed)
     g = config.grid
@@ -140,10 +156,12 @@ def example_inputs(
     out: dict[str, torch.Tensor] = {}
     if "camera" in config.modalities:
         size = tuple(config.image.input_size) if image_size is None else image_size
-        k, c2e = front_camera(size)
-        img = torch.from_numpy(rng.random((b, 3, size[1], size[0]), dtype=np.float32))
+        k, c2e = ring_cameras(cameras, size)
+        img = torch.from_numpy(rng.random((b, cameras, 3, size[1], size[0]), dtype=np.float32))
         out.update(
-            images=img.to(device), intrinsics=k.expand(b, 3, 3).to(device), cam_to_ego=c2e.expand(b, 4, 4).to(device)
+            images=img.to(device),
+            intrinsics=k.expand(b, cameras, 3, 3).to(device),
+            cam_to_ego=c2e.expand(b, cameras, 4, 4).to(device),
         )
     if "radar" in config.modalities:
         extra = np.concatenate(

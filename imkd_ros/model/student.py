@@ -1,4 +1,4 @@
-"""The student detector: front camera and/or radar -> BEV -> CenterPoint head (no LiDAR at inference).
+"""The student detector: the rig's cameras and/or radar -> BEV -> CenterPoint head (no LiDAR at inference).
 
 Composition (torchvision-detection style): ``Student(camera_bev, radar_bev, fuser, bev_backbone, head, config)``;
 a part left None is built from ``config``. Which branches exist follows ``config.modalities``: camera + radar (the
@@ -7,9 +7,10 @@ IMKD student, fused by :class:`~imkd_ros.model.fusion.IntensityGuidedFusion`), c
 
 Inputs come as one :class:`~imkd_ros.model.inputs.StudentInputs` (batch B):
 
-* ``images`` ``(B, 3, H0, W0)`` float 0-1 RGB, any resolution (resized/cropped to ``config.image.input_size``
-  inside, see :mod:`imkd_ros.model.preprocess`), with ``intrinsics`` ``(B, 3, 3)`` of that resolution and
-  ``cam_to_ego`` ``(B, 4, 4)`` (camera frame x right, y down, z forward).
+* ``images`` ``(B, N, 3, H0, W0)`` float 0-1 RGB of the rig's N cameras (front rig: N = 1), any resolution
+  (resized/cropped to ``config.image.input_size`` inside, see :mod:`imkd_ros.model.preprocess`), with ``intrinsics``
+  ``(B, N, 3, 3)`` of that resolution and ``cam_to_ego`` ``(B, N, 4, 4)`` (camera frame x right, y down, z
+  forward). The weights do not depend on N: one checkpoint runs on any number of cameras.
 * ``radar`` ``(B, N, 7)`` ego-frame points, columns :data:`imkd_ros.core.types.RADAR_FEATURES`, zero-padded, with
   ``radar_mask`` ``(B, N)`` bool.
 * training only: ``gt`` (one :class:`~imkd_ros.core.types.Boxes` per sample, ego frame) or prebuilt
@@ -35,14 +36,14 @@ from imkd_ros.model.camera import CameraBEV, CameraBEVOutput
 from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
-from imkd_ros.model.depth import lidar_depth_targets
+from imkd_ros.model.depth import camera_depth_targets
 from imkd_ros.model.errors import ModelConfigError
 from imkd_ros.model.fusion import FusionOutput, IntensityGuidedFusion
 from imkd_ros.model.head import CenterHead, HeadOutput
 from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import PillarBEVOutput, RadarPillarBEV
-from imkd_ros.model.preprocess import prepare_images
+from imkd_ros.model.preprocess import prepare_camera_images
 from imkd_ros.model.targets import HeadTargets, as_targets
 
 __all__ = ["Student", "StudentOutput"]
@@ -60,10 +61,10 @@ class StudentOutput:
         fused_bev: ``(B, C, h, w)`` fuser output (the single branch's BEV for one-modality students).
         bev: ``(B, C, h, w)`` BEV network output, the head's input.
         head: heatmap logits ``(B, K, h, w)`` and regression ``(B, 10, h, w)``.
-        depth_logits: ``(B, D, fH, fW)`` camera depth-bin logits.
+        depth_logits: ``(B, N, D, fH, fW)`` depth-bin logits of the N cameras.
         fusion: gates and modality weights of the fuser (camera + radar only).
-        intrinsics: ``(B, 3, 3)`` intrinsics of the model-input (resized, cropped) image.
-        cam_to_ego: ``(B, 4, 4)`` camera -> ego used.
+        intrinsics: ``(B, N, 3, 3)`` intrinsics of the model-input (resized, cropped) images.
+        cam_to_ego: ``(B, N, 4, 4)`` camera -> ego used.
     """
 
     camera_bev: torch.Tensor | None
@@ -134,7 +135,7 @@ class Student(nn.Module):
         cam_out = rad_out = None
         k = c2e = None
         if self.camera_bev is not None:
-            imgs, k = prepare_images(x.images.float(), x.intrinsics.float(), self.config.image)
+            imgs, k = prepare_camera_images(x.images.float(), x.intrinsics.float(), self.config.image)
             c2e = x.cam_to_ego.float()
             cam_out = self.camera_bev(imgs, k, c2e)
         if self.radar_bev is not None:
@@ -186,9 +187,7 @@ class Student(nn.Module):
             check_shape(lidar, "lidar", (b, None, 6))
             if lidar_mask is not None:
                 check_shape(lidar_mask, "lidar_mask", (b, lidar.shape[1]))
-            depth_target = lidar_depth_targets(
-                lidar, lidar_mask, output.intrinsics, output.cam_to_ego, self.config.image, self.config.camera
-            )
+            depth_target = camera_depth_targets(lidar, lidar_mask, output.intrinsics, output.cam_to_ego, self.config)
         return detection_losses(output.head, targets, self.config.head, output.depth_logits, depth_target)
 
     def forward(

@@ -24,10 +24,11 @@ def test_collate_batches_frames(reader: NuScenesReader) -> None:
     assert len(b) == 3 and b.tokens == tokens
     h, w = frames[0].image.shape[:2]
     assert isinstance(b, Batch)
-    assert b.images.shape == (3, 3, h, w) and b.images.dtype == torch.float32
+    assert b.images.shape == (3, 1, 3, h, w) and b.images.dtype == torch.float32
     assert 0.0 <= float(b.images.min()) and float(b.images.max()) <= 1.0
-    np.testing.assert_allclose(b.images[1].permute(1, 2, 0).numpy() * 255.0, frames[1].image, atol=1e-3)
-    assert b.intrinsics.shape == (3, 3, 3) and b.cam_to_ego.shape == (3, 4, 4) and b.ego_to_global.shape == (3, 4, 4)
+    np.testing.assert_allclose(b.images[1, 0].permute(1, 2, 0).numpy() * 255.0, frames[1].image, atol=1e-3)
+    assert b.intrinsics.shape == (3, 1, 3, 3) and b.cam_to_ego.shape == (3, 1, 4, 4)
+    assert b.ego_to_global.shape == (3, 4, 4)
     n = [len(f.radar) for f in frames]
     assert b.radar.shape == (3, max(n), 7) and b.radar_mask.dtype == torch.bool
     assert b.radar_mask.sum(dim=1).tolist() == n

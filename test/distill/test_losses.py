@@ -191,11 +191,12 @@ def test_gate_kl_zero_iff_gate_matches_target_and_balanced() -> None:
 
 # ------------------------------------------------------------------------------------------------ stage 3 targets
 def _front_camera(b: int, model: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """A forward-looking camera 1.5 m above the ego origin, about +-32 deg wide, for the model-input image."""
+    """A forward-looking camera 1.5 m above the ego origin, about +-32 deg wide, for the model-input image: the one
+    camera of a front rig, ``(b, 1, 3, 3)`` and ``(b, 1, 4, 4)``."""
     w, h = model.image.input_size
     f = w / 2 / math.tan(math.radians(32))
-    k = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]).expand(b, 3, 3).clone()
-    c2e = torch.tensor([[0.0, 0, 1, 1.5], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1]]).expand(b, 4, 4).clone()
+    k = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]).expand(b, 1, 3, 3).clone()
+    c2e = torch.tensor([[0.0, 0, 1, 1.5], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1]]).expand(b, 1, 4, 4).clone()
     return k, c2e
 
 
@@ -232,6 +233,11 @@ def test_stage3_targets_differ_per_modality_and_the_loss_is_zero_at_them() -> No
     # the frustum: ahead within the camera's depth range, nothing behind the image plane or beside the view
     near = camera_frustum_depth(k, c2e, model)
     assert torch.isfinite(near[0, 0, near_cam[0], near_cam[1]]) and not torch.isfinite(near[0, 0, side[0], side[1]])
+    # a second camera looking left (+y) reaches the side cell at its own depth; the front camera's cells stay
+    turn = torch.tensor([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    near2 = camera_frustum_depth(torch.cat([k, k], 1), torch.cat([c2e, turn @ c2e], 1), model)
+    assert near2[0, 0, side[0], side[1]].item() == pytest.approx(18.5, abs=2.0)  # camera at y 1.5, cell at y 20
+    assert near2[0, 0, near_cam[0], near_cam[1]] == near[0, 0, near_cam[0], near_cam[1]]
     # each gate at its own target: loss 0; the other modality's target: positive
     g_c = y_c.expand(1, 8, h, w).clamp(1e-6, 1 - 1e-6)
     g_r = y_r.expand(1, 8, h, w).clamp(1e-6, 1 - 1e-6)
@@ -246,9 +252,9 @@ def _student_and_targets(seed: int = 0) -> tuple[Student, StudentOutput, Targets
     cfg = model_config_for("fusion", "tiny")
     student = Student(config=cfg).train()
     b, h, w = 2, cfg.grid.out_ny, cfg.grid.out_nx
-    images = torch.rand(b, 3, 64, 128)
-    k = torch.tensor([[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]]).expand(b, 3, 3)
-    c2e = torch.tensor([[0.0, 0, 1, 1.5], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1]]).expand(b, 4, 4)
+    images = torch.rand(b, 1, 3, 64, 128)
+    k = torch.tensor([[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]]).expand(b, 1, 3, 3)
+    c2e = torch.tensor([[0.0, 0, 1, 1.5], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1]]).expand(b, 1, 4, 4)
     radar = torch.zeros(b, 20, 7)
     radar[..., 0] = torch.linspace(3, 40, 20)
     radar[..., 1] = torch.linspace(-10, 10, 20)
@@ -326,9 +332,9 @@ def test_missing_branches_are_named() -> None:
     b, h, w = 1, cfg.grid.out_ny, cfg.grid.out_nx
     out = student.features(
         StudentInputs(
-            torch.rand(b, 3, 64, 128),
-            torch.tensor([[[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]]]),
-            torch.eye(4)[None],
+            torch.rand(b, 1, 3, 64, 128),
+            torch.tensor([[[[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]]]]),
+            torch.eye(4)[None, None],
         )
     )
     t = TargetsBatch(torch.rand(b, 16, h, w), torch.rand(b, 3, h, w), torch.rand(b, 10, h, w), ["a"])

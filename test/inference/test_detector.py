@@ -87,7 +87,7 @@ def test_collate_images_equal_collate_frames(detector: Detector) -> None:
         ours = detector._collate(frames)
         ref = collate_frames([fit_frame(f, detector.config.image) for f in frames])
     w, h = detector.config.image.input_size
-    assert frames[0].image.shape[:2] != (h, w) and ours.images.shape == (2, 3, h, w)
+    assert frames[0].image.shape[:2] != (h, w) and ours.images.shape == (2, 1, 3, h, w)
     assert torch.equal(ours.images, ref.images)
     for name in ("intrinsics", "cam_to_ego", "radar", "radar_mask"):
         assert torch.equal(getattr(ours, name), getattr(ref, name)), name

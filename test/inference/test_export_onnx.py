@@ -30,6 +30,7 @@ from imkd_ros.inference.export_onnx import (
 from imkd_ros.inference.ort_backend import OrtStudent, torch_parity
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.checkpoint import save_checkpoint
+from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.profile import example_inputs
 
 VARIANTS = [("camera", "radar"), ("camera",), ("radar",)]
@@ -96,6 +97,23 @@ def test_onnxruntime_matches_pytorch_for_any_radar_count(mods: tuple[str, ...], 
         assert diff["heatmap"] < HEATMAP_ATOL and diff["regression"] < HEATMAP_ATOL, (n, diff)
 
 
+def test_onnxruntime_matches_pytorch_on_a_surround_rig(tmp_path: Path) -> None:
+    """A graph exported for 6 cameras (a ring around the ego) runs them all and pools them as PyTorch does; it
+    refuses inputs of another camera count, naming both."""
+    student = tiny_student(seed=2)
+    path = export_student(student, tmp_path / "six.onnx", cameras=6)
+    assert {p.key: p.value for p in onnx.load(str(path)).metadata_props}["imkd.cameras"] == "6"
+    runtime = OrtStudent(path, student.config, threads=1)
+    inputs = example_inputs(student.config, num_radar=50, seed=3, cameras=6)
+    assert tuple(runtime.session.get_inputs()[0].shape) == (1, 6, 3, *reversed(student.config.image.input_size))
+    diff = torch_parity(student, runtime, inputs)
+    assert diff["heatmap"] < HEATMAP_ATOL and diff["regression"] < HEATMAP_ATOL, diff
+    with pytest.raises(ModelInputError, match="exported for 6 camera.*inputs have 1"):
+        runtime.head(example_inputs(student.config, num_radar=50))
+    with pytest.raises(ExportError, match="cameras must be"):
+        export_student(student, tmp_path / "none.onnx", cameras=0)
+
+
 def test_scatter_elements_mode_for_tensorrt(tmp_path: Path) -> None:
     student = tiny_student(seed=3)
     path = export_student(student, tmp_path / "m.onnx", scatter="elements")
@@ -145,6 +163,8 @@ def test_cached_export_is_keyed_by_the_weights(tmp_path: Path) -> None:
     second = cached_export(student, tmp_path)
     assert second != first and second.is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, second.name])
+    third = cached_export(student, tmp_path, cameras=2)  # another rig: another file
+    assert third not in (first, second) and "-cam2-" in third.name
 
 
 def test_cli_export_onnx_writes_a_checked_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

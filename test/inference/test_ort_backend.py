@@ -115,7 +115,7 @@ def test_geometry_is_cached_per_calibration(shipped_onnx: Path) -> None:
     runtime.head(x)
     assert len(runtime._geometry) == 1
     moved = x.cam_to_ego.clone()
-    moved[0, 0, 3] += 0.5  # camera 0.5 m further forward: other frustum cells
+    moved[0, 0, 0, 3] += 0.5  # camera 0.5 m further forward: other frustum cells
     second = runtime.head(dataclasses.replace(x, cam_to_ego=moved))
     assert len(runtime._geometry) == 2
     assert not torch.equal(first.heatmap, second.heatmap)

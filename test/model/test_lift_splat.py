@@ -1,4 +1,5 @@
-"""Lift-splat geometry and pooling: vectorised pooling equals a naive loop; a point lands in the right cell."""
+"""Lift-splat geometry and pooling: vectorised pooling equals a naive loop (one camera per sample, and several cameras
+pooled into one BEV); a point lands in the right cell."""
 
 from __future__ import annotations
 
@@ -61,13 +62,23 @@ def test_vectorised_splat_equals_naive_loop():
     c2e[1, :3, 3] = torch.tensor([1.0, 0.5, 1.2])
     probs = torch.rand(b, CAMERA.depth_bins, fh, fw, generator=gen).softmax(dim=1)
     ctx = torch.randn(b, c, fh, fw, generator=gen)
-    index = frustum_cell_index(intr, c2e, IMAGE, CAMERA, GRID)
+    index = frustum_cell_index(intr[:, None], c2e[:, None], IMAGE, CAMERA, GRID)  # one camera per sample
     got = splat(probs, ctx, index, GRID)
     want = _naive_splat(probs, ctx, intr, c2e)
     assert got.shape == (b, c, GRID.ny, GRID.nx)
     assert (np.abs(want) > 0).sum() >= 6  # the example does put samples in several cells
     assert index.max().item() == b * GRID.ny * GRID.nx  # ... and drops some outside the grid
     np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+
+    # The same two cameras as ONE sample of a two-camera rig: one BEV, the sum of both cameras' splats (they
+    # overlap in some cells, so a camera that overwrote or dropped the other would fail).
+    index2 = frustum_cell_index(intr[None], c2e[None], IMAGE, CAMERA, GRID)
+    assert index2.shape == (1, 2 * CAMERA.depth_bins * fh * fw)
+    got2 = splat(probs, ctx, index2, GRID)
+    assert got2.shape == (1, c, GRID.ny, GRID.nx)
+    both = (np.abs(want[0]).sum(0) > 0) & (np.abs(want[1]).sum(0) > 0)
+    assert both.sum() >= 1
+    np.testing.assert_allclose(got2[0].numpy(), want.sum(0), atol=1e-5)
 
 
 def test_point_at_known_depth_and_pixel_goes_to_its_cell():
@@ -79,7 +90,7 @@ def test_point_at_known_depth_and_pixel_goes_to_its_cell():
     probs[0, 2, 1, 1] = 1.0  # 12 m
     ctx = torch.zeros(1, 2, fh, fw)
     ctx[0, :, 1, 1] = torch.tensor([3.0, -1.0])
-    bev = splat(probs, ctx, frustum_cell_index(intr, c2e, IMAGE, CAMERA, GRID), GRID)
+    bev = splat(probs, ctx, frustum_cell_index(intr[:, None], c2e[:, None], IMAGE, CAMERA, GRID), GRID)
     # Ego point: camera at (1.7, 0, 1.5) + 12 m forward -> x 13.7 -> column 13; y 0 -> row 10.
     nz = torch.nonzero(bev.abs().sum(dim=1)[0])
     assert nz.tolist() == [[10, 13]]

@@ -38,7 +38,7 @@ def test_feature_shapes(mods):
     if "camera" in mods:
         fw, fh = cfg.image.feature_size
         assert out.camera_bev.shape == bev_shape
-        assert out.depth_logits.shape == (2, cfg.camera.depth_bins, fh, fw)
+        assert out.depth_logits.shape == (2, 1, cfg.camera.depth_bins, fh, fw)
     else:
         assert out.camera_bev is None and out.depth_logits is None and model.camera_bev is None
     if "radar" in mods:
@@ -57,8 +57,41 @@ def test_default_student_shapes_at_full_resolution_input():
     with torch.no_grad():
         out = model.features(inputs)
     assert out.fused_bev.shape == (1, cfg.bev.channels, 64, 64)
-    assert out.depth_logits.shape == (1, 48, 16, 44)
-    assert out.intrinsics[0, 0, 0].item() == pytest.approx(1266.0 * 0.44)
+    assert out.depth_logits.shape == (1, 1, 48, 16, 44)
+    assert out.intrinsics[0, 0, 0, 0].item() == pytest.approx(1266.0 * 0.44)
+
+
+def test_one_student_runs_any_number_of_cameras():
+    """The weights do not depend on the camera count: the same student runs a 2-camera rig (front + back), pools
+    both frusta into one BEV, and the front camera's view ahead is what it was without the back camera."""
+    tiny = ModelConfig.tiny(("camera",))
+    cfg = dataclasses.replace(tiny, grid=dataclasses.replace(tiny.grid, x_range=(-25.6, 25.6)))  # around the ego
+    torch.manual_seed(0)
+    model = Student(config=cfg).eval()
+    two = example_inputs(cfg, cameras=2, seed=1)
+    one = StudentInputs(two.images[:, :1], two.intrinsics[:, :1], two.cam_to_ego[:, :1])
+    with torch.no_grad():
+        out1, out2 = model.features(one), model.features(two)
+        lifted1 = model.camera_bev.lift(*_lift_args(model, one))
+    fw, fh = cfg.image.feature_size
+    assert out2.depth_logits.shape == (1, 2, cfg.camera.depth_bins, fh, fw)
+    # per camera the same network (batched convolutions may round differently)
+    assert torch.allclose(out2.depth_logits[:, 0], out1.depth_logits[:, 0], atol=1e-5)
+    assert torch.equal(lifted1.bev, out1.camera_bev)
+    g = cfg.grid
+    xs = g.x_range[0] + (torch.arange(g.out_nx) + 0.5) * g.out_cell
+    ahead, behind = xs > 4.0, xs < -4.0  # the back camera (at x -1.7 m, looking back) reaches none of the cells ahead
+    diff = (out2.camera_bev - out1.camera_bev).abs().sum(dim=(0, 1))  # (h, w)
+    assert diff[:, ahead].max().item() < 1e-4
+    assert diff[:, behind].max().item() > 1e-3  # ... and it does add its own view behind the ego
+
+
+def _lift_args(model: Student, x: StudentInputs):
+    from imkd_ros.model.camera import camera_geometry
+    from imkd_ros.model.preprocess import prepare_camera_images
+
+    imgs, k = prepare_camera_images(x.images, x.intrinsics, model.config.image)
+    return (imgs, *camera_geometry(k, x.cam_to_ego, model.config))
 
 
 def test_training_returns_losses_with_depth_supervision():
@@ -109,6 +142,10 @@ def test_missing_or_malformed_inputs_raise():
         model(dataclasses.replace(inputs, radar=None, radar_mask=None))
     with pytest.raises(ModelInputError, match="intrinsics must have shape"):
         model(dataclasses.replace(inputs, intrinsics=torch.eye(3)))
+    with pytest.raises(ModelInputError, match="intrinsics must have shape"):  # 1 image, 2 calibrations
+        model(dataclasses.replace(inputs, intrinsics=inputs.intrinsics.expand(1, 2, 3, 3)))
+    with pytest.raises(ModelInputError, match="images must have shape"):  # the old (B, 3, H, W) layout
+        model(dataclasses.replace(inputs, images=inputs.images[:, 0]))
     with pytest.raises(ModelInputError, match="radar must have shape"):
         model(dataclasses.replace(inputs, radar=torch.zeros(2, 10, 7)))
     with pytest.raises(ModelInputError, match="gt is required"):
