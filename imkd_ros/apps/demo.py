@@ -204,7 +204,7 @@ def _score_played(
     write_results(out / "results.json", results, CAMERA_RADAR_META)
     figures: dict[str, float] = {"frames": float(len(tokens)), "frames_without_answer": float(len(missing))}
     if any(len(b) for b in dets.values()):
-        coverage = dataset_coverage(config, reader, tokens[0], camera=frames[tokens[0]].camera)
+        coverage = dataset_coverage(config, reader, tokens[0], cameras=frames[tokens[0]].cameras)
         regions = [(out / "eval", model_region(config)), (out / "eval" / "coverage", coverage)]
         grid, cov = evaluate_regions(data, _VERSION, split, out / "results.json", regions)
         figures.update(headline(grid.summary))

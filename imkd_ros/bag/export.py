@@ -212,7 +212,7 @@ def export_bag(
     t0 = time.perf_counter()
     out = _check_arguments(out, storage, radars, topics)
     reader = NuScenesReader(
-        data, version, camera=camera, radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
+        data, version, cameras=(camera,), radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
     )
     root = Path(data)
     names = list(scenes) if scenes is not None else reader.scene_names

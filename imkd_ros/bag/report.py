@@ -195,7 +195,7 @@ def write_bev(out_dir: Path, replay: Any, gt: Mapping[int, Boxes], count: int) -
     pngs = []
     for i, rec in enumerate(frames[::step][:count]):
         radar = rec.radar if rec.radar is not None else np.zeros((0, 7), np.float32)
-        frame = Frame(rec.key, rec.stamp_ns // 1000, "", None, None, radar, None, Pose.identity(), gt[rec.stamp_ns])
+        frame = Frame(rec.key, rec.stamp_ns // 1000, "", None, (), radar, None, Pose.identity(), gt[rec.stamp_ns])
         dets = rec.detections if rec.detections is not None else Boxes.empty()
         state = "" if rec.detections is not None else " (no detections: dropped or missed)"
         title = f"{rec.key[:12]} t={rec.stamp_ns / 1e9:.2f} s: {len(dets)} detections{state}"

@@ -167,27 +167,53 @@ class Boxes:
 class Frame:
     """One keyframe as the models see it; everything in the ego frame of the keyframe except where noted.
 
+    Cameras: a rig has N >= 1 cameras (the front rig one, nuScenes' surround rig six). The first is the reference:
+    its timestamp is the keyframe's and its ego pose the keyframe's ego frame. Every camera's calibration maps its
+    sensor frame into that one ego frame (cameras exposed at other times include the ego's motion in between, as
+    the reader computes it).
+
     Attributes:
         token: the sample token.
-        timestamp: keyframe time in microseconds (the camera's timestamp).
+        timestamp: keyframe time in microseconds (the reference camera's timestamp).
         scene: scene name.
-        image: ``(H, W, 3)`` uint8 RGB of the front camera (None if not loaded).
-        camera: calibration of that camera (sensor -> ego of the image's own timestamp, which the reader takes
-            as the keyframe's ego frame).
+        images: one ``(H, W, 3)`` uint8 RGB image per camera, in :attr:`cameras` order (None if not loaded).
+        cameras: the calibration of each camera (sensor -> keyframe ego); empty for a frame without cameras.
         radar: ``(N, 7)`` float32, columns :data:`RADAR_FEATURES`, multi-sweep accumulated.
         lidar: ``(M, 6)`` float32, columns :data:`LIDAR_FEATURES` (teacher input; None at inference).
         ego_pose: ego -> global at the keyframe timestamp.
         gt: ground-truth boxes in the ego frame (None when not annotated).
         weather: weather tag of the scene (``"clear"``, ``"rain"``, ``"fog"``, ``"night"``, or ``"unknown"``).
+
+    Raises:
+        ValueError: ``images`` given with another count than ``cameras``.
     """
 
     token: str
     timestamp: int
     scene: str
-    image: np.ndarray | None
-    camera: Calibration | None
+    images: tuple[np.ndarray, ...] | None
+    cameras: tuple[Calibration, ...]
     radar: np.ndarray
     lidar: np.ndarray | None
     ego_pose: Pose
     gt: Boxes | None = None
     weather: str = "unknown"
+
+    def __post_init__(self) -> None:
+        self.cameras = tuple(self.cameras)
+        if self.images is not None:
+            self.images = tuple(self.images)
+            if len(self.images) != len(self.cameras):
+                raise ValueError(
+                    f"frame {self.token}: {len(self.images)} images for {len(self.cameras)} camera calibrations"
+                )
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The reference (first) camera's image, None when images are not loaded or there is no camera."""
+        return self.images[0] if self.images else None
+
+    @property
+    def camera(self) -> Calibration | None:
+        """The reference (first) camera's calibration, None for a frame without cameras."""
+        return self.cameras[0] if self.cameras else None

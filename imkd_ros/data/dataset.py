@@ -22,8 +22,8 @@ class Batch:
     """B frames as tensors (CPU unless moved with :meth:`to`); padded point sets come with boolean masks.
 
     Attributes:
-        images: ``(B, N, 3, H, W)`` float32 RGB in 0-1 of the N cameras (a frame today carries one: N = 1), or None
-            when the frames carry no image.
+        images: ``(B, N, 3, H, W)`` float32 RGB in 0-1 of the rig's N cameras (:attr:`Frame.cameras` order), or
+            None when the frames carry no image.
         intrinsics: ``(B, N, 3, 3)`` float32 camera matrices.
         cam_to_ego: ``(B, N, 4, 4)`` float32 camera -> ego (reference frame) transforms.
         ego_to_global: ``(B, 4, 4)`` float64 ego (reference frame) -> global transforms.
@@ -78,30 +78,36 @@ def collate_frames(frames: Sequence[Frame]) -> Batch:
     """Batch frames (for ``DataLoader(collate_fn=collate_frames)``).
 
     Raises:
-        ValueError: an empty list, images of different sizes, some frames with an image (or LiDAR) and some
-            without, a frame without camera calibration, or point arrays of the wrong width.
+        ValueError: an empty list, images of different sizes, some frames with images (or LiDAR) and some
+            without, a frame without camera calibration, frames of different camera counts, or point arrays of the
+            wrong width.
     """
     if not frames:
         raise ValueError("collate_frames: no frames")
     tokens = [f.token for f in frames]
     for f in frames:
-        if f.camera is None or f.camera.intrinsic is None:
+        if not f.cameras or any(c.intrinsic is None for c in f.cameras):
             raise ValueError(f"collate_frames: frame {f.token} has no camera calibration")
+        if len(f.cameras) != len(frames[0].cameras):
+            raise ValueError(
+                f"collate_frames: frame {f.token} has {len(f.cameras)} cameras, frame {frames[0].token} "
+                f"{len(frames[0].cameras)}"
+            )
         if f.radar.ndim != 2 or f.radar.shape[1] != len(RADAR_FEATURES):
             raise ValueError(f"collate_frames: frame {f.token} radar is {f.radar.shape}, expected (N, 7)")
         if f.lidar is not None and (f.lidar.ndim != 2 or f.lidar.shape[1] != len(LIDAR_FEATURES)):
             raise ValueError(f"collate_frames: frame {f.token} lidar is {f.lidar.shape}, expected (M, 6)")
 
-    has_image = [f.image is not None for f in frames]
+    has_image = [f.images is not None for f in frames]
     images = None
     if any(has_image):
         if not all(has_image):
             raise ValueError(f"collate_frames: frames {tokens} mix loaded and missing images")
-        shapes = {f.image.shape for f in frames}
+        shapes = {im.shape for f in frames for im in f.images}
         if len(shapes) != 1:
             raise ValueError(f"collate_frames: images of different shapes {sorted(shapes)} in {tokens}")
-        stacked = torch.from_numpy(np.stack([f.image for f in frames]))  # (B, H, W, 3) uint8
-        images = stacked.permute(0, 3, 1, 2).unsqueeze(1).to(torch.float32).div_(255.0).contiguous()
+        stacked = torch.from_numpy(np.stack([np.stack(f.images) for f in frames]))  # (B, N, H, W, 3) uint8
+        images = stacked.permute(0, 1, 4, 2, 3).to(torch.float32).div_(255.0).contiguous()
 
     has_lidar = [f.lidar is not None for f in frames]
     lidar = lidar_mask = None
@@ -113,9 +119,9 @@ def collate_frames(frames: Sequence[Frame]) -> Batch:
 
     return Batch(
         images=images,
-        intrinsics=torch.from_numpy(np.stack([f.camera.intrinsic[None] for f in frames]).astype(np.float32)),
+        intrinsics=torch.from_numpy(np.array([[c.intrinsic for c in f.cameras] for f in frames], np.float32)),
         cam_to_ego=torch.from_numpy(
-            np.stack([f.camera.sensor_to_ego.matrix()[None] for f in frames]).astype(np.float32)
+            np.array([[c.sensor_to_ego.matrix() for c in f.cameras] for f in frames], np.float32)
         ),
         ego_to_global=torch.from_numpy(np.stack([f.ego_pose.matrix() for f in frames])),
         radar=radar,

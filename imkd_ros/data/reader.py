@@ -4,9 +4,10 @@ Plain JSON: the tables are loaded once and indexed by token; the devkit's ``NuSc
 and reverse-indexes everything, and needs the maps). Tables read from ``<dataroot>/<version>/``: scene, sample,
 sample_data, ego_pose, calibrated_sensor, sensor, sample_annotation, instance, category, attribute.
 
-Reference frame of a :class:`Frame`: the ego vehicle at the timestamp of the camera keyframe (that sample_data's own
-``ego_pose``). Radar and LiDAR sweeps, and the ground truth, are moved into it through the global frame:
-``sensor -> ego(sweep time) -> global -> ego(reference)``, all with :class:`imkd_ros.core.transforms.Pose`.
+Reference frame of a :class:`Frame`: the ego vehicle at the timestamp of the first camera's keyframe (that
+sample_data's own ``ego_pose``). Radar and LiDAR sweeps, the other cameras (exposed at other times on a surround rig)
+and the ground truth are moved into it through the global frame: ``sensor -> ego(sensor time) -> global ->
+ego(reference)``, all with :class:`imkd_ros.core.transforms.Pose`.
 
 Which sweeps: :func:`imkd_ros.core.sweeps.select_sweeps`, the same causal selection as the detector node (the newest
 sweep at or before the camera stamp, then earlier ones), unless ``selection="nuscenes"`` asks for the nuScenes
@@ -111,7 +112,9 @@ class NuScenesReader:
     Args:
         dataroot: folder holding ``<version>/`` (the JSON tables), ``samples/`` and ``sweeps/``.
         version: table folder name, e.g. ``"v1.0-synth"``, ``"v1.0-mini"``, ``"v1.0-trainval"``.
-        camera: camera channel of :attr:`Frame.image` and of the reference frame.
+        cameras: camera channels of :attr:`Frame.images`, the first the reference (its keyframe's time and ego pose
+            are the frame's; the others' calibrations map into that ego frame, ego motion between the exposures
+            included).
         radars: radar channels whose points are concatenated into :attr:`Frame.radar`.
         radar_sweeps: sweeps per radar, counting the key sweep (>= 1).
         lidar_sweeps: LiDAR sweeps, counting the key sweep (>= 1).
@@ -131,7 +134,7 @@ class NuScenesReader:
         dataroot: str | PathLike[str],
         version: str = "v1.0-synth",
         *,
-        camera: str = "CAM_FRONT",
+        cameras: Sequence[str] = ("CAM_FRONT",),
         radars: Sequence[str] = ("RADAR_FRONT",),
         radar_sweeps: int = 6,
         lidar_sweeps: int = 1,
@@ -141,6 +144,8 @@ class NuScenesReader:
         radar_window: SweepWindow | None = None,
         lidar_window: SweepWindow | None = None,
     ) -> None:
+        if isinstance(cameras, str) or not cameras:
+            raise InputError(f"cameras must be a non-empty sequence of channel names, got {cameras!r}")
         if radar_sweeps < 1 or lidar_sweeps < 1:
             raise InputError(f"radar_sweeps ({radar_sweeps}) and lidar_sweeps ({lidar_sweeps}) must be >= 1")
         if selection not in SELECTIONS:
@@ -150,7 +155,7 @@ class NuScenesReader:
         self.lidar_window = replace(lidar_window or SweepWindow(), count=int(lidar_sweeps))
         self.dataroot = Path(dataroot)
         self.version = version
-        self.camera = camera
+        self.cameras = tuple(cameras)
         self.radars = tuple(radars)
         self.radar_sweeps = int(radar_sweeps)
         self.lidar_sweeps = int(lidar_sweeps)
@@ -164,6 +169,11 @@ class NuScenesReader:
         self._build_indexes({name: self._load_table(name) for name in TABLES})
 
     # -- loading ------------------------------------------------------------------------------------------------
+    @property
+    def camera(self) -> str:
+        """The reference camera channel (the first of :attr:`cameras`)."""
+        return self.cameras[0]
+
     def _load_table(self, name: str) -> list[dict[str, Any]]:
         path = self.dataroot / self.version / f"{name}.json"
         if not path.is_file():
@@ -427,25 +437,13 @@ class NuScenesReader:
         """
         sample = self._sample_record(sample_token)
         cam_sd = self.keyframe_token(sample_token, self.camera)
-        cam_rec = self._sd[cam_sd]
-        ref_time = int(cam_rec["timestamp"])
+        ref_time = int(self._sd[cam_sd]["timestamp"])
         ego_pose = self.ego_pose_of(cam_sd)
         global_to_ref = ego_pose.inverse()
 
-        image = self._read_image(cam_sd) if self.load_image else None
-        if image is not None:
-            size = (int(image.shape[1]), int(image.shape[0]))
-        elif cam_rec.get("width") and cam_rec.get("height"):
-            size = (int(cam_rec["width"]), int(cam_rec["height"]))
-        else:
-            size = None
-        intrinsic = self._cs[cam_rec["calibrated_sensor_token"]].get("camera_intrinsic")
-        camera = Calibration(
-            self.camera,
-            self.sensor_to_ego(cam_sd),
-            np.asarray(intrinsic, dtype=np.float64) if intrinsic else None,
-            size,
-        )
+        views = [self._camera_view(sample_token, ch, ego_pose) for ch in self.cameras]
+        images = tuple(v[0] for v in views) if self.load_image else None
+        cameras = tuple(v[1] for v in views)
 
         radar = [
             self._radar_sweep(sd, ego_pose, ref_time)
@@ -465,14 +463,32 @@ class NuScenesReader:
             token=sample_token,
             timestamp=ref_time,
             scene=scene["name"],
-            image=image,
-            camera=camera,
+            images=images,
+            cameras=cameras,
             radar=radar_arr,
             lidar=lidar,
             ego_pose=ego_pose,
             gt=self._gt_boxes(sample_token, global_to_ref),
             weather=weather_of_description(scene.get("description", "")),
         )
+
+    def _camera_view(self, sample_token: str, channel: str, ref_pose: Pose) -> tuple[np.ndarray | None, Calibration]:
+        """The image (None unless ``load_image``) and calibration of ``channel``'s keyframe of the sample, its
+        mounting moved into the reference ego frame (sensor -> ego(exposure) -> global -> ego(reference); the
+        reference camera's own mounting as it is)."""
+        sd = self.keyframe_token(sample_token, channel)
+        rec = self._sd[sd]
+        image = self._read_image(sd) if self.load_image else None
+        if image is not None:
+            size = (int(image.shape[1]), int(image.shape[0]))
+        elif rec.get("width") and rec.get("height"):
+            size = (int(rec["width"]), int(rec["height"]))
+        else:
+            size = None
+        intrinsic = self._cs[rec["calibrated_sensor_token"]].get("camera_intrinsic")
+        mount = self.sensor_to_ego(sd) if channel == self.camera else self._sensor_to_ref(sd, ref_pose)
+        k = np.asarray(intrinsic, dtype=np.float64) if intrinsic else None
+        return image, Calibration(channel, mount, k, size)
 
     def frame_files(self, sample_token: str) -> list[tuple[str, Path]]:
         """The files :meth:`frame` reads for a sample, as ``(kind, path)`` with kind ``"image"``, ``"radar"`` or
@@ -487,7 +503,8 @@ class NuScenesReader:
         ref_time = int(self._sd[cam_sd]["timestamp"])
         out: list[tuple[str, Path]] = []
         if self.load_image:
-            out.append(("image", self.dataroot / self._sd[cam_sd]["filename"]))
+            for ch in self.cameras:
+                out.append(("image", self.dataroot / self._sd[self.keyframe_token(sample_token, ch)]["filename"]))
         for ch in self.radars:
             for sd in self.sweep_tokens(sample_token, ch, ref_time, self.radar_window):
                 out.append(("radar", self.dataroot / self._sd[sd]["filename"]))

@@ -42,13 +42,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imkd_ros.core.errors import ImkdError
+from imkd_ros.core.types import Calibration
 from imkd_ros.evaluation.evaluate import Region
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from imkd_ros.core.transforms import Pose
-    from imkd_ros.core.types import Calibration
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.model.config import GridConfig, ModelConfig
 
@@ -251,17 +251,20 @@ def radar_sector(
     return Sector.symmetric(name, (t[0], t[1]), math.atan2(x_axis[1], x_axis[0]), half_fov, max_range, min_range)
 
 
-def rig_coverage(config: ModelConfig, camera: Calibration | None, radars: Mapping[str, Pose]) -> Coverage:
+def rig_coverage(
+    config: ModelConfig, cameras: Calibration | Sequence[Calibration] | None, radars: Mapping[str, Pose]
+) -> Coverage:
     """The coverage of a model on a rig: its grid seen by the sensors of its modalities.
 
     Args:
         config: the model (``grid``, ``modalities``, ``camera.depth_range``, ``radar.fov_deg`` / ``max_range``).
-        camera: the camera's calibration (ignored unless the model takes the camera).
+        cameras: the calibration of each camera of the rig (one Calibration: a one-camera rig; ignored unless the
+            model takes the camera).
         radars: radar name -> mounting (ignored unless the model takes radar).
 
     Returns:
-        The teacher (LiDAR, 360 deg): the grid. Otherwise the grid intersected with the camera sector (range band
-        = the depth range) and/or one sector per radar.
+        The teacher (LiDAR, 360 deg): the grid. Otherwise the grid intersected with the union of one sector per
+        camera (range band = the depth range) and/or one sector per radar.
 
     Raises:
         CoverageError: the model takes a modality the rig does not have.
@@ -271,10 +274,11 @@ def rig_coverage(config: ModelConfig, camera: Calibration | None, radars: Mappin
         return Coverage(grid, None)
     sectors: list[Sector] = []
     if "camera" in config.modalities:
-        if camera is None:
+        cams = (cameras,) if isinstance(cameras, Calibration) else tuple(cameras or ())
+        if not cams:
             raise CoverageError(f"model {config.name} takes the camera, but the rig has no camera calibration")
         lo, hi = config.camera.depth_range
-        sectors.append(camera_sector(camera, hi, lo))
+        sectors.extend(camera_sector(c, hi, lo) for c in cams)
     if "radar" in config.modalities:
         if not radars:
             raise CoverageError(f"model {config.name} takes radar, but the rig has no radar mounting")
@@ -288,22 +292,22 @@ def dataset_coverage(
     config: ModelConfig,
     reader: NuScenesReader | None,
     sample_token: str,
-    camera: Calibration | None = None,
+    cameras: Sequence[Calibration] | None = None,
 ) -> Coverage:
-    """:func:`rig_coverage` with the rig of one sample of a nuScenes-format dataset: the camera calibration of its
-    frame (``reader.frame(token).camera``, or ``camera`` when given) and the mountings of the reader's radar
-    channels' keyframes. ``reader`` may be None for the teacher, or for a camera-only model when ``camera`` is
+    """:func:`rig_coverage` with the rig of one sample of a nuScenes-format dataset: the camera calibrations of its
+    frame (``reader.frame(token).cameras``, or ``cameras`` when given) and the mountings of the reader's radar
+    channels' keyframes. ``reader`` may be None for the teacher, or for a camera-only model when ``cameras`` are
     given."""
     if config.is_teacher:
         return rig_coverage(config, None, {})
     mods = config.modalities
-    if reader is None and ("radar" in mods or camera is None):
+    if reader is None and ("radar" in mods or cameras is None):
         raise CoverageError(f"the coverage of model {config.name} needs the dataset's calibration (a reader)")
-    if "camera" in mods and camera is None:
+    if "camera" in mods and cameras is None:
         assert reader is not None
-        camera = reader.frame(sample_token).camera
+        cameras = reader.frame(sample_token).cameras
     radars: dict[str, Pose] = {}
     if "radar" in mods:
         assert reader is not None
         radars = {ch: reader.sensor_to_ego(reader.keyframe_token(sample_token, ch)) for ch in reader.radars}
-    return rig_coverage(config, camera, radars)
+    return rig_coverage(config, cameras, radars)

@@ -106,7 +106,7 @@ def evaluate_detector(
     if coverage is None:
         if reader is None and "radar" in detector.config.modalities:
             reader = NuScenesReader(dataroot, version, load_lidar=False, load_image=False)
-        coverage = dataset_coverage(detector.config, reader, frames[0].token, camera=frames[0].camera)
+        coverage = dataset_coverage(detector.config, reader, frames[0].token, cameras=frames[0].cameras)
     grid, cov = evaluate_regions(
         dataroot,
         version,

@@ -188,21 +188,23 @@ class Detector:
         """:func:`collate_frames` of the frames fitted to the model input by
         :func:`~imkd_ros.model.preprocess.fit_frame` (the one image path training uses too), with the uint8 images
         converted into a float32 buffer that the calling thread keeps from call to call (same values:
-        ``image / 255``, ``(B, 1, 3, H, W)``; a fresh float image per call costs page faults)."""
+        ``image / 255``, ``(B, N, 3, H, W)``; a fresh float image per call costs page faults)."""
         frames = list(frames)
         if not self.is_teacher and "camera" in self.config.modalities:
             frames = [fit_frame(f, self.config.image) for f in frames]
-        shapes = {None if f.image is None else (f.image.shape, f.image.dtype) for f in frames}
-        if len(shapes) != 1 or None in shapes or frames[0].image.ndim != 3 or frames[0].image.dtype != np.uint8:
+        kinds = {None if f.images is None else tuple((im.shape, im.dtype) for im in f.images) for f in frames}
+        kind = next(iter(kinds))
+        if len(kinds) != 1 or not kind or len(set(kind)) != 1 or len(kind[0][0]) != 3 or kind[0][1] != np.uint8:
             return collate_frames(frames)  # no images (teacher), or what collate_frames itself rejects
-        batch = collate_frames([dataclasses.replace(f, image=None) for f in frames])
-        h, w, c = frames[0].image.shape
+        batch = collate_frames([dataclasses.replace(f, images=None) for f in frames])
+        n, (h, w, c) = len(kind), kind[0][0]
         images = getattr(self._buffers, "images", None)
-        if images is None or images.shape != (len(frames), 1, c, h, w):
-            images = self._buffers.images = torch.empty((len(frames), 1, c, h, w), dtype=torch.float32)
+        if images is None or images.shape != (len(frames), n, c, h, w):
+            images = self._buffers.images = torch.empty((len(frames), n, c, h, w), dtype=torch.float32)
         pixels = images.numpy()
         for i, f in enumerate(frames):
-            np.copyto(pixels[i, 0], f.image.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32 is exact
+            for j, image in enumerate(f.images):
+                np.copyto(pixels[i, j], image.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32 is exact
         images.div_(255.0)
         return dataclasses.replace(batch, images=images)
 

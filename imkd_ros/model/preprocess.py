@@ -96,29 +96,31 @@ def fit_image(image: np.ndarray, dst_size: tuple[int, int]) -> np.ndarray:
 
 
 def fit_frame(frame: Frame, config: ImageConfig) -> Frame:
-    """The frame with its image fitted to the model input (:func:`fit_image`) and its camera calibration's
-    intrinsics and image size moved alike (:func:`fit_intrinsics`). Frames without an image, or already at the
-    input size, come back unchanged."""
+    """The frame with every camera's image fitted to the model input (:func:`fit_image`) and that camera's
+    intrinsics and image size moved alike (:func:`fit_intrinsics`). Frames without images, or with all of them
+    already at the input size, come back unchanged."""
     from imkd_ros.core.types import Calibration
 
-    image, camera = frame.image, frame.camera
     dst = (int(config.input_size[0]), int(config.input_size[1]))
-    if image is None or camera is None or (image.shape[1], image.shape[0]) == dst:
+    if frame.images is None or not frame.cameras or all((im.shape[1], im.shape[0]) == dst for im in frame.images):
         return frame
-    src = (int(image.shape[1]), int(image.shape[0]))
-    k = fit_intrinsics(np.asarray(camera.intrinsic, dtype=np.float64), src, dst)
-    return replace(frame, image=fit_image(image, dst), camera=Calibration(camera.channel, camera.sensor_to_ego, k, dst))
+    images, cameras = [], []
+    for image, camera in zip(frame.images, frame.cameras, strict=True):
+        src = (int(image.shape[1]), int(image.shape[0]))
+        k = fit_intrinsics(np.asarray(camera.intrinsic, dtype=np.float64), src, dst)
+        images.append(fit_image(image, dst))
+        cameras.append(Calibration(camera.channel, camera.sensor_to_ego, k, dst))
+    return replace(frame, images=tuple(images), cameras=tuple(cameras))
 
 
 def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
-    """The frame with only what ``config``'s model uses: image fitted to the model input
+    """The frame with only what ``config``'s model uses: images fitted to the model input
     (:func:`fit_frame`, the path :class:`~imkd_ros.inference.detector.Detector` uses at inference),
     LiDAR cut to the BEV grid (+2 m)."""
     if "camera" in config.modalities:
         frame = fit_frame(frame, config.image)
     else:
-        frame = replace(frame, image=None)
-    image, camera = frame.image, frame.camera
+        frame = replace(frame, images=None)
     lidar = frame.lidar
     if lidar is not None:
         g = config.grid
@@ -129,7 +131,7 @@ def shrink_frame(frame: Frame, config: ModelConfig) -> Frame:
             & (lidar[:, 1] <= g.y_range[1] + 2)
         )
         lidar = np.ascontiguousarray(lidar[keep])
-    return replace(frame, image=image, camera=camera, lidar=lidar)
+    return replace(frame, lidar=lidar)
 
 
 def prepare_images(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,16 @@ def test_collate_rejects_inconsistent_frames(reader: NuScenesReader) -> None:
     a, b = (reader.frame(t) for t in reader.split_samples("synth_val")[:2])
     with pytest.raises(ValueError, match="no frames"):
         collate_frames([])
-    b.image = b.image[:-2]
+    b.images = (b.image[:-2],)
     with pytest.raises(ValueError, match="different shapes"):
         collate_frames([a, b])
-    b.image = None
+    two = dataclasses.replace(a, images=(a.image, a.image), cameras=(a.camera, a.camera))
+    with pytest.raises(ValueError, match="has 2 cameras"):
+        collate_frames([a, two])
+    assert collate_frames([two, two]).images.shape[:2] == (2, 2)
+    with pytest.raises(ValueError, match="2 images for 1 camera"):
+        dataclasses.replace(a, images=(a.image, a.image))
+    b.images = None
     with pytest.raises(ValueError, match="mix loaded and missing images"):
         collate_frames([a, b])
     a.radar = a.radar[:, :5]

@@ -23,7 +23,7 @@ out = Path(sys.argv[1])
 draw_intensity(out / "i.png", np.random.default_rng(0).random((3, 8, 8)), (0.0, 25.6, -12.8, 12.8))
 _write_logs(out / "m.pt", [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}])
 radar = np.zeros((3, 7), np.float32)
-frame = Frame("t" * 8, 0, "s", None, None, radar, None, Pose(np.eye(3), np.zeros(3)))
+frame = Frame("t" * 8, 0, "s", None, (), radar, None, Pose(np.eye(3), np.zeros(3)))
 draw_bev(out / "b.png", frame)
 print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 """

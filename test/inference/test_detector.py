@@ -42,7 +42,7 @@ def _frame(seed: int, size: tuple[int, int] = (320, 180)) -> Frame:
     radar[:, 0] = rng.uniform(5, 40, 40)
     radar[:, 1] = rng.uniform(-10, 10, 40)
     radar[:, 3] = rng.normal(5, 3, 40)
-    return Frame(f"f{seed}", seed, "", image, cam, radar, None, Pose.identity())
+    return Frame(f"f{seed}", seed, "", (image,), (cam,), radar, None, Pose.identity())
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_frames_collate_frames_rejects_still_rejected(detector: Detector) -> Non
     single = detector.detect(b)
     assert len(both) == 2 and len(both[1]) == len(single)
     np.testing.assert_allclose(both[1].score, single.score, atol=1e-5)  # batching moves the last float bits
-    no_image = Frame("n", 0, "", None, a.camera, a.radar, None, Pose.identity())
+    no_image = Frame("n", 0, "", None, a.cameras, a.radar, None, Pose.identity())
     with pytest.raises(ValueError, match="mix loaded and missing images"):
         detector.detect_batch([a, no_image])
 

@@ -10,6 +10,7 @@ from nuscenes import NuScenes
 from nuscenes.utils.geometry_utils import BoxVisibility, points_in_box, view_points
 from pyquaternion import Quaternion
 
+from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.data.synth import write_dataset
 from imkd_ros.data.synth.rig import RIGS
 
@@ -118,3 +119,60 @@ def test_front_rig_keys_are_unchanged() -> None:
 
     assert SceneSpec(1, 2, "rain", 20, True).key == "imkd-synth/1/2/rain/20"
     assert SceneSpec(1, 2, "rain", 20, True, "nuscenes").key == "imkd-synth/1/2/rain/20/nuscenes"
+
+
+def test_reader_serves_every_camera_in_the_reference_ego_frame(nusc: NuScenes) -> None:
+    """``NuScenesReader(cameras=...)`` gives all six images and calibrations; each calibration maps its camera into
+    the reference (first) camera's ego frame with the ego's motion between the exposures, as the devkit's chain
+    global -> ego(exposure) -> camera does. The ego moves between exposures, so a reader that ignored it fails."""
+    reader = NuScenesReader(nusc.dataroot, VERSION, cameras=RIG.cameras, radars=RIG.radars, load_lidar=False)
+    motion = 0.0
+    for sample in nusc.sample:
+        frame = reader.frame(sample["token"])
+        assert [c.channel for c in frame.cameras] == list(RIG.cameras) and len(frame.images) == 6
+        assert frame.image is frame.images[0] and frame.camera is frame.cameras[0]
+        ref = nusc.get("sample_data", sample["data"][RIG.cameras[0]])
+        ref_pose = nusc.get("ego_pose", ref["ego_pose_token"])
+        assert frame.timestamp == ref["timestamp"]
+        ref_rot = Quaternion(ref_pose["rotation"]).rotation_matrix
+        around = np.array(ref_pose["translation"])[:, None] + np.array(
+            [[15.0, -15, 4, -8], [3, -2, 15, -15], [0, 1, 0, 2]]
+        )
+        in_ref = ref_rot.T @ (around - np.array(ref_pose["translation"])[:, None])
+        for cam, cal, image in zip(RIG.cameras, frame.cameras, frame.images, strict=True):
+            sd = nusc.get("sample_data", sample["data"][cam])
+            cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+            pose = nusc.get("ego_pose", sd["ego_pose_token"])
+            in_ego = Quaternion(pose["rotation"]).rotation_matrix.T @ (around - np.array(pose["translation"])[:, None])
+            want = Quaternion(cs["rotation"]).rotation_matrix.T @ (in_ego - np.array(cs["translation"])[:, None])
+            got = cal.sensor_to_ego.inverse().apply(in_ref.T).T
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=cam)
+            np.testing.assert_allclose(cal.intrinsic, cs["camera_intrinsic"])
+            assert image.shape == (900, 1600, 3) and cal.image_size == (1600, 900)
+            mount_only = Quaternion(cs["rotation"]).rotation_matrix.T @ (in_ref - np.array(cs["translation"])[:, None])
+            motion = max(motion, float(np.abs(mount_only - want).max()))
+    assert motion > 0.05  # the staggered exposures matter: the mounting alone is off by this much (m)
+
+
+def test_a_student_runs_on_the_six_cameras(nusc: NuScenes) -> None:
+    """Frames of the surround rig collate into (B, 6, 3, H, W) and one student pools all six into its BEV."""
+    import torch
+
+    from imkd_ros.data.dataset import collate_frames
+    from imkd_ros.inference.detector import Detector, model_inputs
+    from imkd_ros.model import ModelConfig, Student
+    from imkd_ros.model.preprocess import fit_frame
+
+    reader = NuScenesReader(nusc.dataroot, VERSION, cameras=RIG.cameras, radars=RIG.radars, load_lidar=False)
+    cfg = ModelConfig.tiny()
+    torch.manual_seed(0)
+    student = Student(config=cfg).eval()
+    frames = [fit_frame(reader.frame(t), cfg.image) for t in [s["token"] for s in nusc.sample][:2]]
+    batch = collate_frames(frames)
+    w, h = cfg.image.input_size
+    assert batch.images.shape == (2, 6, 3, h, w) and batch.intrinsics.shape == (2, 6, 3, 3)
+    with torch.no_grad():
+        out = student.features(model_inputs(student, batch))
+    assert out.depth_logits.shape[:2] == (2, 6)
+    boxes = Detector(student).detect(reader.frame(nusc.sample[0]["token"]))  # full-size images in, boxes out
+    assert boxes.frame == "ego"
