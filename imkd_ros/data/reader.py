@@ -51,12 +51,17 @@ from imkd_ros.data.pcd import read_lidar_bin, read_radar_pcd
 
 __all__ = [
     "NuScenesReader",
+    "REFERENCE_CAMERA",
     "TABLES",
     "UNLABELLED_TAG",
     "read_image",
     "weather_of_description",
     "labelled_of_description",
 ]
+
+#: The reference camera of a dataset's default rig when it has one (nuScenes' and the synthetic world's front camera):
+#: its keyframe time and ego pose are a frame's.
+REFERENCE_CAMERA = "CAM_FRONT"
 
 #: The tables the reader needs under ``<dataroot>/<version>/``.
 TABLES: tuple[str, ...] = (
@@ -114,8 +119,10 @@ class NuScenesReader:
         version: table folder name, e.g. ``"v1.0-synth"``, ``"v1.0-mini"``, ``"v1.0-trainval"``.
         cameras: camera channels of :attr:`Frame.images`, the first the reference (its keyframe's time and ego pose
             are the frame's; the others' calibrations map into that ego frame, ego motion between the exposures
-            included).
-        radars: radar channels whose points are concatenated into :attr:`Frame.radar`.
+            included). None (default): the dataset's rig, every camera of its ``sensor`` table in table order with
+            :data:`REFERENCE_CAMERA` first when it has one (the synthetic front rig: CAM_FRONT; nuScenes: its six).
+        radars: radar channels whose points are concatenated into :attr:`Frame.radar`. None (default): every radar
+            of the ``sensor`` table.
         radar_sweeps: sweeps per radar, counting the key sweep (>= 1).
         lidar_sweeps: LiDAR sweeps, counting the key sweep (>= 1).
         selection: ``"causal"`` (default; :func:`imkd_ros.core.sweeps.select_sweeps` with ``radar_window`` /
@@ -134,8 +141,8 @@ class NuScenesReader:
         dataroot: str | PathLike[str],
         version: str = "v1.0-synth",
         *,
-        cameras: Sequence[str] = ("CAM_FRONT",),
-        radars: Sequence[str] = ("RADAR_FRONT",),
+        cameras: Sequence[str] | None = None,
+        radars: Sequence[str] | None = None,
         radar_sweeps: int = 6,
         lidar_sweeps: int = 1,
         load_lidar: bool = True,
@@ -144,8 +151,9 @@ class NuScenesReader:
         radar_window: SweepWindow | None = None,
         lidar_window: SweepWindow | None = None,
     ) -> None:
-        if isinstance(cameras, str) or not cameras:
-            raise InputError(f"cameras must be a non-empty sequence of channel names, got {cameras!r}")
+        for what, names in (("cameras", cameras), ("radars", radars)):
+            if names is not None and (isinstance(names, str) or (what == "cameras" and not names)):
+                raise InputError(f"{what} must be a sequence of channel names (None: the dataset's), got {names!r}")
         if radar_sweeps < 1 or lidar_sweeps < 1:
             raise InputError(f"radar_sweeps ({radar_sweeps}) and lidar_sweeps ({lidar_sweeps}) must be >= 1")
         if selection not in SELECTIONS:
@@ -155,8 +163,8 @@ class NuScenesReader:
         self.lidar_window = replace(lidar_window or SweepWindow(), count=int(lidar_sweeps))
         self.dataroot = Path(dataroot)
         self.version = version
-        self.cameras = tuple(cameras)
-        self.radars = tuple(radars)
+        self.cameras: tuple[str, ...] = () if cameras is None else tuple(cameras)
+        self.radars: tuple[str, ...] = () if radars is None else tuple(radars)
         self.radar_sweeps = int(radar_sweeps)
         self.lidar_sweeps = int(lidar_sweeps)
         self.load_lidar = load_lidar
@@ -167,8 +175,21 @@ class NuScenesReader:
         if not (self.dataroot / version).is_dir():
             raise DatasetError(f"{version}/ (the table folder) missing under {self.dataroot}")
         self._build_indexes({name: self._load_table(name) for name in TABLES})
+        if cameras is None:
+            self.cameras = self.channels("camera")
+            if REFERENCE_CAMERA in self.cameras:
+                self.cameras = (REFERENCE_CAMERA, *(c for c in self.cameras if c != REFERENCE_CAMERA))
+            if not self.cameras:
+                raise DatasetError(f"{self.dataroot / version}: the sensor table has no camera (a frame needs one)")
+        if radars is None:
+            self.radars = self.channels("radar")
 
     # -- loading ------------------------------------------------------------------------------------------------
+    def channels(self, modality: str) -> tuple[str, ...]:
+        """The channels of the dataset's sensors of ``modality`` (``"camera"``, ``"radar"``, ``"lidar"``), in
+        ``sensor`` table order."""
+        return tuple(r["channel"] for r in self._sensor.values() if r.get("modality") == modality)
+
     @property
     def camera(self) -> str:
         """The reference camera channel (the first of :attr:`cameras`)."""

@@ -138,6 +138,7 @@ class Detector:
             model = model.cpu().eval()
             path = cached_export(model) if onnx_path is None else onnx_path
             self.runtime = OrtStudent(path, model.config, threads=threads, device=device)
+            self._ort_options = {"threads": threads, "device": device, "exported_here": onnx_path is None}
             device = "cpu"
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -172,6 +173,8 @@ class Detector:
         if self.is_teacher:
             check_lidar_sweeps(frames, self.config.lidar.sweeps)
         batch = self._collate(frames).to(self.device)
+        if self.runtime is not None and batch.images is not None:
+            self._fit_runtime(int(batch.images.shape[1]))
         run = self.model if self.runtime is None else self.runtime
         detections = run(model_inputs(self.model, batch))
         out = []
@@ -183,6 +186,21 @@ class Detector:
                 boxes = refine_velocity(boxes, frame.radar, self.doppler)
             out.append(boxes)
         return out
+
+    def _fit_runtime(self, cameras: int) -> None:
+        """Swap the ONNX Runtime session for one exported for ``cameras`` cameras when the frames' rig has another
+        count (graphs are exported for a fixed N); a file given as ``onnx_path`` is kept (its runtime then names the
+        mismatch)."""
+        from imkd_ros.inference.export_onnx import cached_export
+        from imkd_ros.inference.ort_backend import OrtStudent
+
+        assert self.runtime is not None
+        if self.runtime.cameras == cameras or not self._ort_options["exported_here"]:
+            return
+        path = cached_export(self.model, cameras=cameras)
+        self.runtime = OrtStudent(
+            path, self.config, threads=self._ort_options["threads"], device=self._ort_options["device"]
+        )
 
     def _collate(self, frames: Sequence[Frame]) -> Batch:
         """:func:`collate_frames` of the frames fitted to the model input by

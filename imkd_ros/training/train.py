@@ -90,6 +90,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "lidar": ("lidar",),
 }
 
+#: BEV grids of :func:`model_config_for`: name -> ``(x_range, y_range)`` in metres (ego frame).
+GRIDS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "front": ((0.0, 51.2), (-25.6, 25.6)),
+    "surround": ((-51.2, 51.2), (-51.2, 51.2)),
+}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -138,13 +144,21 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
-def model_config_for(variant: str, size: str = "default") -> ModelConfig:
-    """The model config of a ``--variant`` at ``size`` ``"default"`` or ``"tiny"``."""
+def model_config_for(variant: str, size: str = "default", grid: str = "front") -> ModelConfig:
+    """The model config of a ``--variant`` at ``size`` ``"default"`` or ``"tiny"`` on the BEV ``grid`` of
+    :data:`GRIDS` (``"front"``: ahead of the ego, for a front rig; ``"surround"``: all around it, for a 360-degree
+    rig; the cell size is the size's)."""
     if variant not in VARIANTS:
         raise InputError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
     if size not in ("default", "tiny"):
         raise InputError(f"unknown model size {size!r}: choose default or tiny")
-    return getattr(ModelConfig, size)(VARIANTS[variant])
+    if grid not in GRIDS:
+        raise InputError(f"unknown BEV grid {grid!r}: choose from {', '.join(GRIDS)}")
+    cfg = getattr(ModelConfig, size)(VARIANTS[variant])
+    if grid == "front":
+        return cfg
+    x_range, y_range = GRIDS[grid]
+    return replace(cfg, grid=replace(cfg.grid, x_range=x_range, y_range=y_range))
 
 
 # -- distributed helpers ------------------------------------------------------------------------------------------
@@ -767,6 +781,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="student modalities (default fusion: camera + radar)",
     )
     p.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
+    p.add_argument(
+        "--grid",
+        default="front",
+        choices=tuple(GRIDS),
+        help="BEV grid: front (0..51.2 m ahead, +-25.6 m; a front rig) or surround (+-51.2 m; a 360-degree rig)",
+    )
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -940,7 +960,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
     return train(
         args.data,
         args.out,
-        model_config_for(variant, args.size),
+        model_config_for(variant, args.size, args.grid),
         cfg,
         resume=args.resume,
         device=args.device,

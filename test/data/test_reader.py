@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from imkd_ros.core.classes import CLASSES
+from imkd_ros.core.errors import InputError
 from imkd_ros.core.transforms import quat_to_yaw, wrap_angle
 from imkd_ros.core.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes
 from imkd_ros.data.errors import DatasetError
@@ -287,3 +288,12 @@ def test_causal_selection_never_uses_a_sweep_after_the_camera(synth_root: Path, 
         f = reader.frame(token)
         assert (f.radar[:, 6] >= 0).all() and (f.lidar[:, 5] >= 0).all()
     assert 0 < differs < len(reader.sample_tokens), differs
+
+
+def test_the_default_rig_is_the_datasets(synth_root: Path) -> None:
+    reader = NuScenesReader(synth_root, "v1.0-synth", load_lidar=False)
+    assert reader.cameras == ("CAM_FRONT",) and reader.radars == ("RADAR_FRONT",) and reader.camera == "CAM_FRONT"
+    assert reader.channels("lidar") == ("LIDAR_TOP",)
+    for bad in ("CAM_FRONT", ()):
+        with pytest.raises(InputError, match="cameras must be a sequence"):
+            NuScenesReader(synth_root, "v1.0-synth", cameras=bad)

@@ -4,6 +4,8 @@ staggered times, objects seen by the back cameras where they are, radar Doppler 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from nuscenes import NuScenes
@@ -125,7 +127,8 @@ def test_reader_serves_every_camera_in_the_reference_ego_frame(nusc: NuScenes) -
     """``NuScenesReader(cameras=...)`` gives all six images and calibrations; each calibration maps its camera into
     the reference (first) camera's ego frame with the ego's motion between the exposures, as the devkit's chain
     global -> ego(exposure) -> camera does. The ego moves between exposures, so a reader that ignored it fails."""
-    reader = NuScenesReader(nusc.dataroot, VERSION, cameras=RIG.cameras, radars=RIG.radars, load_lidar=False)
+    reader = NuScenesReader(nusc.dataroot, VERSION, load_lidar=False)  # the dataset's own rig by default
+    assert reader.cameras == RIG.cameras and reader.radars == RIG.radars
     motion = 0.0
     for sample in nusc.sample:
         frame = reader.frame(sample["token"])
@@ -154,12 +157,16 @@ def test_reader_serves_every_camera_in_the_reference_ego_frame(nusc: NuScenes) -
     assert motion > 0.05  # the staggered exposures matter: the mounting alone is off by this much (m)
 
 
-def test_a_student_runs_on_the_six_cameras(nusc: NuScenes) -> None:
-    """Frames of the surround rig collate into (B, 6, 3, H, W) and one student pools all six into its BEV."""
+def test_a_student_runs_on_the_six_cameras(
+    nusc: NuScenes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames of the surround rig collate into (B, 6, 3, H, W) and one student pools all six into its BEV; the
+    ONNX Runtime detector exports a six-camera graph for them and finds the same boxes as PyTorch."""
     import torch
 
     from imkd_ros.data.dataset import collate_frames
     from imkd_ros.inference.detector import Detector, model_inputs
+    from imkd_ros.inference.ort_backend import box_difference
     from imkd_ros.model import ModelConfig, Student
     from imkd_ros.model.preprocess import fit_frame
 
@@ -174,5 +181,10 @@ def test_a_student_runs_on_the_six_cameras(nusc: NuScenes) -> None:
     with torch.no_grad():
         out = student.features(model_inputs(student, batch))
     assert out.depth_logits.shape[:2] == (2, 6)
-    boxes = Detector(student).detect(reader.frame(nusc.sample[0]["token"]))  # full-size images in, boxes out
-    assert boxes.frame == "ego"
+    frame = reader.frame(nusc.sample[0]["token"])  # full-size images in, boxes out
+    boxes = Detector(student, score_threshold=0.0).detect(frame)
+    assert boxes.frame == "ego" and len(boxes) > 0
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ort = Detector(student, backend="onnxruntime", threads=1, score_threshold=0.0)
+    assert ort.runtime.cameras == 1
+    assert box_difference(ort.detect(frame), boxes) < 1e-3 and ort.runtime.cameras == 6
