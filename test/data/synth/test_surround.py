@@ -157,9 +157,7 @@ def test_reader_serves_every_camera_in_the_reference_ego_frame(nusc: NuScenes) -
     assert motion > 0.05  # the staggered exposures matter: the mounting alone is off by this much (m)
 
 
-def test_a_student_runs_on_the_six_cameras(
-    nusc: NuScenes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_student_runs_on_the_six_cameras(nusc: NuScenes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Frames of the surround rig collate into (B, 6, 3, H, W) and one student pools all six into its BEV; the
     ONNX Runtime detector exports a six-camera graph for them and finds the same boxes as PyTorch."""
     import torch
