@@ -18,6 +18,7 @@ __all__ = ["main", "build_parser"]
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from imkd_ros.data.synth import write_dataset
+    from imkd_ros.data.synth.writer import devkit_scene_names
 
     weathers = tuple(w.strip() for w in args.weather.split(",") if w.strip())
     summary = write_dataset(
@@ -33,6 +34,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         progress=True,
         unlabelled_scenes=args.unlabelled_scenes,
         rig=args.rig,
+        scene_names=devkit_scene_names(args.scene_names) if args.scene_names else None,
     )
     print(summary)
     return 0
@@ -301,6 +303,13 @@ def _add_dataset_verbs(sub: Any) -> None:
         default="front",
         choices=("front", "nuscenes"),
         help="sensors: front (one camera, one radar; default) or nuscenes (6 cameras, 5 radars); LiDAR in both",
+    )
+    s.add_argument(
+        "--scene-names",
+        default=None,
+        choices=("mini",),
+        help="name the scenes as a devkit split set (mini: the 10 scenes of mini_train + mini_val; needs --scenes 10)"
+        " so that --version v1.0-mini answers to the devkit's split names",
     )
     s.set_defaults(func=_cmd_synth)
 

@@ -68,7 +68,7 @@ from imkd_ros.data.synth.tables import (
 )
 from imkd_ros.data.synth.world import WEATHERS, Scenario
 
-__all__ = ["SynthSummary", "write_dataset", "split_scenes"]
+__all__ = ["SynthSummary", "write_dataset", "split_scenes", "devkit_scene_names", "DEVKIT_SCENE_NAMES"]
 
 _WEATHER_WORDS = {
     "clear": "Day, clear, dry road",
@@ -114,6 +114,11 @@ class SynthSummary:
 # ---------------------------------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+#: Scene-name sets of the devkit (``imkd synth --scene-names``): name -> the ``nuscenes.utils.splits`` lists whose
+#: scenes it names, in order.
+DEVKIT_SCENE_NAMES: dict[str, tuple[str, ...]] = {"mini": ("mini_train", "mini_val")}
 
 
 def split_scenes(names: Sequence[str], unlabelled: int = 0) -> dict[str, list[str]]:
@@ -390,6 +395,7 @@ def write_dataset(
     overwrite: bool = False,
     unlabelled_scenes: int = 0,
     rig: str = "front",
+    scene_names: Sequence[str] | None = None,
 ) -> SynthSummary:
     """Generate ``scenes`` scenes of ``samples_per_scene`` keyframes each and write them as a nuScenes dataset.
 
@@ -412,6 +418,10 @@ def write_dataset(
             (``synth_unlabelled``, see the module docstring and :func:`split_scenes`).
         rig: the sensor rig (:data:`imkd_ros.data.synth.rig.RIGS`): ``front`` (one camera, one radar) or
             ``nuscenes`` (six cameras, five radars); both with the LiDAR.
+        scene_names: the scenes' names in ``scene.json`` and ``splits.json`` instead of ``scene-0000`` ... (one per
+            scene, distinct), e.g. the devkit's ``mini_train + mini_val`` names, so that a dataset written with
+            ``version="v1.0-mini"`` answers to the devkit's own split names (:data:`DEVKIT_SCENE_NAMES`). Only
+            the names change: files, tokens and contents are those of the default names.
 
     Returns:
         A :class:`SynthSummary`.
@@ -431,6 +441,7 @@ def write_dataset(
     ]
     scenarios = [scenario_of(s) for s in specs]
     names = [scn.name for scn in scenarios]
+    rename = _scene_renames(names, scene_names)
     splits = split_scenes(names, unlabelled_scenes)  # raises on a bad count before anything is written
     labelled = [n not in splits["synth_unlabelled"] for n in names]
     root = Path(out)
@@ -445,11 +456,39 @@ def write_dataset(
     results = run_jobs(jobs, workers, progress)
 
     tables = _dataset_tables(root, specs, scenarios, results, labelled)
+    if rename:
+        for rec in tables["scene"]:
+            rec["name"] = rename[rec["name"]]
+        splits = {k: [rename[n] for n in v] for k, v in splits.items()}
+        names = [rename[n] for n in names]
     for name in TABLE_NAMES:
         (root / version / f"{name}.json").write_text(json.dumps(tables[name], indent=0))
     (root / version / "splits.json").write_text(json.dumps(splits, indent=1))
 
     return _summary(root, version, names, specs, splits, tables, time.perf_counter() - t0)
+
+
+def devkit_scene_names(split_set: str) -> list[str]:
+    """The scene names of a devkit split set (:data:`DEVKIT_SCENE_NAMES`): ``"mini"``: mini_train + mini_val (10).
+
+    Raises:
+        InputError: an unknown set.
+    """
+    if split_set not in DEVKIT_SCENE_NAMES:
+        raise InputError(f"unknown scene-name set {split_set!r}: choose from {', '.join(DEVKIT_SCENE_NAMES)}")
+    from nuscenes.utils import splits
+
+    return [n for part in DEVKIT_SCENE_NAMES[split_set] for n in getattr(splits, part)]
+
+
+def _scene_renames(names: Sequence[str], scene_names: Sequence[str] | None) -> dict[str, str]:
+    """Default scene name -> given name (empty without ``scene_names``)."""
+    if scene_names is None:
+        return {}
+    given = [str(n) for n in scene_names]
+    if len(given) != len(names) or len(set(given)) != len(given) or not all(given):
+        raise InputError(f"scene_names: need {len(names)} distinct non-empty names (one per scene), got {len(given)}")
+    return dict(zip(names, given, strict=True))
 
 
 def _summary(
