@@ -17,6 +17,10 @@ Figures (one run, one machine):
   the detections with its stamp (lockstep, 1x): image handed to the middleware -> detections received, median;
 * ``node_model_ms_median``: ``Detector.detect`` on the same frames in this process right after each lockstep run
   (the node idles then, so the two never share the CPU); ``node_latency_ratio`` = e2e / model (goal <= 1.10);
+* ``node_model_fresh_main_ms_median``: the honest reference of the speed issue: ``Detector.detect`` on the same
+  frames, same backend and threads, in a fresh process from its main thread (no node, no worker thread, no second
+  thread pool); ``node_latency_ratio_fresh_main`` = e2e / that;
+* ``node_backend``: the model backend of both sides (the node's ``backend`` parameter);
 * ``node_processing_ms_median``: the node's own ``~/debug/processing_time_ms``;
 * ``node_span_<name>_ms_median``: the node's ``debug_timing`` spans of the lockstep frames: ``transport`` (image
   written by the player -> image callback entered: middleware, executor wake-up, deserialisation), ``callback``
@@ -61,7 +65,7 @@ import numpy as np
 
 from imkd_ros.pipeline.env import stop_process
 
-__all__ = ["bench_node", "SPANS", "parse_timing", "rss_mb", "RssSampler", "rss_growth_mb"]
+__all__ = ["bench_node", "SPANS", "parse_timing", "rss_mb", "RssSampler", "rss_growth_mb", "fresh_main_thread_ms"]
 
 #: The node's ``debug_timing`` spans on the path from image to detections, in order.
 SPANS: tuple[str, ...] = ("transport", "callback", "handoff", "model", "detections")
@@ -156,10 +160,13 @@ def rss_growth_mb(samples: Sequence[float]) -> float:
     return statistics.median(samples[-fifth:]) - statistics.median(samples[:fifth])
 
 
-def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: float = 60.0) -> dict[str, float]:
+def bench_node(
+    repeats: int, workdir: Path, threads: int = 0, overload_seconds: float = 60.0, backend: str | None = None
+) -> dict[str, float | str]:
     """See the module docstring; ``repeats`` lockstep plays of the synth_val scene (12 keyframes each);
     ``threads``: the node's ``threads`` parameter (0: :func:`~imkd_ros.inference.detector.inference_threads`' default);
-    ``overload_seconds``: about how long the 3x overload run lasts (the scene is repeated to fill it)."""
+    ``overload_seconds``: about how long the 3x overload run lasts (the scene is repeated to fill it); ``backend``:
+    the node's ``backend`` parameter (None: config/detector.yaml's), used by the references too."""
     import torch
 
     from imkd_ros.apps.demo import node_parameters
@@ -169,15 +176,16 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
     from imkd_ros.pipeline.env import child_env, node_command
 
     n_threads = inference_threads(threads)
+    backend = backend or _default_backend()
     data = workdir / "node-data"
     write_dataset(data, scenes=2, samples_per_scene=12, seed=0, weathers=("clear",))
     model = bench_checkpoint(workdir)
     params = node_parameters(data, workdir / "node_params.yaml")
     env = child_env()
-    out: dict[str, float] = {"node_threads": float(n_threads)}
+    out: dict[str, float | str] = {"node_threads": float(n_threads), "node_backend": backend}
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
-    det = Detector.from_checkpoint(model, "cpu", 0.3)
+    det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=n_threads)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-only")  # as the node's worker thread
 
     def model_ms(frame: object) -> float:
@@ -189,6 +197,7 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
     torch.set_num_threads(n_threads)
     node_log = workdir / "node_bench_node.log"
     cmd = node_command(model, params, device="cpu") + ["-p", f"threads:={n_threads}", "-p", "debug_timing:=true"]
+    cmd += ["-p", f"backend:={backend}"]
     try:
         worker.submit(model_ms, frames[0]).result()
         with node_log.open("w") as nlog:
@@ -202,6 +211,7 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
                     data, workdir, env, node_log, repeats, lambda: [worker.submit(model_ms, f).result() for f in frames]
                 )
                 cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
+                fresh = fresh_main_thread_ms(data, model, n_threads, backend, repeats)  # the node idles meanwhile
                 out["node_cpu_percent"] = 100.0 * cpu / lock.played_s
                 out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(lock.e2e), 1)
                 over = _overload_run(data, workdir, env, node.pid, frames, overload_seconds, out)
@@ -211,8 +221,56 @@ def bench_node(repeats: int, workdir: Path, threads: int = 0, overload_seconds: 
         worker.shutdown()
         torch.set_num_threads(saved_threads)
     _lockstep_stats(out, lock)
+    out["node_model_fresh_main_ms_median"] = _median(fresh)
+    out["node_latency_ratio_fresh_main"] = out["node_e2e_ms_median"] / out["node_model_fresh_main_ms_median"]
     _overload_stats(out, over)
     return out
+
+
+def _default_backend() -> str:
+    import yaml
+
+    from imkd_ros.core.shipped import shipped_file
+
+    doc = yaml.safe_load(shipped_file("config/detector.yaml").read_text())
+    return str(doc["/**"]["ros__parameters"]["backend"])
+
+
+def fresh_main_thread_ms(data: Path, model: Path, threads: int, backend: str, repeats: int) -> list[float]:
+    """``Detector.detect`` times (ms) of the synth_val frames of ``data``, ``repeats`` passes after one warm-up
+    pass, measured in a fresh Python process from its main thread (:func:`_fresh_main`)."""
+    from imkd_ros.pipeline.env import child_env
+
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from imkd_ros.apps.node_bench import _fresh_main; _fresh_main(sys.argv[1:])",
+    ]
+    cmd += [str(data), str(model), str(threads), backend, str(repeats)]
+    done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, check=True, timeout=900)
+    return [float(v) for v in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def _fresh_main(argv: Sequence[str]) -> None:
+    """The child of :func:`fresh_main_thread_ms`: prints a JSON list of per-frame detect times (ms)."""
+    import torch
+
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.inference.detector import Detector
+
+    data, model, threads, backend, repeats = argv[0], argv[1], int(argv[2]), argv[3], int(argv[4])
+    torch.set_num_threads(threads)
+    reader = NuScenesReader(data, load_lidar=False)
+    frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
+    det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=threads)
+    times = []
+    for r in range(max(1, repeats) + 1):
+        for f in frames:
+            t = time.perf_counter()
+            det.detect(f)
+            if r:  # the first pass warms up
+                times.append((time.perf_counter() - t) * 1e3)
+    print(json.dumps(times))
 
 
 @dataclass

@@ -38,3 +38,26 @@ def test_repeated_sequence_goes_forward_in_time() -> None:
     out = repeated(events, 3, gap_ns=500)
     assert [e.stamp for e in out] == [1_000, 5_000, 5_500, 9_500, 10_000, 14_000]
     assert [e.token for e in out] == ["r0", "c0"] * 3 and repeated(events, 1) == events
+
+
+def test_fresh_main_thread_reference_times_every_frame(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The speed issue's reference runs in a fresh process from its main thread, on every synth_val frame, with the
+    backend asked for: one time per frame and pass (no value is asserted, only that it measured what it says)."""
+    import torch
+
+    from imkd_ros.apps.node_bench import fresh_main_thread_ms
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.model import ModelConfig, Student
+    from imkd_ros.model.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the child's ONNX export goes there
+    data = tmp_path / "data"
+    write_dataset(data, scenes=2, samples_per_scene=2, seed=0, weathers=("clear",), camera_sweeps=False, workers=1)
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny()
+    model = save_checkpoint(tmp_path / "tiny.pt", Student(config=cfg), cfg)
+    frames = len(NuScenesReader(data, load_lidar=False).split_samples("synth_val"))
+    for backend in ("torch", "onnxruntime"):
+        times = fresh_main_thread_ms(data, model, 1, backend, repeats=2)
+        assert len(times) == 2 * frames and all(t > 0 for t in times), backend
