@@ -38,8 +38,7 @@ where the teacher is comparable) and on the whole grid. A row's value is the mea
 deviation over seeds); its difference to ``nokd`` carries a 95 % paired percentile bootstrap interval over scenes
 (each replicate draws the scenes with replacement, every model of both rows is rescored on the draw by
 :mod:`imkd_ros.evaluation.metrics_fast` and the rows' seed means are differenced). The share of the student-teacher gap
-a row
-closes is ``(row - nokd) / (teacher - nokd)`` in NDS.
+a row closes is ``(row - nokd) / (teacher - nokd)`` in NDS.
 
 Writes ``ablation.json``, ``ablation.md`` and ``ablation.png`` into ``out``.
 """

@@ -6,8 +6,7 @@ The comparison is kept honest: the model-only figure is the node's own model cal
 same keyframes (the reader's frames: same image, same radar sweeps), with the same score threshold and backend,
 the same number of intra-op threads (the node's ``threads`` parameter is passed explicitly, and
 :func:`~imkd_ros.inference.detector.inference_threads` resolves it here as in the node) and from a worker thread as in
-the
-node (glibc's main arena and a thread's arena treat the large tensors differently: interleaved on 2 CPUs the
+the node (glibc's main arena and a thread's arena treat the large tensors differently: interleaved on 2 CPUs the
 main thread's calls touched 2-6k fresh pages each where the worker's touched none, and ran 4-6 ms slower). Image
 pre-processing (float conversion, resize, crop) happens inside ``detect``, so it is counted on both sides.
 

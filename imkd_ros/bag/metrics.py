@@ -1,8 +1,7 @@
 """nuScenes detection metrics (devkit ``detection_cvpr_2019``) of boxes held in memory, without a dataroot.
 
 ``imkd eval`` scores a result file against a nuScenes-format dataroot (:mod:`imkd_ros.evaluation.evaluate`). A bag has
-no
-dataroot: its ground truth and the replayed detections are :class:`~imkd_ros.core.types.Boxes` per frame. This module
+no dataroot: its ground truth and the replayed detections are :class:`~imkd_ros.core.types.Boxes` per frame. This module
 feeds them through the same devkit code that ``DetectionEval`` runs, in the same order:
 
 1. both become devkit ``DetectionBox`` objects in the GLOBAL frame (predictions through

@@ -9,8 +9,7 @@ Into the output folder:
   BEV grid, and the same under ``coverage/`` for the part of the grid its sensors see
   (:mod:`imkd_ros.evaluation.coverage`);
 * ``bev/<n>_<key>.png``: BEV pictures of evenly spread evaluated frames (:func:`imkd_ros.evaluation.viz.draw_bev`: radar
-  points as the detector saw them, ground truth green, detections red) and ``bev.gif``, those frames in time
-  order;
+  points as the detector saw them, ground truth green, detections red) and ``bev.gif``, those frames in time order;
 * ``detections/``: an MCAP bag with ``/detector_node/output/objects`` (``vision_msgs/Detection3DArray``),
   ``/detector_node/output/detected_objects`` (``autoware_perception_msgs/DetectedObjects``, with the velocities) and
   ``/detector_node/output/markers`` (``visualization_msgs/MarkerArray``, as the node draws them) at the camera

@@ -4,8 +4,7 @@ mounting given as parameters (the detector and teacher nodes, the bag replay).
 
 Its siblings in the core: :mod:`imkd_ros.core.transforms` (frames, :class:`~imkd_ros.core.transforms.Pose`, quaternions
 ``(w, x, y, z)`` and yaw), :mod:`imkd_ros.core.sweeps` (which sweeps make a frame and sweep -> ego). The intrinsics
-after
-a resize are :func:`imkd_ros.model.preprocess.fit_intrinsics` (the one image path), a ``CameraInfo`` ->
+after a resize are :func:`imkd_ros.model.preprocess.fit_intrinsics` (the one image path), a ``CameraInfo`` ->
 :class:`~imkd_ros.core.types.Calibration` is :func:`imkd_ros.pipeline.arrays.camera_info_to_calibration`.
 """
 

@@ -2,8 +2,7 @@
 
 They live in :class:`DistillHeads`, a module separate from the :class:`~imkd_ros.model.Student`, so the shipped
 student checkpoint (what :class:`~imkd_ros.inference.detector.Detector` loads) holds no adapter and inference needs
-neither
-teacher nor adapters; the training state (``CKPT.train.pt``) keeps their weights for ``--resume``.
+neither teacher nor adapters; the training state (``CKPT.train.pt``) keeps their weights for ``--resume``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ region, and its headline (NDS, mAP, mATE, mASE, mAOE, mAVE, mAAE) is compared wi
   split has, with replacement; every sample of a scene drawn k times counts k times; the same draws serve all
   models and all regions of a replicate (paired), and the metric is recomputed on each replicate with
   :mod:`imkd_ros.evaluation.metrics_fast` (the devkit's metric from pre-matched predictions, checked against the devkit
-  to
-  1e-9). The interval is the 2.5th to 97.5th percentile of the replicate differences; its half-width tells how
+  to 1e-9). The interval is the 2.5th to 97.5th percentile of the replicate differences; its half-width tells how
   large a difference the split can resolve. Scenes, not samples, are resampled because the samples of a scene are
   strongly correlated (same objects, weather, place).
 
@@ -185,8 +184,7 @@ def bootstrap_headlines(
 
     Returns:
         ``(B, M, 7)`` float64 in :data:`~imkd_ros.evaluation.metrics_fast.HEADLINE_KEYS` order; NaN in a replicate
-        without
-        ground truth.
+        without ground truth.
     """
     weights = [draws[:, _scene_index(t, scene_of, scenes)] for t in tables]  # (B, S_m) each
     out = np.empty((len(draws), len(tables), len(HEADLINE_KEYS)))
@@ -348,8 +346,7 @@ def compare_detectors(
             (:class:`imkd_ros.evaluation.evaluate.Region`, :class:`imkd_ros.evaluation.coverage.Coverage`, ...); names
             are folder names.
             Default: ``{"coverage": ..., "grid": ...}``: the coverage region (:mod:`imkd_ros.evaluation.coverage`) of
-            the
-            first student among the checkpoints (what its sensors see; the headline of a student-teacher
+            the first student among the checkpoints (what its sensors see; the headline of a student-teacher
             comparison), and the first checkpoint's whole BEV grid; the grid alone when all are teachers.
         bootstrap: replicates (>= 1).
         seed: seed of the scene draws.

@@ -155,8 +155,7 @@ class Coverage:
     """What a model's rig can see: ``grid`` intersected with the union of ``sectors``.
 
     Same interface as :class:`imkd_ros.evaluation.evaluate.Region` (:meth:`contains`, :meth:`to_dict`), so it can be
-    passed as
-    the ``region`` of any evaluation.
+    passed as the ``region`` of any evaluation.
 
     Attributes:
         grid: the model's BEV grid rectangle (:func:`grid_region`).

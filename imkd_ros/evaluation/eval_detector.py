@@ -9,8 +9,7 @@ LiDAR points). Models see only the area of their BEV grid, so GT and detections 
 The same files again under ``coverage/`` score only what the model's sensors can see: the grid intersected with
 the fields of view of the sensors of its modalities, from the dataset's calibration
 (:mod:`imkd_ros.evaluation.coverage`). That is the fair region for comparing a camera + radar student with the LiDAR
-teacher;
-for the teacher it is the grid itself.
+teacher; for the teacher it is the grid itself.
 
 Bad input files: every file the split's frames read is checked before the model runs (:mod:`imkd_ros.data.check`);
 a bad one stops the run with one error listing them all, or, with ``skip_bad_frames`` (``--skip-bad-frames``), the
@@ -74,8 +73,7 @@ def evaluate_detector(
 
     Args:
         coverage: the coverage region; default: :func:`imkd_ros.evaluation.coverage.dataset_coverage` of the model with
-        the
-            rig of the first frame (the camera calibration of that frame, the radar mountings from ``reader`` or,
+        the rig of the first frame (the camera calibration of that frame, the radar mountings from ``reader`` or,
             without one, a reader of ``dataroot``).
         skip_bad_frames: leave out the frames that read a bad file instead of failing (see the module docstring).
         skipped: with ``frames`` given: the split's frames left out when they were read (scored as skipped).

@@ -13,8 +13,7 @@ traffic cones, no velocity/attribute error for barriers, barrier yaw modulo pi; 
 
 Input are the devkit's own ``EvalBoxes`` of ``DetectionBox`` after its filters (class range from the LIDAR_TOP ego
 pose, boxes without points, bike racks, at most 500 boxes per sample), as :mod:`imkd_ros.evaluation.evaluate` holds
-them, so
-the filtering is the devkit's. As :mod:`imkd_ros.evaluation.evaluate` does, a class without ground truth in the
+them, so the filtering is the devkit's. As :mod:`imkd_ros.evaluation.evaluate` does, a class without ground truth in the
 (weighted) set
 is left out of the means rather than scored AP 0. ``test/evaluation/test_metrics_fast.py`` checks every number of the
 summary against the devkit to 1e-9.
@@ -219,8 +218,7 @@ def match_samples(gt_boxes: Any, pred_boxes: Any, cfg: Any) -> MatchTable:
     Args:
         gt_boxes, pred_boxes: devkit ``EvalBoxes`` of ``DetectionBox`` after the devkit's filters (e.g.
             ``DetectionEval.gt_boxes`` / ``.pred_boxes`` or :func:`imkd_ros.evaluation.evaluate._select` of them), with
-            the
-            same sample tokens.
+            the same sample tokens.
         cfg: the devkit's ``DetectionConfig`` (``center_distance``); its ``class_names`` are the classes matched.
 
     Returns:

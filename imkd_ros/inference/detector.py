@@ -153,8 +153,7 @@ class Detector:
         cls, path: str | Path, device: str | torch.device = "cpu", score_threshold: float | None = None, **options: Any
     ) -> Detector:
         """Load a checkpoint (``weights_only=True``); raises :class:`~imkd_ros.model.checkpoint.CheckpointError` with
-        the
-        path when it is missing or corrupt. ``device``, ``score_threshold`` and ``options`` (``backend``,
+        the path when it is missing or corrupt. ``device``, ``score_threshold`` and ``options`` (``backend``,
         ``onnx_path``, ``threads``, ``doppler``): as for :class:`Detector`."""
         ckpt = load_checkpoint(path)
         det = cls(ckpt.build("cpu"), device, score_threshold, **options)

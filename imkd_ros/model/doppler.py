@@ -18,8 +18,7 @@ to the return and ``d_i = 0``. A return whose radial velocity disagrees with the
 disagrees (then the network is the one that is wrong: all are kept). Boxes without returns keep ``v_net``.
 
 Applied by :class:`imkd_ros.inference.detector.Detector` after decoding, for every backend, to models with the radar
-modality
-(the LiDAR teacher has no Doppler).
+modality (the LiDAR teacher has no Doppler).
 """
 
 from __future__ import annotations

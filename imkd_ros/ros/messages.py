@@ -21,8 +21,7 @@ Conventions of ``~/output/objects`` (``vision_msgs/Detection3DArray``), one ``De
 vision_msgs has no velocity: it travels in ``~/output/detected_objects`` (``autoware_perception_msgs/DetectedObjects``,
 same header, one object per detection in the same order; conventions and the class mapping in
 :mod:`imkd_ros.pipeline.objects`). :func:`detections_to_boxes` (from :mod:`imkd_ros.bag.interfaces`, usable without ROS
-on
-bag messages) reads both back into :class:`Boxes`.
+on bag messages) reads both back into :class:`Boxes`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ Each frame then:
 2. boxes (actors and background facades), nearest first: every face that looks at the camera is rasterised as a
    near-plane clipped convex polygon, its per-pixel ray distance comes from the face's plane equation and a z-buffer
    keeps the nearest surface; faces are shaded by their normal against the sun and textured per class (vehicle
-   windows, wheels and lamps; pedestrian clothes and a tapered silhouette; barrier stripes; cone bands; facade
-   windows);
+   windows, wheels and lamps; pedestrian clothes and a tapered silhouette; barrier stripes; cone bands; facade windows);
 3. weather: night darkens everything except the ego's low-beam headlight cone, the lamps of moving vehicles and lit
    windows; distance haze (fog: grey and dense) blends surfaces towards the haze colour with depth; rain lowers the
    contrast and adds streaks; sensor noise (stronger at night and in rain).
