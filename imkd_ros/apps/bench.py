@@ -166,7 +166,7 @@ def _ort_runtime(student: object, path: Path, threads: int) -> object:
 
 
 def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
-    """The shipped default student (``models/student_nokd.pt``; a random default-size one where none is shipped)
+    """The shipped default student (``models/student_imkd.pt``; a random default-size one where none is shipped)
     in eager PyTorch and in ONNX Runtime, batch 1, 2 threads each, example inputs at the model-input size (300 radar
     points), each call with pre-processing and decoding; the two alternate call by call so that load on the machine hits
     both alike. ``shipped_student_forward_ms_median`` (PyTorch), ``shipped_student_ort_ms_median``,

@@ -12,7 +12,7 @@ from pathlib import Path
 __all__ = ["DEFAULT_MODEL", "share_dirs", "shipped_file", "resolve_checkpoint"]
 
 #: The shipped model that the detector node and the demo use by default (file name under ``models/``).
-DEFAULT_MODEL = "student_nokd.pt"
+DEFAULT_MODEL = "student_imkd.pt"
 _REPO = Path(__file__).resolve().parents[2]
 
 
