@@ -273,10 +273,9 @@ class DetectorCore:
             )
         for w in caught:
             self.log.warning(str(w.message))
-        self.monitor.set_model(True, checkpoint=path, backend=p["backend"], device=self.detector.device)
-        self.log.info(
-            f"model {path} ({p['backend']}, {threads} threads) on {self.detector.device}, radars {self.radars}"
-        )
+        used = self.detector.backend  # "auto" resolved
+        self.monitor.set_model(True, checkpoint=path, backend=used, device=self.detector.device)
+        self.log.info(f"model {path} ({used}, {threads} threads) on {self.detector.device}, radars {self.radars}")
         self.log.info(self.extrinsics.describe())
         self.assembler = FrameAssembler.from_parameters(p, dict.fromkeys(self.radars))
         self._stop = False

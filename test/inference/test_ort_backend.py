@@ -68,7 +68,7 @@ def frames(synth_root: Path) -> list[Frame]:
     return [reader.frame(t) for t in tokens]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ("torch", "onnxruntime"))  # "auto" is one of them (test below)
 def test_detector_detects_in_ego_frame(backend: str, detectors: dict[str, Detector], frames: list[Frame]) -> None:
     det = detectors[backend]
     assert det.backend == backend and (det.runtime is None) == (backend == "torch")
@@ -241,3 +241,19 @@ def test_detector_node_backend_parameter(tmp_path: Path) -> None:
     bad = _node(ckpt, "tensorrt", tmp_path / "cache")
     out, _ = bad.communicate(timeout=120)
     assert bad.returncode == 2 and "parameter backend: 'tensorrt' is not one of" in out, out
+
+
+def test_auto_backend_is_onnxruntime_for_a_student_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imkd_ros.inference.detector import resolve_backend
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = ModelConfig.tiny()
+    student = Student(config=cfg)
+    teacher = Teacher(config=ModelConfig.tiny(("lidar",)))
+    assert Detector(student, backend="auto", threads=1).backend == "onnxruntime"
+    assert Detector(teacher, backend="auto").backend == "torch"
+    cuda = "torch" if torch.cuda.is_available() else "onnxruntime"
+    assert resolve_backend("auto", student, "cuda") == cuda
+    assert resolve_backend("torch", student, "cpu") == "torch"
+    with pytest.raises(ValueError, match="'tvm' is not one of"):
+        resolve_backend("tvm", student, "cpu")
