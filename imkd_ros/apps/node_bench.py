@@ -171,7 +171,7 @@ def bench_node(
     from imkd_ros.apps.demo import node_parameters
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.inference.detector import Detector, inference_threads
+    from imkd_ros.inference.detector import Detector, inference_threads, torch_threads_for
     from imkd_ros.pipeline.env import child_env, node_command
 
     n_threads = inference_threads(threads)
@@ -193,7 +193,7 @@ def bench_node(
         return (time.perf_counter() - t) * 1e3
 
     saved_threads = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
+    torch.set_num_threads(torch_threads_for(backend, n_threads))  # as the node does
     node_log = workdir / "node_bench_node.log"
     cmd = node_command(model, params, device="cpu") + ["-p", f"threads:={n_threads}", "-p", "debug_timing:=true"]
     cmd += ["-p", f"backend:={backend}"]
@@ -255,10 +255,10 @@ def _fresh_main(argv: Sequence[str]) -> None:
     import torch
 
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.inference.detector import Detector
+    from imkd_ros.inference.detector import Detector, torch_threads_for
 
     data, model, threads, backend, repeats = argv[0], argv[1], int(argv[2]), argv[3], int(argv[4])
-    torch.set_num_threads(threads)
+    torch.set_num_threads(torch_threads_for(backend, threads))
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
     det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=threads)

@@ -47,6 +47,7 @@ __all__ = [
     "resolve_backend",
     "resolve_device",
     "inference_threads",
+    "torch_threads_for",
     "model_inputs",
     "check_lidar_sweeps",
 ]
@@ -94,6 +95,14 @@ def inference_threads(requested: int = 0) -> int:
     if requested:
         return int(requested)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def torch_threads_for(backend: str, threads: int) -> int:
+    """Intra-op threads for PyTorch in a process whose model runs on ``backend`` with ``threads`` threads: all of
+    them for ``"torch"``; one for ``"onnxruntime"``, whose own pool runs the network while PyTorch only normalises the
+    image and decodes the head, so that a second pool of spinning OpenMP threads does not compete with ONNX
+    Runtime's for the same cores."""
+    return 1 if backend == "onnxruntime" else int(threads)
 
 
 def check_lidar_sweeps(frames: Sequence[Frame], sweeps: int) -> None:

@@ -260,12 +260,11 @@ class DetectorCore:
         import torch
 
         from imkd_ros.core.shipped import resolve_checkpoint
-        from imkd_ros.inference.detector import Detector, inference_threads
+        from imkd_ros.inference.detector import Detector, inference_threads, torch_threads_for
 
         p = self.params
         path = resolve_checkpoint(str(p["checkpoint"]))
         threads = inference_threads(int(p["threads"]))
-        torch.set_num_threads(threads)  # process-wide; the worker thread's OpenMP team follows it
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.detector = Detector.from_checkpoint(
@@ -273,6 +272,8 @@ class DetectorCore:
             )
         for w in caught:
             self.log.warning(str(w.message))
+        # process-wide (the worker thread's OpenMP team follows it); one thread beside ONNX Runtime's own pool
+        torch.set_num_threads(torch_threads_for(self.detector.backend, threads))
         used = self.detector.backend  # "auto" resolved
         self.monitor.set_model(True, checkpoint=path, backend=used, device=self.detector.device)
         self.log.info(f"model {path} ({used}, {threads} threads) on {self.detector.device}, radars {self.radars}")

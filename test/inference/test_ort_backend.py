@@ -244,7 +244,7 @@ def test_detector_node_backend_parameter(tmp_path: Path) -> None:
 
 
 def test_auto_backend_is_onnxruntime_for_a_student_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imkd_ros.inference.detector import resolve_backend
+    from imkd_ros.inference.detector import resolve_backend, torch_threads_for
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cfg = ModelConfig.tiny()
@@ -257,3 +257,5 @@ def test_auto_backend_is_onnxruntime_for_a_student_on_the_cpu(tmp_path: Path, mo
     assert resolve_backend("torch", student, "cpu") == "torch"
     with pytest.raises(ValueError, match="'tvm' is not one of"):
         resolve_backend("tvm", student, "cpu")
+    # beside ONNX Runtime's pool PyTorch keeps one thread (it only normalises and decodes)
+    assert torch_threads_for("onnxruntime", 2) == 1 and torch_threads_for("torch", 2) == 2
