@@ -228,6 +228,49 @@ def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
     return out
 
 
+def bench_surround(repeats: int, workdir: Path) -> dict[str, float | str]:
+    """The surround rig's full detect (six 1600x900 cameras, five radars; ``imkd synth --rig nuscenes``, 1 scene x 3
+    keyframes): ``surround_detect_ms_median`` with ONNX Runtime (the CPU's fastest backend) and
+    ``surround_detect_torch_ms_median`` with PyTorch, 2 intra-op threads, the default-size student on the surround
+    grid (+-51.2 m, ``imkd train --grid surround``). ``models/student_nuscenes.pt`` when shipped, else random weights
+    of the same architecture (``surround_model``): latency does not depend on the weights."""
+    import torch
+
+    from imkd_ros.core.shipped import shipped_file
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.inference.detector import Detector
+    from imkd_ros.model import Student
+    from imkd_ros.training.train import model_config_for
+
+    root = workdir / "surround-data"
+    write_dataset(root, scenes=1, samples_per_scene=3, seed=2, weathers=("clear",), camera_sweeps=False, rig="nuscenes")
+    reader = NuScenesReader(root, load_lidar=False)
+    frames = [reader.frame(t) for t in reader.sample_tokens]
+    try:
+        path = shipped_file("models/student_nuscenes.pt")
+        model, name = None, str(path)
+    except FileNotFoundError:
+        torch.manual_seed(0)
+        model, name = Student(config=model_config_for("fusion", "default", "surround")).eval(), "random weights"
+    saved = torch.get_num_threads()
+    out: dict[str, float | str] = {"surround_model": name, "surround_cameras": float(len(frames[0].cameras))}
+    reps = max(5, repeats * 3)
+    try:
+        for backend, key in (
+            ("onnxruntime", "surround_detect_ms_median"),
+            ("torch", "surround_detect_torch_ms_median"),
+        ):
+            torch.set_num_threads(1 if backend == "onnxruntime" else 2)
+            opts = {"backend": backend, "threads": 2}
+            det = Detector(model, **opts) if model is not None else Detector.from_checkpoint(path, **opts)
+            det.detect(frames[0])  # warm-up (and the six-camera export)
+            out[key] = _median_ms(lambda det=det: [det.detect(f) for f in frames], reps) / len(frames)
+    finally:
+        torch.set_num_threads(saved)
+    return out
+
+
 def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
     """Distillation overheads at the default size (C = 48, 64 x 64 head grid, 10 classes, batch 4):
     ``distill_losses_ms_median``, forward + backward of all three stages' losses and adapters on random maps (what
@@ -346,6 +389,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("reader", bench_reader),
     ("models", bench_models),
     ("onnx", bench_onnx),
+    ("surround", bench_surround),
     ("distill", bench_distill),
     ("node", bench_node),
     ("bag", bench_bag),
