@@ -239,7 +239,7 @@ def bench_surround(repeats: int, workdir: Path) -> dict[str, float | str]:
     from imkd_ros.core.shipped import shipped_file
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.inference.detector import Detector
+    from imkd_ros.inference.detector import Detector, torch_threads_for
     from imkd_ros.model import Student
     from imkd_ros.training.train import model_config_for
 
@@ -261,7 +261,7 @@ def bench_surround(repeats: int, workdir: Path) -> dict[str, float | str]:
             ("onnxruntime", "surround_detect_ms_median"),
             ("torch", "surround_detect_torch_ms_median"),
         ):
-            torch.set_num_threads(1 if backend == "onnxruntime" else 2)
+            torch.set_num_threads(torch_threads_for(backend, 2))
             opts = {"backend": backend, "threads": 2}
             det = Detector(model, **opts) if model is not None else Detector.from_checkpoint(path, **opts)
             det.detect(frames[0])  # warm-up (and the six-camera export)

@@ -516,10 +516,10 @@ def bag_coverage(src: BagSource, config: ModelConfig) -> Coverage:
     from imkd_ros.evaluation.coverage import rig_coverage
 
     if config.is_teacher:
-        return rig_coverage(config, None, {})
-    camera = src.calibration() if "camera" in config.modalities else None
+        return rig_coverage(config, (), {})
+    cameras = (src.calibration(),) if "camera" in config.modalities else ()
     radars = sensor_rig(src).radar_to_base if "radar" in config.modalities else {}
-    return rig_coverage(config, camera, radars)
+    return rig_coverage(config, cameras, radars)
 
 
 def evaluate_replay(

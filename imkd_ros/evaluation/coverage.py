@@ -42,13 +42,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imkd_ros.core.errors import ImkdError
-from imkd_ros.core.types import Calibration
 from imkd_ros.evaluation.evaluate import Region
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from imkd_ros.core.transforms import Pose
+    from imkd_ros.core.types import Calibration
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.model.config import GridConfig, ModelConfig
 
@@ -250,15 +250,12 @@ def radar_sector(
     return Sector.symmetric(name, (t[0], t[1]), math.atan2(x_axis[1], x_axis[0]), half_fov, max_range, min_range)
 
 
-def rig_coverage(
-    config: ModelConfig, cameras: Calibration | Sequence[Calibration] | None, radars: Mapping[str, Pose]
-) -> Coverage:
+def rig_coverage(config: ModelConfig, cameras: Sequence[Calibration], radars: Mapping[str, Pose]) -> Coverage:
     """The coverage of a model on a rig: its grid seen by the sensors of its modalities.
 
     Args:
         config: the model (``grid``, ``modalities``, ``camera.depth_range``, ``radar.fov_deg`` / ``max_range``).
-        cameras: the calibration of each camera of the rig (one Calibration: a one-camera rig; ignored unless the
-            model takes the camera).
+        cameras: the calibration of each camera of the rig (ignored unless the model takes the camera).
         radars: radar name -> mounting (ignored unless the model takes radar).
 
     Returns:
@@ -273,11 +270,10 @@ def rig_coverage(
         return Coverage(grid, None)
     sectors: list[Sector] = []
     if "camera" in config.modalities:
-        cams = (cameras,) if isinstance(cameras, Calibration) else tuple(cameras or ())
-        if not cams:
+        if not cameras:
             raise CoverageError(f"model {config.name} takes the camera, but the rig has no camera calibration")
         lo, hi = config.camera.depth_range
-        sectors.extend(camera_sector(c, hi, lo) for c in cams)
+        sectors.extend(camera_sector(c, hi, lo) for c in cameras)
     if "radar" in config.modalities:
         if not radars:
             raise CoverageError(f"model {config.name} takes radar, but the rig has no radar mounting")
@@ -298,7 +294,7 @@ def dataset_coverage(
     channels' keyframes. ``reader`` may be None for the teacher, or for a camera-only model when ``cameras`` are
     given."""
     if config.is_teacher:
-        return rig_coverage(config, None, {})
+        return rig_coverage(config, (), {})
     mods = config.modalities
     if reader is None and ("radar" in mods or cameras is None):
         raise CoverageError(f"the coverage of model {config.name} needs the dataset's calibration (a reader)")

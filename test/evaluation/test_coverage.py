@@ -173,23 +173,23 @@ def test_radar_sector_from_mounting() -> None:
 def test_rig_coverage_uses_the_sensors_of_the_modalities() -> None:
     cam = camera(800.0)
     radars = {"front": Pose.from_yaw(0.0, [3.4, 0.0, 0.5]), "left": Pose.from_yaw(math.pi / 2, [2.0, 0.9, 0.5])}
-    fusion = rig_coverage(ModelConfig.default(), cam, radars)
+    fusion = rig_coverage(ModelConfig.default(), (cam,), radars)
     assert [s.name for s in fusion.sectors] == ["CAM_TEST", "front", "left"]
     assert fusion.grid == grid_region(ModelConfig.default().grid)
     cam_sector = fusion.sectors[0]
     assert (cam_sector.min_range, cam_sector.max_range) == ModelConfig.default().camera.depth_range
     assert fusion.sectors[1].left == pytest.approx(math.radians(60.0)) and fusion.sectors[1].max_range == 70.0
-    assert [s.name for s in rig_coverage(ModelConfig.default(("camera",)), cam, {}).sectors] == ["CAM_TEST"]
-    assert [s.name for s in rig_coverage(ModelConfig.default(("radar",)), None, radars).sectors] == ["front", "left"]
-    teacher = rig_coverage(ModelConfig.default(("lidar",)), None, {})
+    assert [s.name for s in rig_coverage(ModelConfig.default(("camera",)), (cam,), {}).sectors] == ["CAM_TEST"]
+    assert [s.name for s in rig_coverage(ModelConfig.default(("radar",)), (), radars).sectors] == ["front", "left"]
+    teacher = rig_coverage(ModelConfig.default(("lidar",)), (), {})
     assert teacher.sectors is None and teacher.grid == fusion.grid
     narrow = ModelConfig(modalities=("radar",), radar=RadarConfig(fov_deg=30.0, max_range=40.0))
-    s = rig_coverage(narrow, None, radars).sectors[0]
+    s = rig_coverage(narrow, (), radars).sectors[0]
     assert s.left == pytest.approx(math.radians(15.0)) and s.max_range == 40.0
     with pytest.raises(CoverageError, match="no camera"):
-        rig_coverage(ModelConfig.default(), None, radars)
+        rig_coverage(ModelConfig.default(), (), radars)
     with pytest.raises(CoverageError, match="no radar"):
-        rig_coverage(ModelConfig.default(), cam, {})
+        rig_coverage(ModelConfig.default(), (cam,), {})
 
 
 def test_radar_config_sensor_fields_default_for_old_checkpoints() -> None:
