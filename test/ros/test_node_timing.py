@@ -60,6 +60,7 @@ def _node(checkpoint: Path, timing: bool, threads: int):  # noqa: ANN202 - Detec
     overrides = [
         Parameter("checkpoint", value=str(checkpoint)),
         Parameter("device", value="cpu"),
+        Parameter("backend", value="torch"),  # the threads parameter goes to PyTorch whole (ONNX Runtime: 1 beside it)
         Parameter("score_threshold", value=0.0),
         Parameter("debug_timing", value=timing),
         Parameter("threads", value=threads),
