@@ -20,6 +20,8 @@ pseudo-sv4 ``pseudo-sv`` with pseudo-labels of teacher score >= 0.4 instead of 0
            soft targets keep the teacher's weaker objects from being full negatives)
 pseudo-sv25 ``pseudo-sv`` with pseudo-labels of teacher score >= 0.25 (more of the teacher's objects, more false
            positives)
+pseudo-sv-w05 ``pseudo-sv`` with the unlabelled frames' detection loss weighted 0.5 (labels count more)
+pseudo-sv-w2 ``pseudo-sv`` with it weighted 2 (the unlabelled drives count more)
 imkd       stages 1-3 + the unlabelled drives (pseudo-labels and every stage's distillation)
 imkd-sv    the same with soft targets and pseudo-label velocities from the radar's Doppler
 imkd-svn   ``imkd-sv`` with pseudo-labels that teach no yaw (their rotation regression masked)
@@ -87,6 +89,7 @@ class StudyRow:
     velocity: bool = False
     rotation: bool = True
     threshold: float = 0.3
+    weight: float = 1.0
 
 
 STUDY_ROWS: tuple[StudyRow, ...] = (
@@ -103,6 +106,10 @@ STUDY_ROWS: tuple[StudyRow, ...] = (
     StudyRow(
         "pseudo-sv25", "`pseudo-sv` with pseudo-labels of teacher score >= 0.25", (), "pseudo", True, True, True, 0.25
     ),
+    StudyRow(
+        "pseudo-sv-w05", "`pseudo-sv` with the pseudo-label loss weighted 0.5", (), "pseudo", True, True, weight=0.5
+    ),
+    StudyRow("pseudo-sv-w2", "`pseudo-sv` with the pseudo-label loss weighted 2", (), "pseudo", True, True, weight=2.0),
     StudyRow("imkd", "+ stages 1-3 + unlabelled drives (IMKD)", STAGES, "pseudo"),
     StudyRow("imkd-sv", "IMKD + soft targets + Doppler pseudo-label velocities", STAGES, "pseudo", True, True),
     StudyRow("imkd-svn", "IMKD-sv, pseudo-labels without yaw", STAGES, "pseudo", True, True, False),
@@ -199,6 +206,8 @@ def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
         and abs(float((meta.get("unlabelled") or {}).get("threshold", 0.3)) - want["threshold"]) > 1e-9
     ):
         return False
+    if "weight" in want and abs(float((meta.get("unlabelled") or {}).get("weight", 1.0)) - want["weight"]) > 1e-9:
+        return False
     return stages == tuple(want["stages"]) and unl == want["unlabelled"] and flags == tuple(want["soft"])
 
 
@@ -243,6 +252,7 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
     want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
     if unl:
         want["threshold"] = row.threshold
+        want["weight"] = row.weight
     uses_targets = bool(row.stages or unl)
     if uses_targets:
         want["teacher"] = teacher_id
@@ -254,7 +264,9 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
         "command": f"imkd ablate (row {row.key}, seed {seed})",
         "distill": DistillConfig(stages=row.stages) if uses_targets else None,
         "targets": plan.out / "targets" if uses_targets else None,
-        "unlabelled": PseudoLabelConfig(unl, row.threshold, soft=row.soft, velocity=row.velocity, rotation=row.rotation)
+        "unlabelled": PseudoLabelConfig(
+            unl, row.threshold, row.weight, soft=row.soft, velocity=row.velocity, rotation=row.rotation
+        )
         if unl
         else None,
     }

@@ -7,6 +7,7 @@ also records the machine (CPU count, torch threads).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -24,6 +25,7 @@ __all__ = [
     "bench_node",
     "bench_onnx",
     "bench_bag",
+    "bench_cuda",
 ]
 
 Benchmark = Callable[[int, Path], dict[str, float]]
@@ -271,6 +273,62 @@ def bench_surround(repeats: int, workdir: Path) -> dict[str, float | str]:
     return out
 
 
+def bench_cuda(repeats: int, workdir: Path) -> dict[str, float | str]:
+    """The shipped default student on CUDA, batch 1 (``{"cuda_available": 0.0}`` where there is no GPU): full
+    ``Detector.detect`` on synthetic 1600x900 frames (1 scene x 3 keyframes; pre-processing on the CPU, the network
+    and decoding on the GPU) in fp32 (``cuda_detect_ms_median``, ``cuda_detect_fps``) and under bf16 autocast
+    (``cuda_detect_bf16_ms_median``), the network alone on the model-input tensors already on the GPU
+    (``cuda_graph_ms_median``, ``cuda_graph_bf16_ms_median``), the boxes' largest difference to the CPU's
+    (``cuda_parity_max_box_diff``, ``cuda_bf16_parity_max_box_diff``: see
+    :func:`~imkd_ros.inference.ort_backend.box_difference`) and the surround student's full six-camera detect
+    (``cuda_surround_detect_ms_median``; random weights until ``models/student_nuscenes.pt`` is shipped)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"cuda_available": 0.0}
+    from imkd_ros.apps.node_bench import bench_checkpoint
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.inference.detector import Detector
+    from imkd_ros.inference.ort_backend import box_difference
+    from imkd_ros.model import Student
+    from imkd_ros.model.profile import example_inputs
+    from imkd_ros.training.train import model_config_for
+
+    reps, sync = max(20, repeats * 10), torch.cuda.synchronize
+    out: dict[str, float | str] = {"cuda_available": 1.0, "cuda_device": torch.cuda.get_device_name()}
+    root = workdir / "cuda-data"
+    write_dataset(root, scenes=1, samples_per_scene=3, seed=1, weathers=("clear",), camera_sweeps=False)
+    reader = NuScenesReader(root, load_lidar=False)
+    frames = [reader.frame(t) for t in reader.sample_tokens]
+    ckpt = bench_checkpoint(workdir)
+    cpu_boxes = Detector.from_checkpoint(ckpt, backend="torch").detect_batch(frames)
+    det = Detector.from_checkpoint(ckpt, device="cuda", backend="torch")
+    inputs = example_inputs(det.config, num_radar=300, device=torch.device("cuda"))
+    bf16 = torch.autocast("cuda", dtype=torch.bfloat16)
+    with torch.inference_mode():
+        for key, ctx in (("", contextlib.nullcontext()), ("_bf16", bf16)):
+            with ctx:
+                out[f"cuda_detect{key}_ms_median"] = _median_ms(
+                    lambda: [det.detect(f) for f in frames], reps, warmup=3, sync=sync
+                ) / len(frames)
+                out[f"cuda_graph{key}_ms_median"] = _median_ms(lambda: det.model(inputs), reps, warmup=10, sync=sync)
+                pairs = zip(cpu_boxes, [det.detect(f) for f in frames], strict=True)
+                out[f"cuda{key}_parity_max_box_diff"] = max(box_difference(a, b) for a, b in pairs)
+    out["cuda_detect_fps"] = 1e3 / float(out["cuda_detect_ms_median"])
+    surround_root = workdir / "cuda-surround"
+    write_dataset(surround_root, scenes=1, samples_per_scene=2, seed=2, weathers=("clear",), camera_sweeps=False,
+                  rig="nuscenes")  # fmt: skip
+    sr = NuScenesReader(surround_root, load_lidar=False)
+    surround = [sr.frame(t) for t in sr.sample_tokens]
+    torch.manual_seed(0)
+    sdet = Detector(Student(config=model_config_for("fusion", "default", "surround")), device="cuda", backend="torch")
+    out["cuda_surround_detect_ms_median"] = _median_ms(
+        lambda: [sdet.detect(f) for f in surround], reps, warmup=3, sync=sync
+    ) / len(surround)
+    return out
+
+
 def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
     """Distillation overheads at the default size (C = 48, 64 x 64 head grid, 10 classes, batch 4):
     ``distill_losses_ms_median``, forward + backward of all three stages' losses and adapters on random maps (what
@@ -390,6 +448,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("models", bench_models),
     ("onnx", bench_onnx),
     ("surround", bench_surround),
+    ("cuda", bench_cuda),
     ("distill", bench_distill),
     ("node", bench_node),
     ("bag", bench_bag),
