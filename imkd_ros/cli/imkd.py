@@ -111,7 +111,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from imkd_ros.evaluation.eval_detector import evaluate_detector, headline
     from imkd_ros.inference.detector import Detector
 
-    det = Detector.from_checkpoint(args.checkpoint, device=args.device)
+    det = Detector.from_checkpoint(
+        args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, threads=args.threads
+    )
     res = evaluate_detector(
         det,
         None,
@@ -158,6 +160,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         device=args.device,
+        runtimes=args.runtime or (),
     )
     for region in res.regions.values():
         print(f"{region.region}: {region.samples} samples, {region.scenes} scenes, {region.gt_boxes} GT boxes")
@@ -346,6 +349,11 @@ def _add_model_verbs(sub: Any) -> None:
     v.add_argument("--split", default="synth_val")
     v.add_argument("--version", default="v1.0-synth")
     v.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    v.add_argument(
+        "--backend", default="torch", help="inference backend: torch, onnxruntime, openvino or auto (default torch)"
+    )
+    v.add_argument("--precision", default="fp32", help="numeric precision the backend runs (fp32, bf16: see README)")
+    v.add_argument("--threads", type=int, default=None, help="onnxruntime/openvino threads (default: theirs)")
     v.add_argument("--bev-pngs", type=int, default=3, help="BEV pictures to draw")
     v.add_argument(
         "--skip-bad-frames",
@@ -372,6 +380,12 @@ def _add_model_verbs(sub: Any) -> None:
     c.add_argument("--seed", type=int, default=0, help="seed of the scene draws (default 0)")
     c.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
     c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    c.add_argument(
+        "--runtime",
+        action="append",
+        help="BACKEND[:PRECISION] a checkpoint runs on (e.g. openvino:bf16); once for all, or once per --checkpoint "
+        "in order (default torch:fp32)",
+    )
     c.set_defaults(func=_cmd_compare)
 
 

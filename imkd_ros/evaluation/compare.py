@@ -235,10 +235,12 @@ def nds_ci_halfwidth(
 
 
 # -- detectors ----------------------------------------------------------------------------------------------------
-def _model_names(checkpoints: Sequence[Path]) -> list[str]:
+def _model_names(checkpoints: Sequence[Path], runtimes: Sequence[tuple[str, str]]) -> list[str]:
+    """File stems, with ``.backend-precision`` for a model not run by PyTorch in fp32, made unique."""
     names: list[str] = []
-    for c in checkpoints:
-        base = re.sub(r"[^A-Za-z0-9_.\-]", "_", c.stem) or "model"
+    for c, (backend, precision) in zip(checkpoints, runtimes, strict=True):
+        stem = c.stem if (backend, precision) == ("torch", "fp32") else f"{c.stem}.{backend}-{precision}"
+        base = re.sub(r"[^A-Za-z0-9_.\-]", "_", stem) or "model"
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -333,6 +335,7 @@ def compare_detectors(
     seed: int = 0,
     batch_size: int = 4,
     device: str = "cpu",
+    runtimes: Sequence[str] = (),
 ) -> Comparison:
     """Run each checkpoint on ``split``, score it with the devkit per region and compare it with the first one
     (see the module docstring).
@@ -352,6 +355,10 @@ def compare_detectors(
         seed: seed of the scene draws.
         batch_size: frames per forward pass.
         device: ``"cpu"`` or ``"cuda"``.
+        runtimes: how each checkpoint runs, ``"BACKEND[:PRECISION]"``
+            (:func:`~imkd_ros.inference.detector.parse_runtime`): none (PyTorch, fp32), one for all, or one per
+            checkpoint; a model run otherwise than PyTorch in fp32 is named ``<stem>.<backend>-<precision>`` (the
+            same checkpoint can be compared with itself in another precision).
 
     Raises:
         CheckpointError: a checkpoint is missing or corrupt.
@@ -359,7 +366,7 @@ def compare_detectors(
         ValueError: fewer than two checkpoints, a split of fewer than two scenes, a bad region name,
             ``bootstrap`` < 1, teachers with different LiDAR sweeps.
     """
-    from imkd_ros.inference.detector import Detector
+    from imkd_ros.inference.detector import Detector, parse_runtime
 
     paths = [Path(c) for c in checkpoints]
     if len(paths) < 2:
@@ -368,9 +375,18 @@ def compare_detectors(
         raise InputError(f"bootstrap must be >= 1 replicate, got {bootstrap}")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    if len(runtimes) not in (0, 1, len(paths)):
+        raise InputError(
+            f"{len(runtimes)} runtimes for {len(paths)} checkpoints: give none, one, or one per checkpoint"
+        )
+    parsed = [parse_runtime(r) for r in runtimes] or [("torch", "fp32")]
+    parsed = parsed * len(paths) if len(parsed) == 1 else parsed
     dataroot, out_dir = Path(dataroot), Path(out_dir)
-    detectors = [Detector.from_checkpoint(p, device=device) for p in paths]
-    names = _model_names(paths)
+    detectors = [
+        Detector.from_checkpoint(p, device=device, backend=b, precision=q)
+        for p, (b, q) in zip(paths, parsed, strict=True)
+    ]
+    names = _model_names(paths, [(d.backend, d.precision) for d in detectors])
     areas = _checked_areas(_default_areas(dataroot, version, split, detectors) if regions is None else dict(regions))
 
     results, scene_of = run_detectors(dataroot, version, split, detectors, batch_size)

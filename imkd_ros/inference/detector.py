@@ -4,13 +4,13 @@ The detector takes :class:`~imkd_ros.core.types.Frame` objects (what the reader,
 produce), batches them with :func:`imkd_ros.data.dataset.collate_frames`, runs the network and returns boxes in the
 ego frame of each frame (``Boxes.frame == "ego"``) with labels, scores and velocity (m/s, ego frame).
 
-Backends (:data:`BACKENDS`): ``"auto"`` picks one of the two (:func:`resolve_backend`); ``"torch"`` runs the PyTorch
-model; ``"onnxruntime"`` (students only) runs the
-student's ONNX export (:mod:`imkd_ros.inference.export_onnx`) in ONNX Runtime (:mod:`imkd_ros.inference.ort_backend`)
-with the same
-pre-processing and decoding, so ``detect`` / ``detect_batch`` take and return the same things. Without an explicit
-``onnx_path`` the model is exported once into a cache file named by its weights
-(:func:`imkd_ros.inference.export_onnx.cached_export`, under ``$XDG_CACHE_HOME/imkd_ros/onnx``).
+Backends (:data:`BACKENDS`): ``"auto"`` picks one (:func:`resolve_backend`); ``"torch"`` runs the PyTorch model;
+``"onnxruntime"`` and ``"openvino"`` (students only) run the student's ONNX export
+(:mod:`imkd_ros.inference.export_onnx`) in ONNX Runtime (:mod:`imkd_ros.inference.ort_backend`) or OpenVINO
+(:mod:`imkd_ros.inference.openvino_backend`) with the same pre-processing and decoding, so ``detect`` /
+``detect_batch`` take and return the same things. Each runs the numeric precisions of :data:`PRECISIONS`
+(``precision=``; fp32 by default). Without an explicit ``onnx_path`` the model is exported once into a cache file
+named by its weights (:func:`imkd_ros.inference.export_onnx.cached_export`, under ``$XDG_CACHE_HOME/imkd_ros/onnx``).
 
 The decoded velocities are refined by the Doppler of the frame's radar returns in each box
 (:mod:`imkd_ros.model.doppler`, every backend, every model: the LiDAR teacher's collection car records radar too;
@@ -30,12 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from imkd_ros.core.errors import InputError
 from imkd_ros.core.types import Boxes, Frame
 from imkd_ros.data.dataset import Batch, collate_frames
 from imkd_ros.model import ModelConfig, ModelInputs, Student, StudentInputs, Teacher, TeacherInputs
 from imkd_ros.model.checkpoint import Checkpoint, load_checkpoint
+from imkd_ros.model.decode import Detections, decode
 from imkd_ros.model.doppler import DOPPLER, DopplerConfig, refine_velocity
 from imkd_ros.model.errors import ModelInputError
+from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.preprocess import fit_frame
 
 if TYPE_CHECKING:
@@ -50,10 +53,33 @@ __all__ = [
     "torch_threads_for",
     "model_inputs",
     "check_lidar_sweeps",
+    "PRECISIONS",
+    "check_precision",
+    "parse_runtime",
 ]
 
 #: Inference backends of :class:`Detector`.
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "auto")
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino", "auto")
+
+#: The numeric precisions each backend runs, its default first: ``"bf16"`` is PyTorch's autocast (the network in
+#: bf16, decoding in fp32) or OpenVINO's inference precision hint (:mod:`imkd_ros.inference.openvino_backend`).
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("fp32", "bf16"),
+    "onnxruntime": ("fp32",),
+    "openvino": ("fp32", "bf16"),
+}
+
+
+def check_precision(backend: str, precision: str) -> str:
+    """``precision`` when ``backend`` (resolved, not ``"auto"``) runs it.
+
+    Raises:
+        InputError: naming the precisions the backend runs.
+    """
+    allowed = PRECISIONS[backend]
+    if precision not in allowed:
+        raise InputError(f"precision {precision!r}: backend {backend!r} runs {', '.join(allowed)}")
+    return precision
 
 
 def resolve_backend(backend: str, model: Student | Teacher, device: str | torch.device) -> str:
@@ -70,6 +96,19 @@ def resolve_backend(backend: str, model: Student | Teacher, device: str | torch.
         return backend
     cuda = torch.device(device).type == "cuda" and torch.cuda.is_available()
     return "torch" if isinstance(model, Teacher) or cuda else "onnxruntime"
+
+
+def parse_runtime(text: str) -> tuple[str, str]:
+    """``"BACKEND[:PRECISION]"`` (e.g. ``"openvino:bf16"``, ``"onnxruntime"``) -> ``(backend, precision)``, the
+    precision ``"fp32"`` when not given (checked against the backend by :class:`Detector`).
+
+    Raises:
+        InputError: an unknown backend, naming the known ones.
+    """
+    backend, _, precision = text.strip().partition(":")
+    if backend not in BACKENDS:
+        raise InputError(f"runtime {text!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    return backend, precision or "fp32"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -99,10 +138,10 @@ def inference_threads(requested: int = 0) -> int:
 
 def torch_threads_for(backend: str, threads: int) -> int:
     """Intra-op threads for PyTorch in a process whose model runs on ``backend`` with ``threads`` threads: all of
-    them for ``"torch"``; one for ``"onnxruntime"``, whose own pool runs the network while PyTorch only normalises the
-    image and decodes the head, so that a second pool of spinning OpenMP threads does not compete with ONNX
-    Runtime's for the same cores."""
-    return 1 if backend == "onnxruntime" else int(threads)
+    them for ``"torch"``; one for ``"onnxruntime"`` and ``"openvino"``, whose own pool runs the network while
+    PyTorch only normalises the image and decodes the head, so that a second pool of spinning OpenMP threads does not
+    compete with the runtime's for the same cores."""
+    return int(threads) if backend == "torch" else 1
 
 
 def check_lidar_sweeps(frames: Sequence[Frame], sweeps: int) -> None:
@@ -142,11 +181,12 @@ class Detector:
             execution provider; the PyTorch model and the decoding then stay on the CPU.
         score_threshold: boxes below are dropped (None: the model config's decode threshold).
         backend: one of :data:`BACKENDS` (``"auto"``: :func:`resolve_backend`); :attr:`backend` is the one used.
-        onnx_path: ``"onnxruntime"`` only: the student's ONNX export (checked against ``model.config``); None:
-            exported on first use into the cache (see the module docstring).
-        threads: ``"onnxruntime"`` only: intra-op threads (None: ONNX Runtime's default).
+        onnx_path: ``"onnxruntime"`` / ``"openvino"`` only: the student's ONNX export (checked against
+            ``model.config``); None: exported on first use into the cache (see the module docstring).
+        threads: ``"onnxruntime"`` / ``"openvino"`` only: inference threads (None: the runtime's default).
         doppler: velocity refinement from the Doppler of the frame's radar returns (:mod:`imkd_ros.model.doppler`),
             applied to the decoded boxes; None: the network's velocities as they are.
+        precision: one of the backend's :data:`PRECISIONS` (default ``"fp32"``).
     """
 
     def __init__(
@@ -158,20 +198,20 @@ class Detector:
         onnx_path: str | Path | None = None,
         threads: int | None = None,
         doppler: DopplerConfig | None = DOPPLER,
+        precision: str = "fp32",
     ) -> None:
         backend = resolve_backend(backend, model, device)
         self.backend = backend
+        self.precision = check_precision(backend, precision)
         self.runtime: OrtStudent | None = None
-        if backend == "onnxruntime":
+        if backend != "torch":
             if isinstance(model, Teacher):
-                raise ValueError("backend 'onnxruntime' runs students only; use backend 'torch' for the teacher")
+                raise ValueError(f"backend {backend!r} runs students only; use backend 'torch' for the teacher")
             from imkd_ros.inference.export_onnx import cached_export
-            from imkd_ros.inference.ort_backend import OrtStudent
 
             model = model.cpu().eval()
-            path = cached_export(model) if onnx_path is None else onnx_path
-            self.runtime = OrtStudent(path, model.config, threads=threads, device=device)
-            self._ort_options = {"threads": threads, "device": device, "exported_here": onnx_path is None}
+            self._runtime_options = {"threads": threads, "device": device, "exported_here": onnx_path is None}
+            self.runtime = self._load_runtime(cached_export(model) if onnx_path is None else onnx_path, model.config)
             device = "cpu"
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -187,7 +227,7 @@ class Detector:
     ) -> Detector:
         """Load a checkpoint (``weights_only=True``); raises :class:`~imkd_ros.model.checkpoint.CheckpointError` with
         the path when it is missing or corrupt. ``device``, ``score_threshold`` and ``options`` (``backend``,
-        ``onnx_path``, ``threads``, ``doppler``): as for :class:`Detector`."""
+        ``onnx_path``, ``threads``, ``doppler``, ``precision``): as for :class:`Detector`."""
         ckpt = load_checkpoint(path)
         det = cls(ckpt.build("cpu"), device, score_threshold, **options)
         det.checkpoint = ckpt
@@ -207,8 +247,7 @@ class Detector:
         batch = self._collate(frames).to(self.device)
         if self.runtime is not None and batch.images is not None:
             self._fit_runtime(int(batch.images.shape[1]))
-        run = self.model if self.runtime is None else self.runtime
-        detections = run(model_inputs(self.model, batch))
+        detections = self._run(model_inputs(self.model, batch))
         out = []
         for frame, det in zip(frames, detections, strict=True):
             boxes = det.to_boxes()
@@ -219,20 +258,37 @@ class Detector:
             out.append(boxes)
         return out
 
-    def _fit_runtime(self, cameras: int) -> None:
-        """Swap the ONNX Runtime session for one exported for ``cameras`` cameras when the frames' rig has another
-        count (graphs are exported for a fixed N); a file given as ``onnx_path`` is kept (its runtime then names the
-        mismatch)."""
-        from imkd_ros.inference.export_onnx import cached_export
+    def _run(self, inputs: ModelInputs) -> list[Detections]:
+        """The network on ``inputs`` and its decoding, on the backend in the precision asked for."""
+        if self.runtime is not None:
+            return self.runtime(inputs)
+        if self.precision == "fp32":
+            return self.model(inputs)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            head = self.model.features(inputs).head
+        return decode(HeadOutput(head.heatmap.float(), head.regression.float()), self.config)
+
+    def _load_runtime(self, path: str | Path, config: ModelConfig) -> OrtStudent:
+        """The ONNX Runtime or OpenVINO runtime of the exported graph ``path``."""
+        opts = self._runtime_options
+        if self.backend == "openvino":
+            from imkd_ros.inference.openvino_backend import OpenVinoStudent
+
+            return OpenVinoStudent(path, config, opts["threads"], opts["device"], self.precision)
         from imkd_ros.inference.ort_backend import OrtStudent
 
+        return OrtStudent(path, config, threads=opts["threads"], device=opts["device"])
+
+    def _fit_runtime(self, cameras: int) -> None:
+        """Swap the graph runtime for one exported for ``cameras`` cameras when the frames' rig has another count
+        (graphs are exported for a fixed N); a file given as ``onnx_path`` is kept (its runtime then names the
+        mismatch)."""
+        from imkd_ros.inference.export_onnx import cached_export
+
         assert self.runtime is not None
-        if self.runtime.cameras == cameras or not self._ort_options["exported_here"]:
+        if self.runtime.cameras == cameras or not self._runtime_options["exported_here"]:
             return
-        path = cached_export(self.model, cameras=cameras)
-        self.runtime = OrtStudent(
-            path, self.config, threads=self._ort_options["threads"], device=self._ort_options["device"]
-        )
+        self.runtime = self._load_runtime(cached_export(self.model, cameras=cameras), self.config)
 
     def _collate(self, frames: Sequence[Frame]) -> Batch:
         """:func:`collate_frames` of the frames fitted to the model input by

@@ -43,7 +43,15 @@ from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.model.student import Student
 
-__all__ = ["OrtStudent", "OrtBackendError", "session_options", "providers_for", "torch_parity", "box_difference"]
+__all__ = [
+    "OrtStudent",
+    "OrtBackendError",
+    "check_graph_metadata",
+    "session_options",
+    "providers_for",
+    "torch_parity",
+    "box_difference",
+]
 
 #: Calibrations whose geometry is kept (a car has a handful of cameras).
 _GEOMETRY_CACHE = 16
@@ -92,6 +100,27 @@ def providers_for(device: str | torch.device) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def check_graph_metadata(path: Path, meta: dict[str, str], config: ModelConfig | None) -> tuple[ModelConfig, int]:
+    """The model config and camera count an exported student graph's metadata ``meta`` records, checked.
+
+    Raises:
+        OrtBackendError: not an imkd student graph of :data:`GRAPH_VERSION`, or exported from another config than
+            ``config`` (None: any).
+    """
+    if meta.get(METADATA_GRAPH) != GRAPH_VERSION:
+        raise OrtBackendError(
+            f"ONNX model {path} is not an imkd student graph of version {GRAPH_VERSION} "
+            f"(metadata {METADATA_GRAPH}={meta.get(METADATA_GRAPH)!r}); export it again with imkd export-onnx"
+        )
+    got = ModelConfig.from_dict(json.loads(meta[METADATA_CONFIG]))
+    if config is not None and config != got:
+        raise OrtBackendError(
+            f"ONNX model {path} was exported from model {got.name!r} with another config than the "
+            f"checkpoint's ({config.name!r}); export the checkpoint again"
+        )
+    return got, int(meta.get(METADATA_CAMERAS, "1"))
+
+
 class OrtStudent:
     """An exported student in an ONNX Runtime session.
 
@@ -123,19 +152,9 @@ class OrtStudent:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable or invalid files
             raise OrtBackendError(f"ONNX model {self.path} cannot be loaded: {exc}") from exc
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get(METADATA_GRAPH) != GRAPH_VERSION:
-            raise OrtBackendError(
-                f"ONNX model {self.path} is not an imkd student graph of version {GRAPH_VERSION} "
-                f"(metadata {METADATA_GRAPH}={meta.get(METADATA_GRAPH)!r}); export it again with imkd export-onnx"
-            )
-        self.config = ModelConfig.from_dict(json.loads(meta[METADATA_CONFIG]))
-        if config is not None and config != self.config:
-            raise OrtBackendError(
-                f"ONNX model {self.path} was exported from model {self.config.name!r} with another config than the "
-                f"checkpoint's ({config.name!r}); export the checkpoint again"
-            )
-        self.cameras = int(meta.get(METADATA_CAMERAS, "1"))
+        self.config, self.cameras = check_graph_metadata(
+            self.path, self.session.get_modelmeta().custom_metadata_map, config
+        )
         self.input_names = graph_input_names(self.config)
         got = tuple(i.name for i in self.session.get_inputs())
         if got != self.input_names:
@@ -185,10 +204,15 @@ class OrtStudent:
         outs: list[list[np.ndarray]] = [[] for _ in OUTPUT_NAMES]
         for b in range(batch):
             feed = {name: g[name][b : b + 1].numpy() for name in self.input_names}
-            for lst, arr in zip(outs, self.session.run(list(OUTPUT_NAMES), feed), strict=True):
+            for lst, arr in zip(outs, self.run_graph(feed), strict=True):
                 lst.append(arr)
         heat, reg = (torch.from_numpy(lst[0] if len(lst) == 1 else np.concatenate(lst)) for lst in outs)
         return HeadOutput(heat, reg)
+
+    def run_graph(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The graph's outputs (:data:`~imkd_ros.inference.export_onnx.OUTPUT_NAMES` order) for one sample's
+        ``feed`` (input name -> array)."""
+        return self.session.run(list(OUTPUT_NAMES), feed)
 
     def __call__(self, x: StudentInputs) -> list[Detections]:
         """One :class:`Detections` per sample (CPU tensors), as :meth:`Student.forward` in eval mode."""

@@ -1,0 +1,105 @@
+"""OpenVINO inference of an exported student (:mod:`imkd_ros.inference.export_onnx`): the same ONNX file, pre-processing
+and decoding as :class:`~imkd_ros.inference.ort_backend.OrtStudent`, the graph compiled by OpenVINO's CPU plugin.
+
+Why a second runtime: on CPUs with bf16 matrix units (AVX512-BF16, AMX) OpenVINO runs the student's graph in bf16
+(``precision="bf16"``: the ``INFERENCE_PRECISION_HINT``; weights and activations rounded to bf16, accumulation in
+fp32), which ONNX Runtime's CPU provider does not: on 2 cores of the development machine (Xeon with AMX, one thread,
+both on one run) the graph took 17 ms against ONNX Runtime's 36 ms in fp32. In fp32 it is no faster than ONNX Runtime.
+The accuracy cost of bf16 is measured with ``imkd compare`` (README, deployment).
+
+Compilation: ``PERFORMANCE_HINT=LATENCY`` (one stream), ``INFERENCE_NUM_THREADS`` from the caller (None: OpenVINO's
+default), CPU pinning off (the node's executor and PyTorch's thread share the cores). One infer request, reused: a
+runtime serves one calling thread at a time (the node's model thread, a replay or an evaluation loop).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imkd_ros.core.errors import InputError
+from imkd_ros.inference.export_onnx import OUTPUT_NAMES, graph_input_names
+from imkd_ros.inference.ort_backend import OrtBackendError, OrtStudent, check_graph_metadata
+from imkd_ros.model.config import ModelConfig
+
+__all__ = ["OpenVinoStudent", "OPENVINO_PRECISIONS"]
+
+#: ``precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT``.
+OPENVINO_PRECISIONS: dict[str, str] = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoStudent(OrtStudent):
+    """An exported student compiled by OpenVINO for the CPU (same calls as :class:`OrtStudent`).
+
+    Args:
+        path: the ``.onnx`` file from :func:`imkd_ros.inference.export_onnx.export_student`.
+        config: the model config it must have been exported from (None: take the file's).
+        threads: inference threads (None: OpenVINO's default).
+        device: ``"cpu"`` only.
+        precision: ``"fp32"`` or ``"bf16"`` (:data:`OPENVINO_PRECISIONS`); ``"bf16"`` on a CPU without bf16 support
+            raises rather than run something else than asked.
+
+    Raises:
+        OrtBackendError: missing or unreadable file, not an imkd student graph of this version, another config.
+        InputError: an unknown precision, a device other than the CPU, bf16 on a CPU without it.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        config: ModelConfig | None = None,
+        threads: int | None = None,
+        device: str | torch.device = "cpu",
+        precision: str = "bf16",
+    ) -> None:
+        import onnx
+        import openvino as ov
+
+        if precision not in OPENVINO_PRECISIONS:
+            raise InputError(f"precision {precision!r}: the openvino backend runs {', '.join(OPENVINO_PRECISIONS)}")
+        if torch.device(device).type != "cpu":
+            raise InputError(f"device {device!r}: the openvino backend runs on the CPU")
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise OrtBackendError(f"ONNX model {self.path} does not exist")
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise InputError("precision 'bf16': this CPU has no bf16 support (AVX512-BF16 or AMX); use 'fp32'")
+        try:
+            meta = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}
+            model = core.read_model(str(self.path))
+        except Exception as exc:  # onnx / OpenVINO raise their own types for unreadable or invalid files
+            raise OrtBackendError(f"ONNX model {self.path} cannot be loaded: {exc}") from exc
+        self.config, self.cameras = check_graph_metadata(self.path, meta, config)
+        self.input_names = graph_input_names(self.config)
+        got = tuple(i.get_any_name() for i in model.inputs)
+        if got != self.input_names:
+            raise OrtBackendError(f"ONNX model {self.path} has inputs {got}, expected {self.input_names}")
+        options: dict[str, object] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision],
+            "ENABLE_CPU_PINNING": False,
+        }
+        if threads is not None:
+            options["INFERENCE_NUM_THREADS"] = int(threads)
+        self.precision = precision
+        self.session = None
+        self.compiled = core.compile_model(model, "CPU", options)
+        self._request = self.compiled.create_infer_request()
+        self._outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
+        self._geometry = OrderedDict()
+
+    @property
+    def providers(self) -> list[str]:
+        return [f"OpenVINO CPU ({self.precision})"]
+
+    def run_graph(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The graph's outputs for one sample's ``feed`` (copied out of the request's buffers, which the next
+        call overwrites)."""
+        result = self._request.infer(feed)
+        return [np.array(result[port], copy=True) for port in self._outputs]
