@@ -1,0 +1,148 @@
+"""The OpenVINO backend and the precision option: OpenVINO in fp32 gives PyTorch's boxes on synthetic frames, bf16
+(OpenVINO's hint, PyTorch's autocast) really runs in bf16 yet finds the same confident objects, and a precision a
+backend does not run, a wrong file or device is named. ``imkd compare`` compares a checkpoint with itself in
+another precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from imkd_ros.core.errors import InputError
+from imkd_ros.core.shipped import resolve_checkpoint
+from imkd_ros.core.types import Boxes, Frame
+from imkd_ros.data.dataset import collate_frames
+from imkd_ros.data.reader import NuScenesReader
+from imkd_ros.evaluation.compare import _model_names
+from imkd_ros.inference.detector import PRECISIONS, Detector, model_inputs, parse_runtime
+from imkd_ros.inference.export_onnx import export_checkpoint
+from imkd_ros.inference.openvino_backend import OpenVinoStudent
+from imkd_ros.inference.ort_backend import OrtBackendError, box_difference, torch_parity
+from imkd_ros.model import ModelConfig, Student
+
+#: OpenVINO fp32 vs PyTorch, heatmap logits (measured: about 3e-5).
+HEATMAP_ATOL = 1e-3
+BOX_ATOL = 1e-3
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _has_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+needs_bf16 = pytest.mark.skipif(not _has_bf16(), reason="this CPU has no bf16 support (AVX512-BF16 / AMX)")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Path:
+    return resolve_checkpoint("")
+
+
+@pytest.fixture(scope="module")
+def shipped_onnx(shipped: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_checkpoint(shipped, tmp_path_factory.mktemp("onnx") / "student.onnx")
+
+
+@pytest.fixture(scope="module")
+def frames(synth_root: Path) -> list[Frame]:
+    reader = NuScenesReader(synth_root, load_lidar=False)
+    tokens = reader.split_samples("synth_val") + reader.split_samples("synth_train")[::6]
+    return [reader.frame(t) for t in tokens]
+
+
+def _matched_share(want: Boxes, got: Boxes, score: float = 0.3, radius: float = 0.5) -> float:
+    """Share of ``want``'s boxes of score >= ``score`` that ``got`` has within ``radius`` m with the same label."""
+    w = want[want.score >= score]
+    if len(w) == 0:
+        return 1.0
+    hits = 0
+    for c, lab in zip(w.center, w.label, strict=True):
+        d = np.hypot(*(got.center[:, :2] - c[:2]).T)
+        hits += bool(np.any((d <= radius) & (got.label == lab)))
+    return hits / len(w)
+
+
+def test_openvino_fp32_gives_pytorchs_boxes(shipped: Path, shipped_onnx: Path, frames: list[Frame]) -> None:
+    ref = Detector.from_checkpoint(shipped)
+    det = Detector.from_checkpoint(shipped, backend="openvino", onnx_path=shipped_onnx, threads=1)
+    assert det.backend == "openvino" and det.precision == "fp32" and isinstance(det.runtime, OpenVinoStudent)
+    inputs = model_inputs(ref.model, collate_frames(frames[:3]))
+    diff = torch_parity(ref.model, det.runtime, inputs)
+    assert diff["heatmap"] < HEATMAP_ATOL and diff["regression"] < HEATMAP_ATOL, diff
+    want, got = ref.detect_batch(frames), det.detect_batch(frames)
+    assert sum(len(b) for b in want) > 20
+    for w, g, f in zip(want, got, frames, strict=True):
+        assert box_difference(w, g) < BOX_ATOL, f.token
+    assert det.runtime.providers == ["OpenVINO CPU (fp32)"]
+
+
+@needs_bf16
+def test_bf16_runs_in_bf16_and_finds_the_same_objects(shipped: Path, shipped_onnx: Path, frames: list[Frame]) -> None:
+    ref = Detector.from_checkpoint(shipped)
+    inputs = model_inputs(ref.model, collate_frames(frames[:2]))
+    want = ref.detect_batch(frames)
+    for backend in ("openvino", "torch"):
+        det = Detector.from_checkpoint(shipped, backend=backend, precision="bf16", onnx_path=shipped_onnx, threads=1)
+        if backend == "openvino":
+            diff = torch_parity(ref.model, det.runtime, inputs)["heatmap"]
+        else:
+            with torch.inference_mode():
+                fp32 = ref.model.features(inputs).head.heatmap
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    bf16 = det.model.features(inputs).head.heatmap.float()
+            diff = float((bf16 - fp32).abs().max())
+        assert diff > 1e-2, f"{backend} bf16 gives fp32's logits: not running in bf16"
+        got = det.detect_batch(frames)
+        shares = [_matched_share(w, g) for w, g in zip(want, got, strict=True)]
+        assert np.mean(shares) >= 0.9, (backend, shares)
+        assert all(
+            np.isfinite(g.center).all() and g.score.dtype == w.score.dtype for w, g in zip(want, got, strict=True)
+        )
+
+
+def test_precisions_a_backend_does_not_run_are_named(shipped_onnx: Path, tmp_path: Path) -> None:
+    student = Student(config=ModelConfig.tiny())
+    with pytest.raises(InputError, match="backend 'onnxruntime' runs fp32"):
+        Detector(student, backend="onnxruntime", precision="bf16")
+    with pytest.raises(InputError, match="backend 'torch' runs fp32, bf16"):
+        Detector(student, precision="int8")
+    with pytest.raises(InputError, match="openvino backend runs fp32, bf16"):
+        OpenVinoStudent(shipped_onnx, precision="fp16")
+    with pytest.raises(InputError, match="runs on the CPU"):
+        OpenVinoStudent(shipped_onnx, device="cuda")
+    with pytest.raises(InputError, match="threads"):
+        OpenVinoStudent(shipped_onnx, threads=0)
+    with pytest.raises(OrtBackendError, match="does not exist"):
+        OpenVinoStudent(tmp_path / "nope.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf")
+    with pytest.raises(OrtBackendError, match="cannot be loaded"):
+        OpenVinoStudent(garbage)
+    foreign = tmp_path / "identity.onnx"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(foreign))
+    with pytest.raises(OrtBackendError, match="not an imkd student graph"):
+        OpenVinoStudent(foreign)
+    with pytest.raises(OrtBackendError, match="another config"):
+        OpenVinoStudent(shipped_onnx, ModelConfig.tiny())
+    assert set(PRECISIONS) == {"torch", "onnxruntime", "openvino"}
+
+
+def test_runtimes_parse_and_name_compared_models() -> None:
+    assert parse_runtime("openvino:bf16") == ("openvino", "bf16")
+    assert parse_runtime("onnxruntime") == ("onnxruntime", "fp32")
+    with pytest.raises(InputError, match="backend 'tensorrt' is not one of"):
+        parse_runtime("tensorrt:int8")
+    ckpt = Path("models/student_imkd.pt")
+    names = _model_names([ckpt, ckpt, ckpt], [("torch", "fp32"), ("openvino", "bf16"), ("torch", "fp32")])
+    assert names == ["student_imkd", "student_imkd.openvino-bf16", "student_imkd-2"]
