@@ -87,6 +87,10 @@ class _Cut(Exception):
     """Parsing a record ran past the bytes at hand."""
 
 
+class _Damaged(Exception):
+    """A record that parses but cannot be kept; the message names the damage (without its place)."""
+
+
 class _Buf:
     """A little-endian reader over bytes; raises :class:`_Cut` past the end."""
 
@@ -202,19 +206,22 @@ class McapScanner:
                 else:
                     try:
                         rec = self._plain(op, memoryview(body))
+                    except _Damaged as exc:
+                        self.damage = f"{exc} at byte {start}"
+                        return
                     except (_Cut, UnicodeDecodeError) as exc:
                         self.damage = f"malformed record 0x{op:02x} at byte {start} ({type(exc).__name__})"
-                        return
-                    if isinstance(rec, str):
-                        self.damage = f"{rec} at byte {start}"
                         return
                     if rec is not None:
                         yield rec
                 self.intact_bytes = f.tell()
 
-    def _plain(self, op: int, body: memoryview) -> McapSchema | McapChannel | McapMessage | str | None:
-        """A top-level or in-chunk record: the object, None (a record that carries no data to keep), or a string
-        naming the damage."""
+    def _plain(self, op: int, body: memoryview) -> McapSchema | McapChannel | McapMessage | None:
+        """A top-level or in-chunk record: the object, or None (a record that carries no data to keep).
+
+        Raises:
+            _Damaged: a message on an undefined channel, or a chunk inside a chunk.
+        """
         if op == _SCHEMA:
             s = _schema(body)
             self.schemas[s.id] = s
@@ -226,10 +233,10 @@ class McapScanner:
         if op == _MESSAGE:
             m = _message(body)
             if m.channel_id not in self.channels:
-                return f"message on channel {m.channel_id}, which was never defined (damaged data)"
+                raise _Damaged(f"message on channel {m.channel_id}, which was never defined (damaged data)")
             return m
         if op == _CHUNK:
-            return "a chunk inside a chunk (damaged data)"
+            raise _Damaged("a chunk inside a chunk (damaged data)")
         return None
 
     def _chunk(self, body: bytes, start: int, *, cut: bool) -> Iterator[McapSchema | McapChannel | McapMessage]:
@@ -258,13 +265,15 @@ class McapScanner:
             pos = inner.pos
             try:
                 op, length = inner.take(1)[0], inner.u64()
-                rec = self._plain(op, inner.take(length)) if op in _KNOWN_OPS else f"unknown opcode 0x{op:02x}"
+                if op not in _KNOWN_OPS:
+                    raise _Damaged(f"unknown opcode 0x{op:02x}")
+                rec = self._plain(op, inner.take(length))
+            except _Damaged as exc:
+                self.damage = f"{exc} at offset {pos} of the chunk at byte {start}"
+                break
             except (_Cut, UnicodeDecodeError):
                 if complete:
                     self.damage = f"malformed record at offset {pos} of the chunk at byte {start}"
-                break
-            if isinstance(rec, str):
-                self.damage = f"{rec} at offset {pos} of the chunk at byte {start}"
                 break
             if rec is not None:
                 out.append(rec)

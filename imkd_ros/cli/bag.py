@@ -54,27 +54,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_teacher_targets(args: argparse.Namespace) -> int:
-    import torch
-
     from imkd_ros.apps.bag_targets import build_bag_target_cache
     from imkd_ros.bag.topics import BagTopics
-    from imkd_ros.distill.intensity import IntensitySpec
+    from imkd_ros.cli.options import set_torch_threads, teacher_target_options
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     rep = build_bag_target_cache(
         args.bag,
         args.teacher,
         args.out,
         topics=BagTopics.from_mapping(args.topic),
-        shard_size=args.shard_size,
-        batch_size=args.batch_size,
-        spec=IntensitySpec(density_saturation=args.density_saturation),
         lidar_sweeps=args.lidar_sweeps,
-        device=args.device,
-        overwrite=args.overwrite,
-        debug_pngs=args.debug_pngs,
         out_bag=args.out_bag,
+        **teacher_target_options(args),
     )
     summary = {
         "cache": str(rep.root),
@@ -107,12 +99,11 @@ def _rounded(d: dict[str, Any]) -> dict[str, Any]:
 def _cmd_replay_eval(args: argparse.Namespace) -> int:
     from imkd_ros.apps.replay_eval import run_replay_eval
     from imkd_ros.bag.topics import BagTopics
+    from imkd_ros.cli.options import set_torch_threads
 
     topics = BagTopics.from_mapping(args.topic or [])
-    if args.threads:  # process-wide, so set here in the entry point. On a busy 2-CPU machine 1 thread was measured
-        import torch  # 8x faster than 2 (bag_replay_eval_frames_per_s)
-
-        torch.set_num_threads(args.threads)
+    # On a busy 2-CPU machine 1 thread was measured 8x faster than 2 (bag_replay_eval_frames_per_s)
+    set_torch_threads(args.threads)
     rep = run_replay_eval(
         args.bag,
         args.checkpoint,
@@ -172,6 +163,8 @@ def add_replay_eval(sub: Any) -> argparse.ArgumentParser:
 
 def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``bag`` verb with its subcommands to ``imkd``'s subparsers ``sub``; returns the ``bag`` parser."""
+    from imkd_ros.cli.options import add_teacher_target_arguments
+
     bag = sub.add_parser(
         "bag", help="ROS 2 bags: export a dataset, teacher targets from a bag, replay evaluation, recover a crashed bag"
     )
@@ -198,19 +191,13 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
     t.add_argument("--out", required=True, help="cache folder (index.json + shards); an interrupted build resumes")
     t.add_argument("--out-bag", default=None, help="also write the targets as TeacherTargets messages to this bag")
-    t.add_argument("--shard-size", type=int, default=32, help="samples per shard (default 32)")
-    t.add_argument("--batch-size", type=int, default=4, help="frames per teacher forward pass")
     t.add_argument(
         "--lidar-sweeps",
         type=int,
         default=None,
         help="LiDAR sweeps per frame (default: the teacher config's lidar.sweeps)",
     )
-    t.add_argument("--density-saturation", type=float, default=64.0, help="LiDAR points per cell at density 1")
-    t.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    t.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    t.add_argument("--debug-pngs", type=int, default=2, help="intensity-map PNGs written to OUT/debug/")
-    t.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
+    add_teacher_target_arguments(t)
     add_topic_argument(t)
     t.set_defaults(func=_cmd_teacher_targets)
 

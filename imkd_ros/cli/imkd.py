@@ -175,28 +175,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_teacher_targets(args: argparse.Namespace) -> int:
-    import torch
-
-    from imkd_ros.distill.intensity import IntensitySpec
+    from imkd_ros.cli.options import set_torch_threads, teacher_target_options
     from imkd_ros.distill.targets import build_target_cache
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     rep = build_target_cache(
         args.data,
         args.teacher,
         args.out,
         split=args.split,
         version=args.version,
-        shard_size=args.shard_size,
-        batch_size=args.batch_size,
-        spec=IntensitySpec(density_saturation=args.density_saturation),
         radar_sweeps=args.radar_sweeps,
-        device=args.device,
-        overwrite=args.overwrite,
-        debug_pngs=args.debug_pngs,
         skip_bad_frames=args.skip_bad_frames,
         tta=args.tta,
+        **teacher_target_options(args),
     )
     _print_skipped([s.to_dict() for s in rep.skipped], Path(args.out) / "index.json")
     print(
@@ -217,12 +209,10 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    import torch
-
     from imkd_ros.apps.ablate import STUDY_ROWS, StudyPlan, run_study, score_study
+    from imkd_ros.cli.options import set_torch_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     keys = (
         tuple(k.strip() for k in args.rows.split(",") if k.strip()) if args.rows else tuple(r.key for r in STUDY_ROWS)
     )
@@ -391,6 +381,8 @@ def _add_model_verbs(sub: Any) -> None:
 
 def _add_teacher_targets_verb(sub: Any) -> None:
     """``imkd teacher-targets``."""
+    from imkd_ros.cli.options import add_teacher_target_arguments
+
     tt = sub.add_parser("teacher-targets", help="run the LiDAR teacher once over a split into a teacher-target cache")
     tt.add_argument("--data", required=True, help="nuScenes-format dataroot")
     tt.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
@@ -401,14 +393,8 @@ def _add_teacher_targets_verb(sub: Any) -> None:
         help="split(s) to cover, comma list (default synth_train; e.g. synth_unlabelled)",
     )
     tt.add_argument("--version", default="v1.0-synth")
-    tt.add_argument("--shard-size", type=int, default=32, help="samples per shard (default 32)")
-    tt.add_argument("--batch-size", type=int, default=4, help="frames per teacher forward pass")
-    tt.add_argument("--density-saturation", type=float, default=64.0, help="LiDAR points per cell at density 1")
     tt.add_argument("--radar-sweeps", type=int, default=6, help="reader setting (as in training)")
-    tt.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    tt.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    tt.add_argument("--debug-pngs", type=int, default=2, help="intensity-map PNGs written to OUT/debug/")
-    tt.add_argument("--overwrite", action="store_true", help="replace an incompatible cache in --out")
+    add_teacher_target_arguments(tt)
     tt.add_argument(
         "--tta",
         action="store_true",

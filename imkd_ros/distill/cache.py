@@ -46,7 +46,7 @@ import os
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -150,15 +150,7 @@ class TargetGrid:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "x_min": self.x_min,
-            "x_max": self.x_max,
-            "y_min": self.y_min,
-            "y_max": self.y_max,
-            "cell": self.cell,
-            "height": self.height,
-            "width": self.width,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetGrid:

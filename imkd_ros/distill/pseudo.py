@@ -32,7 +32,7 @@ batch without unlabelled frames gives exactly ``det + kd``, the labelled-only lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -100,14 +100,7 @@ class PseudoLabelConfig:
         object.__setattr__(self, "rotation", bool(self.rotation))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "split": self.split,
-            "threshold": self.threshold,
-            "weight": self.weight,
-            "soft": self.soft,
-            "velocity": self.velocity,
-            "rotation": self.rotation,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PseudoLabelConfig:

@@ -31,6 +31,11 @@ REGRESSION_GROUPS: dict[str, slice] = {
 }
 
 
+def _regression_group(name: str, doc: str) -> property:
+    """A read-only :class:`HeadOutput` attribute: the channels of the group ``name`` of :data:`REGRESSION_GROUPS`."""
+    return property(lambda self: self.regression[:, REGRESSION_GROUPS[name]], doc=doc)
+
+
 @dataclass(frozen=True)
 class HeadOutput:
     """Attributes:
@@ -41,30 +46,11 @@ class HeadOutput:
     heatmap: torch.Tensor
     regression: torch.Tensor
 
-    @property
-    def offset(self) -> torch.Tensor:
-        """``(B, 2, h, w)``."""
-        return self.regression[:, REGRESSION_GROUPS["offset"]]
-
-    @property
-    def height(self) -> torch.Tensor:
-        """``(B, 1, h, w)`` box-centre z (m)."""
-        return self.regression[:, REGRESSION_GROUPS["height"]]
-
-    @property
-    def log_size(self) -> torch.Tensor:
-        """``(B, 3, h, w)`` log (w, l, h)."""
-        return self.regression[:, REGRESSION_GROUPS["size"]]
-
-    @property
-    def rotation(self) -> torch.Tensor:
-        """``(B, 2, h, w)`` sin, cos yaw."""
-        return self.regression[:, REGRESSION_GROUPS["rotation"]]
-
-    @property
-    def velocity(self) -> torch.Tensor:
-        """``(B, 2, h, w)`` vx, vy (m/s)."""
-        return self.regression[:, REGRESSION_GROUPS["velocity"]]
+    offset = _regression_group("offset", "``(B, 2, h, w)``.")
+    height = _regression_group("height", "``(B, 1, h, w)`` box-centre z (m).")
+    log_size = _regression_group("size", "``(B, 3, h, w)`` log (w, l, h).")
+    rotation = _regression_group("rotation", "``(B, 2, h, w)`` sin, cos yaw.")
+    velocity = _regression_group("velocity", "``(B, 2, h, w)`` vx, vy (m/s).")
 
 
 class CenterHead(nn.Module):

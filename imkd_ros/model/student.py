@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from imkd_ros.core.types import Boxes
-from imkd_ros.model.bev import BEVBackbone
+from imkd_ros.model.bev_detector import BEVDetector
 from imkd_ros.model.camera import CameraBEV, CameraBEVOutput
 from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
@@ -39,7 +39,7 @@ from imkd_ros.model.decode import Detections, decode
 from imkd_ros.model.depth import camera_depth_targets
 from imkd_ros.model.errors import ModelConfigError
 from imkd_ros.model.fusion import FusionOutput, IntensityGuidedFusion
-from imkd_ros.model.head import CenterHead, HeadOutput
+from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import PillarBEVOutput, RadarPillarBEV
@@ -84,7 +84,7 @@ class StudentOutput:
         return self.head.heatmap
 
 
-class Student(nn.Module):
+class Student(BEVDetector):
     """Camera-radar (or single-modality) student. See the module docstring for inputs and outputs.
 
     Args:
@@ -108,11 +108,10 @@ class Student(nn.Module):
         config: ModelConfig | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        super().__init__()
         config = ModelConfig.default() if config is None else config
         if config.is_teacher:
             raise ModelConfigError("Student: config.modalities is ('lidar',), which is the Teacher's; use Teacher")
-        self.config = config
+        super().__init__(config)
         mods = config.modalities
         c = config.bev.channels
         for name, part in (("camera", camera_bev), ("radar", radar_bev)):
@@ -123,10 +122,7 @@ class Student(nn.Module):
         self.camera_bev = (camera_bev or CameraBEV(config)) if "camera" in mods else None
         self.radar_bev = (radar_bev or RadarPillarBEV(config)) if "radar" in mods else None
         self.fuser = (fuser or IntensityGuidedFusion(c)) if len(mods) == 2 else None
-        self.bev_backbone = bev_backbone or BEVBackbone(config.bev)
-        self.head = head or CenterHead(c, config.num_classes, config.head)
-        if device is not None:
-            self.to(device)
+        self.add_bev_and_head(bev_backbone, head, device)
 
     def features(self, x: StudentInputs) -> StudentOutput:
         """Network outputs (no loss, no decoding): :class:`StudentOutput`. Inputs of a modality the model lacks are

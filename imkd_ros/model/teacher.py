@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from imkd_ros.core.types import Boxes
-from imkd_ros.model.bev import BEVBackbone
+from imkd_ros.model.bev_detector import BEVDetector
 from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
 from imkd_ros.model.errors import ModelConfigError
-from imkd_ros.model.head import CenterHead, HeadOutput
+from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.inputs import TeacherInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import LidarPillarBEV
@@ -52,7 +52,7 @@ class TeacherOutput:
         return self.head.heatmap
 
 
-class Teacher(nn.Module):
+class Teacher(BEVDetector):
     """LiDAR teacher. Args as :class:`~imkd_ros.model.student.Student`; ``config.modalities`` must be
     ``("lidar",)`` (default: ``ModelConfig.default(("lidar",))``)."""
 
@@ -64,17 +64,12 @@ class Teacher(nn.Module):
         config: ModelConfig | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        super().__init__()
         config = ModelConfig.default(("lidar",)) if config is None else config
         if not config.is_teacher:
             raise ModelConfigError(f"Teacher: config.modalities must be ('lidar',), got {config.modalities}")
-        self.config = config
-        c = config.bev.channels
+        super().__init__(config)
         self.lidar_bev = lidar_bev or LidarPillarBEV(config)
-        self.bev_backbone = bev_backbone or BEVBackbone(config.bev)
-        self.head = head or CenterHead(c, config.num_classes, config.head)
-        if device is not None:
-            self.to(device)
+        self.add_bev_and_head(bev_backbone, head, device)
 
     def features(self, x: TeacherInputs) -> TeacherOutput:
         """Network outputs for ``x.lidar`` ``(B, M, 6)`` and ``x.lidar_mask`` ``(B, M)``."""
