@@ -274,7 +274,7 @@ class Detector:
         if self.backend == "openvino":
             from imkd_ros.inference.openvino_backend import OpenVinoStudent
 
-            return OpenVinoStudent(path, config, opts["threads"], opts["device"], self.precision)
+            return OpenVinoStudent(path, config, opts["threads"], self.precision, opts["device"])
         from imkd_ros.inference.ort_backend import OrtStudent
 
         return OrtStudent(path, config, threads=opts["threads"], device=opts["device"])

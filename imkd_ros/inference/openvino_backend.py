@@ -38,9 +38,9 @@ class OpenVinoStudent(OrtStudent):
         path: the ``.onnx`` file from :func:`imkd_ros.inference.export_onnx.export_student`.
         config: the model config it must have been exported from (None: take the file's).
         threads: inference threads (None: OpenVINO's default).
-        device: ``"cpu"`` only.
         precision: ``"fp32"`` or ``"bf16"`` (:data:`OPENVINO_PRECISIONS`); ``"bf16"`` on a CPU without bf16 support
             raises rather than run something else than asked.
+        device: ``"cpu"`` only.
 
     Raises:
         OrtBackendError: missing or unreadable file, not an imkd student graph of this version, another config.
@@ -52,8 +52,8 @@ class OpenVinoStudent(OrtStudent):
         path: str | Path,
         config: ModelConfig | None = None,
         threads: int | None = None,
-        device: str | torch.device = "cpu",
         precision: str = "bf16",
+        device: str | torch.device = "cpu",
     ) -> None:
         import onnx
         import openvino as ov
