@@ -268,15 +268,25 @@ class DetectorCore:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.detector = Detector.from_checkpoint(
-                path, str(p["device"]), float(p["score_threshold"]), backend=str(p["backend"]), threads=threads
+                path,
+                str(p["device"]),
+                float(p["score_threshold"]),
+                backend=str(p["backend"]),
+                threads=threads,
+                precision=str(p["precision"]),
             )
         for w in caught:
             self.log.warning(str(w.message))
         # process-wide (the worker thread's OpenMP team follows it); one thread beside ONNX Runtime's own pool
         torch.set_num_threads(torch_threads_for(self.detector.backend, threads))
         used = self.detector.backend  # "auto" resolved
-        self.monitor.set_model(True, checkpoint=path, backend=used, device=self.detector.device)
-        self.log.info(f"model {path} ({used}, {threads} threads) on {self.detector.device}, radars {self.radars}")
+        self.monitor.set_model(
+            True, checkpoint=path, backend=used, precision=self.detector.precision, device=self.detector.device
+        )
+        self.log.info(
+            f"model {path} ({used}, {self.detector.precision}, {threads} threads) on {self.detector.device}, "
+            f"radars {self.radars}"
+        )
         self.log.info(self.extrinsics.describe())
         self.assembler = FrameAssembler.from_parameters(p, dict.fromkeys(self.radars))
         self._stop = False

@@ -193,7 +193,7 @@ def test_box_difference() -> None:
     assert box_difference(boxes(0.0, n=0), boxes(1.0, n=0)) == 0.0
 
 
-def _node(checkpoint: Path, backend: str, cache: Path) -> subprocess.Popen:
+def _node(checkpoint: Path, backend: str, cache: Path, precision: str = "fp32") -> subprocess.Popen:
     from imkd_ros.pipeline.env import ros_env
 
     env = ros_env(domain_id=random.SystemRandom().randint(1, 101))
@@ -202,6 +202,7 @@ def _node(checkpoint: Path, backend: str, cache: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args"]
     cmd += ["--params-file", str(REPO / "config" / "detector.yaml")]
     cmd += ["-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu", "-p", f"backend:={backend}"]
+    cmd += ["-p", f"precision:={precision}"]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -241,6 +242,28 @@ def test_detector_node_backend_parameter(tmp_path: Path) -> None:
     bad = _node(ckpt, "tensorrt", tmp_path / "cache")
     out, _ = bad.communicate(timeout=120)
     assert bad.returncode == 2 and "parameter backend: 'tensorrt' is not one of" in out, out
+    bad = _node(ckpt, "onnxruntime", tmp_path / "cache", precision="bf16")
+    out, _ = bad.communicate(timeout=120)
+    assert bad.returncode != 0 and "precision 'bf16': backend 'onnxruntime' runs fp32" in out, out
+
+
+def test_detector_node_runs_openvino_in_bf16(tmp_path: Path) -> None:
+    import openvino as ov
+
+    precision = "bf16" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
+    cfg = ModelConfig.tiny()
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", Student(config=cfg), cfg)
+    node = _node(ckpt, "openvino", tmp_path / "cache", precision=precision)
+    try:
+        text = _read_until(node, r"model .*\(openvino, ", timeout=120)
+        node.send_signal(signal.SIGINT)
+        rc = node.wait(timeout=30)
+        text += node.stdout.read()
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    assert re.search(rf"model .*\(openvino, {precision}, ", text) and rc == 0, text
 
 
 def test_auto_backend_is_onnxruntime_for_a_student_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
