@@ -26,6 +26,8 @@ __all__ = [
     "bench_onnx",
     "bench_bag",
     "bench_cuda",
+    "bench_detect",
+    "DETECT_RUNTIMES",
 ]
 
 Benchmark = Callable[[int, Path], dict[str, float]]
@@ -227,6 +229,98 @@ def bench_onnx(repeats: int, workdir: Path) -> dict[str, float]:
         out["onnx_parity_max_box_diff"] = max(diffs)
     finally:
         torch.set_num_threads(threads)
+    return out
+
+
+#: (backend, precision) pairs ``imkd bench --only detect`` times; the fastest one that keeps NDS within 0.005 of fp32
+#: is the node's default (README, deployment).
+DETECT_RUNTIMES: tuple[tuple[str, str], ...] = (
+    ("torch", "fp32"),
+    ("torch", "bf16"),
+    ("onnxruntime", "fp32"),
+    ("openvino", "fp32"),
+    ("openvino", "bf16"),
+)
+
+
+def _detect_spans(det: object, frame: object, reps: int) -> dict[str, float]:
+    """Medians of a graph runtime's detect parts on ``frame``: pre-processing (image fit, collate, graph inputs),
+    the graph, post-processing (decoding, boxes, Doppler refinement)."""
+    from imkd_ros.inference.detector import model_inputs
+    from imkd_ros.inference.export_onnx import graph_inputs
+    from imkd_ros.model.decode import decode
+    from imkd_ros.model.doppler import refine_velocity
+
+    rt = det.runtime
+
+    def pre() -> dict:
+        g = graph_inputs(rt.config, model_inputs(det.model, det._collate([frame])), rt.geometry)
+        return {n: g[n][0:1].numpy() for n in rt.input_names}
+
+    feed = pre()
+    head = rt.head(model_inputs(det.model, det._collate([frame])))
+
+    def post() -> object:
+        return refine_velocity(decode(head, det.config)[0].to_boxes(), frame.radar, det.doppler)
+
+    return {
+        "preprocess": _median_ms(pre, reps),
+        "graph": _median_ms(lambda: rt.run_graph(feed), reps),
+        "postprocess": _median_ms(post, reps),
+    }
+
+
+def bench_detect(repeats: int, workdir: Path) -> dict[str, float | str]:
+    """Full ``Detector.detect`` of the shipped default student on synthetic 1600x900 frames (1 scene x 3 keyframes),
+    batch 1, 2 threads, for each backend x precision of :data:`DETECT_RUNTIMES` (where the CPU runs it), calls
+    alternating so that load on the machine hits all alike: ``detect_<backend>_<precision>_ms_median``;
+    ``student_detect_ms_median`` with the default settings (``backend="auto"``, fp32), the fastest as
+    ``student_fastest_detect_ms_median`` / ``student_fastest_backend`` / ``student_fastest_precision`` and its spans
+    ``student_fastest_{preprocess,graph,postprocess}_ms_median`` (:func:`_detect_spans`)."""
+    import torch
+
+    from imkd_ros.apps.node_bench import bench_checkpoint
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.inference.detector import Detector, torch_threads_for
+
+    root = workdir / "detect-data"
+    write_dataset(root, scenes=1, samples_per_scene=3, seed=1, weathers=("clear",), camera_sweeps=False)
+    reader = NuScenesReader(root, load_lidar=False)
+    frames = [reader.frame(t) for t in reader.sample_tokens]
+    ckpt = bench_checkpoint(workdir)
+    dets = {}
+    for backend, precision in (("auto", "fp32"), *DETECT_RUNTIMES):
+        try:
+            dets[(backend, precision)] = Detector.from_checkpoint(ckpt, backend=backend, precision=precision, threads=2)
+        except ValueError:  # a precision this CPU does not run (bf16 without AVX512-BF16 / AMX)
+            continue
+    reps = max(10, repeats * 5)
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in dets}
+    saved = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            for rep in range(reps + 2):
+                for key, det in dets.items():
+                    torch.set_num_threads(torch_threads_for(det.backend, 2))
+                    t0 = time.perf_counter()
+                    for f in frames:
+                        det.detect(f)
+                    if rep >= 2:  # two warm-up rounds
+                        times[key].append((time.perf_counter() - t0) * 1e3 / len(frames))
+            out: dict[str, float | str] = {"student_detect_ms_median": statistics.median(times.pop(("auto", "fp32")))}
+            for (backend, precision), values in times.items():
+                out[f"detect_{backend}_{precision}_ms_median"] = statistics.median(values)
+            fastest = min(times, key=lambda k: statistics.median(times[k]))
+            out["student_fastest_detect_ms_median"] = statistics.median(times[fastest])
+            out["student_fastest_backend"], out["student_fastest_precision"] = fastest
+            det = dets[fastest]
+            if det.runtime is not None:
+                torch.set_num_threads(1)
+                spans = _detect_spans(det, frames[0], reps)
+                out.update({f"student_fastest_{k}_ms_median": v for k, v in spans.items()})
+    finally:
+        torch.set_num_threads(saved)
     return out
 
 
@@ -447,6 +541,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("reader", bench_reader),
     ("models", bench_models),
     ("onnx", bench_onnx),
+    ("detect", bench_detect),
     ("surround", bench_surround),
     ("cuda", bench_cuda),
     ("distill", bench_distill),

@@ -160,12 +160,18 @@ def rss_growth_mb(samples: Sequence[float]) -> float:
 
 
 def bench_node(
-    repeats: int, workdir: Path, threads: int = 0, overload_seconds: float = 60.0, backend: str | None = None
+    repeats: int,
+    workdir: Path,
+    threads: int = 0,
+    overload_seconds: float = 60.0,
+    backend: str | None = None,
+    precision: str | None = None,
 ) -> dict[str, float | str]:
     """See the module docstring; ``repeats`` lockstep plays of the synth_val scene (12 keyframes each);
     ``threads``: the node's ``threads`` parameter (0: :func:`~imkd_ros.inference.detector.inference_threads`' default);
     ``overload_seconds``: about how long the 3x overload run lasts (the scene is repeated to fill it); ``backend``:
-    the node's ``backend`` parameter (None: config/detector.yaml's), used by the references too."""
+    the node's ``backend`` parameter, ``precision`` its ``precision`` (None: config/detector.yaml's), used by the
+    references too (``node_backend`` / ``node_precision``: what ``"auto"`` resolved to)."""
     import torch
 
     from imkd_ros.apps.demo import node_parameters
@@ -175,16 +181,19 @@ def bench_node(
     from imkd_ros.pipeline.env import child_env, node_command
 
     n_threads = inference_threads(threads)
-    backend = backend or _default_backend()
+    backend = backend or _default_parameter("backend")
+    precision = precision or _default_parameter("precision")
     data = workdir / "node-data"
     write_dataset(data, scenes=2, samples_per_scene=12, seed=0, weathers=("clear",))
     model = bench_checkpoint(workdir)
     params = node_parameters(data, workdir / "node_params.yaml")
     env = child_env()
-    out: dict[str, float | str] = {"node_threads": float(n_threads), "node_backend": backend}
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
-    det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=n_threads)
+    det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=n_threads, precision=precision)
+    backend, precision = det.backend, det.precision  # "auto" resolved, as the node resolves it
+    out: dict[str, float | str] = {"node_threads": float(n_threads), "node_backend": backend}
+    out["node_precision"] = precision
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-only")  # as the node's worker thread
 
     def model_ms(frame: object) -> float:
@@ -196,7 +205,7 @@ def bench_node(
     torch.set_num_threads(torch_threads_for(backend, n_threads))  # as the node does
     node_log = workdir / "node_bench_node.log"
     cmd = node_command(model, params, device="cpu") + ["-p", f"threads:={n_threads}", "-p", "debug_timing:=true"]
-    cmd += ["-p", f"backend:={backend}"]
+    cmd += ["-p", f"backend:={backend}", "-p", f"precision:={precision}"]
     try:
         worker.submit(model_ms, frames[0]).result()
         with node_log.open("w") as nlog:
@@ -210,7 +219,9 @@ def bench_node(
                     data, workdir, env, node_log, repeats, lambda: [worker.submit(model_ms, f).result() for f in frames]
                 )
                 cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
-                fresh = fresh_main_thread_ms(data, model, n_threads, backend, repeats)  # the node idles meanwhile
+                fresh = fresh_main_thread_ms(
+                    data, model, n_threads, f"{backend}:{precision}", repeats
+                )  # the node idles meanwhile
                 out["node_cpu_percent"] = 100.0 * cpu / lock.played_s
                 out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(lock.e2e), 1)
                 over = _overload_run(data, workdir, env, node.pid, frames, overload_seconds, out)
@@ -226,18 +237,20 @@ def bench_node(
     return out
 
 
-def _default_backend() -> str:
+def _default_parameter(name: str) -> str:
+    """The detector node's parameter ``name`` in config/detector.yaml."""
     import yaml
 
     from imkd_ros.core.shipped import shipped_file
 
     doc = yaml.safe_load(shipped_file("config/detector.yaml").read_text())
-    return str(doc["/**"]["ros__parameters"]["backend"])
+    return str(doc["/**"]["ros__parameters"][name])
 
 
-def fresh_main_thread_ms(data: Path, model: Path, threads: int, backend: str, repeats: int) -> list[float]:
+def fresh_main_thread_ms(data: Path, model: Path, threads: int, runtime: str, repeats: int) -> list[float]:
     """``Detector.detect`` times (ms) of the synth_val frames of ``data``, ``repeats`` passes after one warm-up
-    pass, measured in a fresh Python process from its main thread (:func:`_fresh_main`)."""
+    pass, measured in a fresh Python process from its main thread (:func:`_fresh_main`); ``runtime``:
+    ``BACKEND[:PRECISION]``."""
     from imkd_ros.pipeline.env import child_env
 
     cmd = [
@@ -245,7 +258,7 @@ def fresh_main_thread_ms(data: Path, model: Path, threads: int, backend: str, re
         "-c",
         "import sys; from imkd_ros.apps.node_bench import _fresh_main; _fresh_main(sys.argv[1:])",
     ]
-    cmd += [str(data), str(model), str(threads), backend, str(repeats)]
+    cmd += [str(data), str(model), str(threads), runtime, str(repeats)]
     done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, check=True, timeout=900)
     return [float(v) for v in json.loads(done.stdout.strip().splitlines()[-1])]
 
@@ -255,13 +268,14 @@ def _fresh_main(argv: Sequence[str]) -> None:
     import torch
 
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.inference.detector import Detector, torch_threads_for
+    from imkd_ros.inference.detector import Detector, parse_runtime, torch_threads_for
 
-    data, model, threads, backend, repeats = argv[0], argv[1], int(argv[2]), argv[3], int(argv[4])
+    data, model, threads, repeats = argv[0], argv[1], int(argv[2]), int(argv[4])
+    backend, precision = parse_runtime(argv[3])
     torch.set_num_threads(torch_threads_for(backend, threads))
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
-    det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=threads)
+    det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=threads, precision=precision)
     times = []
     for r in range(max(1, repeats) + 1):
         for f in frames:

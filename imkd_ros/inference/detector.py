@@ -54,7 +54,7 @@ __all__ = [
     "model_inputs",
     "check_lidar_sweeps",
     "PRECISIONS",
-    "check_precision",
+    "resolve_precision",
     "parse_runtime",
 ]
 
@@ -70,22 +70,28 @@ PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_precision(backend: str, precision: str) -> str:
-    """``precision`` when ``backend`` (resolved, not ``"auto"``) runs it.
+def resolve_precision(backend: str, precision: str) -> str:
+    """``precision`` when ``backend`` (resolved, not ``"auto"``) runs it; ``"auto"``: the fastest precision of the
+    backend whose NDS stays within 0.005 of fp32 (README, deployment): bf16 for OpenVINO on a CPU that runs it
+    (-0.002 NDS on the large validation set), fp32 otherwise (PyTorch's bf16 autocast is slower than OpenVINO).
 
     Raises:
         InputError: naming the precisions the backend runs.
     """
+    if precision == "auto":
+        from imkd_ros.inference.openvino_backend import cpu_runs_bf16
+
+        return "bf16" if backend == "openvino" and cpu_runs_bf16() else "fp32"
     allowed = PRECISIONS[backend]
     if precision not in allowed:
-        raise InputError(f"precision {precision!r}: backend {backend!r} runs {', '.join(allowed)}")
+        raise InputError(f"precision {precision!r}: backend {backend!r} runs {', '.join(allowed)} (or auto)")
     return precision
 
 
 def resolve_backend(backend: str, model: Student | Teacher, device: str | torch.device) -> str:
-    """``"auto"`` -> ``"onnxruntime"`` for a student on the CPU (the faster path there: in the detector node on 2
-    cores end-to-end 45 vs 70 ms, ``imkd bench --only node``), ``"torch"`` for a teacher or where CUDA is asked for
-    and available (the pinned onnxruntime is the CPU build); any other backend as it is.
+    """``"auto"`` -> ``"torch"`` for a teacher or where CUDA is asked for and available (the pinned ONNX Runtime and
+    OpenVINO are CPU builds); for a student on the CPU ``"openvino"`` where the CPU runs bf16 (its fastest path, with
+    precision ``"auto"``: README, deployment), else ``"onnxruntime"``; any other backend as it is.
 
     Raises:
         ValueError: not one of :data:`BACKENDS`.
@@ -95,7 +101,11 @@ def resolve_backend(backend: str, model: Student | Teacher, device: str | torch.
     if backend != "auto":
         return backend
     cuda = torch.device(device).type == "cuda" and torch.cuda.is_available()
-    return "torch" if isinstance(model, Teacher) or cuda else "onnxruntime"
+    if isinstance(model, Teacher) or cuda:
+        return "torch"
+    from imkd_ros.inference.openvino_backend import cpu_runs_bf16
+
+    return "openvino" if cpu_runs_bf16() else "onnxruntime"
 
 
 def parse_runtime(text: str) -> tuple[str, str]:
@@ -186,7 +196,8 @@ class Detector:
         threads: ``"onnxruntime"`` / ``"openvino"`` only: inference threads (None: the runtime's default).
         doppler: velocity refinement from the Doppler of the frame's radar returns (:mod:`imkd_ros.model.doppler`),
             applied to the decoded boxes; None: the network's velocities as they are.
-        precision: one of the backend's :data:`PRECISIONS` (default ``"fp32"``).
+        precision: one of the backend's :data:`PRECISIONS`, or ``"auto"`` (:func:`resolve_precision`); default
+            ``"fp32"``; :attr:`precision` is the one used.
     """
 
     def __init__(
@@ -202,7 +213,7 @@ class Detector:
     ) -> None:
         backend = resolve_backend(backend, model, device)
         self.backend = backend
-        self.precision = check_precision(backend, precision)
+        self.precision = resolve_precision(backend, precision)
         self.runtime: OrtStudent | None = None
         if backend != "torch":
             if isinstance(model, Teacher):

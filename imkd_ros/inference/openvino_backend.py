@@ -14,6 +14,7 @@ runtime serves one calling thread at a time (the node's model thread, a replay o
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from pathlib import Path
 
@@ -25,10 +26,21 @@ from imkd_ros.inference.export_onnx import OUTPUT_NAMES, graph_input_names
 from imkd_ros.inference.ort_backend import OrtBackendError, OrtStudent, check_graph_metadata
 from imkd_ros.model.config import ModelConfig
 
-__all__ = ["OpenVinoStudent", "OPENVINO_PRECISIONS"]
+__all__ = ["OpenVinoStudent", "OPENVINO_PRECISIONS", "cpu_runs_bf16"]
 
 #: ``precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT``.
 OPENVINO_PRECISIONS: dict[str, str] = {"fp32": "f32", "bf16": "bf16"}
+
+
+@functools.cache
+def cpu_runs_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 here (AVX512-BF16 or AMX); False where OpenVINO cannot load."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - no OpenVINO, no plugin: no bf16
+        return False
 
 
 class OpenVinoStudent(OrtStudent):
@@ -68,7 +80,7 @@ class OpenVinoStudent(OrtStudent):
         if not self.path.is_file():
             raise OrtBackendError(f"ONNX model {self.path} does not exist")
         core = ov.Core()
-        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if precision == "bf16" and not cpu_runs_bf16():
             raise InputError("precision 'bf16': this CPU has no bf16 support (AVX512-BF16 or AMX); use 'fp32'")
         try:
             meta = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}

@@ -58,6 +58,6 @@ def test_fresh_main_thread_reference_times_every_frame(tmp_path, monkeypatch) ->
     cfg = ModelConfig.tiny()
     model = save_checkpoint(tmp_path / "tiny.pt", Student(config=cfg), cfg)
     frames = len(NuScenesReader(data, load_lidar=False).split_samples("synth_val"))
-    for backend in ("torch", "onnxruntime"):
+    for backend in ("torch", "onnxruntime", "openvino:fp32"):
         times = fresh_main_thread_ms(data, model, 1, backend, repeats=2)
         assert len(times) == 2 * frames and all(t > 0 for t in times), backend

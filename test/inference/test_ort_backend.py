@@ -266,19 +266,26 @@ def test_detector_node_runs_openvino_in_bf16(tmp_path: Path) -> None:
     assert re.search(rf"model .*\(openvino, {precision}, ", text) and rc == 0, text
 
 
-def test_auto_backend_is_onnxruntime_for_a_student_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imkd_ros.inference.detector import resolve_backend, torch_threads_for
+def test_auto_runs_a_student_on_the_cpus_fastest_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imkd_ros.inference.detector import resolve_backend, resolve_precision, torch_threads_for
+    from imkd_ros.inference.openvino_backend import cpu_runs_bf16
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cfg = ModelConfig.tiny()
     student = Student(config=cfg)
     teacher = Teacher(config=ModelConfig.tiny(("lidar",)))
-    assert Detector(student, backend="auto", threads=1).backend == "onnxruntime"
+    cpu = "openvino" if cpu_runs_bf16() else "onnxruntime"  # OpenVINO only where it can run bf16
+    det = Detector(student, backend="auto", precision="auto", threads=1)
+    assert (det.backend, det.precision) == (cpu, "bf16" if cpu_runs_bf16() else "fp32")
+    assert Detector(teacher, backend="auto", precision="auto").precision == "fp32"
     assert Detector(teacher, backend="auto").backend == "torch"
-    cuda = "torch" if torch.cuda.is_available() else "onnxruntime"
+    assert resolve_precision("onnxruntime", "auto") == "fp32" and resolve_precision("torch", "auto") == "fp32"
+    assert resolve_precision("openvino", "fp32") == "fp32"
+    cuda = "torch" if torch.cuda.is_available() else cpu
     assert resolve_backend("auto", student, "cuda") == cuda
     assert resolve_backend("torch", student, "cpu") == "torch"
     with pytest.raises(ValueError, match="'tvm' is not one of"):
         resolve_backend("tvm", student, "cpu")
-    # beside ONNX Runtime's pool PyTorch keeps one thread (it only normalises and decodes)
+    # beside ONNX Runtime's or OpenVINO's pool PyTorch keeps one thread (it only normalises and decodes)
     assert torch_threads_for("onnxruntime", 2) == 1 and torch_threads_for("torch", 2) == 2
+    assert torch_threads_for("openvino", 2) == 1
