@@ -94,17 +94,15 @@ def refine_velocity(boxes: Boxes, radar: np.ndarray | None, config: DopplerConfi
     if radar is None or len(radar) == 0 or len(boxes) == 0:
         return boxes
     u, d = _directions(radar, config.still_mps)
-    inside = _inside(boxes, radar, config.margin)
+    inside = _inside(boxes, radar, config.margin)  # (B, N)
     velocity = boxes.velocity.copy()
-    for b in np.flatnonzero(inside.any(axis=1)):
-        v_net = velocity[b]
-        if not np.all(np.isfinite(v_net)):
-            continue
-        ub, db = u[inside[b]], d[inside[b]]
-        agree = np.abs(ub @ v_net - db) <= config.max_residual_mps
-        if agree.any():
-            ub, db = ub[agree], db[agree]
-        a = config.prior_weight * np.eye(2) + ub.T @ ub
-        rhs = config.prior_weight * v_net + ub.T @ db
-        velocity[b] = np.linalg.solve(a, rhs)
+    todo = np.flatnonzero(inside.any(axis=1) & np.all(np.isfinite(velocity), axis=1))
+    if len(todo) == 0:
+        return boxes
+    v_net, seen = velocity[todo], inside[todo]  # all boxes at once (one batched 2 x 2 solve, no Python loop)
+    agree = seen & (np.abs(v_net @ u.T - d[None, :]) <= config.max_residual_mps)
+    use = np.where(agree.any(axis=1, keepdims=True), agree, seen).astype(np.float64)  # (T, N)
+    a = config.prior_weight * np.eye(2) + np.einsum("tn,ni,nj->tij", use, u, u)
+    rhs = config.prior_weight * v_net + (use * d[None, :]) @ u
+    velocity[todo] = np.linalg.solve(a, rhs[..., None])[..., 0]
     return replace(boxes, velocity=velocity)

@@ -81,3 +81,44 @@ def test_nothing_to_refine_returns_the_boxes() -> None:
     assert refine_velocity(boxes, np.zeros((0, 7), np.float32)) is boxes
     empty = Boxes.empty()
     assert refine_velocity(empty, _returns([(1.0, 1.0)], (0.0, 0.0))) is empty
+
+
+def _refine_one_by_one(boxes: Boxes, radar: np.ndarray, config: DopplerConfig) -> np.ndarray:
+    """The refinement written box by box (the module docstring's equations), as a reference."""
+    from imkd_ros.model.doppler import _directions, _inside
+
+    u, d = _directions(radar, config.still_mps)
+    inside = _inside(boxes, radar, config.margin)
+    velocity = boxes.velocity.copy()
+    for b in np.flatnonzero(inside.any(axis=1)):
+        v = velocity[b]
+        if not np.all(np.isfinite(v)):
+            continue
+        ub, db = u[inside[b]], d[inside[b]]
+        agree = np.abs(ub @ v - db) <= config.max_residual_mps
+        if agree.any():
+            ub, db = ub[agree], db[agree]
+        a = config.prior_weight * np.eye(2) + ub.T @ ub
+        velocity[b] = np.linalg.solve(a, config.prior_weight * v + ub.T @ db)
+    return velocity
+
+
+def test_all_boxes_at_once_equal_box_by_box() -> None:
+    """Crowded frames: overlapping boxes sharing returns, boxes without returns, a NaN velocity, boxes whose
+    returns all disagree (residual > max) and still returns: one batched solve gives the per-box answers."""
+    rng = np.random.default_rng(3)
+    config = DopplerConfig()
+    for _ in range(20):
+        n = 40
+        centers = rng.uniform([5, -15], [45, 15], (n, 2))
+        velocities = rng.normal(0, 6, (n, 2))
+        velocities[rng.integers(n)] = np.nan
+        boxes = _boxes(centers, velocities)
+        boxes = Boxes(boxes.center, boxes.size, rng.uniform(-np.pi, np.pi, n), boxes.velocity, boxes.label, boxes.score)
+        radar = _returns(rng.uniform([3, -20], [50, 20], (300, 2)), (0.0, 0.0))
+        radar[:, 4:6] += rng.normal(0, 5, (300, 2)).astype(np.float32) * (rng.random((300, 1)) < 0.7)
+        got = refine_velocity(boxes, radar, config).velocity
+        want = _refine_one_by_one(boxes, radar, config)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.allclose(got[~np.isnan(got)], want[~np.isnan(want)], atol=1e-9)
+        assert not np.allclose(got[np.isfinite(got)], boxes.velocity[np.isfinite(got)])  # something was refined

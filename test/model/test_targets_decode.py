@@ -124,3 +124,17 @@ def test_decode_suppresses_duplicate_peaks_and_thresholds():
     x = dets.center[:, 0].tolist()
     assert x == pytest.approx([10 * 0.8, 30 * 0.8])
     assert dets.size.tolist() == [[1.0, 1.0, 1.0]] * 2 and dets.label.tolist() == [0, 0]
+
+
+def test_separable_peak_maximum_equals_max_pool():
+    """decode's 3 x 3 maximum (two 1-D passes) gives max_pool2d's values exactly, borders and ties included."""
+    import torch.nn.functional as F
+
+    from imkd_ros.model.decode import max_3x3
+
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((1, 10, 64, 64), (2, 3, 5, 7), (1, 1, 1, 1)):
+        x = torch.randn(shape, generator=gen)
+        assert torch.equal(max_3x3(x), F.max_pool2d(x, 3, stride=1, padding=1))
+    ties = torch.zeros(1, 1, 4, 4)
+    assert torch.equal(max_3x3(ties), ties)
