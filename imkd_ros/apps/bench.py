@@ -271,56 +271,52 @@ def _detect_spans(det: object, frame: object, reps: int) -> dict[str, float]:
 
 
 def bench_detect(repeats: int, workdir: Path) -> dict[str, float | str]:
-    """Full ``Detector.detect`` of the shipped default student on synthetic 1600x900 frames (1 scene x 3 keyframes),
-    batch 1, 2 threads, for each backend x precision of :data:`DETECT_RUNTIMES` (where the CPU runs it), calls
-    alternating so that load on the machine hits all alike: ``detect_<backend>_<precision>_ms_median``;
-    ``student_detect_ms_median`` with the default settings (``backend="auto"``, fp32), the fastest as
-    ``student_fastest_detect_ms_median`` / ``student_fastest_backend`` / ``student_fastest_precision`` and its spans
-    ``student_fastest_{preprocess,graph,postprocess}_ms_median`` (:func:`_detect_spans`)."""
+    """Full ``Detector.detect`` of the shipped default student on synthetic 1600x900 frames (the 4 keyframes of a
+    synth_val scene), batch 1, 2 threads, for each backend x precision of :data:`DETECT_RUNTIMES` (where the CPU runs
+    it), each in a fresh process from its main thread (:func:`~imkd_ros.apps.node_bench.fresh_main_thread_ms`: one
+    runtime per process, as in the node; in one process an idle PyTorch pool spinning after its turn slows the next
+    runtime), the runtimes in turns over two rounds so that load on the machine hits all alike:
+    ``detect_<backend>_<precision>_ms_median``; ``student_detect_ms_median`` with the default settings
+    (``backend="auto"``, ``precision="auto"``: the node's), the fastest as ``student_fastest_detect_ms_median`` /
+    ``student_fastest_backend`` / ``student_fastest_precision`` and its spans
+    ``student_fastest_{preprocess,graph,postprocess}_ms_median`` (:func:`_detect_spans`, in this process)."""
     import torch
 
-    from imkd_ros.apps.node_bench import bench_checkpoint
+    from imkd_ros.apps.node_bench import bench_checkpoint, fresh_main_thread_ms
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.inference.detector import Detector, torch_threads_for
+    from imkd_ros.inference.detector import Detector, resolve_backend, resolve_precision
+    from imkd_ros.inference.openvino_backend import cpu_runs_bf16
+    from imkd_ros.model.checkpoint import load_checkpoint
 
     root = workdir / "detect-data"
-    write_dataset(root, scenes=1, samples_per_scene=3, seed=1, weathers=("clear",), camera_sweeps=False)
-    reader = NuScenesReader(root, load_lidar=False)
-    frames = [reader.frame(t) for t in reader.sample_tokens]
+    write_dataset(root, scenes=2, samples_per_scene=4, seed=1, weathers=("clear",), camera_sweeps=False)
     ckpt = bench_checkpoint(workdir)
-    dets = {}
-    for backend, precision in (("auto", "fp32"), *DETECT_RUNTIMES):
+    model = load_checkpoint(ckpt).build("cpu")
+    auto = resolve_backend("auto", model, "cpu")
+    runtimes = [(b, p) for b, p in DETECT_RUNTIMES if p == "fp32" or b == "torch" or cpu_runs_bf16()]
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in runtimes}
+    for _ in range(2):
+        for backend, precision in runtimes:
+            times[(backend, precision)] += fresh_main_thread_ms(root, ckpt, 2, f"{backend}:{precision}", repeats)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    out: dict[str, float | str] = {f"detect_{b}_{p}_ms_median": v for (b, p), v in medians.items()}
+    out["student_detect_ms_median"] = medians[(auto, resolve_precision(auto, "auto"))]
+    fastest = min(medians, key=medians.__getitem__)
+    out["student_fastest_detect_ms_median"] = medians[fastest]
+    out["student_fastest_backend"], out["student_fastest_precision"] = fastest
+    if fastest[0] != "torch":
+        saved = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
-            dets[(backend, precision)] = Detector.from_checkpoint(ckpt, backend=backend, precision=precision, threads=2)
-        except ValueError:  # a precision this CPU does not run (bf16 without AVX512-BF16 / AMX)
-            continue
-    reps = max(10, repeats * 5)
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in dets}
-    saved = torch.get_num_threads()
-    try:
-        with torch.inference_mode():
-            for rep in range(reps + 2):
-                for key, det in dets.items():
-                    torch.set_num_threads(torch_threads_for(det.backend, 2))
-                    t0 = time.perf_counter()
-                    for f in frames:
-                        det.detect(f)
-                    if rep >= 2:  # two warm-up rounds
-                        times[key].append((time.perf_counter() - t0) * 1e3 / len(frames))
-            out: dict[str, float | str] = {"student_detect_ms_median": statistics.median(times.pop(("auto", "fp32")))}
-            for (backend, precision), values in times.items():
-                out[f"detect_{backend}_{precision}_ms_median"] = statistics.median(values)
-            fastest = min(times, key=lambda k: statistics.median(times[k]))
-            out["student_fastest_detect_ms_median"] = statistics.median(times[fastest])
-            out["student_fastest_backend"], out["student_fastest_precision"] = fastest
-            det = dets[fastest]
-            if det.runtime is not None:
-                torch.set_num_threads(1)
-                spans = _detect_spans(det, frames[0], reps)
-                out.update({f"student_fastest_{k}_ms_median": v for k, v in spans.items()})
-    finally:
-        torch.set_num_threads(saved)
+            det = Detector.from_checkpoint(ckpt, backend=fastest[0], precision=fastest[1], threads=2)
+            reader = NuScenesReader(root, load_lidar=False)
+            frame = reader.frame(reader.split_samples("synth_val")[0])
+            with torch.inference_mode():
+                spans = _detect_spans(det, frame, max(10, repeats * 5))
+        finally:
+            torch.set_num_threads(saved)
+        out.update({f"student_fastest_{k}_ms_median": v for k, v in spans.items()})
     return out
 
 
