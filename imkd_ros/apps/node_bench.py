@@ -219,9 +219,8 @@ def bench_node(
                     data, workdir, env, node_log, repeats, lambda: [worker.submit(model_ms, f).result() for f in frames]
                 )
                 cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
-                fresh = fresh_main_thread_ms(
-                    data, model, n_threads, f"{backend}:{precision}", repeats
-                )  # the node idles meanwhile
+                fresh_spans: dict[str, float] = {}  # the node idles meanwhile
+                fresh = fresh_main_thread_ms(data, model, n_threads, f"{backend}:{precision}", repeats, fresh_spans)
                 out["node_cpu_percent"] = 100.0 * cpu / lock.played_s
                 out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(lock.e2e), 1)
                 over = _overload_run(data, workdir, env, node.pid, frames, overload_seconds, out)
@@ -232,6 +231,7 @@ def bench_node(
         torch.set_num_threads(saved_threads)
     _lockstep_stats(out, lock)
     out["node_model_fresh_main_ms_median"] = _median(fresh)
+    out.update({f"node_model_fresh_main_{k}_median": v for k, v in fresh_spans.items()})
     out["node_latency_ratio_fresh_main"] = out["node_e2e_ms_median"] / out["node_model_fresh_main_ms_median"]
     _overload_stats(out, over)
     return out
@@ -247,10 +247,13 @@ def _default_parameter(name: str) -> str:
     return str(doc["/**"]["ros__parameters"][name])
 
 
-def fresh_main_thread_ms(data: Path, model: Path, threads: int, runtime: str, repeats: int) -> list[float]:
+def fresh_main_thread_ms(
+    data: Path, model: Path, threads: int, runtime: str, repeats: int, spans: dict[str, float] | None = None
+) -> list[float]:
     """``Detector.detect`` times (ms) of the synth_val frames of ``data``, ``repeats`` passes after one warm-up
     pass, measured in a fresh Python process from its main thread (:func:`_fresh_main`); ``runtime``:
-    ``BACKEND[:PRECISION]``."""
+    ``BACKEND[:PRECISION]``; ``spans`` (when given) receives the medians of :attr:`Detector.last_timing`'s spans
+    (``collate_ms``, ``run_ms``, ``graph_ms``, ``boxes_ms``)."""
     from imkd_ros.pipeline.env import child_env
 
     cmd = [
@@ -260,7 +263,10 @@ def fresh_main_thread_ms(data: Path, model: Path, threads: int, runtime: str, re
     ]
     cmd += [str(data), str(model), str(threads), runtime, str(repeats)]
     done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, check=True, timeout=900)
-    return [float(v) for v in json.loads(done.stdout.strip().splitlines()[-1])]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if spans is not None:
+        spans.update(result["spans"])
+    return [float(v) for v in result["times"]]
 
 
 def _fresh_main(argv: Sequence[str]) -> None:
@@ -276,14 +282,16 @@ def _fresh_main(argv: Sequence[str]) -> None:
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
     det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=threads, precision=precision)
-    times = []
+    times, spans = [], []
     for r in range(max(1, repeats) + 1):
         for f in frames:
             t = time.perf_counter()
             det.detect(f)
             if r:  # the first pass warms up
                 times.append((time.perf_counter() - t) * 1e3)
-    print(json.dumps(times))
+                spans.append(det.last_timing)
+    medians = {k: statistics.median(s[k] for s in spans) for k in spans[0]}
+    print(json.dumps({"times": times, "spans": medians}))
 
 
 @dataclass
@@ -370,6 +378,8 @@ def _lockstep_stats(out: dict[str, float], lock: _Lockstep) -> None:
     spans = lock.spans
     for name in (*SPANS, "markers"):
         out[f"node_span_{name}_ms_median"] = _median([s[f"{name}_ms"] for s in spans if f"{name}_ms" in s])
+    for key in sorted({k for s in spans for k in s if k.startswith("detect_")}):  # inside the model span
+        out[f"node_span_model_{key[len('detect_') :]}_median"] = _median([s[key] for s in spans if key in s])
     out["node_span_rest_ms_median"] = out["node_e2e_ms_median"] - sum(
         out[f"node_span_{name}_ms_median"] for name in SPANS
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -231,6 +232,10 @@ class Detector:
         self.doppler = doppler
         self.checkpoint: Checkpoint | None = None
         self._buffers = threading.local()  # per calling thread: the float image buffer of _collate
+        #: where the last ``detect_batch`` spent its time (ms): ``collate`` (image fit, batching), ``run`` (graph
+        #: inputs, the network, decoding), ``graph`` (of ``run``: the ONNX Runtime / OpenVINO call alone),
+        #: ``boxes`` (boxes, score threshold, Doppler refinement); the node's ``debug_timing`` logs them.
+        self.last_timing: dict[str, float] = {}
 
     @classmethod
     def from_checkpoint(
@@ -255,10 +260,13 @@ class Detector:
             return []
         if self.is_teacher:
             check_lidar_sweeps(frames, self.config.lidar.sweeps)
+        t0 = time.perf_counter()
         batch = self._collate(frames).to(self.device)
         if self.runtime is not None and batch.images is not None:
             self._fit_runtime(int(batch.images.shape[1]))
+        t1 = time.perf_counter()
         detections = self._run(model_inputs(self.model, batch))
+        t2 = time.perf_counter()
         out = []
         for frame, det in zip(frames, detections, strict=True):
             boxes = det.to_boxes()
@@ -267,6 +275,10 @@ class Detector:
             if self.doppler is not None:
                 boxes = refine_velocity(boxes, frame.radar, self.doppler)
             out.append(boxes)
+        spans = {"collate": t1 - t0, "run": t2 - t1, "boxes": time.perf_counter() - t2}
+        if self.runtime is not None:
+            spans["graph"] = self.runtime.last_graph_s
+        self.last_timing = {f"{k}_ms": v * 1e3 for k, v in spans.items()}
         return out
 
     def _run(self, inputs: ModelInputs) -> list[Detections]:

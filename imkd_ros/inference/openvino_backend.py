@@ -105,6 +105,7 @@ class OpenVinoStudent(OrtStudent):
         self._request = self.compiled.create_infer_request()
         self._outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
         self._geometry = OrderedDict()
+        self.last_graph_s = 0.0
 
     @property
     def providers(self) -> list[str]:

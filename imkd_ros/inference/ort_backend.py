@@ -16,6 +16,7 @@ installed onnxruntime has it and falls back to the CPU with a warning otherwise 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -160,6 +161,7 @@ class OrtStudent:
         if got != self.input_names:
             raise OrtBackendError(f"ONNX model {self.path} has inputs {got}, expected {self.input_names}")
         self._geometry: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.last_graph_s = 0.0  # the graph calls of the last head() (s)
 
     @property
     def providers(self) -> list[str]:
@@ -202,9 +204,13 @@ class OrtStudent:
         g = graph_inputs(self.config, x, self.geometry)
         batch = next(iter(g.values())).shape[0]
         outs: list[list[np.ndarray]] = [[] for _ in OUTPUT_NAMES]
+        self.last_graph_s = 0.0
         for b in range(batch):
             feed = {name: g[name][b : b + 1].numpy() for name in self.input_names}
-            for lst, arr in zip(outs, self.run_graph(feed), strict=True):
+            t0 = time.perf_counter()
+            graph_out = self.run_graph(feed)
+            self.last_graph_s += time.perf_counter() - t0
+            for lst, arr in zip(outs, graph_out, strict=True):
                 lst.append(arr)
         heat, reg = (torch.from_numpy(lst[0] if len(lst) == 1 else np.concatenate(lst)) for lst in outs)
         return HeadOutput(heat, reg)

@@ -535,6 +535,7 @@ class DetectorCore:
             if self._timing:
                 spans = (job.transport_s, job.callback_s, t0 - job.dispatched, t1 - t0, t2 - t1, t3 - t2)
                 record = {f"{k}_ms": round(v * 1e3, 3) for k, v in zip(_SPANS, spans, strict=True)}
+                record.update({f"detect_{k}": round(v, 3) for k, v in detector.last_timing.items()})
                 record.update(
                     stamp=stamp_to_ns(job.header.stamp),
                     boxes=len(boxes),

@@ -214,7 +214,7 @@ def test_detected_objects_velocities_are_the_detectors(
     """The DetectedObjects' velocities (object-frame twists turned back) equal Detector.detect's for the same frames
     (the node's assembly redone offline: phase 1 from the scene's start, the last frame after the node's reset)."""
     from imkd_ros.data.reader import NuScenesReader
-    from imkd_ros.inference.detector import Detector
+    from imkd_ros.inference.detector import Detector, inference_threads
     from imkd_ros.nodes.player import timeline
 
     assert node_run.driver_rc == 0, node_run.report
@@ -223,7 +223,10 @@ def test_detected_objects_velocities_are_the_detectors(
     cams = [i for i, e in enumerate(events) if e.kind == "camera"]
     frames = _offline_frames(reader, events[: cams[-2] + 1])
     frames.update(_offline_frames(reader, events[cams[-2] + 1 : cams[-1] + 1]))  # after the hour-ago reset
-    detector = Detector.from_checkpoint(known_scene_model, "cpu", 0.3)
+    # the node's runtime: its defaults (backend and precision auto: OpenVINO bf16 where the CPU runs it), its threads
+    detector = Detector.from_checkpoint(
+        known_scene_model, "cpu", 0.3, backend="auto", precision="auto", threads=inference_threads(0)
+    )
     compared = 0
     for f in node_run.summary["frames"]:
         boxes = detector.detect(frames[f["stamp_ns"]])
