@@ -18,7 +18,11 @@ Figures (one run, one machine):
   (the node idles then, so the two never share the CPU); ``node_latency_ratio`` = e2e / model (goal <= 1.10);
 * ``node_model_fresh_main_ms_median``: the honest reference of the speed issue: ``Detector.detect`` on the same
   frames, same backend and threads, in a fresh process from its main thread (no node, no worker thread, no second
-  thread pool); ``node_latency_ratio_fresh_main`` = e2e / that;
+  thread pool); ``node_latency_ratio_fresh_main`` = e2e / that; ``node_model_fresh_main_paced_ms_median`` and
+  ``node_latency_ratio_fresh_main_paced``: the same process calling ``detect`` at the node's cadence (idle between
+  calls as long as the node's model idles between lockstep keyframes, ~0.5 s): on 2 idle cores OpenVINO's bf16
+  detect took 10.4 ms back to back and 18-21 ms after 0.1-0.3 s idle (cold caches and clocks), which the node
+  pays at every keyframe and the back-to-back reference does not;
 * ``node_backend``: the model backend of both sides (the node's ``backend`` parameter);
 * ``node_processing_ms_median``: the node's own ``~/debug/processing_time_ms``;
 * ``node_span_<name>_ms_median``: the node's ``debug_timing`` spans of the lockstep frames: ``transport`` (image
@@ -220,7 +224,11 @@ def bench_node(
                 )
                 cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
                 fresh_spans: dict[str, float] = {}  # the node idles meanwhile
-                fresh = fresh_main_thread_ms(data, model, n_threads, f"{backend}:{precision}", repeats, fresh_spans)
+                runtime = f"{backend}:{precision}"
+                fresh = fresh_main_thread_ms(data, model, n_threads, runtime, repeats, fresh_spans)
+                # the same at the node's cadence: idle between frames as long as the node's model was
+                gap = max(0.0, lock.played_s / max(len(lock.e2e), 1) - _median(lock.e2e) / 1e3)
+                paced = fresh_main_thread_ms(data, model, n_threads, runtime, repeats, gap_s=gap)
                 out["node_cpu_percent"] = 100.0 * cpu / lock.played_s
                 out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(lock.e2e), 1)
                 over = _overload_run(data, workdir, env, node.pid, frames, overload_seconds, out)
@@ -232,6 +240,10 @@ def bench_node(
     _lockstep_stats(out, lock)
     out["node_model_fresh_main_ms_median"] = _median(fresh)
     out.update({f"node_model_fresh_main_{k}_median": v for k, v in fresh_spans.items()})
+    out["node_model_fresh_main_paced_ms_median"] = _median(paced)
+    out["node_latency_ratio_fresh_main_paced"] = (
+        out["node_e2e_ms_median"] / out["node_model_fresh_main_paced_ms_median"]
+    )
     out["node_latency_ratio_fresh_main"] = out["node_e2e_ms_median"] / out["node_model_fresh_main_ms_median"]
     _overload_stats(out, over)
     return out
@@ -248,12 +260,19 @@ def _default_parameter(name: str) -> str:
 
 
 def fresh_main_thread_ms(
-    data: Path, model: Path, threads: int, runtime: str, repeats: int, spans: dict[str, float] | None = None
+    data: Path,
+    model: Path,
+    threads: int,
+    runtime: str,
+    repeats: int,
+    spans: dict[str, float] | None = None,
+    gap_s: float = 0.0,
 ) -> list[float]:
     """``Detector.detect`` times (ms) of the synth_val frames of ``data``, ``repeats`` passes after one warm-up
     pass, measured in a fresh Python process from its main thread (:func:`_fresh_main`); ``runtime``:
     ``BACKEND[:PRECISION]``; ``spans`` (when given) receives the medians of :attr:`Detector.last_timing`'s spans
-    (``collate_ms``, ``run_ms``, ``graph_ms``, ``boxes_ms``)."""
+    (``collate_ms``, ``run_ms``, ``graph_ms``, ``boxes_ms``); ``gap_s``: idle seconds before each call (0: back to
+    back; the node's cadence: an idle core's caches and clocks are cold at the next frame)."""
     from imkd_ros.pipeline.env import child_env
 
     cmd = [
@@ -261,7 +280,7 @@ def fresh_main_thread_ms(
         "-c",
         "import sys; from imkd_ros.apps.node_bench import _fresh_main; _fresh_main(sys.argv[1:])",
     ]
-    cmd += [str(data), str(model), str(threads), runtime, str(repeats)]
+    cmd += [str(data), str(model), str(threads), runtime, str(repeats), str(gap_s)]
     done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, check=True, timeout=900)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if spans is not None:
@@ -276,7 +295,7 @@ def _fresh_main(argv: Sequence[str]) -> None:
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.inference.detector import Detector, parse_runtime, torch_threads_for
 
-    data, model, threads, repeats = argv[0], argv[1], int(argv[2]), int(argv[4])
+    data, model, threads, repeats, gap_s = argv[0], argv[1], int(argv[2]), int(argv[4]), float(argv[5])
     backend, precision = parse_runtime(argv[3])
     torch.set_num_threads(torch_threads_for(backend, threads))
     reader = NuScenesReader(data, load_lidar=False)
@@ -285,6 +304,8 @@ def _fresh_main(argv: Sequence[str]) -> None:
     times, spans = [], []
     for r in range(max(1, repeats) + 1):
         for f in frames:
+            if gap_s:
+                time.sleep(gap_s)
             t = time.perf_counter()
             det.detect(f)
             if r:  # the first pass warms up

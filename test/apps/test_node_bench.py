@@ -59,5 +59,9 @@ def test_fresh_main_thread_reference_times_every_frame(tmp_path, monkeypatch) ->
     model = save_checkpoint(tmp_path / "tiny.pt", Student(config=cfg), cfg)
     frames = len(NuScenesReader(data, load_lidar=False).split_samples("synth_val"))
     for backend in ("torch", "onnxruntime", "openvino:fp32"):
-        times = fresh_main_thread_ms(data, model, 1, backend, repeats=2)
+        spans: dict[str, float] = {}
+        times = fresh_main_thread_ms(data, model, 1, backend, repeats=2, spans=spans, gap_s=0.01)
         assert len(times) == 2 * frames and all(t > 0 for t in times), backend
+        # the Detector's own spans of those calls: each within the call, the graph's only where there is one
+        want = {"collate_ms", "run_ms", "boxes_ms"} | ({"graph_ms"} if backend != "torch" else set())
+        assert set(spans) == want and sum(v for k, v in spans.items() if k != "graph_ms") <= max(times), spans
