@@ -322,7 +322,8 @@ def bench_detect(repeats: int, workdir: Path) -> dict[str, float | str]:
 
 def bench_surround(repeats: int, workdir: Path) -> dict[str, float | str]:
     """The surround rig's full detect (six 1600x900 cameras, five radars; ``imkd synth --rig nuscenes``, 1 scene x 3
-    keyframes): ``surround_detect_ms_median`` with ONNX Runtime (the CPU's fastest backend) and
+    keyframes): ``surround_detect_ms_median`` with the default runtime (``auto:auto``, the CPU's fastest:
+    ``surround_backend`` / ``surround_precision``) and
     ``surround_detect_torch_ms_median`` with PyTorch, 2 intra-op threads, the default-size student on the surround
     grid (+-51.2 m, ``imkd train --grid surround``). ``models/student_nuscenes.pt`` when shipped, else random weights
     of the same architecture (``surround_model``): latency does not depend on the weights."""
@@ -350,12 +351,14 @@ def bench_surround(repeats: int, workdir: Path) -> dict[str, float | str]:
     reps = max(5, repeats * 3)
     try:
         for backend, key in (
-            ("onnxruntime", "surround_detect_ms_median"),
+            ("auto", "surround_detect_ms_median"),
             ("torch", "surround_detect_torch_ms_median"),
         ):
-            torch.set_num_threads(torch_threads_for(backend, 2))
-            opts = {"backend": backend, "threads": 2}
+            opts = {"backend": backend, "threads": 2, "precision": "auto"}
             det = Detector(model, **opts) if model is not None else Detector.from_checkpoint(path, **opts)
+            torch.set_num_threads(torch_threads_for(det.backend, 2))
+            if backend == "auto":
+                out["surround_backend"], out["surround_precision"] = det.backend, det.precision
             det.detect(frames[0])  # warm-up (and the six-camera export)
             out[key] = _median_ms(lambda det=det: [det.detect(f) for f in frames], reps) / len(frames)
     finally:
