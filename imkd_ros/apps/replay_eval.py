@@ -34,6 +34,7 @@ def run_replay_eval(
     gt_attributes: Mapping[str, Sequence[str]] | None = None,
     timeout: float = 120.0,
     progress: bool = False,
+    runtime: str = "torch:fp32",
 ) -> dict[str, Any]:
     """Replay ``bag`` (offline or live), score it, and write the report into ``out`` (see
     :mod:`imkd_ros.bag.report` for the files). Returns the report dict (as ``report.json``). Torch's thread count
@@ -52,18 +53,24 @@ def run_replay_eval(
         gt_attributes: see :func:`imkd_ros.apps.replay.evaluate_replay`.
         timeout: live: seconds to wait for the node to come up and for its last answers.
         progress: progress bars.
+        runtime: ``BACKEND[:PRECISION]`` of the model (:func:`~imkd_ros.inference.detector.parse_runtime`), offline
+            and in the live node alike (default PyTorch fp32, as ``imkd eval``; the node's own default is
+            ``auto:auto``); a ``backend`` / ``precision`` in ``params_file`` wins, for both modes.
 
     Raises:
         BagError, EvaluationError, CheckpointError: bad bag, nothing to score, bad checkpoint.
     """
     from imkd_ros.bag.report import write_report
-    from imkd_ros.inference.detector import Detector
+    from imkd_ros.inference.detector import Detector, parse_runtime
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     src = open_bag(bag, topics)
-    overrides = read_params_file(params_file) if params_file else {}
-    detector = Detector.from_checkpoint(checkpoint, device, score_threshold)
+    backend, precision = parse_runtime(runtime)
+    overrides = {"backend": backend, "precision": precision, **(read_params_file(params_file) if params_file else {})}
+    detector = Detector.from_checkpoint(
+        checkpoint, device, score_threshold, backend=overrides["backend"], precision=overrides["precision"]
+    )
     gt = src.ground_truth()
     if not gt:
         raise BagError(f"bag {src.path}: no ground truth messages on {topics.ground_truth}")

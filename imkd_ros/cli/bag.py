@@ -118,6 +118,7 @@ def _cmd_replay_eval(args: argparse.Namespace) -> int:
         bev_frames=args.bev_frames,
         timeout=args.timeout,
         progress=not args.quiet,
+        runtime=args.runtime,
     )
     m, c, f, lat, live = rep["metrics"], rep["coverage_metrics"], rep["frames"], rep["latency_ms"], rep["live"]
     missed = f", {live['frames_missed']} missed by the node at {args.rate:g}x" if live else ""
@@ -153,6 +154,12 @@ def add_replay_eval(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--params-file", default=None, help="detector_node parameter file (sync settings, ...)")
     r.add_argument("--score-threshold", type=float, default=None, help="default: the model's, as imkd eval")
     r.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    r.add_argument(
+        "--runtime",
+        default="torch:fp32",
+        help="BACKEND[:PRECISION] of the model, offline and in the live node (default torch:fp32, as imkd eval; "
+        "auto:auto is the node's default)",
+    )
     r.add_argument("--bev-frames", type=int, default=40, help="BEV PNGs / GIF frames (default 40)")
     r.add_argument("--timeout", type=float, default=120.0, help="--live: seconds to wait for the node")
     r.add_argument("--threads", type=int, default=None, help="offline: torch intra-op threads (default torch's)")
