@@ -14,6 +14,7 @@ convention (integer ``u, v`` at pixel centres), so a resize by ``s`` maps ``u ->
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -90,9 +91,24 @@ def fit_image(image: np.ndarray, dst_size: tuple[int, int]) -> np.ndarray:
     if (w0, h0) == (w, h):
         return image
     new_w, new_h, left, top = resize_crop_geometry((w0, h0), (w, h))
-    if (new_w, new_h) != (w0, h0):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image[top : top + h, left : left + w])
+    if (new_w, new_h) == (w0, h0):
+        return np.ascontiguousarray(image[top : top + h, left : left + w])
+    (y0, y1, sy0, sy1), (x0, x1, sx0, sx1) = _area_window(h0, new_h, top, h), _area_window(w0, new_w, left, w)
+    resized = cv2.resize(image[sy0:sy1, sx0:sx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resized[top - y0 : top - y0 + h, left - x0 : left - x0 + w])
+
+
+def _area_window(src: int, dst: int, start: int, size: int) -> tuple[int, int, int, int]:
+    """Along one axis of an area resize ``src -> dst`` pixels whose output ``start:start+size`` is kept: the
+    smallest output span ``o0:o1`` around it whose ends fall on the resize's period (``src / dst = p / q`` in lowest
+    terms: every ``q`` output pixels cover exactly ``p`` input pixels), and its input span ``i0:i1``. Area-resizing
+    only ``i0:i1`` to ``o1 - o0`` pixels gives the same pixels as the whole resize (the same footprints; tested),
+    without computing the rows the crop drops (nuScenes 1600x900 -> 704x256: input rows 300-900 instead of 0-900)."""
+    g = math.gcd(src, dst)
+    p, q = src // g, dst // g
+    o0 = (start // q) * q
+    o1 = min(dst, -(-(start + size) // q) * q)
+    return o0, o1, o0 // q * p, src if o1 == dst else o1 // q * p
 
 
 def fit_frame(frame: Frame, config: ImageConfig) -> Frame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,3 +66,33 @@ def test_adjust_intrinsics_scales_focal_length():
 def test_bad_inputs_raise(img, k, match):
     with pytest.raises(ModelInputError, match=match):
         prepare_images(img, k, ImageConfig())
+
+
+@pytest.mark.parametrize(
+    "src, dst",
+    [
+        ((1600, 900), (704, 256)),  # nuScenes: rows 300-900 resized, period 25 -> 11
+        ((1280, 720), (704, 256)),
+        ((1600, 1200), (704, 256)),
+        ((1920, 1080), (704, 256)),
+        ((1600, 900), (352, 128)),
+        ((1601, 899), (704, 256)),  # no short period: the whole image is resized
+        ((800, 600), (704, 256)),  # an upscale
+        ((704, 300), (704, 256)),  # crop only
+    ],
+)
+def test_fit_image_resizes_only_the_kept_rows_with_the_same_pixels(src, dst):
+    """fit_image area-resizes only the part of the image the crop keeps, yet gives the pixels of resizing the whole
+    image and cropping after (what training saw before this shortcut), to the bit."""
+    import cv2
+
+    from imkd_ros.model.preprocess import fit_image, resize_crop_geometry
+
+    rng = np.random.default_rng(sum(src) + sum(dst))
+    image = rng.integers(0, 256, (src[1], src[0], 3), dtype=np.uint8)
+    new_w, new_h, left, top = resize_crop_geometry(src, dst)
+    whole = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA) if (new_w, new_h) != src else image
+    want = whole[top : top + dst[1], left : left + dst[0]]
+    got = fit_image(image, dst)
+    assert got.shape == (dst[1], dst[0], 3) and got.flags.c_contiguous
+    assert np.array_equal(got, want)
