@@ -114,5 +114,5 @@ class OpenVinoStudent(OrtStudent):
     def run_graph(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The graph's outputs for one sample's ``feed`` (copied out of the request's buffers, which the next
         call overwrites)."""
-        result = self._request.infer(feed)
+        result = self._request.infer(feed, share_inputs=True)  # no copy of the inputs (alive for the call)
         return [np.array(result[port], copy=True) for port in self._outputs]

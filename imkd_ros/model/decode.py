@@ -80,11 +80,11 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
     rad = radius[order].detach().double().cpu().numpy()
     dist = np.sqrt(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1))
     suppress = (dist <= rad[:, None]) & (lab[:, None] == lab[None, :]) & (rad[:, None] > 0)
-    n = len(c)
-    alive = np.ones(n, dtype=bool)
-    for i in range(n):
+    suppress = np.triu(suppress, 1)  # only lower-scored boxes
+    alive = np.ones(len(c), dtype=bool)
+    for i in np.flatnonzero(suppress.any(axis=1)):  # greedy, in score order; a box with no neighbour changes nothing
         if alive[i]:
-            alive[i + 1 :] &= ~suppress[i, i + 1 :]
+            alive &= ~suppress[i]
     keep = torch.from_numpy(np.flatnonzero(alive)).to(order.device)
     return order[keep]
 

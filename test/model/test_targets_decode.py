@@ -138,3 +138,29 @@ def test_separable_peak_maximum_equals_max_pool():
         assert torch.equal(max_3x3(x), F.max_pool2d(x, 3, stride=1, padding=1))
     ties = torch.zeros(1, 1, 4, 4)
     assert torch.equal(max_3x3(ties), ties)
+
+
+def test_circle_nms_equals_the_plain_greedy_loop():
+    """The NMS that visits only boxes with a neighbour keeps exactly what the plain greedy loop over every box keeps
+    (random crowded sets: shared and distinct classes, radius 0 boxes that suppress nothing, ties in score)."""
+    import numpy as np
+
+    def plain(centers, scores, labels, radius):
+        order = torch.argsort(scores, descending=True)
+        c, lab, rad = centers[order].double().numpy(), labels[order].numpy(), radius[order].double().numpy()
+        sup = (np.hypot(*(c[:, None] - c[None]).transpose(2, 0, 1)) <= rad[:, None]) & (lab[:, None] == lab[None])
+        sup &= rad[:, None] > 0
+        alive = np.ones(len(c), bool)
+        for i in range(len(c)):
+            if alive[i]:
+                alive[i + 1 :] &= ~sup[i, i + 1 :]
+        return order[torch.from_numpy(np.flatnonzero(alive))]
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        n = int(torch.randint(0, 100, (1,), generator=g))
+        c = torch.rand(n, 2, generator=g) * 20
+        s = torch.randint(0, 20, (n,), generator=g).float() / 20  # ties
+        lab = torch.randint(0, 3, (n,), generator=g)
+        r = torch.rand(n, generator=g) * 4 * (torch.rand(n, generator=g) > 0.2)
+        assert torch.equal(circle_nms(c, s, lab, r), plain(c, s, lab, r))
