@@ -26,7 +26,7 @@ from imkd_ros.inference.export_onnx import OUTPUT_NAMES, graph_input_names
 from imkd_ros.inference.ort_backend import OrtBackendError, OrtStudent, check_graph_metadata
 from imkd_ros.model.config import ModelConfig
 
-__all__ = ["OpenVinoStudent", "OPENVINO_PRECISIONS", "cpu_runs_bf16"]
+__all__ = ["OpenVinoStudent", "OPENVINO_PRECISIONS", "cpu_runs_bf16", "pad_radar", "RADAR_BUCKET"]
 
 #: ``precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT``.
 OPENVINO_PRECISIONS: dict[str, str] = {"fp32": "f32", "bf16": "bf16"}
@@ -41,6 +41,23 @@ def cpu_runs_bf16() -> bool:
         return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # noqa: BLE001 - no OpenVINO, no plugin: no bf16
         return False
+
+
+#: Radar point counts are padded up to a multiple of this (a frame has ~200-300 points on the front rig).
+RADAR_BUCKET = 256
+
+
+def pad_radar(feed: dict[str, np.ndarray], bucket: int) -> dict[str, np.ndarray]:
+    """``feed`` with ``radar (1, N, 7)`` / ``radar_mask (1, N)`` padded with zero, masked rows up to the next multiple
+    of ``bucket`` (at least one bucket)."""
+    n = feed["radar"].shape[1]
+    size = max(bucket, -(-n // bucket) * bucket)
+    if size == n:
+        return feed
+    radar = np.zeros((1, size, feed["radar"].shape[2]), dtype=feed["radar"].dtype)
+    mask = np.zeros((1, size), dtype=feed["radar_mask"].dtype)
+    radar[:, :n], mask[:, :n] = feed["radar"], feed["radar_mask"]
+    return {**feed, "radar": radar, "radar_mask": mask}
 
 
 class OpenVinoStudent(OrtStudent):
@@ -113,6 +130,9 @@ class OpenVinoStudent(OrtStudent):
 
     def run_graph(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The graph's outputs for one sample's ``feed`` (copied out of the request's buffers, which the next
-        call overwrites)."""
+        call overwrites). The radar points are padded with masked rows to a multiple of :data:`RADAR_BUCKET`, so
+        that a few input shapes recur instead of a new one per frame (masked points change no output: tested)."""
+        if "radar" in feed:
+            feed = pad_radar(feed, RADAR_BUCKET)
         result = self._request.infer(feed, share_inputs=True)  # no copy of the inputs (alive for the call)
         return [np.array(result[port], copy=True) for port in self._outputs]

@@ -146,3 +146,22 @@ def test_runtimes_parse_and_name_compared_models() -> None:
     ckpt = Path("models/student_imkd.pt")
     names = _model_names([ckpt, ckpt, ckpt], [("torch", "fp32"), ("openvino", "bf16"), ("torch", "fp32")])
     assert names == ["student_imkd", "student_imkd.openvino-bf16", "student_imkd-2"]
+
+
+def test_masked_radar_padding_changes_no_output(shipped: Path, shipped_onnx: Path, frames: list[Frame]) -> None:
+    """OpenVINO pads the radar points to a bucket with masked rows: the graph's outputs on a frame are those of
+    the unpadded points (fp32, to the bit), and the padding is what it says."""
+    from imkd_ros.inference.export_onnx import graph_inputs
+    from imkd_ros.inference.openvino_backend import RADAR_BUCKET, pad_radar
+
+    runtime = OpenVinoStudent(shipped_onnx, threads=1, precision="fp32")
+    student = Detector.from_checkpoint(shipped).model
+    g = graph_inputs(runtime.config, model_inputs(student, collate_frames(frames[:1])), runtime.geometry)
+    feed = {n: g[n][0:1].numpy() for n in runtime.input_names}
+    n = feed["radar"].shape[1]
+    padded = pad_radar(feed, RADAR_BUCKET)
+    assert padded["radar"].shape[1] % RADAR_BUCKET == 0 and padded["radar"].shape[1] > n
+    assert np.array_equal(padded["radar"][0, :n], feed["radar"][0]) and not padded["radar_mask"][0, n:].any()
+    raw = runtime._request.infer(feed)  # the graph on the raw points, without run_graph's padding
+    for port, got in zip(runtime._outputs, runtime.run_graph(feed), strict=True):
+        assert np.array_equal(np.array(raw[port]), got)
