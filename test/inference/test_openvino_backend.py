@@ -8,21 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper
 
 from imkd_ros.core.errors import InputError
-from imkd_ros.core.shipped import resolve_checkpoint
 from imkd_ros.core.types import Boxes, Frame
 from imkd_ros.data.dataset import collate_frames
-from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.evaluation.compare import _model_names
 from imkd_ros.inference.detector import PRECISIONS, Detector, model_inputs, parse_runtime
-from imkd_ros.inference.export_onnx import export_checkpoint
-from imkd_ros.inference.openvino_backend import OpenVinoStudent
-from imkd_ros.inference.ort_backend import OrtBackendError, box_difference, torch_parity
+from imkd_ros.inference.openvino_backend import OpenVinoStudent, cpu_runs_bf16
+from imkd_ros.inference.ort_backend import box_difference, torch_parity
 from imkd_ros.model import ModelConfig, Student
 
 #: OpenVINO fp32 vs PyTorch, heatmap logits (measured: about 3e-5).
@@ -32,30 +27,7 @@ BOX_ATOL = 1e-3
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _has_bf16() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-needs_bf16 = pytest.mark.skipif(not _has_bf16(), reason="this CPU has no bf16 support (AVX512-BF16 / AMX)")
-
-
-@pytest.fixture(scope="module")
-def shipped() -> Path:
-    return resolve_checkpoint("")
-
-
-@pytest.fixture(scope="module")
-def shipped_onnx(shipped: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_checkpoint(shipped, tmp_path_factory.mktemp("onnx") / "student.onnx")
-
-
-@pytest.fixture(scope="module")
-def frames(synth_root: Path) -> list[Frame]:
-    reader = NuScenesReader(synth_root, load_lidar=False)
-    tokens = reader.split_samples("synth_val") + reader.split_samples("synth_train")[::6]
-    return [reader.frame(t) for t in tokens]
+needs_bf16 = pytest.mark.skipif(not cpu_runs_bf16(), reason="this CPU has no bf16 support (AVX512-BF16 / AMX)")
 
 
 def _matched_share(want: Boxes, got: Boxes, score: float = 0.3, radius: float = 0.5) -> float:
@@ -108,7 +80,8 @@ def test_bf16_runs_in_bf16_and_finds_the_same_objects(shipped: Path, shipped_onn
         )
 
 
-def test_precisions_a_backend_does_not_run_are_named(shipped_onnx: Path, tmp_path: Path) -> None:
+def test_precisions_a_backend_does_not_run_are_named(shipped_onnx: Path) -> None:
+    """(Bad files and foreign graphs: test_ort_backend.test_bad_files_and_models_are_named, for both runtimes.)"""
     student = Student(config=ModelConfig.tiny())
     with pytest.raises(InputError, match="backend 'onnxruntime' runs fp32"):
         Detector(student, backend="onnxruntime", precision="bf16")
@@ -120,21 +93,6 @@ def test_precisions_a_backend_does_not_run_are_named(shipped_onnx: Path, tmp_pat
         OpenVinoStudent(shipped_onnx, device="cuda")
     with pytest.raises(InputError, match="threads"):
         OpenVinoStudent(shipped_onnx, threads=0)
-    with pytest.raises(OrtBackendError, match="does not exist"):
-        OpenVinoStudent(tmp_path / "nope.onnx")
-    garbage = tmp_path / "garbage.onnx"
-    garbage.write_bytes(b"not a protobuf")
-    with pytest.raises(OrtBackendError, match="cannot be loaded"):
-        OpenVinoStudent(garbage)
-    foreign = tmp_path / "identity.onnx"
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(foreign))
-    with pytest.raises(OrtBackendError, match="not an imkd student graph"):
-        OpenVinoStudent(foreign)
-    with pytest.raises(OrtBackendError, match="another config"):
-        OpenVinoStudent(shipped_onnx, ModelConfig.tiny())
     assert set(PRECISIONS) == {"torch", "onnxruntime", "openvino"}
 
 

@@ -21,12 +21,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from imkd_ros.core.shipped import resolve_checkpoint
 from imkd_ros.core.types import Boxes, Frame
 from imkd_ros.data.dataset import collate_frames
-from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.inference.detector import BACKENDS, Detector, model_inputs
-from imkd_ros.inference.export_onnx import export_checkpoint, export_student
+from imkd_ros.inference.export_onnx import export_student
+from imkd_ros.inference.openvino_backend import OpenVinoStudent
 from imkd_ros.inference.ort_backend import OrtBackendError, OrtStudent, box_difference, providers_for, torch_parity
 from imkd_ros.model import ModelConfig, Student, StudentInputs, Teacher
 from imkd_ros.model.checkpoint import save_checkpoint
@@ -43,29 +42,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def shipped() -> Path:
-    return resolve_checkpoint("")
-
-
-@pytest.fixture(scope="module")
-def shipped_onnx(shipped: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_checkpoint(shipped, tmp_path_factory.mktemp("onnx") / "student.onnx")
-
-
-@pytest.fixture(scope="module")
 def detectors(shipped: Path, shipped_onnx: Path) -> dict[str, Detector]:
     return {
         "torch": Detector.from_checkpoint(shipped),
         "onnxruntime": Detector.from_checkpoint(shipped, backend="onnxruntime", onnx_path=shipped_onnx, threads=1),
     }
-
-
-@pytest.fixture(scope="module")
-def frames(synth_root: Path) -> list[Frame]:
-    """A fixed set: the 4 validation keyframes and 2 training ones (clear, rain, fog, night scenes)."""
-    reader = NuScenesReader(synth_root, load_lidar=False)
-    tokens = reader.split_samples("synth_val") + reader.split_samples("synth_train")[::6]
-    return [reader.frame(t) for t in tokens]
 
 
 @pytest.mark.parametrize("backend", ("torch", "onnxruntime"))  # "auto" is one of them (test below)
@@ -143,22 +124,26 @@ def test_without_a_path_the_export_goes_to_the_cache(tmp_path: Path, monkeypatch
     assert Detector(student, backend="onnxruntime", threads=1).runtime.path == cached[0]
 
 
-def test_bad_files_models_backends_and_devices_are_named(tmp_path: Path, shipped_onnx: Path) -> None:
+@pytest.mark.parametrize("runtime", [OrtStudent, OpenVinoStudent])
+def test_bad_files_and_models_are_named(runtime: type, tmp_path: Path, shipped_onnx: Path) -> None:
     with pytest.raises(OrtBackendError, match="does not exist"):
-        OrtStudent(tmp_path / "nope.onnx")
+        runtime(tmp_path / "nope.onnx")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a protobuf")
     with pytest.raises(OrtBackendError, match="cannot be loaded"):
-        OrtStudent(garbage)
+        runtime(garbage)
     foreign = tmp_path / "identity.onnx"
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(foreign))
     with pytest.raises(OrtBackendError, match="not an imkd student graph"):
-        OrtStudent(foreign)
+        runtime(foreign)
     with pytest.raises(OrtBackendError, match="another config"):
-        OrtStudent(shipped_onnx, ModelConfig.tiny())
+        runtime(shipped_onnx, ModelConfig.tiny())
+
+
+def test_bad_backends_and_devices_are_named(shipped_onnx: Path) -> None:
     with pytest.raises(ValueError, match="students only"):
         Detector(Teacher(config=ModelConfig.tiny(("lidar",))), backend="onnxruntime")
     with pytest.raises(ValueError, match="backend 'tensorrt'"):
@@ -248,9 +233,9 @@ def test_detector_node_backend_parameter(tmp_path: Path) -> None:
 
 
 def test_detector_node_runs_openvino_in_bf16(tmp_path: Path) -> None:
-    import openvino as ov
+    from imkd_ros.inference.openvino_backend import cpu_runs_bf16
 
-    precision = "bf16" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
+    precision = "bf16" if cpu_runs_bf16() else "fp32"
     cfg = ModelConfig.tiny()
     ckpt = save_checkpoint(tmp_path / "tiny.pt", Student(config=cfg), cfg)
     node = _node(ckpt, "openvino", tmp_path / "cache", precision=precision)
