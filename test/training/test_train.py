@@ -119,6 +119,24 @@ def test_imkd_eval_cli(
     assert cli_main(["eval", "--data", str(synth_root), "--checkpoint", str(tmp_path / "x.pt"), "--out", str(out)]) == 2
 
 
+def test_imkd_eval_runtime_options(
+    synth_root: Path,
+    tiny_student: tuple[Path, train_mod.TrainResult],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``imkd eval --backend openvino --precision fp32`` scores what PyTorch scores (same boxes within 1e-3); a
+    precision the backend does not run is a one-line user error."""
+    base = ["eval", "--data", str(synth_root), "--checkpoint", str(tiny_student[0]), "--bev-pngs", "0"]
+    assert cli_main([*base, "--out", str(tmp_path / "torch")]) == 0
+    assert cli_main([*base, "--out", str(tmp_path / "ov"), "--backend", "openvino", "--threads", "1"]) == 0
+    want, got = (json.loads((tmp_path / d / "metrics_summary.json").read_text()) for d in ("torch", "ov"))
+    assert abs(want["nd_score"] - got["nd_score"]) < 1e-3 and abs(want["mean_ap"] - got["mean_ap"]) < 1e-3
+    capsys.readouterr()
+    rc = cli_main([*base, "--out", str(tmp_path / "bad"), "--backend", "onnxruntime", "--precision", "bf16"])
+    assert rc == 2 and "precision 'bf16': backend 'onnxruntime' runs fp32" in capsys.readouterr().err
+
+
 def test_training_and_inference_tensors_are_identical(synth_root: Path) -> None:
     """One image path: the batch a student trains on (``shrink_frame`` -> ``collate_frames``) and the batch the
     ``Detector`` builds from the full-size frame at inference (node, eval, replay, ONNX Runtime) are equal to the
