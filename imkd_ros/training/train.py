@@ -145,18 +145,17 @@ class TrainResult:
 
 
 def model_config_for(variant: str, size: str = "default", grid: str = "front") -> ModelConfig:
-    """The model config of a ``--variant`` at ``size`` ``"default"`` or ``"tiny"`` on the BEV ``grid`` of
+    """The model config of a ``--variant`` at ``size`` ``"default"``, ``"tiny"`` or ``"paper"`` (ResNet-50, 704x256:
+    :meth:`ModelConfig.paper`; with ``--grid surround`` the paper's +-51.2 m BEV) on the BEV ``grid`` of
     :data:`GRIDS` (``"front"``: ahead of the ego, for a front rig; ``"surround"``: all around it, for a 360-degree
     rig; the cell size is the size's)."""
     if variant not in VARIANTS:
         raise InputError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
-    if size not in ("default", "tiny"):
-        raise InputError(f"unknown model size {size!r}: choose default or tiny")
+    if size not in ("default", "tiny", "paper"):
+        raise InputError(f"unknown model size {size!r}: choose default, tiny or paper")
     if grid not in GRIDS:
         raise InputError(f"unknown BEV grid {grid!r}: choose from {', '.join(GRIDS)}")
     cfg = getattr(ModelConfig, size)(VARIANTS[variant])
-    if grid == "front":
-        return cfg
     x_range, y_range = GRIDS[grid]
     return replace(cfg, grid=replace(cfg.grid, x_range=x_range, y_range=y_range))
 
@@ -711,6 +710,7 @@ def train(
     unlabelled: PseudoLabelConfig | None = None,
     skip_bad_frames: bool = False,
     on_epoch: Callable[[int], None] | None = None,
+    imagenet_weights: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model_config``'s model (Teacher when its modalities are ``("lidar",)``) on ``data``; see the module
     docstring for the files written. With ``distill`` (at least one stage) a student also learns from the teacher
@@ -718,7 +718,9 @@ def train(
     learns from the frames of ``unlabelled.split`` (:mod:`imkd_ros.distill.pseudo`), whose targets must be in
     ``targets`` too. Every input file is checked before training (:mod:`imkd_ros.data.check`); with
     ``skip_bad_frames`` the frames reading a bad file are left out and listed in the checkpoint meta
-    (``skipped_frames``) instead of stopping the run. ``on_epoch(epoch)`` is called once each epoch's training state
+    (``skipped_frames``) instead of stopping the run. ``imagenet_weights``: a torchvision-format ResNet-50 state_dict
+    file loaded into a ``resnet50`` image trunk before the first step (:func:`~imkd_ros.model.resnet.
+    load_imagenet_weights`; path and sha256 in the meta). ``on_epoch(epoch)`` is called once each epoch's training state
     and logs are saved (by the main process); what it raises ends the run there, resumable (tests interrupt runs
     this way).
 
@@ -734,6 +736,8 @@ def train(
     cache_paths = [] if targets is None else [targets] if isinstance(targets, str | Path) else list(targets)
     run = _setup(data, out, model_config, config, device, progress, command, kd, cache_paths, unlabelled,
                  skip_bad_frames)  # fmt: skip
+    if imagenet_weights is not None:
+        run.meta_base["imagenet_weights"] = _load_trunk_weights(run.core, imagenet_weights)
     if resume:
         _resume(run)
     metrics: dict[str, float] = {}
@@ -769,6 +773,23 @@ def train(
                        run.core)  # fmt: skip
 
 
+def _load_trunk_weights(core: nn.Module, path: str | Path) -> dict[str, str]:
+    """ImageNet weights into ``core``'s ResNet-50 image trunk; what the meta records of them.
+
+    Raises:
+        InputError: the model has no ResNet-50 trunk (``--size paper`` has one).
+    """
+    from imkd_ros.distill.cache import file_sha256
+    from imkd_ros.model.resnet import load_imagenet_weights
+
+    camera = getattr(core, "camera_bev", None)
+    trunk = None if camera is None else camera.backbone.trunk
+    if trunk is None:
+        raise InputError("--imagenet-weights needs a student with a ResNet-50 image trunk (--size paper)")
+    load_imagenet_weights(trunk, path)
+    return {"path": str(path), "sha256": file_sha256(Path(path))}
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``imkd train`` (shared with ``python -m imkd_ros.training.train``)."""
     p.add_argument("kind", choices=("teacher", "student"), help="which model to train")
@@ -780,7 +801,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         choices=("fusion", "camera", "radar"),
         help="student modalities (default fusion: camera + radar)",
     )
-    p.add_argument("--size", default="default", choices=("default", "tiny"), help="model size (tiny: tests)")
+    p.add_argument(
+        "--size",
+        default="default",
+        choices=("default", "tiny", "paper"),
+        help="model size (tiny: tests; paper: ResNet-50 at 704x256, the IMKD/CRN setting, for a GPU)",
+    )
+    p.add_argument(
+        "--imagenet-weights",
+        default=None,
+        help="torchvision-format ResNet-50 state_dict file (e.g. resnet50-0676ba61.pth) for --size paper's image trunk",
+    )
     p.add_argument(
         "--grid",
         default="front",
@@ -969,6 +1000,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
         targets=args.targets,
         unlabelled=unlabelled,
         skip_bad_frames=getattr(args, "skip_bad_frames", False),
+        imagenet_weights=getattr(args, "imagenet_weights", None),
     )
 
 

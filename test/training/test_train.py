@@ -204,3 +204,34 @@ def test_ddp_two_processes_keep_replicas_identical(synth_root: Path, tmp_path: P
         changed += int(not torch.equal(r0[k], init[k]))
     assert changed > 0  # they did train
     assert (tmp_path / "teacher.pt").is_file()
+
+
+def test_paper_size_starts_from_imagenet_weights(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``imkd train student --size paper --imagenet-weights FILE``: the ResNet-50 trunk starts from the file (one
+    step later its weights are within a step of them, far from a fresh init), the meta names the file; a model
+    without that trunk refuses the option with a one-line error."""
+    from imkd_ros.model.checkpoint import load_checkpoint
+    from imkd_ros.model.resnet import ResNet50Trunk
+
+    torch.manual_seed(5)
+    weights = {k: v.clone() for k, v in ResNet50Trunk().state_dict().items()}
+    for v in weights.values():
+        if v.is_floating_point():
+            v.uniform_(0.5, 1.0)  # unlike any initialisation
+    weights["fc.weight"], weights["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)
+    torch.save(weights, tmp_path / "resnet50.pth")
+    out = tmp_path / "paper.pt"
+    args = ["train", "student", "--data", str(synth_root), "--out", str(out), "--size", "paper", "--grid", "surround"]
+    args += ["--max-steps", "1", "--batch-size", "1", "--epochs", "1", "--val-every", "0"]
+    assert cli_main([*args, "--imagenet-weights", str(tmp_path / "resnet50.pth")]) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["imagenet_weights"]["path"] == str(tmp_path / "resnet50.pth")
+    assert len(ckpt.meta["imagenet_weights"]["sha256"]) == 64
+    trunk = {k.removeprefix("camera_bev.backbone.trunk."): v for k, v in ckpt.build("cpu").state_dict().items()}
+    assert (trunk["layer3.0.conv2.weight"] - weights["layer3.0.conv2.weight"]).abs().max() < 0.05
+    capsys.readouterr()
+    bad = ["train", "student", "--data", str(synth_root), "--out", str(tmp_path / "x.pt"), "--max-steps", "1"]
+    assert cli_main([*bad, "--imagenet-weights", str(tmp_path / "resnet50.pth")]) == 2
+    assert "needs a student with a ResNet-50 image trunk (--size paper)" in capsys.readouterr().err
