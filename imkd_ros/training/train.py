@@ -55,7 +55,7 @@ from torch import nn
 from imkd_ros.core.errors import InputError
 from imkd_ros.core.types import Frame
 from imkd_ros.data.augment import GlobalAugment, augment_lidar_batch
-from imkd_ros.data.check import SkippedFrame, read_frames
+from imkd_ros.data.check import SkippedFrame, read_frames, usable_samples
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.distill.adapters import DistillHeads
@@ -70,6 +70,7 @@ from imkd_ros.inference.detector import Detector, model_inputs
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from imkd_ros.model.preprocess import shrink_frame
+from imkd_ros.training.streaming import StreamedFrames, frame_scenes, frame_tokens
 
 __all__ = [
     "TrainConfig",
@@ -114,6 +115,9 @@ class TrainConfig:
         radar_sweeps: radar sweeps accumulated per frame.
         augment: move each teacher frame and its boxes by a random mirror/rotation/scale before the step
             (:mod:`imkd_ros.data.augment`); teachers only.
+        stream: read training (and unlabelled) frames from disk as batches need them instead of keeping them in
+            memory (:mod:`imkd_ros.training.streaming`); the same batches either way.
+        workers: DataLoader worker processes reading ahead (0: the training process reads).
     """
 
     epochs: int = 20
@@ -129,6 +133,8 @@ class TrainConfig:
     max_steps: int | None = None
     radar_sweeps: int = 6
     augment: bool = False
+    stream: bool = False
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,23 +212,30 @@ def _read_frames(
     what: str,
     skip_bad: bool = False,
     skipped: list[SkippedFrame] | None = None,
-) -> list[Frame]:
+    stream: dict[str, Any] | None = None,
+) -> Sequence[Frame] | StreamedFrames:
     """The split's frames shrunk to the model; every file they read is checked first (:mod:`imkd_ros.data.check`):
     bad files raise one error naming them, or with ``skip_bad`` their frames are left out and added to
-    ``skipped``."""
+    ``skipped``. With ``stream`` (the reader's keyword arguments) they are :class:`StreamedFrames`, read on use."""
     from tqdm import tqdm
 
     tokens = reader.split_samples(split)
     if not tokens:
         raise InputError(f"split {split!r} of {reader.dataroot} has no samples")
-    frames, bad = read_frames(
-        reader,
-        tokens,
-        skip_bad=skip_bad,
-        what=f"split {split} of {reader.dataroot}",
-        transform=lambda f: shrink_frame(f, config),
-        progress=lambda toks: tqdm(toks, desc=f"reading {what}", unit="frame", disable=not progress, leave=False),
-    )
+    if stream is not None:
+        good, bad = usable_samples(reader, tokens, skip_bad=skip_bad, what=f"split {split} of {reader.dataroot}")
+        frames: Sequence[Frame] | StreamedFrames = StreamedFrames(
+            stream, good, config, [reader.scene_of(t) for t in good]
+        )
+    else:
+        frames, bad = read_frames(
+            reader,
+            tokens,
+            skip_bad=skip_bad,
+            what=f"split {split} of {reader.dataroot}",
+            transform=lambda f: shrink_frame(f, config),
+            progress=lambda toks: tqdm(toks, desc=f"reading {what}", unit="frame", disable=not progress, leave=False),
+        )
     for b in bad:
         print(f"skipped frame {b.sample} ({b.scene}) of split {split}: {b.reason}", file=sys.stderr)
     if skipped is not None:
@@ -262,11 +275,12 @@ def _read_unlabelled(
     progress: bool,
     skip_bad: bool = False,
     skipped: list[SkippedFrame] | None = None,
-) -> list[Frame]:
+    stream: dict[str, Any] | None = None,
+) -> Sequence[Frame] | StreamedFrames:
     """The frames of the unlabelled split (none when the split lists no scene); their annotations, if any, are
     never used."""
     tokens = reader.split_samples(unlabelled.split)
-    shared = set(tokens) & {f.token for f in train_frames}
+    shared = set(tokens) & set(frame_tokens(train_frames))
     if shared:
         raise DistillConfigError(
             f"--unlabelled-split {unlabelled.split} shares {len(shared)} samples with the training split (e.g. "
@@ -274,7 +288,7 @@ def _read_unlabelled(
         )
     if not tokens:
         return []
-    return _read_frames(reader, unlabelled.split, config, progress, "unlabelled", skip_bad, skipped)
+    return _read_frames(reader, unlabelled.split, config, progress, "unlabelled", skip_bad, skipped, stream)
 
 
 def _losses(
@@ -387,6 +401,11 @@ def _check_request(
         )
 
 
+def _one_thread(_worker: int) -> None:
+    """A DataLoader worker reads and shrinks frames on one thread (the training process keeps the cores)."""
+    torch.set_num_threads(1)
+
+
 def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, pool_size: int, world: int) -> Any:
     """The one-cycle schedule over the run's steps (``max_steps`` caps the epochs' steps)."""
     per_rank = math.ceil(pool_size / world)
@@ -433,7 +452,7 @@ def _meta_base(
         else dict(
             unlabelled.to_dict(),
             frames=len(unlabelled_frames),
-            scenes=len({f.scene for f in unlabelled_frames}),
+            scenes=len(set(frame_scenes(unlabelled_frames))),
             pseudo_boxes=sum(len(b) for b in pseudo_of.values()),
             mixing="one shuffled pool of labelled and unlabelled frames",
         ),
@@ -471,7 +490,7 @@ def _build_model(
     trainable: nn.Module = core
     pseudo_of: dict[str, Any] = {}
     if kd is not None or unlabelled is not None:
-        bank = TargetBank.from_caches(cache_paths, [f.token for f in pool])
+        bank = TargetBank.from_caches(cache_paths, frame_tokens(pool))
     if kd is not None:
         assert bank is not None
         bank.check_student(model_config, kd)
@@ -515,24 +534,28 @@ def _setup(
     t_start = time.perf_counter()
     is_teacher = model_config.is_teacher
     _check_request(config, is_teacher, kd, cache_paths, unlabelled)
-    reader = NuScenesReader(
-        data,
-        config.version,
-        radar_sweeps=config.radar_sweeps,
-        lidar_sweeps=model_config.lidar.sweeps if is_teacher else 1,
-        load_image="camera" in model_config.modalities,
-        load_lidar=True,
-    )
+    options = {
+        "dataroot": data,
+        "version": config.version,
+        "radar_sweeps": config.radar_sweeps,
+        "lidar_sweeps": model_config.lidar.sweeps if is_teacher else 1,
+        "load_image": "camera" in model_config.modalities,
+        "load_lidar": True,
+    }
+    reader = NuScenesReader(**options)
+    stream = options if config.stream else None
     skipped: list[SkippedFrame] = []
     val_skipped: list[SkippedFrame] = []
     show = progress and dist.main
-    train_frames = _read_frames(reader, config.train_split, model_config, show, "train", skip_bad_frames, skipped)
-    unlabelled_frames: list[Frame] = []
+    train_frames = _read_frames(
+        reader, config.train_split, model_config, show, "train", skip_bad_frames, skipped, stream
+    )
+    unlabelled_frames: Sequence[Frame] | StreamedFrames = []
     if unlabelled is not None:
         unlabelled_frames = _read_unlabelled(
-            reader, unlabelled, train_frames, model_config, show, skip_bad_frames, skipped
+            reader, unlabelled, train_frames, model_config, show, skip_bad_frames, skipped, stream
         )
-    pool = train_frames + unlabelled_frames  # one shuffled pool of both kinds (imkd_ros.distill.pseudo)
+    pool = train_frames + unlabelled_frames if len(unlabelled_frames) else train_frames  # one shuffled pool
     val_frames = (
         _read_frames(reader, config.val_split, model_config, show, "val", skip_bad_frames, val_skipped)
         if dist.main
@@ -553,7 +576,14 @@ def _setup(
     else:
         sampler = torch.utils.data.RandomSampler(pool, generator=torch.Generator().manual_seed(config.seed))
     loader = torch.utils.data.DataLoader(
-        pool, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_frames, drop_last=False
+        pool,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        collate_fn=collate_frames,
+        drop_last=False,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        worker_init_fn=_one_thread if config.workers > 0 else None,
     )
 
     meta_base = _meta_base(data, command, config, dist, len(train_frames), kd, unlabelled, unlabelled_frames,
@@ -808,6 +838,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="model size (tiny: tests; paper: ResNet-50 at 704x256, the IMKD/CRN setting, for a GPU)",
     )
     p.add_argument(
+        "--stream",
+        action="store_true",
+        help="read frames from disk as batches need them (memory flat in the dataset's size) instead of all up front",
+    )
+    p.add_argument("--workers", type=int, default=0, help="DataLoader processes reading frames ahead (with --stream)")
+    p.add_argument(
         "--imagenet-weights",
         default=None,
         help="torchvision-format ResNet-50 state_dict file (e.g. resnet50-0676ba61.pth) for --size paper's image trunk",
@@ -975,6 +1011,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_split=args.val_split,
         max_steps=args.max_steps,
         augment=_augment_of(args),
+        stream=getattr(args, "stream", False),
+        workers=getattr(args, "workers", 0),
     )
 
 

@@ -1,0 +1,77 @@
+"""Training frames read from disk as they are needed (``imkd train --stream [--workers N]``): memory flat in the
+dataset's size.
+
+Without ``--stream`` the training loop reads every frame of its splits once, shrunk to the model's input, and keeps
+them in memory (fast on small sets; nuScenes trainval's 28k keyframes x 6 cameras would need ~90 GB). With it,
+:class:`StreamedFrames` holds only the sample tokens; each ``frames[i]`` reads that keyframe (images, radar and
+LiDAR sweeps, annotations) through a :class:`~imkd_ros.data.reader.NuScenesReader` of its own process and shrinks it
+(:func:`~imkd_ros.model.preprocess.shrink_frame`, the same function as the in-memory path, so a batch is the same to
+the bit). The DataLoader's ``--workers`` processes read ahead of the step (each builds its reader once). The data
+order depends only on (seed, epoch) as before, so ``--resume`` stays exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from imkd_ros.core.types import Frame
+from imkd_ros.model.config import ModelConfig
+from imkd_ros.model.preprocess import shrink_frame
+
+__all__ = ["StreamedFrames", "frame_tokens", "frame_scenes"]
+
+
+class StreamedFrames:
+    """A sequence of frames read on access: ``len``, ``[i]`` (read + shrink), iteration, ``+`` (concatenation),
+    :attr:`tokens`, :attr:`scenes`.
+
+    Args:
+        reader_options: keyword arguments of :class:`~imkd_ros.data.reader.NuScenesReader` (``dataroot``,
+            ``version``, sweeps, what to load): each process builds its own reader from them.
+        tokens: the sample tokens, in order (already checked: :func:`imkd_ros.data.check.usable_samples`).
+        config: the model the frames are shrunk for.
+        scenes: the scene of each token (for the checkpoint meta without reading frames).
+    """
+
+    def __init__(
+        self, reader_options: dict[str, Any], tokens: Sequence[str], config: ModelConfig, scenes: Sequence[str]
+    ) -> None:
+        if len(scenes) != len(tokens):
+            raise ValueError(f"StreamedFrames: {len(scenes)} scenes for {len(tokens)} tokens")
+        self.reader_options = dict(reader_options)
+        self.tokens = list(tokens)
+        self.scenes = list(scenes)
+        self.config = config
+        self._reader: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers get the recipe, not the reader
+        return {**self.__dict__, "_reader": None}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, index: int) -> Frame:
+        if self._reader is None:
+            from imkd_ros.data.reader import NuScenesReader
+
+            self._reader = NuScenesReader(**self.reader_options)
+        return shrink_frame(self._reader.frame(self.tokens[index]), self.config)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return (self[i] for i in range(len(self)))
+
+    def __add__(self, other: StreamedFrames) -> StreamedFrames:
+        if (other.reader_options, other.config) != (self.reader_options, self.config):
+            raise ValueError("StreamedFrames: only frames of one reader and model concatenate")
+        return StreamedFrames(self.reader_options, self.tokens + other.tokens, self.config, self.scenes + other.scenes)
+
+
+def frame_tokens(frames: Sequence[Frame] | StreamedFrames) -> list[str]:
+    """The sample tokens of in-memory or streamed frames (streamed: without reading them)."""
+    return list(frames.tokens) if isinstance(frames, StreamedFrames) else [f.token for f in frames]
+
+
+def frame_scenes(frames: Sequence[Frame] | StreamedFrames) -> list[str]:
+    """The scene of each frame, in-memory or streamed (streamed: without reading them)."""
+    return list(frames.scenes) if isinstance(frames, StreamedFrames) else [f.scene for f in frames]
