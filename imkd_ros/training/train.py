@@ -204,45 +204,45 @@ def _seed_everything(seed: int) -> None:
 # -- the loop -----------------------------------------------------------------------------------------------------
 
 
-def _read_frames(
-    reader: NuScenesReader,
-    split: str,
-    config: ModelConfig,
-    progress: bool,
-    what: str,
-    skip_bad: bool = False,
-    skipped: list[SkippedFrame] | None = None,
-    stream: dict[str, Any] | None = None,
-) -> Sequence[Frame] | StreamedFrames:
-    """The split's frames shrunk to the model; every file they read is checked first (:mod:`imkd_ros.data.check`):
-    bad files raise one error naming them, or with ``skip_bad`` their frames are left out and added to
-    ``skipped``. With ``stream`` (the reader's keyword arguments) they are :class:`StreamedFrames`, read on use."""
-    from tqdm import tqdm
+@dataclass
+class _SplitReader:
+    """How a run reads its splits: the reader, the model the frames are shrunk for, progress bars, the bad-frame
+    policy (frames left out are collected in :attr:`skipped`) and, with ``stream`` (the reader's keyword
+    arguments), :class:`StreamedFrames` read on use instead of frames in memory."""
 
-    tokens = reader.split_samples(split)
-    if not tokens:
-        raise InputError(f"split {split!r} of {reader.dataroot} has no samples")
-    if stream is not None:
-        good, bad = usable_samples(reader, tokens, skip_bad=skip_bad, what=f"split {split} of {reader.dataroot}")
-        frames: Sequence[Frame] | StreamedFrames = StreamedFrames(
-            stream, good, config, [reader.scene_of(t) for t in good]
-        )
-    else:
-        frames, bad = read_frames(
-            reader,
-            tokens,
-            skip_bad=skip_bad,
-            what=f"split {split} of {reader.dataroot}",
-            transform=lambda f: shrink_frame(f, config),
-            progress=lambda toks: tqdm(toks, desc=f"reading {what}", unit="frame", disable=not progress, leave=False),
-        )
-    for b in bad:
-        print(f"skipped frame {b.sample} ({b.scene}) of split {split}: {b.reason}", file=sys.stderr)
-    if skipped is not None:
-        skipped.extend(bad)
-    if not frames:
-        raise InputError(f"split {split!r} of {reader.dataroot}: every one of its {len(tokens)} frames was skipped")
-    return frames
+    reader: NuScenesReader
+    config: ModelConfig
+    progress: bool
+    skip_bad: bool
+    stream: dict[str, Any] | None = None
+    skipped: list[SkippedFrame] = field(default_factory=list)
+
+    def frames(self, split: str, what: str) -> Sequence[Frame] | StreamedFrames:
+        """The split's frames shrunk to the model; every file they read is checked first
+        (:mod:`imkd_ros.data.check`): bad files raise one error naming them, or with ``skip_bad`` their frames are
+        left out and added to :attr:`skipped`."""
+        from tqdm import tqdm
+
+        reader, where = self.reader, f"split {split} of {self.reader.dataroot}"
+        tokens = reader.split_samples(split)
+        if not tokens:
+            raise InputError(f"split {split!r} of {reader.dataroot} has no samples")
+        if self.stream is not None:
+            good, bad = usable_samples(reader, tokens, skip_bad=self.skip_bad, what=where)
+            frames: Sequence[Frame] | StreamedFrames = StreamedFrames(
+                self.stream, good, self.config, [reader.scene_of(t) for t in good]
+            )
+        else:
+            bar = {"desc": f"reading {what}", "unit": "frame", "disable": not self.progress, "leave": False}
+            frames, bad = read_frames(reader, tokens, skip_bad=self.skip_bad, what=where,
+                                      transform=lambda f: shrink_frame(f, self.config),
+                                      progress=lambda toks: tqdm(toks, **bar))  # fmt: skip
+        for b in bad:
+            print(f"skipped frame {b.sample} ({b.scene}) of split {split}: {b.reason}", file=sys.stderr)
+        self.skipped.extend(bad)
+        if not frames:
+            raise InputError(f"split {split!r} of {reader.dataroot}: every one of its {len(tokens)} frames was skipped")
+        return frames
 
 
 def _check_unlabelled(
@@ -268,17 +268,11 @@ def _check_unlabelled(
 
 
 def _read_unlabelled(
-    reader: NuScenesReader,
-    unlabelled: PseudoLabelConfig,
-    train_frames: Sequence[Frame],
-    config: ModelConfig,
-    progress: bool,
-    skip_bad: bool = False,
-    skipped: list[SkippedFrame] | None = None,
-    stream: dict[str, Any] | None = None,
+    splits: _SplitReader, unlabelled: PseudoLabelConfig, train_frames: Sequence[Frame] | StreamedFrames
 ) -> Sequence[Frame] | StreamedFrames:
     """The frames of the unlabelled split (none when the split lists no scene); their annotations, if any, are
     never used."""
+    reader = splits.reader
     tokens = reader.split_samples(unlabelled.split)
     shared = set(tokens) & set(frame_tokens(train_frames))
     if shared:
@@ -288,7 +282,7 @@ def _read_unlabelled(
         )
     if not tokens:
         return []
-    return _read_frames(reader, unlabelled.split, config, progress, "unlabelled", skip_bad, skipped, stream)
+    return splits.frames(unlabelled.split, "unlabelled")
 
 
 def _losses(
@@ -543,24 +537,16 @@ def _setup(
         "load_lidar": True,
     }
     reader = NuScenesReader(**options)
-    stream = options if config.stream else None
-    skipped: list[SkippedFrame] = []
-    val_skipped: list[SkippedFrame] = []
     show = progress and dist.main
-    train_frames = _read_frames(
-        reader, config.train_split, model_config, show, "train", skip_bad_frames, skipped, stream
-    )
+    splits = _SplitReader(reader, model_config, show, skip_bad_frames, options if config.stream else None)
+    train_frames = splits.frames(config.train_split, "train")
     unlabelled_frames: Sequence[Frame] | StreamedFrames = []
     if unlabelled is not None:
-        unlabelled_frames = _read_unlabelled(
-            reader, unlabelled, train_frames, model_config, show, skip_bad_frames, skipped, stream
-        )
+        unlabelled_frames = _read_unlabelled(splits, unlabelled, train_frames)
     pool = train_frames + unlabelled_frames if len(unlabelled_frames) else train_frames  # one shuffled pool
-    val_frames = (
-        _read_frames(reader, config.val_split, model_config, show, "val", skip_bad_frames, val_skipped)
-        if dist.main
-        else []
-    )
+    val_reader = _SplitReader(reader, model_config, show, skip_bad_frames)  # validation frames stay in memory
+    val_frames = val_reader.frames(config.val_split, "val") if dist.main else []
+    skipped, val_skipped = splits.skipped, val_reader.skipped
 
     core, trainable, bank, heads, pseudo_of = _build_model(
         model_config, config, dist.device, kd, unlabelled, cache_paths, pool, unlabelled_frames
