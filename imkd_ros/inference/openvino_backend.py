@@ -3,9 +3,10 @@ and decoding as :class:`~imkd_ros.inference.ort_backend.OrtStudent`, the graph c
 
 Why a second runtime: on CPUs with bf16 matrix units (AVX512-BF16, AMX) OpenVINO runs the student's graph in bf16
 (``precision="bf16"``: the ``INFERENCE_PRECISION_HINT``; weights and activations rounded to bf16, accumulation in
-fp32), which ONNX Runtime's CPU provider does not: on 2 cores of the development machine (Xeon with AMX, one thread,
-both on one run) the graph took 17 ms against ONNX Runtime's 36 ms in fp32. In fp32 it is no faster than ONNX Runtime.
-The accuracy cost of bf16 is measured with ``imkd compare`` (README, deployment).
+fp32), which ONNX Runtime's CPU provider does not: on the 2-core development machine (Xeon with AMX, idle, 2 threads)
+the full detect took 10.8 ms against ONNX Runtime's 24.5 ms in fp32 (``imkd bench --only detect``); in fp32
+OpenVINO took 20.2 ms. The accuracy cost of bf16 (-0.0023 NDS) is measured with ``imkd compare`` (README,
+deployment).
 
 Compilation: ``PERFORMANCE_HINT=LATENCY`` (one stream), ``INFERENCE_NUM_THREADS`` from the caller (None: OpenVINO's
 default), CPU pinning off (the node's executor and PyTorch's thread share the cores). One infer request, reused: a
