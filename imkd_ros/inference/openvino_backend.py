@@ -16,15 +16,14 @@ runtime serves one calling thread at a time (the node's model thread, a replay o
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from imkd_ros.core.errors import InputError
-from imkd_ros.inference.export_onnx import OUTPUT_NAMES, graph_input_names
-from imkd_ros.inference.ort_backend import OrtBackendError, OrtStudent, check_graph_metadata
+from imkd_ros.inference.export_onnx import OUTPUT_NAMES
+from imkd_ros.inference.ort_backend import OrtStudent
 from imkd_ros.model.config import ModelConfig
 
 __all__ = ["OpenVinoStudent", "OPENVINO_PRECISIONS", "cpu_runs_bf16", "pad_radar", "RADAR_BUCKET"]
@@ -85,45 +84,42 @@ class OpenVinoStudent(OrtStudent):
         precision: str = "bf16",
         device: str | torch.device = "cpu",
     ) -> None:
-        import onnx
-        import openvino as ov
-
         if precision not in OPENVINO_PRECISIONS:
             raise InputError(f"precision {precision!r}: the openvino backend runs {', '.join(OPENVINO_PRECISIONS)}")
         if torch.device(device).type != "cpu":
             raise InputError(f"device {device!r}: the openvino backend runs on the CPU")
         if threads is not None and threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise OrtBackendError(f"ONNX model {self.path} does not exist")
-        core = ov.Core()
         if precision == "bf16" and not cpu_runs_bf16():
             raise InputError("precision 'bf16': this CPU has no bf16 support (AVX512-BF16 or AMX); use 'fp32'")
-        try:
-            meta = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}
-            model = core.read_model(str(self.path))
-        except Exception as exc:  # onnx / OpenVINO raise their own types for unreadable or invalid files
-            raise OrtBackendError(f"ONNX model {self.path} cannot be loaded: {exc}") from exc
-        self.config, self.cameras = check_graph_metadata(self.path, meta, config)
-        self.input_names = graph_input_names(self.config)
-        got = tuple(i.get_any_name() for i in model.inputs)
-        if got != self.input_names:
-            raise OrtBackendError(f"ONNX model {self.path} has inputs {got}, expected {self.input_names}")
+        self.precision = precision
+        super().__init__(path, config, threads, device)
+
+    def _open(self, threads: int | None, device: str | torch.device) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Read :attr:`path` (the metadata from the ONNX file); compiled by :meth:`_prepare` once checked."""
+        import onnx
+        import openvino as ov
+
+        meta = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(self.path))
+        self._threads = threads
+        self.session = None
+        return meta, tuple(i.get_any_name() for i in self._model.inputs)
+
+    def _prepare(self) -> None:
+        """Compile the checked graph for the CPU (module docstring) and make its one infer request."""
         options: dict[str, object] = {
             "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision],
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[self.precision],
             "ENABLE_CPU_PINNING": False,
         }
-        if threads is not None:
-            options["INFERENCE_NUM_THREADS"] = int(threads)
-        self.precision = precision
-        self.session = None
-        self.compiled = core.compile_model(model, "CPU", options)
+        if self._threads is not None:
+            options["INFERENCE_NUM_THREADS"] = int(self._threads)
+        self.compiled = self._core.compile_model(self._model, "CPU", options)
+        self._model = None  # the compiled model is all that runs
         self._request = self.compiled.create_infer_request()
         self._outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
-        self._geometry = OrderedDict()
-        self.last_graph_s = 0.0
 
     @property
     def providers(self) -> list[str]:

@@ -143,25 +143,34 @@ class OrtStudent:
         threads: int | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise OrtBackendError(f"ONNX model {self.path} does not exist")
-        options, providers = session_options(threads), providers_for(device)
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable or invalid files
+            meta, got = self._open(threads, device)
+        except ImkdError:  # our own checks (threads, device), as they are
+            raise
+        except Exception as exc:  # the runtimes raise their own exception types for unreadable or invalid files
             raise OrtBackendError(f"ONNX model {self.path} cannot be loaded: {exc}") from exc
-        self.config, self.cameras = check_graph_metadata(
-            self.path, self.session.get_modelmeta().custom_metadata_map, config
-        )
+        self.config, self.cameras = check_graph_metadata(self.path, meta, config)
         self.input_names = graph_input_names(self.config)
-        got = tuple(i.name for i in self.session.get_inputs())
         if got != self.input_names:
             raise OrtBackendError(f"ONNX model {self.path} has inputs {got}, expected {self.input_names}")
+        self._prepare()
         self._geometry: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.last_graph_s = 0.0  # the graph calls of the last head() (s)
+
+    def _open(self, threads: int | None, device: str | torch.device) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Load :attr:`path` into the runtime (here an ONNX Runtime session); return the file's metadata and the
+        graph's input names (:meth:`__init__` checks both)."""
+        import onnxruntime as ort
+
+        options, providers = session_options(threads), providers_for(device)
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        return self.session.get_modelmeta().custom_metadata_map, tuple(i.name for i in self.session.get_inputs())
+
+    def _prepare(self) -> None:
+        """Whatever the runtime does once the file is known to be an imkd student graph (ONNX Runtime: nothing)."""
 
     @property
     def providers(self) -> list[str]:
