@@ -61,7 +61,11 @@ class StreamedFrames:
     def __iter__(self) -> Iterator[Frame]:
         return (self[i] for i in range(len(self)))
 
-    def __add__(self, other: StreamedFrames) -> StreamedFrames:
+    def __add__(self, other: StreamedFrames | Sequence[Frame]) -> StreamedFrames:
+        if not isinstance(other, StreamedFrames):
+            if len(other):
+                raise ValueError("StreamedFrames: only streamed frames (or none) join streamed frames")
+            return self
         if (other.reader_options, other.config) != (self.reader_options, self.config):
             raise ValueError("StreamedFrames: only frames of one reader and model concatenate")
         return StreamedFrames(self.reader_options, self.tokens + other.tokens, self.config, self.scenes + other.scenes)

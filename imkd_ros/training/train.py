@@ -543,7 +543,7 @@ def _setup(
     unlabelled_frames: Sequence[Frame] | StreamedFrames = []
     if unlabelled is not None:
         unlabelled_frames = _read_unlabelled(splits, unlabelled, train_frames)
-    pool = train_frames + unlabelled_frames if len(unlabelled_frames) else train_frames  # one shuffled pool
+    pool = train_frames + unlabelled_frames  # one shuffled pool of both kinds (imkd_ros.distill.pseudo)
     val_reader = _SplitReader(reader, model_config, show, skip_bad_frames)  # validation frames stay in memory
     val_frames = val_reader.frames(config.val_split, "val") if dist.main else []
     skipped, val_skipped = splits.skipped, val_reader.skipped
