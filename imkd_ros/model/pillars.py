@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from imkd_ros.model.bev_scatter import bev_cell_index, scatter_max, scatter_sum, to_bev_image
-from imkd_ros.model.config import GridConfig, ModelConfig
+from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.layers import ConvBNReLU
 
@@ -49,40 +49,35 @@ class PillarBEV(nn.Module):
     """Points ``(B, P, F)`` + mask ``(B, P)`` -> :class:`PillarBEVOutput`.
 
     Args:
-        grid: the BEV grid.
+        config: the model config: its BEV grid (``config.grid``) and channels on the head grid
+            (``config.bev.channels``).
+        name: sensor name for error messages.
         num_columns: F, columns of the point tensor (x, y, z first).
-        extra_columns: indices of the columns fed to the MLP besides the position.
-        extra_scales: divisor of each extra column.
-        intensity_column: column averaged into the intensity map; intensity_scale its divisor.
+        extra: the columns fed to the MLP besides the position, each with its divisor, in order; the first is the
+            intensity, averaged per cell into the intensity map.
         density_scale: divisor of ``log1p(count)``.
         point_channels: MLP width (channels of the pillar map).
-        out_channels: channels on the head grid.
-        name: sensor name for error messages.
         max_points_per_pillar: points per pillar fed to the MLP (0: all).
     """
 
     def __init__(
         self,
-        grid: GridConfig,
+        config: ModelConfig,
+        name: str,
         num_columns: int,
-        extra_columns: tuple[int, ...],
-        extra_scales: tuple[float, ...],
-        intensity_column: int,
-        intensity_scale: float,
+        extra: dict[int, float],
         density_scale: float,
         point_channels: int,
-        out_channels: int,
-        name: str,
         max_points_per_pillar: int = 0,
     ) -> None:
         super().__init__()
+        grid = config.grid
         self.max_points_per_pillar = int(max_points_per_pillar)
         self.grid = grid
         self.num_columns = num_columns
-        self.extra_columns = tuple(extra_columns)
-        self.register_buffer("extra_scales", torch.tensor(extra_scales, dtype=torch.float32), persistent=False)
-        self.intensity_column = intensity_column
-        self.intensity_scale = intensity_scale
+        self.extra_columns = tuple(extra)
+        self.register_buffer("extra_scales", torch.tensor(tuple(extra.values()), dtype=torch.float32), persistent=False)
+        self.intensity_column, self.intensity_scale = next(iter(extra.items()))
         self.density_scale = density_scale
         self.name = name
         c_in = 3 + len(self.extra_columns) + 2 + 3 + 1
@@ -90,7 +85,7 @@ class PillarBEV(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(c_in, c), nn.LayerNorm(c), nn.ReLU(inplace=True), nn.Linear(c, c), nn.LayerNorm(c), nn.ReLU()
         )
-        self.entry = ConvBNReLU(c, out_channels, 3, grid.stride)
+        self.entry = ConvBNReLU(c, config.bev.channels, 3, grid.stride)
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> PillarBEVOutput:
         """Args:
@@ -170,18 +165,8 @@ class RadarPillarBEV(PillarBEV):
 
     def __init__(self, config: ModelConfig) -> None:
         r = config.radar
-        super().__init__(
-            config.grid,
-            num_columns=7,
-            extra_columns=(3, 4, 5, 6),
-            extra_scales=(r.rcs_scale, r.velocity_scale, r.velocity_scale, r.time_scale),
-            intensity_column=3,
-            intensity_scale=r.rcs_scale,
-            density_scale=r.density_scale,
-            point_channels=r.point_channels,
-            out_channels=config.bev.channels,
-            name="radar",
-        )
+        extra = {3: r.rcs_scale, 4: r.velocity_scale, 5: r.velocity_scale, 6: r.time_scale}
+        super().__init__(config, "radar", 7, extra, r.density_scale, r.point_channels)
 
 
 class LidarPillarBEV(PillarBEV):
@@ -190,16 +175,5 @@ class LidarPillarBEV(PillarBEV):
 
     def __init__(self, config: ModelConfig) -> None:
         li = config.lidar
-        super().__init__(
-            config.grid,
-            num_columns=6,
-            extra_columns=(3, 5),
-            extra_scales=(li.max_intensity, li.time_scale),
-            intensity_column=3,
-            intensity_scale=li.max_intensity,
-            density_scale=li.density_scale,
-            point_channels=li.point_channels,
-            out_channels=config.bev.channels,
-            name="lidar",
-            max_points_per_pillar=li.max_points_per_pillar,
-        )
+        extra = {3: li.max_intensity, 5: li.time_scale}
+        super().__init__(config, "lidar", 6, extra, li.density_scale, li.point_channels, li.max_points_per_pillar)
