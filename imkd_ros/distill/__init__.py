@@ -4,8 +4,9 @@
 * :mod:`~imkd_ros.distill.cache`: the teacher-target format (versioned) and its sharded, checksummed cache.
 * :mod:`~imkd_ros.distill.targets`: running the teacher once over a split into a cache (``imkd teacher-targets``).
 * :mod:`~imkd_ros.distill.config`, :mod:`~imkd_ros.distill.losses`, :mod:`~imkd_ros.distill.adapters`,
-  :mod:`~imkd_ros.distill.bank`, :mod:`~imkd_ros.distill.student`: the three stages' losses and what the training
-  loop (``imkd train student --targets CACHE --kd ...``) needs.
+  :mod:`~imkd_ros.distill.bank`: the three stages' losses and what the training loop (``imkd train student
+  --targets CACHE --kd ...``) needs; :mod:`~imkd_ros.distill.pseudo`: pseudo-labels of unlabelled frames, and the
+  student as the training loop sees it with teacher targets (distillation, pseudo-labels or both).
 * :mod:`~imkd_ros.apps.ablate`: the label-scarce distillation study (``imkd ablate``); import it directly (it
   imports the training loop).
 
@@ -52,7 +53,6 @@ from imkd_ros.distill.losses import (
     teacher_foreground,
     teacher_object_count,
 )
-from imkd_ros.distill.student import DistilledStudent, KDTrainingLosses
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache, compute_teacher_targets
 
 __all__ = [
@@ -92,8 +92,6 @@ __all__ = [
     "radar_gate_target",
     "gate_kl",
     "heatmap_kl",
-    "DistilledStudent",
-    "KDTrainingLosses",
     "CacheBuildReport",
     "build_target_cache",
     "compute_teacher_targets",

@@ -25,8 +25,9 @@ Per-frame loss masking (:class:`SemiSupervisedStudent`), one student forward pas
 
 ``total = (n_l / B) * det_labelled + (n_u / B) * weight * det_pseudo + kd`` for a batch of ``B = n_l + n_u`` frames:
 each frame weighs the same in the detection term whatever its kind (``weight`` scales the unlabelled ones); a
-batch without unlabelled frames gives exactly ``det + kd``, the labelled-only loss. Without distillation stages
-(``--kd none``) the KD term is absent: pseudo-label self-training alone.
+batch without unlabelled frames gives exactly ``det + kd``, the labelled-only loss (a distillation run without
+unlabelled frames trains through the same module, with no frame flagged). Without distillation stages (``--kd
+none``) the KD term is absent: pseudo-label self-training alone.
 """
 
 from __future__ import annotations
@@ -182,8 +183,10 @@ def _select(out: StudentOutput, index: torch.Tensor) -> StudentOutput:
 
 class SemiSupervisedStudent(nn.Module):
     """A :class:`Student` (and the adapters of the enabled distillation stages) trained on batches that mix
-    labelled and pseudo-labelled frames; parameters registered in the order of
-    :class:`~imkd_ros.distill.student.DistilledStudent` (student, then adapters).
+    labelled and pseudo-labelled frames: the student as the training loop sees it whenever it trains with teacher
+    targets, one ``nn.Module`` (so ``DistributedDataParallel`` can wrap it and sync the adapters' gradients too)
+    registering the student, then the adapters. Only ``.student`` is shipped. A distillation run without unlabelled
+    frames is the case without ``pseudo`` flags: its losses are ``det + kd`` (module docstring).
 
     Args:
         student: the network that is shipped.
@@ -220,8 +223,9 @@ class SemiSupervisedStudent(nn.Module):
         pseudo: Sequence[bool] | None = None,
     ) -> SemiSupervisedLosses | list[Detections]:
         """Training mode: :class:`SemiSupervisedLosses`. ``gt`` holds one :class:`Boxes` per frame (ego frame):
-        the annotations of a labelled frame, the :func:`pseudo_labels` of a frame with ``pseudo[i]`` True;
-        ``targets`` the batch's teacher targets (needed with distillation). Eval mode: the student's detections.
+        the annotations of a labelled frame, the :func:`pseudo_labels` of a frame with ``pseudo[i]`` True
+        (``pseudo`` None: every frame labelled); ``targets`` the batch's teacher targets (needed with
+        distillation). Eval mode: the student's detections.
 
         Shapes: as :meth:`Student.features` (``x``: :class:`StudentInputs`) and ``lidar (B, M, 6)``.
         """
@@ -257,7 +261,7 @@ class SemiSupervisedStudent(nn.Module):
             det_total = ((b - n_u) / b) * det.total + (n_u / b) * self.pseudo_weight * pl.total
         if self.config is None:
             return SemiSupervisedLosses(det, pl, None, det_total)
-        kd = distill_losses(out, targets, self.heads, self.config, self.student.config)  # as DistilledStudent
+        kd = distill_losses(out, targets, self.heads, self.config, self.student.config)
         return SemiSupervisedLosses(det, pl, kd, det_total + kd.total)
 
     def _pseudo_targets(

@@ -65,7 +65,6 @@ from imkd_ros.distill.cache import TargetCache
 from imkd_ros.distill.config import DistillConfig, parse_stages
 from imkd_ros.distill.errors import DistillConfigError
 from imkd_ros.distill.pseudo import PseudoLabelConfig, SemiSupervisedStudent, pseudo_labels
-from imkd_ros.distill.student import DistilledStudent
 from imkd_ros.inference.detector import Detector, model_inputs
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.checkpoint import load_checkpoint, save_checkpoint
@@ -493,7 +492,7 @@ def _build_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed + 7919)
             heads = DistillHeads(model_config.bev.channels, bank.feature_channels, kd).to(device)
-        trainable = DistilledStudent(core, heads, kd)
+        trainable = SemiSupervisedStudent(core, heads, kd)  # every frame labelled: detection + distillation
     if unlabelled is not None:
         assert bank is not None and isinstance(core, Student)
         pseudo_of = {
