@@ -176,13 +176,44 @@ def bench_node(
     ``overload_seconds``: about how long the 3x overload run lasts (the scene is repeated to fill it); ``backend``:
     the node's ``backend`` parameter, ``precision`` its ``precision`` (None: config/detector.yaml's), used by the
     references too (``node_backend`` / ``node_precision``: what ``"auto"`` resolved to)."""
-    import torch
+    bench = _setup(workdir, threads, backend, precision)
+    out: dict[str, float | str] = {"node_threads": float(bench.threads), "node_backend": bench.detector.backend}
+    out["node_precision"] = bench.detector.precision
+    lock, fresh, over = _run_node(bench, workdir, repeats, overload_seconds, out)
+    _lockstep_stats(out, lock)
+    _fresh_stats(out, fresh)
+    _overload_stats(out, over)
+    return out
 
+
+@dataclass(frozen=True)
+class _Bench:
+    """What the node and the model-only references run on: the scene (``data``, its synth_val ``frames``), the
+    checkpoint, the node's parameter file and environment, the in-process detector (its backend and precision
+    resolved from ``"auto"`` as the node resolves them) and the intra-op threads of both sides."""
+
+    data: Path
+    model: Path
+    params: Path
+    env: dict[str, str]
+    frames: list[Any]
+    detector: Any
+    threads: int
+
+    @property
+    def runtime(self) -> str:
+        """``BACKEND:PRECISION`` of the detector."""
+        return f"{self.detector.backend}:{self.detector.precision}"
+
+
+def _setup(workdir: Path, threads: int, backend: str | None, precision: str | None) -> _Bench:
+    """Write the two-scene synthetic dataset and the node's parameters under ``workdir``, load the frames and the
+    detector (see :func:`bench_node` for the arguments)."""
     from imkd_ros.apps.demo import node_parameters
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
-    from imkd_ros.inference.detector import Detector, inference_threads, torch_threads_for
-    from imkd_ros.pipeline.env import child_env, node_command
+    from imkd_ros.inference.detector import Detector, inference_threads
+    from imkd_ros.pipeline.env import child_env
 
     n_threads = inference_threads(threads)
     backend = backend or _default_parameter("backend")
@@ -195,9 +226,31 @@ def bench_node(
     reader = NuScenesReader(data, load_lidar=False)
     frames = [reader.frame(t) for t in reader.split_samples("synth_val")]
     det = Detector.from_checkpoint(model, "cpu", 0.3, backend=backend, threads=n_threads, precision=precision)
-    backend, precision = det.backend, det.precision  # "auto" resolved, as the node resolves it
-    out: dict[str, float | str] = {"node_threads": float(n_threads), "node_backend": backend}
-    out["node_precision"] = precision
+    return _Bench(data, model, params, env, frames, det, n_threads)
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """The fresh-process references (:func:`fresh_main_thread_ms`): back to back (``times``, with the medians of
+    the detector's ``spans``) and at the node's cadence (``paced``), ms per frame."""
+
+    times: list[float]
+    spans: dict[str, float]
+    paced: list[float]
+
+
+def _run_node(
+    bench: _Bench, workdir: Path, repeats: int, overload_seconds: float, out: dict[str, float | str]
+) -> tuple[_Lockstep, _Fresh, dict[str, Any]]:
+    """Start detector_node and warm it; then the lockstep plays (the in-process model alone after each, from a worker
+    thread as in the node), the fresh-process references while the node idles, and the overload run. The node's CPU
+    use goes into ``out``."""
+    import torch
+
+    from imkd_ros.inference.detector import torch_threads_for
+    from imkd_ros.pipeline.env import node_command
+
+    det = bench.detector
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-only")  # as the node's worker thread
 
     def model_ms(frame: object) -> float:
@@ -205,48 +258,46 @@ def bench_node(
         det.detect(frame)
         return (time.perf_counter() - t) * 1e3
 
+    def model_pass() -> list[float]:
+        return [worker.submit(model_ms, f).result() for f in bench.frames]
+
     saved_threads = torch.get_num_threads()
-    torch.set_num_threads(torch_threads_for(backend, n_threads))  # as the node does
+    torch.set_num_threads(torch_threads_for(det.backend, bench.threads))  # as the node does
     node_log = workdir / "node_bench_node.log"
-    cmd = node_command(model, params, device="cpu") + ["-p", f"threads:={n_threads}", "-p", "debug_timing:=true"]
-    cmd += ["-p", f"backend:={backend}", "-p", f"precision:={precision}"]
+    cmd = node_command(bench.model, bench.params, device="cpu")
+    cmd += ["-p", f"threads:={bench.threads}", "-p", "debug_timing:=true"]
+    cmd += ["-p", f"backend:={det.backend}", "-p", f"precision:={det.precision}"]
     try:
-        worker.submit(model_ms, frames[0]).result()
+        worker.submit(model_ms, bench.frames[0]).result()
         with node_log.open("w") as nlog:
-            node = subprocess.Popen(cmd, env=env, stdout=nlog, stderr=nlog)
+            node = subprocess.Popen(cmd, env=bench.env, stdout=nlog, stderr=nlog)
             try:
                 # after the first answers the model is loaded and warm
-                _player(data, workdir / "warm.json", workdir / "warm.log", env, "--lockstep", "--rate", "0")
+                _player(bench.data, workdir / "warm.json", workdir / "warm.log", bench.env, "--lockstep", "--rate", "0")
                 cpu0 = _cpu_seconds(node.pid)
                 # the model alone, right after each play (the node idles): the same machine load
-                lock = _lockstep_runs(
-                    data, workdir, env, node_log, repeats, lambda: [worker.submit(model_ms, f).result() for f in frames]
-                )
+                lock = _lockstep_runs(bench.data, workdir, bench.env, node_log, repeats, model_pass)
                 cpu = _cpu_seconds(node.pid) - cpu0  # the node idles while the player starts: count playback time
-                fresh_spans: dict[str, float] = {}  # the node idles meanwhile
-                runtime = f"{backend}:{precision}"
-                fresh = fresh_main_thread_ms(data, model, n_threads, runtime, repeats, fresh_spans)
-                # the same at the node's cadence: idle between frames as long as the node's model was
-                gap = max(0.0, lock.played_s / max(len(lock.e2e), 1) - _median(lock.e2e) / 1e3)
-                paced = fresh_main_thread_ms(data, model, n_threads, runtime, repeats, gap_s=gap)
+                fresh = _fresh_references(bench, repeats, lock)  # the node idles meanwhile
                 out["node_cpu_percent"] = 100.0 * cpu / lock.played_s
                 out["node_cpu_ms_per_frame"] = 1e3 * cpu / max(len(lock.e2e), 1)
-                over = _overload_run(data, workdir, env, node.pid, frames, overload_seconds, out)
+                over = _overload_run(bench.data, workdir, bench.env, node.pid, bench.frames, overload_seconds, out)
             finally:
                 stop_process(node)
     finally:
         worker.shutdown()
         torch.set_num_threads(saved_threads)
-    _lockstep_stats(out, lock)
-    out["node_model_fresh_main_ms_median"] = _median(fresh)
-    out.update({f"node_model_fresh_main_{k}_median": v for k, v in fresh_spans.items()})
-    out["node_model_fresh_main_paced_ms_median"] = _median(paced)
-    out["node_latency_ratio_fresh_main_paced"] = (
-        out["node_e2e_ms_median"] / out["node_model_fresh_main_paced_ms_median"]
-    )
-    out["node_latency_ratio_fresh_main"] = out["node_e2e_ms_median"] / out["node_model_fresh_main_ms_median"]
-    _overload_stats(out, over)
-    return out
+    return lock, fresh, over
+
+
+def _fresh_references(bench: _Bench, repeats: int, lock: _Lockstep) -> _Fresh:
+    """The model in a fresh process, back to back and then at the node's cadence: idle between frames as long as
+    the node's model was in the lockstep plays ``lock``."""
+    spans: dict[str, float] = {}
+    times = fresh_main_thread_ms(bench.data, bench.model, bench.threads, bench.runtime, repeats, spans)
+    gap = max(0.0, lock.played_s / max(len(lock.e2e), 1) - _median(lock.e2e) / 1e3)
+    paced = fresh_main_thread_ms(bench.data, bench.model, bench.threads, bench.runtime, repeats, gap_s=gap)
+    return _Fresh(times, spans, paced)
 
 
 def _default_parameter(name: str) -> str:
@@ -407,6 +458,16 @@ def _lockstep_stats(out: dict[str, float], lock: _Lockstep) -> None:
     out["node_overhead_ms_median"] = _median([o[0] for o in lock.overhead])
     out["node_overhead_ratio_median"] = _median([o[1] for o in lock.overhead])
     out["node_model_page_faults_median"] = _median([s["model_page_faults"] for s in spans if "model_page_faults" in s])
+
+
+def _fresh_stats(out: dict[str, float], fresh: _Fresh) -> None:
+    out["node_model_fresh_main_ms_median"] = _median(fresh.times)
+    out.update({f"node_model_fresh_main_{k}_median": v for k, v in fresh.spans.items()})
+    out["node_model_fresh_main_paced_ms_median"] = _median(fresh.paced)
+    out["node_latency_ratio_fresh_main_paced"] = (
+        out["node_e2e_ms_median"] / out["node_model_fresh_main_paced_ms_median"]
+    )
+    out["node_latency_ratio_fresh_main"] = out["node_e2e_ms_median"] / out["node_model_fresh_main_ms_median"]
 
 
 def _overload_stats(out: dict[str, float], over: Mapping[str, Any]) -> None:
