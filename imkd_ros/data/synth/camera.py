@@ -70,6 +70,8 @@ _KIND_OF_CLASS = {
     "pedestrian": _K_PED,
     "traffic_cone": _K_CONE,
 }
+#: The kinds drawn as :func:`~imkd_ros.data.synth.lidar.thin_shape` inside their box (its ``THIN_CLASSES``).
+_THIN_KINDS = frozenset({_K_PED, _K_CYCLE, _K_CONE})
 _FACADE_RGB = np.array([[150, 82, 62], [172, 166, 156], [200, 186, 152], [122, 122, 128], [180, 150, 120]], np.float32)
 _GLASS = np.array([38, 48, 62], np.float32)
 _TYRE = np.array([24, 24, 26], np.float32)
@@ -256,7 +258,9 @@ def _render_boxes(
             rz = np.float32(o[2] - center[2]) + tn * dzv[m]
             local = [ci * rx + si * ry, ci * ry - si * rx, rz]
             ray = (ci * dxv[m] + si * dyv[m], ci * dyv[m] - si * dxv[m])
-            palette, idx, keep, lamp = _shade(styles[i], size, int(f), local, ray)
+            style = styles[i]
+            palette, idx, lamp = _shade(style, size, int(f), local)
+            keep = thin_shape(style.label, size, style.moving, local, ray)[0] if style.kind in _THIN_KINDS else None
             if keep is not None:
                 rows, cols = np.nonzero(m)
                 m = np.zeros_like(m)
@@ -346,29 +350,23 @@ def _face_shade(yaw: float, sun: np.ndarray) -> np.ndarray:
 
 
 def _shade(
-    style: _BoxStyle,
-    size: np.ndarray,
-    face: int,
-    local: list[np.ndarray],
-    ray: tuple[np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Surface colours of the hit pixels of one face of one box.
+    style: _BoxStyle, size: np.ndarray, face: int, local: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Surface colours of the hit pixels of one face of one box (the silhouette of a thin actor inside its box is
+    :func:`~imkd_ros.data.synth.lidar.thin_shape`'s).
 
     Args:
         style: the box's look; size: its (w, l, h); face: 0..5 = +x, -x, +y, -y, +z, -z of the box;
-        local: hit points ``(M,)`` x, y, z in the box frame (m); ray: the pixels' ray directions x, y ``(M,)`` in the
-            box frame.
+        local: hit points ``(M,)`` x, y, z in the box frame (m).
 
     Returns:
-        palette ``(K, 3)`` float32, per-pixel palette index ``(M,)``, a keep mask ``(M,)`` for silhouettes narrower
-        than the box (None: keep all), a lamp / lit-window mask ``(M,)`` (None: none).
+        palette ``(K, 3)`` float32, per-pixel palette index ``(M,)``, a lamp / lit-window mask ``(M,)`` (None: none).
     """
     w, l, h = (float(x) for x in size)
     lx, ly, lz = local
     up = lz + np.float32(h / 2.0)
     along = lx if face in (2, 3, 4, 5) else ly
     idx = np.zeros(len(up), np.uint8)
-    keep = lamp = None
     if style.kind == _K_VEHICLE:
         return _shade_vehicle(style, w, l, h, face, lx, ly, up)
     if style.kind == _K_FACADE:
@@ -378,13 +376,11 @@ def _shade(
         idx[up < 0.47 * h] = 1
         idx[up > 0.86 * h] = 2
         idx[(up > 0.96 * h) | (face == 4)] = 3
-        keep = thin_shape(style.label, size, style.moving, local, ray)[0]
     elif style.kind == _K_CYCLE:  # frame colour, tyres, rider, skin
         palette = np.stack([style.rgb, _TYRE, np.array([55, 55, 75], np.float32), _SKIN])
         idx[up < 0.62] = 1
         idx[up > 0.95] = 2
         idx[up > h - 0.22] = 3
-        keep = thin_shape(style.label, size, style.moving, local, ray)[0]
     elif style.kind == _K_BARRIER:  # white, red stripes, concrete foot
         palette = np.stack([style.rgb, np.array([205, 35, 35], np.float32), np.array([140, 140, 140], np.float32)])
         idx[(np.floor((along + up) * np.float32(1.0 / 0.3)).astype(np.int32) & 1) == 1] = 1
@@ -393,15 +389,14 @@ def _shade(
         palette = np.stack([style.rgb, np.array([240, 240, 240], np.float32), np.array([30, 30, 30], np.float32)])
         idx[(up > 0.45 * h) & (up < 0.65 * h)] = 1
         idx[up < 0.06] = 2
-        keep = thin_shape(style.label, size, style.moving, local, ray)[0]
     else:
         palette = style.rgb[None, :]
-    return palette.astype(np.float32), idx, keep, lamp
+    return palette.astype(np.float32), idx, None
 
 
 def _shade_vehicle(
     style: _BoxStyle, w: float, l: float, h: float, face: int, lx: np.ndarray, ly: np.ndarray, up: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, None, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Vehicle faces: body colour, glass (two tones), tyres and dark sill, head and tail lamps; see :func:`_shade`."""
     name = CLASSES[style.label]
     head_rgb = _HEADLAMP if style.lit else np.array([235, 235, 220], np.float32)
@@ -410,7 +405,7 @@ def _shade_vehicle(
     idx = np.zeros(len(up), np.uint8)
     if face == 4:
         idx[:] = 6
-        return palette, idx, None, None
+        return palette, idx, None
     if name == "car":
         g0, g1, cab = 0.58 * h, 0.92 * h, l
     elif name == "bus":
@@ -439,12 +434,12 @@ def _shade_vehicle(
         lamp_at = lamp_h & (np.abs(ly) > w / 2.0 - 0.42) & (np.abs(ly) < w / 2.0 - 0.08)
         idx[lamp_at] = 4 if face == 0 else 5
         lamp = lamp_at if style.lit else None
-    return palette, idx, None, lamp
+    return palette, idx, lamp
 
 
 def _shade_facade(
     style: _BoxStyle, face: int, along: np.ndarray, up: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, None, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Building faces: wall colour, a window grid (3.2 m x 3.4 m floors), shop windows at street level, a darker
     plinth, grey roof; at night a quarter of the windows are lit; see :func:`_shade`."""
     palette = np.stack(
@@ -453,7 +448,7 @@ def _shade_facade(
     idx = np.zeros(len(up), np.uint8)
     if face == 4:
         idx[:] = 4
-        return palette, idx, None, None
+        return palette, idx, None
     a = along * np.float32(1.0 / 3.2)
     col = np.floor(a)
     fa = a - col
@@ -468,11 +463,11 @@ def _shade_facade(
     idx[glass] = 1
     idx[up < 0.5] = 3
     if not style.lit:
-        return palette, idx, None, None
+        return palette, idx, None
     cell = col.astype(np.int32) * 7919 + row.astype(np.int32) * 104729 + style.seed
     lit = glass & ((cell % 4) == 0)
     idx[lit] = 2
-    return palette, idx, None, lit
+    return palette, idx, lit
 
 
 def _styles(
