@@ -61,19 +61,11 @@ def run_replay_eval(
         BagError, EvaluationError, CheckpointError: bad bag, nothing to score, bad checkpoint.
     """
     from imkd_ros.bag.report import write_report
-    from imkd_ros.inference.detector import Detector, parse_runtime
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    src = open_bag(bag, topics)
-    backend, precision = parse_runtime(runtime)
-    overrides = {"backend": backend, "precision": precision, **(read_params_file(params_file) if params_file else {})}
-    detector = Detector.from_checkpoint(
-        checkpoint, device, score_threshold, backend=overrides["backend"], precision=overrides["precision"]
-    )
-    gt = src.ground_truth()
-    if not gt:
-        raise BagError(f"bag {src.path}: no ground truth messages on {topics.ground_truth}")
+    src, overrides, detector, gt = _open_replay(bag, topics, checkpoint, runtime, params_file, device, score_threshold)
+    stamps = sorted(gt)
     if live:
         from imkd_ros.apps.replay_live import replay_live
 
@@ -84,13 +76,13 @@ def run_replay_eval(
             rate=rate,
             params=overrides,
             frames=frames,
-            gt_stamps=sorted(gt),
+            gt_stamps=stamps,
             device=device,
             score_threshold=score_threshold,
             timeout=timeout,
         )
     else:
-        replay = replay_offline(src, detector, params=overrides, frames=frames, gt_stamps=sorted(gt), progress=progress)
+        replay = replay_offline(src, detector, params=overrides, frames=frames, gt_stamps=stamps, progress=progress)
     summary, coverage_summary = _score(src, replay, out, detector.config, gt, gt_attributes)
     return write_report(
         out,
@@ -104,6 +96,36 @@ def run_replay_eval(
         bev_frames=bev_frames,
         coverage_summary=coverage_summary,
     )
+
+
+def _open_replay(
+    bag: str | PathLike[str],
+    topics: BagTopics,
+    checkpoint: str | PathLike[str],
+    runtime: str,
+    params_file: str | PathLike[str] | None,
+    device: str,
+    score_threshold: float | None,
+) -> tuple[Any, dict[str, Any], Any, dict[int, Any]]:
+    """What a replay runs on (the arguments as :func:`run_replay_eval`'s): the bag, the node parameters the replay
+    sets (``backend`` and ``precision`` from ``runtime``, under what ``params_file`` sets: it wins), the detector
+    they give, and the bag's ground truth.
+
+    Raises:
+        BagError: the bag has no ground truth messages.
+    """
+    from imkd_ros.inference.detector import Detector, parse_runtime
+
+    src = open_bag(bag, topics)
+    backend, precision = parse_runtime(runtime)
+    overrides = {"backend": backend, "precision": precision, **(read_params_file(params_file) if params_file else {})}
+    detector = Detector.from_checkpoint(
+        checkpoint, device, score_threshold, backend=overrides["backend"], precision=overrides["precision"]
+    )
+    gt = src.ground_truth()
+    if not gt:
+        raise BagError(f"bag {src.path}: no ground truth messages on {topics.ground_truth}")
+    return src, overrides, detector, gt
 
 
 def _score(
