@@ -456,16 +456,24 @@ def write_dataset(
     results = run_jobs(jobs, workers, progress)
 
     tables = _dataset_tables(root, specs, scenarios, results, labelled)
+    names, splits = _write_tables(root / version, tables, names, splits, rename)
+    return _summary(root, version, names, specs, splits, tables, time.perf_counter() - t0)
+
+
+def _write_tables(
+    folder: Path, tables: dict[str, list[dict]], names: list[str], splits: dict[str, list[str]], rename: dict[str, str]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Write the tables (:data:`TABLE_NAMES`) and ``splits.json`` into the version folder, the scenes renamed by
+    ``rename`` (old -> new name; empty: none) in both; returns the scene names and the splits as written."""
     if rename:
         for rec in tables["scene"]:
             rec["name"] = rename[rec["name"]]
         splits = {k: [rename[n] for n in v] for k, v in splits.items()}
         names = [rename[n] for n in names]
     for name in TABLE_NAMES:
-        (root / version / f"{name}.json").write_text(json.dumps(tables[name], indent=0))
-    (root / version / "splits.json").write_text(json.dumps(splits, indent=1))
-
-    return _summary(root, version, names, specs, splits, tables, time.perf_counter() - t0)
+        (folder / f"{name}.json").write_text(json.dumps(tables[name], indent=0))
+    (folder / "splits.json").write_text(json.dumps(splits, indent=1))
+    return names, splits
 
 
 def devkit_scene_names(split_set: str) -> list[str]:
