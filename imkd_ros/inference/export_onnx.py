@@ -41,15 +41,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from imkd_ros.core.atomic import atomic_write_bytes
 from imkd_ros.core.errors import ImkdError
 from imkd_ros.model.camera import camera_geometry
 from imkd_ros.model.checkpoint import load_checkpoint
@@ -58,6 +61,9 @@ from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.preprocess import prepare_camera_images
 from imkd_ros.model.profile import example_inputs
 from imkd_ros.model.student import Student
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = [
     "ExportError",
@@ -266,39 +272,13 @@ def export_student(
     """
     import onnx
 
-    if not isinstance(student, Student):
-        raise ExportError(f"only students export to ONNX, got {type(student).__name__}")
-    if scatter not in SCATTER_MODES:
-        raise ExportError(f"scatter mode {scatter!r} is not one of {', '.join(SCATTER_MODES)}")
-    if opset < 18:
-        raise ExportError(f"opset {opset} is too old: row-wise ScatterND with max reduction needs opset >= 18")
-    if isinstance(cameras, bool) or not isinstance(cameras, int) or cameras < 1:
-        raise ExportError(f"cameras must be a whole number >= 1, got {cameras!r}")
+    _check_exportable(student, opset, scatter, cameras)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     cfg = student.config
-    graph = StudentGraph(student)
-    names = graph.input_names
-    example = graph_inputs(cfg, example_inputs(cfg, num_radar=32, cameras=cameras))
-    dynamic = {"radar": {1: "num_radar"}, "radar_mask": {1: "num_radar"}} if "radar" in names else None
-    tmp = out.with_name(out.name + ".tmp")
     was_training = student.training
     student.eval()
     try:
-        with torch.no_grad(), _scatter_symbolics(opset, scatter), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape checks, the exporter's deprecation notice
-            torch.onnx.export(
-                graph,
-                tuple(example[n] for n in names),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=list(names),
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes=dynamic,
-                do_constant_folding=True,
-            )
-        model = onnx.load(str(tmp))
+        model = _trace(student, opset, scatter, cameras)
         props = {
             METADATA_GRAPH: GRAPH_VERSION,
             METADATA_CONFIG: json.dumps(cfg.to_dict(), sort_keys=True),
@@ -308,17 +288,55 @@ def export_student(
             **(metadata or {}),
         }
         onnx.helper.set_model_props(model, props)
+        names = graph_input_names(cfg)
         model.doc_string = f"imkd_ros student {cfg.name}: inputs {', '.join(names)} -> {', '.join(OUTPUT_NAMES)}"
         try:
             onnx.checker.check_model(model, full_check=True)
         except onnx.checker.ValidationError as exc:
             raise ExportError(f"the exported graph of {cfg.name} fails onnx.checker: {exc}") from exc
-        onnx.save(model, str(tmp))
-        os.replace(tmp, out)
+        atomic_write_bytes(out, model.SerializeToString())
     finally:
         student.train(was_training)
-        tmp.unlink(missing_ok=True)
     return out
+
+
+def _check_exportable(student: Student, opset: int, scatter: str, cameras: int) -> None:
+    """Raise :class:`ExportError` for what :func:`export_student` cannot export (see there)."""
+    if not isinstance(student, Student):
+        raise ExportError(f"only students export to ONNX, got {type(student).__name__}")
+    if scatter not in SCATTER_MODES:
+        raise ExportError(f"scatter mode {scatter!r} is not one of {', '.join(SCATTER_MODES)}")
+    if opset < 18:
+        raise ExportError(f"opset {opset} is too old: row-wise ScatterND with max reduction needs opset >= 18")
+    if isinstance(cameras, bool) or not isinstance(cameras, int) or cameras < 1:
+        raise ExportError(f"cameras must be a whole number >= 1, got {cameras!r}")
+
+
+def _trace(student: Student, opset: int, scatter: str, cameras: int) -> onnx.ModelProto:
+    """The student (in eval mode) traced into an ONNX model on example inputs of ``cameras`` cameras and 32 radar
+    points, the radar inputs dynamic in their point count, the scatters written as ``scatter`` says."""
+    import onnx
+
+    cfg = student.config
+    graph = StudentGraph(student)
+    names = graph.input_names
+    example = graph_inputs(cfg, example_inputs(cfg, num_radar=32, cameras=cameras))
+    dynamic = {"radar": {1: "num_radar"}, "radar_mask": {1: "num_radar"}} if "radar" in names else None
+    buffer = io.BytesIO()
+    with torch.no_grad(), _scatter_symbolics(opset, scatter), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks, the exporter's deprecation notice
+        torch.onnx.export(
+            graph,
+            tuple(example[n] for n in names),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(names),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def _file_sha256(path: Path) -> str:
