@@ -366,21 +366,10 @@ def compare_detectors(
         ValueError: fewer than two checkpoints, a split of fewer than two scenes, a bad region name,
             ``bootstrap`` < 1, teachers with different LiDAR sweeps.
     """
-    from imkd_ros.inference.detector import Detector, parse_runtime
+    from imkd_ros.inference.detector import Detector
 
     paths = [Path(c) for c in checkpoints]
-    if len(paths) < 2:
-        raise InputError(f"compare needs at least two checkpoints, got {len(paths)}")
-    if bootstrap < 1:
-        raise InputError(f"bootstrap must be >= 1 replicate, got {bootstrap}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    if len(runtimes) not in (0, 1, len(paths)):
-        raise InputError(
-            f"{len(runtimes)} runtimes for {len(paths)} checkpoints: give none, one, or one per checkpoint"
-        )
-    parsed = [parse_runtime(r) for r in runtimes] or [("torch", "fp32")]
-    parsed = parsed * len(paths) if len(parsed) == 1 else parsed
+    parsed = _checked_runtimes(len(paths), runtimes, bootstrap, batch_size)
     dataroot, out_dir = Path(dataroot), Path(out_dir)
     detectors = [
         Detector.from_checkpoint(p, device=device, backend=b, precision=q)
@@ -412,10 +401,37 @@ def compare_detectors(
         markdown=out_dir / "compare.md",
         png=out_dir / "compare.png",
     )
-    atomic_write_text(out.json, json.dumps(_to_json(out), indent=2, allow_nan=False) + "\n")
-    atomic_write_text(out.markdown, _markdown(out))
-    _plot(out)
+    _write_files(out)
     return out
+
+
+def _checked_runtimes(n_models: int, runtimes: Sequence[str], bootstrap: int, batch_size: int) -> list[tuple[str, str]]:
+    """``(backend, precision)`` for each of ``n_models`` checkpoints from :func:`compare_detectors`' ``runtimes``,
+    once its arguments are checked.
+
+    Raises:
+        InputError: fewer than two checkpoints, ``bootstrap`` or ``batch_size`` < 1, a runtime count that is not 0, 1
+            or ``n_models``.
+    """
+    from imkd_ros.inference.detector import parse_runtime
+
+    if n_models < 2:
+        raise InputError(f"compare needs at least two checkpoints, got {n_models}")
+    if bootstrap < 1:
+        raise InputError(f"bootstrap must be >= 1 replicate, got {bootstrap}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    if len(runtimes) not in (0, 1, n_models):
+        raise InputError(f"{len(runtimes)} runtimes for {n_models} checkpoints: give none, one, or one per checkpoint")
+    parsed = [parse_runtime(r) for r in runtimes] or [("torch", "fp32")]
+    return parsed * n_models if len(parsed) == 1 else parsed
+
+
+def _write_files(c: Comparison) -> None:
+    """``compare.json``, ``compare.md`` and ``compare.png`` of ``c``."""
+    atomic_write_text(c.json, json.dumps(_to_json(c), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(c.markdown, _markdown(c))
+    _plot(c)
 
 
 def _score_models(
