@@ -11,6 +11,8 @@ import argparse
 import json
 from typing import Any
 
+from imkd_ros.cli.options import add_device_argument, rounded
+
 __all__ = ["add_bag_parser", "add_replay_eval", "add_topic_argument"]
 
 
@@ -49,37 +51,25 @@ def _cmd_export(args: argparse.Namespace) -> int:
         all_camera_frames=not args.keyframes_only,
         progress=True,
     )
-    print(json.dumps(_rounded(stats)))
+    print(json.dumps(rounded(stats, 3)))
     return 0
 
 
 def _cmd_teacher_targets(args: argparse.Namespace) -> int:
     from imkd_ros.apps.bag_targets import build_bag_target_cache
     from imkd_ros.bag.topics import BagTopics
-    from imkd_ros.cli.options import set_torch_threads, teacher_target_options
+    from imkd_ros.cli.options import cache_summary, run_teacher_targets
 
-    set_torch_threads(args.threads)
-    rep = build_bag_target_cache(
+    rep = run_teacher_targets(
+        args,
+        build_bag_target_cache,
         args.bag,
-        args.teacher,
-        args.out,
         topics=BagTopics.from_mapping(args.topic),
         lidar_sweeps=args.lidar_sweeps,
         out_bag=args.out_bag,
-        **teacher_target_options(args),
     )
-    summary = {
-        "cache": str(rep.root),
-        "samples": rep.samples,
-        "shards": rep.shards,
-        "computed_shards": rep.computed_shards,
-        "reused_shards": rep.reused_shards,
-        "megabytes": rep.bytes / 1e6,
-        "seconds": rep.seconds,
-        "frames_per_s": rep.frames_per_s,
-        "out_bag": None if rep.out_bag is None else str(rep.out_bag),
-    }
-    print(json.dumps(_rounded(summary)))
+    out_bag = None if rep.out_bag is None else str(rep.out_bag)
+    print(json.dumps(rounded({**cache_summary(rep), "frames_per_s": rep.frames_per_s, "out_bag": out_bag}, 3)))
     return 0
 
 
@@ -88,12 +78,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
     rep = recover_bag(args.bag_in, args.bag_out)
     print(rep.summary())
-    print(json.dumps(_rounded(rep.to_dict())))
+    print(json.dumps(rounded(rep.to_dict(), 3)))
     return 0
-
-
-def _rounded(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
 
 def _cmd_replay_eval(args: argparse.Namespace) -> int:
@@ -101,7 +87,6 @@ def _cmd_replay_eval(args: argparse.Namespace) -> int:
     from imkd_ros.bag.topics import BagTopics
     from imkd_ros.cli.options import set_torch_threads
 
-    topics = BagTopics.from_mapping(args.topic or [])
     # On a busy 2-CPU machine 1 thread was measured 8x faster than 2 (bag_replay_eval_frames_per_s)
     set_torch_threads(args.threads)
     rep = run_replay_eval(
@@ -110,7 +95,7 @@ def _cmd_replay_eval(args: argparse.Namespace) -> int:
         args.out,
         live=args.live,
         rate=args.rate,
-        topics=topics,
+        topics=BagTopics.from_mapping(args.topic),
         device=args.device,
         frames=args.frames,
         params_file=args.params_file,
@@ -153,7 +138,7 @@ def add_replay_eval(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--frames", choices=FRAME_CHOICES, default="keyframes", help="camera frames fed (default keyframes)")
     r.add_argument("--params-file", default=None, help="detector_node parameter file (sync settings, ...)")
     r.add_argument("--score-threshold", type=float, default=None, help="default: the model's, as imkd eval")
-    r.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device_argument(r)
     r.add_argument(
         "--runtime",
         default="torch:fp32",
@@ -195,8 +180,6 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
 
     t = bsub.add_parser("teacher-targets", help="run the LiDAR teacher over a bag into a teacher-target cache")
     t.add_argument("--bag", required=True, help="input bag (folder, .mcap or .db3)")
-    t.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
-    t.add_argument("--out", required=True, help="cache folder (index.json + shards); an interrupted build resumes")
     t.add_argument("--out-bag", default=None, help="also write the targets as TeacherTargets messages to this bag")
     t.add_argument(
         "--lidar-sweeps",

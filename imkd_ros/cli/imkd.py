@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imkd_ros.cli.options import add_device_argument
+
 __all__ = ["main", "build_parser"]
 
 
@@ -175,36 +177,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_teacher_targets(args: argparse.Namespace) -> int:
-    from imkd_ros.cli.options import set_torch_threads, teacher_target_options
+    from imkd_ros.cli.options import cache_summary, rounded, run_teacher_targets
     from imkd_ros.distill.targets import build_target_cache
 
-    set_torch_threads(args.threads)
-    rep = build_target_cache(
+    rep = run_teacher_targets(
+        args,
+        build_target_cache,
         args.data,
-        args.teacher,
-        args.out,
         split=args.split,
         version=args.version,
         radar_sweeps=args.radar_sweeps,
         skip_bad_frames=args.skip_bad_frames,
         tta=args.tta,
-        **teacher_target_options(args),
     )
     _print_skipped([s.to_dict() for s in rep.skipped], Path(args.out) / "index.json")
-    print(
-        json.dumps(
-            {
-                "cache": str(rep.root),
-                "samples": rep.samples,
-                "shards": rep.shards,
-                "computed_shards": rep.computed_shards,
-                "reused_shards": rep.reused_shards,
-                "megabytes": round(rep.bytes / 1e6, 1),
-                "seconds": round(rep.seconds, 1),
-                "skipped_frames": len(rep.skipped),
-            }
-        )
-    )
+    print(json.dumps(rounded({**cache_summary(rep), "skipped_frames": len(rep.skipped)}, 1)))
     return 0
 
 
@@ -338,7 +325,7 @@ def _add_model_verbs(sub: Any) -> None:
     v.add_argument("--out", required=True, help="output folder (results.json, metrics_summary.json, BEV PNGs)")
     v.add_argument("--split", default="synth_val")
     v.add_argument("--version", default="v1.0-synth")
-    v.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device_argument(v)
     v.add_argument(
         "--backend", default="torch", help="inference backend: torch, onnxruntime, openvino or auto (default torch)"
     )
@@ -369,7 +356,7 @@ def _add_model_verbs(sub: Any) -> None:
     c.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
     c.add_argument("--seed", type=int, default=0, help="seed of the scene draws (default 0)")
     c.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
-    c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device_argument(c)
     c.add_argument(
         "--runtime",
         action="append",
@@ -385,8 +372,6 @@ def _add_teacher_targets_verb(sub: Any) -> None:
 
     tt = sub.add_parser("teacher-targets", help="run the LiDAR teacher once over a split into a teacher-target cache")
     tt.add_argument("--data", required=True, help="nuScenes-format dataroot")
-    tt.add_argument("--teacher", required=True, help="teacher checkpoint (.pt)")
-    tt.add_argument("--out", required=True, help="cache folder (index.json + shards); an interrupted build resumes")
     tt.add_argument(
         "--split",
         default="synth_train",
@@ -436,7 +421,7 @@ def _add_ablate_verb(sub: Any) -> None:
     a.add_argument("--version", default="v1.0-synth", help="version of --data")
     a.add_argument("--val-version", default="v1.0-synth", help="version of --val-data")
     a.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
-    a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device_argument(a)
     a.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     a.add_argument(
         "--jobs", type=int, default=1, help="training runs at a time, one process of one thread each (default 1)"
