@@ -1,14 +1,17 @@
 """``make demo`` / ``imkd demo``: the main job, the detector as a ROS 2 node on the embedded synthetic sequence.
 
-Steps (each says what it did):
+``--rig front`` (the default) plays the front rig (one camera, one radar); ``--rig nuscenes`` the surround rig (six
+cameras exposed one after the other, five radars), into a node subscribed to every one of them. Steps (each says
+what it did):
 
-1. write the embedded synthetic default (:data:`DEMO_DATA`) into ``<out>/data`` unless it is there;
-2. pick the model: ``--checkpoint``, else the shipped one (:data:`imkd_ros.core.shipped.DEFAULT_MODEL`); without a
-   shipped model a tiny stand-in is trained on the demo's train split (a minute; its scores mean nothing);
+1. write the embedded synthetic default of the rig (:data:`DEMO_DATA`) into ``<out>/data`` unless it is there;
+2. pick the model: ``--checkpoint``, else the rig's shipped one (:data:`RIG_MODELS`); without it a tiny stand-in is
+   trained on the demo's train split (a minute or two; its scores mean nothing);
 3. start ``detector_node`` in one process (``use_sim_time``, ``extrinsics_source: tf``: the mountings come from
-   ``/tf_static`` alone) and the player (:mod:`imkd_ros.nodes.player`) in another: it plays the ``synth_val`` scene
-   (the rig on ``/tf_static``, camera, camera_info, radar, ego pose, ``/clock``) in lockstep with the node and records
-   inputs and outputs to ``<out>/bag`` (MCAP);
+   ``/tf_static`` alone; the rig's camera and radar names from the dataset, :func:`rig_parameters`) and the player
+   (:mod:`imkd_ros.nodes.player`) in another: it plays the ``synth_val`` scene (the rig on ``/tf_static``, every
+   camera and camera_info, every radar, ego pose, ``/clock``) in lockstep with the node and records inputs and outputs
+   to ``<out>/bag`` (MCAP);
 4. read the detections back from the bag (rosbags, no ROS needed), score them with the nuScenes devkit, print NDS,
    mAP and the latency percentiles, and draw BEV PNGs (ground truth green, the node's detections red).
 
@@ -30,10 +33,16 @@ import numpy as np
 from imkd_ros.bag.interfaces import read_detections
 from imkd_ros.pipeline.env import child_env, node_command, stop_process
 
-__all__ = ["run_demo", "DEMO_DATA", "node_parameters"]
+__all__ = ["run_demo", "DEMO_DATA", "RIG_MODELS", "node_parameters", "rig_parameters"]
 
-#: The embedded synthetic default: 4 scenes (one per weather) x 8 keyframes, seed 0.
-DEMO_DATA = {"scenes": 4, "samples_per_scene": 8, "seed": 0, "weathers": ("clear", "rain", "fog", "night")}
+#: The embedded synthetic default per rig: front, 4 scenes (one per weather) x 8 keyframes, seed 0; nuscenes (six
+#: cameras a keyframe: ~6x the rendering), 3 scenes x 6 keyframes.
+DEMO_DATA = {
+    "front": {"scenes": 4, "samples_per_scene": 8, "seed": 0, "weathers": ("clear", "rain", "fog", "night")},
+    "nuscenes": {"scenes": 3, "samples_per_scene": 6, "seed": 0, "weathers": ("clear", "rain", "night")},
+}
+#: The shipped model of each rig (``models/``).
+RIG_MODELS = {"front": "student_imkd.pt", "nuscenes": "student_nuscenes.pt"}
 _VERSION = "v1.0-synth"
 
 
@@ -51,18 +60,36 @@ def node_parameters(dataroot: Path, path: Path, split: str = "synth_val") -> Pat
     token = reader.split_samples(split)[0]
     camera = reader.frame(token).camera
     radar = reader.sensor_to_ego(reader.keyframe_token(token, "RADAR_FRONT"))
-    params = {"camera_to_base": _flow(camera.sensor_to_ego), "radar_to_base": {"front": _flow(radar)}}
+    params = {"camera_to_base": {"front": _flow(camera.sensor_to_ego)}, "radar_to_base": {"front": _flow(radar)}}
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}, sort_keys=False))
     return path
 
 
-def _stand_in_model(data: Path, out: Path) -> Path:
+def rig_parameters(dataroot: Path, path: Path) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
+    """Write a detector_node parameter file naming the dataset's cameras and radars (the node's names of their
+    channels, :func:`imkd_ros.pipeline.topics.sensor_name`; their mountings come from ``/tf_static``); returns it
+    and the names."""
+    import yaml
+
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.pipeline.topics import sensor_name
+
+    reader = NuScenesReader(dataroot, _VERSION, load_lidar=False, load_image=False)
+    cameras = tuple(sensor_name(c) for c in reader.cameras)
+    radars = tuple(sensor_name(r) for r in reader.radars)
+    params = {"cameras": list(cameras), "radars": list(radars)}
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}, sort_keys=False))
+    return path, cameras, radars
+
+
+def _stand_in_model(data: Path, out: Path, rig: str) -> Path:
     from imkd_ros.training.train import TrainConfig, model_config_for, train
 
     path = out / "stand_in_tiny.pt"
     if not path.is_file():
         cfg = TrainConfig(epochs=8, batch_size=4, lr=3e-3, seed=0, val_every=10**6)
-        train(data, path, model_config_for("fusion", "tiny"), cfg, progress=True)
+        grid = "front" if rig == "front" else "surround"
+        train(data, path, model_config_for("fusion", "tiny", grid), cfg, progress=True)
     return path
 
 
@@ -82,8 +109,9 @@ def run_demo(
     split: str = "synth_val",
     rate: float = 1.0,
     timeout: float = 120.0,
+    rig: str = "front",
 ) -> dict[str, float]:
-    """Run the demo into ``out`` (the dataset is reused if present) and return the headline figures.
+    """Run the demo of ``rig`` into ``out`` (the dataset is reused if present) and return the headline figures.
 
     Raises:
         RuntimeError: a child process failed (its log is named).
@@ -91,16 +119,18 @@ def run_demo(
     from imkd_ros.data.synth import write_dataset
     from imkd_ros.evaluation.viz import draw_bev
 
+    if rig not in DEMO_DATA:
+        raise ValueError(f"unknown rig {rig!r}: expected one of {', '.join(DEMO_DATA)}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     t_start = time.perf_counter()
     if not (data / _VERSION / "sample.json").is_file():
-        print(f"[1/4] writing the embedded synthetic sequence into {data} ...", flush=True)
-        write_dataset(data, progress=True, **DEMO_DATA)
+        print(f"[1/4] writing the embedded synthetic sequence ({rig} rig) into {data} ...", flush=True)
+        write_dataset(data, progress=True, rig=rig, **DEMO_DATA[rig])
     else:
         print(f"[1/4] reusing the synthetic sequence in {data}")
-    model = _demo_model(checkpoint, data, out)
+    model = _demo_model(checkpoint, data, out, rig)
 
     print(f"[3/4] detector_node + player ({split}, lockstep, {rate:g}x real time) -> {out / 'bag'}", flush=True)
     bag = out / "bag"
@@ -133,18 +163,18 @@ def run_demo(
     return figures
 
 
-def _demo_model(checkpoint: str | None, data: Path, out: Path) -> Path:
-    """The checkpoint (default: the shipped model; without one, a tiny stand-in trained on the demo's data)."""
+def _demo_model(checkpoint: str | None, data: Path, out: Path, rig: str) -> Path:
+    """The checkpoint (default: the rig's shipped model; without one, a tiny stand-in trained on the demo's data)."""
     from imkd_ros.core.shipped import resolve_checkpoint
 
     try:
-        model = resolve_checkpoint(checkpoint or "")
+        model = resolve_checkpoint(checkpoint or RIG_MODELS[rig])
         print(f"[2/4] model: {model}")
     except FileNotFoundError as exc:
         if checkpoint:
             raise
         print(f"[2/4] {exc}\n      training a tiny stand-in on the demo's train split (scores are not meaningful)")
-        model = _stand_in_model(data, out)
+        model = _stand_in_model(data, out, rig)
     return model
 
 
@@ -163,8 +193,12 @@ def _play(
 
         shutil.rmtree(bag)
     env = child_env()
-    # the mountings come from the player's /tf_static alone (no mounting parameters)
-    node_cmd = node_command(model, None, device=device, use_sim_time=True, score_threshold=0.0, extrinsics_source="tf")
+    # the mountings come from the player's /tf_static alone (no mounting parameters); the sensors' names from the data
+    params, cameras, radars = rig_parameters(data, out / "rig_params.yaml")
+    node_cmd = node_command(
+        model, params, device=device, use_sim_time=True, score_threshold=0.0, extrinsics_source="tf",
+        cameras=cameras, radars=radars,
+    )  # fmt: skip
     player_cmd = [sys.executable, "-m", "imkd_ros.nodes.player", "--data", str(data), "--split", split]
     player_cmd += ["--bag", str(bag), "--summary", str(summary_path), "--lockstep", "--rate", str(rate)]
     player_cmd += ["--wait", str(timeout), "--answer-timeout", str(timeout)]

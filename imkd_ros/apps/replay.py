@@ -82,6 +82,9 @@ FRAME_CHOICES: tuple[str, ...] = ("keyframes", "all")
 #: Sync event kinds that drop a camera frame (the others drop radar sweeps).
 FRAME_DROP_KINDS: tuple[str, ...] = ("superseded", "no_radar", "out_of_order", "duplicate", "time_reset")
 _CAMERA_ONLY = ("superseded", "no_radar")  # the kinds add_radar can report about a camera frame
+#: The camera's name in the node's parameters (``cameras``): bags carry one camera today.
+_CAMERA = "front"
+
 #: At equal log times, as the player publishes: the rig first, then the ego pose, CameraInfo, radar, image.
 _ORDER = {"tf_static": -1, "ego_pose": 0, "camera_info": 1, "radar": 2, "image": 3}
 
@@ -228,11 +231,12 @@ def node_parameters(rig: SensorRig, overrides: Mapping[str, Any] | None = None) 
     names and image type, then ``overrides`` (flat dotted names). Flat dict (``"radar_to_base.front.rotation"``)."""
     from imkd_ros.pipeline.assemble import default_parameters
 
-    params = {k: v for k, v in default_parameters().items() if not k.startswith("radar_to_base.")}
+    params = {k: v for k, v in default_parameters().items() if not k.startswith(("camera_to_base.", "radar_to_base."))}
+    params["cameras"] = [_CAMERA]
     params["radars"] = list(rig.radar_names)
     params["compressed_image"] = rig.compressed_image
     for part, values in _flow(rig.camera_to_base).items():
-        params[f"camera_to_base.{part}"] = values
+        params[f"camera_to_base.{_CAMERA}.{part}"] = values
     for name, pose in rig.radar_to_base.items():
         for part, values in _flow(pose).items():
             params[f"radar_to_base.{name}.{part}"] = values
@@ -315,7 +319,10 @@ def replay_offline(
     rig = sensor_rig(src)
     p = node_parameters(rig, params)
     try:
-        camera_to_base, radar_to_base = mountings(p)
+        cameras, radar_to_base = mountings(p)
+        if list(cameras) != [_CAMERA]:
+            raise ValueError(f"a bag replay has one camera, {_CAMERA!r}; parameter cameras names {list(cameras)}")
+        camera_to_base = cameras[_CAMERA]
         assembler = FrameAssembler.from_parameters(p, radar_to_base)
     except ValueError as exc:
         raise BagError(f"bag {src.path}: node parameters: {exc}") from exc

@@ -181,7 +181,7 @@ def _node_command(
     each radar's input remapped to the player's topic when there are several."""
     from imkd_ros.pipeline.env import node_command
 
-    of_rig = ("radars", "compressed_image", "camera_to_base.", "radar_to_base.")
+    of_rig = ("cameras", "radars", "compressed_image", "camera_to_base.", "radar_to_base.")
     rig_params = {k: v for k, v in p.items() if k.startswith(of_rig)}
     param_file = write_node_parameters(live / "detector_params.yaml", {**rig_params, **(params or {})})
     node_cmd = node_command(

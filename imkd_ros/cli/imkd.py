@@ -98,7 +98,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from imkd_ros.apps.demo import run_demo
 
-    run_demo(Path(args.out), checkpoint=args.checkpoint, device=args.device, rate=args.rate)
+    run_demo(Path(args.out), checkpoint=args.checkpoint, device=args.device, rate=args.rate, rig=args.rig)
     return 0
 
 
@@ -456,6 +456,7 @@ def _add_tool_verbs(sub: Any) -> None:
     d.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
     d.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the detector node's device")
     d.add_argument("--rate", type=float, default=1.0, help="playback speed, x real time (default 1)")
+    d.add_argument("--rig", default="front", choices=("front", "nuscenes"), help="sensor rig (default front)")
     d.set_defaults(func=_cmd_demo)
 
 

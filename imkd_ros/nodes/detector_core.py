@@ -36,7 +36,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterUninitializedException,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -58,7 +62,13 @@ from imkd_ros.pipeline.assemble import (
 )
 from imkd_ros.pipeline.diagnostics import DiagnosticsMonitor
 from imkd_ros.pipeline.extrinsics import ExtrinsicsResolver
-from imkd_ros.pipeline.params import ParameterError, check_names, parameter_spec, validate_parameters
+from imkd_ros.pipeline.params import (
+    MOUNTING_GROUPS,
+    ParameterError,
+    check_names,
+    parameter_spec,
+    validate_parameters,
+)
 from imkd_ros.pipeline.sync import NS_PER_S, SyncEvent
 from imkd_ros.pipeline.tf import TfBuffer, transforms_of
 from imkd_ros.pipeline.throttle import WarningThrottle
@@ -128,6 +138,17 @@ def _descriptor(name: str, value: Any) -> ParameterDescriptor:
     return d
 
 
+def _is_mounting(name: str) -> bool:
+    """A per-sensor mounting parameter (``camera_to_base.<name>.*``, ``radar_to_base.<name>.*``), declared for the
+    sensors named in ``cameras`` / ``radars`` only."""
+    return name.split(".", 1)[0] in MOUNTING_GROUPS
+
+
+def _input_topic(kind: str, name: str, names: list[str]) -> str:
+    """``~/input/<kind>`` for the only sensor of its kind, ``~/input/<kind>/<name>`` for one of several."""
+    return f"~/input/{kind}" if len(names) == 1 else f"~/input/{kind}/{name}"
+
+
 class DetectorCore:
     """The detector on ``node`` (module docstring). ``node.get_name()`` names the diagnostics.
 
@@ -142,20 +163,25 @@ class DetectorCore:
         overrides = {n: prm.value for n, prm in getattr(node, "_parameter_overrides", {}).items()}
         check_names(overrides)
         # the values as given, checked before rclpy sees them: one sentence naming the parameter
-        given = {**defaults, **{n: v for n, v in overrides.items() if n in defaults or n.startswith("radar_to_base.")}}
+        given = {**defaults, **{n: v for n, v in overrides.items() if n in defaults or _is_mounting(n)}}
         validate_parameters({n: v for n, v in given.items() if v is not None})
         for name, value in defaults.items():
-            if not name.startswith("radar_to_base."):
+            if not _is_mounting(name):
                 self._declare(name, value)
-        p = {name: node.get_parameter(name).value for name in defaults if not name.startswith("radar_to_base.")}
+        p = {name: node.get_parameter(name).value for name in defaults if not _is_mounting(name)}
+        self.cameras = [str(c) for c in p["cameras"]]
         self.radars = [str(r) for r in p["radars"]]
-        for r in self.radars:
-            for part in ("translation", "rotation"):
-                key = f"radar_to_base.{r}.{part}"
-                self._declare(key, defaults.get(key))
-                value = node.get_parameter(key).value
-                if value is not None:
-                    p[key] = list(value)
+        for group, names in (("camera_to_base", self.cameras), ("radar_to_base", self.radars)):
+            for name in names:  # one mounting per sensor named in cameras / radars
+                for part in ("translation", "rotation"):
+                    key = f"{group}.{name}.{part}"
+                    self._declare(key, defaults.get(key))
+                    try:
+                        value = node.get_parameter(key).value
+                    except ParameterUninitializedException:  # declared without a value: tf must give it
+                        value = None
+                    if value is not None:
+                        p[key] = list(value)
         validate_parameters(p)
         self.params = p
         self._fallback = self._mountings(p)
@@ -182,7 +208,7 @@ class DetectorCore:
         self._pubs: dict[str, Any] = {}
         self._timers: list[Any] = []
         self._pub_lock = threading.Lock()
-        self._camera_waiting: str | None = None
+        self._camera_waiting: dict[str, str] = {}  # camera -> the frame id it waits for extrinsics of
         self._mailbox: _Job | None = None
         self._cv = threading.Condition()
         self._stop = False
@@ -207,17 +233,17 @@ class DetectorCore:
             raise ParameterError(f"parameter {name}: {exc}") from exc
 
     def _mountings(self, p: dict[str, Any]) -> dict[str, Pose]:
-        """The parameters' mountings by sensor (``"camera"``, ``"radar <name>"``); a radar without them has none
-        (tf must give it; with ``extrinsics_source: parameters`` that is an error)."""
-        camera, radars = mountings(p, required=p["extrinsics_source"] == "parameters")
-        return {"camera": camera, **{f"radar {r}": pose for r, pose in radars.items()}}
+        """The parameters' mountings by sensor (``"camera <name>"``, ``"radar <name>"``); a sensor without them has
+        none (tf must give it; with ``extrinsics_source: parameters`` that is an error)."""
+        cameras, radars = mountings(p, required=p["extrinsics_source"] == "parameters")
+        return {**{f"camera {c}": pose for c, pose in cameras.items()}, **{f"radar {r}": v for r, v in radars.items()}}
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Thresholds change at run time (checked against the schema first); read-only ones are refused by rclpy
         (their descriptor) before this is called."""
         new = dict(self.params)
         for prm in params:
-            if prm.name not in new and not prm.name.startswith("radar_to_base."):
+            if prm.name not in new and not _is_mounting(prm.name):
                 continue  # use_sim_time and other ROS parameters
             new[prm.name] = prm.value
         try:
@@ -285,7 +311,7 @@ class DetectorCore:
         )
         self.log.info(
             f"model {path} ({used}, {self.detector.precision}, {threads} threads) on {self.detector.device}, "
-            f"radars {self.radars}"
+            f"cameras {self.cameras} (reference {self.cameras[0]}), radars {self.radars}"
         )
         self.log.info(self.extrinsics.describe())
         self.assembler = FrameAssembler.from_parameters(p, dict.fromkeys(self.radars))
@@ -318,14 +344,22 @@ class DetectorCore:
         # the radar before the image, as the offline replay (imkd_ros.apps.replay) orders equal log times.
         if self.assembler is not None and self.assembler.use_ego_pose:
             subs.append(("ego_pose", node.create_subscription(PoseStamped, "~/input/ego_pose", self._on_pose, qos_acc)))
-        subs.append(
-            ("camera_info", node.create_subscription(CameraInfo, "~/input/camera_info", self._on_camera_info, qos))
-        )
+        for c in self.cameras:
+            cb = lambda m, c=c: self._on_camera_info(c, m)  # noqa: E731
+            topic = _input_topic("camera_info", c, self.cameras)
+            subs.append((f"camera_info {c}", node.create_subscription(CameraInfo, topic, cb, qos)))
         for r in self.radars:
-            topic = "~/input/radar" if len(self.radars) == 1 else f"~/input/radar/{r}"
             cb = lambda m, r=r: self._on_radar(r, m)  # noqa: E731
-            subs.append((f"radar {r}", node.create_subscription(PointCloud2, topic, cb, qos_acc)))
-        subs.append(("image", node.create_subscription(image_type, "~/input/image", self._on_image, qos)))
+            subs.append(
+                (
+                    f"radar {r}",
+                    node.create_subscription(PointCloud2, _input_topic("radar", r, self.radars), cb, qos_acc),
+                )
+            )
+        for c in self.cameras:
+            cb = lambda m, info, c=c: self._on_image(c, m, info)  # noqa: E731
+            topic = _input_topic("image", c, self.cameras)
+            subs.append((f"image {c}", node.create_subscription(image_type, topic, cb, qos)))
         self._subs = [s for _, s in subs]
         self._inputs = {key: s.topic_name for key, s in subs if key}  # input key -> resolved topic
         for key, topic in self._inputs.items():
@@ -346,6 +380,11 @@ class DetectorCore:
             self._pubs = {}
         self._timers, self._subs = [], []
         self.monitor.unwatch_all()
+
+    def close(self) -> None:
+        """:meth:`stop`, then :meth:`release`: the node is going away."""
+        self.stop()
+        self.release()
 
     def release(self) -> None:
         """Stop the model thread and drop the model and the pipeline state."""
@@ -415,19 +454,20 @@ class DetectorCore:
             self._warn(f"extrinsics {sensor}", f"{sensor}: waiting for extrinsics: {detail}; message dropped")
         return pose
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.monitor.received(self._inputs.get("camera_info", "camera_info"))
+    def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        key = f"camera_info {camera}"
+        self.monitor.received(self._inputs.get(key, key))
         if self.assembler is None:
             return
-        mounting = self._mounting("camera", msg.header.frame_id)
+        mounting = self._mounting(f"camera {camera}", msg.header.frame_id)
         if mounting is None:
-            self._camera_waiting = msg.header.frame_id
+            self._camera_waiting[camera] = msg.header.frame_id
             return
-        self._camera_waiting = None
+        self._camera_waiting.pop(camera, None)
         try:
-            self.assembler.set_calibration(camera_info_to_calibration(msg, mounting))
+            self.assembler.set_calibration(camera_info_to_calibration(msg, mounting, camera), camera)
         except ConversionError as exc:
-            self._bad("camera_info", f"~/input/camera_info: {exc}; ignored")
+            self._bad("camera_info", f"{self._inputs.get(key, key)}: {exc}; ignored")
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self.monitor.received(self._inputs.get("ego_pose", "ego_pose"))
@@ -459,28 +499,32 @@ class DetectorCore:
             image_s, transport_s = done.extra
             self._dispatch(done, image_s + time.perf_counter() - t0, transport_s)
 
-    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+    def _on_image(self, camera: str, msg: Image | CompressedImage, info: MessageInfo) -> None:
         t0 = time.perf_counter()
-        self.monitor.received(self._inputs.get("image", "image"))
+        key = f"image {camera}"
+        topic = self._inputs.get(key, key)
+        self.monitor.received(topic)
         if self.assembler is None:
             return
         # the image's way from the publisher's write to here (system clock; meaningful with the publisher on this
         # machine; nan where the middleware gives no source timestamp)
         sent = info.get("source_timestamp") if info else None
         transport_s = (time.time_ns() - sent) / NS_PER_S if sent else math.nan
-        if self.assembler.calibration is None:  # checked before converting the image: no work for nothing
-            if self._camera_waiting is not None:
+        if camera not in self.assembler.calibrations:  # checked before converting the image: no work for nothing
+            if camera in self._camera_waiting:
                 self.monitor.bad("no_extrinsics")
-                self._warn("extrinsics camera", "camera: waiting for extrinsics; image dropped")
+                self._warn(f"extrinsics camera {camera}", f"camera {camera}: waiting for extrinsics; image dropped")
             else:
-                self._bad("no_camera_info", "no CameraInfo received yet on ~/input/camera_info; image dropped")
+                info_topic = self._inputs.get(f"camera_info {camera}", "camera_info")
+                self._bad("no_camera_info", f"no CameraInfo received yet on {info_topic}; image dropped")
             return
         try:
             image = compressed_to_array(msg) if isinstance(msg, CompressedImage) else image_to_array(msg)
             stamp = stamp_to_ns(msg.header.stamp)
-            done, events = self.assembler.add_camera(stamp, image, (time.perf_counter() - t0, transport_s))
+            extra = (time.perf_counter() - t0, transport_s)
+            done, events = self.assembler.add_camera(stamp, image, extra, camera)
         except (ConversionError, FrameInputError) as exc:
-            self._bad("image", f"~/input/image: {exc}; frame dropped")
+            self._bad("image", f"{topic}: {exc}; frame dropped")
             return
         self._events(events)
         if done is not None:

@@ -32,8 +32,8 @@ class DetectorNode(Node):
         self.core.start()
 
     def destroy_node(self) -> None:
-        self.core.stop()
-        self.core.release()
+        if hasattr(self, "core"):  # not when the constructor failed on a bad parameter (named before)
+            self.core.close()
         super().destroy_node()
 
 

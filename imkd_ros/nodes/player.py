@@ -2,21 +2,23 @@
 detector's answers (the demo's and the benchmark's sensor side).
 
 Publishes, in timestamp order and paced at ``--rate`` x real time, for each scene of ``--split``: ``/clock``
-(rosgraph_msgs/Clock), the front camera (``/camera/image`` sensor_msgs/Image rgb8 and ``/camera/camera_info``;
-keyframes only unless ``--all-camera-frames``), every radar sweep (``/radar/front`` PointCloud2 with the 18 nuScenes
-radar fields, unfiltered, sensor frame ``radar_front``), the ego pose of each published sample_data (``/ego_pose``
-PoseStamped, ``base_link`` in ``map``) and the rig (``base_link`` -> ``cam_front``, ``radar_front``, from the
-dataset's calibration) on ``/tf_static`` (reliable, transient local; the whole set again when a sensor's calibration
-first appears, as a static broadcaster does; the first scene's before anything else), so the detector finds its
-extrinsics in tf. It subscribes to the
-detector's outputs and writes inputs and outputs to an MCAP bag (rosbags; openable in RViz's bag player or
-Foxglove).
+(rosgraph_msgs/Clock), every camera of the dataset's rig (sensor_msgs/Image rgb8 and CameraInfo: ``/camera/image`` and
+``/camera/camera_info`` for a single camera, ``/camera/<name>/image`` and ``/camera/<name>/camera_info`` for several,
+:func:`imkd_ros.pipeline.topics.camera_topic`; keyframes only unless ``--all-camera-frames``), every radar sweep of
+every radar (PointCloud2 with the 18 nuScenes radar fields, unfiltered, sensor frame: ``/radar/front`` for a single
+radar, ``/radar/<name>`` for several), the ego pose of each published sample_data (``/ego_pose`` PoseStamped,
+``base_link`` in ``map``) and the rig (``base_link`` -> each sensor's frame, its channel in lower case:
+``cam_front``, ``radar_front``, ..., from the dataset's calibration) on ``/tf_static`` (reliable, transient local;
+the whole set again when a sensor's calibration first appears, as a static broadcaster does; the first scene's
+before anything else), so the detector finds its extrinsics in tf. It subscribes to the detector's outputs and
+writes inputs and outputs to an MCAP bag (rosbags; openable in RViz's bag player or Foxglove).
 
 ``--repeat N`` plays the sequence N times back to back, each pass shifted in time to follow the previous one (a
 long drive for load and memory tests; the ego poses repeat).
 
-``--lockstep``: after each camera keyframe, wait for the detections with that stamp before going on (complete,
-deterministic results; the measured latency is the unloaded end-to-end latency). Without it the player runs free
+``--lockstep``: after each camera keyframe (on a rig of several cameras: after the last camera of its set), wait for
+the detections with that stamp before going on (complete, deterministic results; the measured latency is the unloaded
+end-to-end latency, from the set's last image). Without it the player runs free
 and the detector keeps up as it can (load tests). A JSON summary lists every camera frame's publish and receive
 wall times, latency, detection count and the node's processing time.
 """
@@ -50,7 +52,7 @@ from visualization_msgs.msg import MarkerArray
 
 from imkd_ros.data.pcd import read_radar_pcd
 from imkd_ros.data.reader import NuScenesReader
-from imkd_ros.pipeline.topics import PLAYER_TOPICS
+from imkd_ros.pipeline.topics import PLAYER_TOPICS, camera_topic, radar_topic, sensor_name
 from imkd_ros.ros.convert import array_to_image, array_to_pointcloud2
 from imkd_ros.ros.messages import (
     calibration_to_camera_info,
@@ -67,8 +69,10 @@ __all__ = ["STATIC_QOS", "FRAMES", "Event", "timeline", "repeated", "Recorder", 
 #: The topics published (:data:`imkd_ros.pipeline.topics.PLAYER_TOPICS`).
 TOPICS = PLAYER_TOPICS
 NODE = "/detector_node"
-#: tf frame ids of the played sensors (``imkd bag export`` names them alike: the channel in lower case).
+#: tf frame ids of the front rig's sensors: each sensor's frame is its channel in lower case (``imkd bag export``
+#: names them alike).
 FRAMES = {"camera": "cam_front", "radar": "radar_front"}
+_INFO, _CLOUD = "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2"
 
 
 #: A static broadcaster's QoS (tf2_ros): reliable, transient local, depth 1.
@@ -77,23 +81,32 @@ STATIC_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabil
 
 @dataclass(frozen=True, order=True)
 class Event:
-    """One sample_data to publish: ``stamp`` (ns), ``kind`` (``"camera"`` or ``"radar"``), its token, whether it
-    is a keyframe, and the sample it belongs to."""
+    """One sample_data to publish: ``stamp`` (ns), ``kind`` (``"camera"``: the reference camera's frame, the one a
+    detection answers; ``"view"``: another camera's; ``"radar"``), its token, whether it is a keyframe, the sample
+    it belongs to, its channel, and for camera frames whether it is the last of its camera set (``last``; the
+    set's reference stamp ``ref`` for a view)."""
 
     stamp: int
     kind: str
     token: str = field(compare=False)
     keyframe: bool = field(compare=False)
     sample: str = field(compare=False)
+    channel: str = field(compare=False, default="")
+    last: bool = field(compare=False, default=True)
+    ref: int = field(compare=False, default=0)
 
 
 def timeline(reader: NuScenesReader, scenes: Sequence[str], all_camera_frames: bool = False) -> list[Event]:
     """The camera and radar sample_data of ``scenes`` in time order (camera keyframes only unless
-    ``all_camera_frames``); the radar's full sweep chains, so the first keyframes have their history."""
+    ``all_camera_frames``), every camera and radar of the rig; the radars' full sweep chains, so the first keyframes
+    have their history. A reference-camera frame (``reader.camera``) and the other cameras' frames after it, up to
+    the next one, form a set: its last frame has ``last`` and every view the set's ``ref``."""
     events: list[Event] = []
+    channels = [(ch, "camera" if ch == reader.camera else "view") for ch in reader.cameras]
+    channels += [(ch, "radar") for ch in reader.radars]
     for scene in scenes:
         samples = reader.scene_samples(scene)
-        for channel, kind in ((reader.camera, "camera"), (reader.radars[0], "radar")):
+        for channel, kind in channels:
             first = reader.keyframe_token(samples[0], channel)
             sd = first
             while reader.sample_data(sd)["prev"]:
@@ -102,13 +115,30 @@ def timeline(reader: NuScenesReader, scenes: Sequence[str], all_camera_frames: b
             while True:
                 rec = reader.sample_data(sd)
                 if kind == "radar" or all_camera_frames or rec["is_key_frame"]:
-                    events.append(
-                        Event(int(rec["timestamp"]) * 1000, kind, sd, bool(rec["is_key_frame"]), rec["sample_token"])
-                    )
+                    stamp, key = int(rec["timestamp"]) * 1000, bool(rec["is_key_frame"])
+                    events.append(Event(stamp, kind, sd, key, rec["sample_token"], channel))
                 if sd == last or not rec["next"]:
                     break
                 sd = rec["next"]
-    return sorted(events)
+    return _camera_sets(sorted(events))
+
+
+def _camera_sets(events: list[Event]) -> list[Event]:
+    """``events`` with each camera set's last frame marked and its views given the set's reference stamp."""
+    out, members = list(events), []  # members: indices of the current set's camera frames
+
+    def close() -> None:
+        for j in members:
+            out[j] = replace(out[j], last=j == members[-1], ref=out[members[0]].stamp)
+
+    for i, ev in enumerate(events):
+        if ev.kind == "camera":
+            close()
+            members = [i]
+        elif ev.kind == "view" and members:
+            members.append(i)
+    close()
+    return [ev for ev in out if ev.kind != "view" or ev.ref]  # a view before the first reference frame: no set
 
 
 def repeated(events: Sequence[Event], times: int, gap_ns: int = 100_000_000) -> list[Event]:
@@ -226,13 +256,13 @@ class Recorder(Node):
         detector knows its extrinsics before the first sensor message)."""
 
     def wait_matched(self, timeout: float) -> bool:
-        """True once the detector subscribes to the camera, the radar (and ``/tf_static`` where this player
-        publishes it) and publishes its detections."""
+        """True once the detector subscribes to every camera and radar (publishers keyed ``image...`` and
+        ``radar...``) and ``/tf_static`` where this player publishes it, and publishes its detections."""
         end = time.monotonic() + timeout
+        sensors = [pub for key, pub in self.pubs.items() if key.split(" ")[0] in ("image", "radar")]
         while time.monotonic() < end:
             if (
-                self.pubs["image"].get_subscription_count() > 0
-                and self.pubs["radar"].get_subscription_count() > 0
+                all(pub.get_subscription_count() > 0 for pub in sensors)
                 and ("tf_static" not in self.pubs or self.pubs["tf_static"].get_subscription_count() > 0)
                 and self.subs["objects"].get_publisher_count() > 0
             ):
@@ -245,21 +275,32 @@ class Player(Recorder):
     """Publisher of a sequence plus recorder of the detector's outputs (see the module docstring)."""
 
     def __init__(self, reader: NuScenesReader, bag: Path | None, node: str = NODE) -> None:
-        inputs = {
-            TOPICS["image"]: "sensor_msgs/msg/Image",
-            TOPICS["camera_info"]: "sensor_msgs/msg/CameraInfo",
-            TOPICS["radar"]: "sensor_msgs/msg/PointCloud2",
-            TOPICS["ego_pose"]: "geometry_msgs/msg/PoseStamped",
-            TOPICS["tf_static"]: "tf2_msgs/msg/TFMessage",
+        cams, radars = reader.cameras, reader.radars
+        #: channel -> (publisher key, topic, message type name) of everything played per sensor
+        self.topics: dict[str, list[tuple[str, str, str]]] = {
+            **{
+                ch: [
+                    (f"image {ch}", camera_topic("image", sensor_name(ch), len(cams)), "sensor_msgs/msg/Image"),
+                    (f"camera_info {ch}", camera_topic("camera_info", sensor_name(ch), len(cams)), _INFO),
+                ]
+                for ch in cams
+            },
+            **{ch: [(f"radar {ch}", radar_topic(sensor_name(ch), len(radars)), _CLOUD)] for ch in radars},
         }
+        inputs = {topic: kind for sensor in self.topics.values() for _, topic, kind in sensor}
+        inputs[TOPICS["ego_pose"]] = "geometry_msgs/msg/PoseStamped"
+        inputs[TOPICS["tf_static"]] = "tf2_msgs/msg/TFMessage"
         super().__init__("imkd_player", bag, node, inputs)
         self.reader = reader
         qos = QoSProfile(depth=10)
+        types = {"sensor_msgs/msg/Image": Image, _INFO: CameraInfo, _CLOUD: PointCloud2}
+        for sensor in self.topics.values():
+            for key, topic, kind in sensor:
+                self.pubs[key] = self.create_publisher(types[kind], topic, qos)
+        for role, channel in (("image", cams[0]), ("camera_info", cams[0]), ("radar", radars[0])):
+            self.pubs[role] = self.pubs[f"{role} {channel}"]  # the reference camera's and first radar's, by role
         self.pubs.update(
             {
-                "image": self.create_publisher(Image, TOPICS["image"], qos),
-                "camera_info": self.create_publisher(CameraInfo, TOPICS["camera_info"], qos),
-                "radar": self.create_publisher(PointCloud2, TOPICS["radar"], qos),
                 "ego_pose": self.create_publisher(PoseStamped, TOPICS["ego_pose"], qos),
                 "clock": self.create_publisher(Clock, "/clock", qos),
                 "tf_static": self.create_publisher(TFMessage, TOPICS["tf_static"], STATIC_QOS),
@@ -280,7 +321,7 @@ class Player(Recorder):
             if cs_token in self._static_cs:
                 continue
             self._static_cs.add(cs_token)
-            child = FRAMES["camera" if ev.kind == "camera" else "radar"]
+            child = ev.channel.lower()
             self._statics[child] = transform_stamped(self.reader.sensor_to_ego(ev.token), stamp, "base_link", child)
             new = True
         if new:
@@ -289,8 +330,8 @@ class Player(Recorder):
             self._record(TOPICS["tf_static"], msg, stamp)
 
     def prepare(self, events: Sequence[Event]) -> None:
-        """The rig of the first camera and radar events on ``/tf_static`` before anything else is played."""
-        firsts = {ev.kind: ev for ev in reversed(events)}
+        """The rig of the first event of every sensor on ``/tf_static`` before anything else is played."""
+        firsts = {ev.channel: ev for ev in reversed(events)}
         if firsts:
             self._publish_rig(list(firsts.values()), events[0].stamp)
 
@@ -298,7 +339,7 @@ class Player(Recorder):
         """Decode the camera images of ``events`` now, so that publishing them later costs no file reading (load
         tests at several times the sensor rate)."""
         for ev in events:
-            if ev.kind == "camera" and ev.token not in self._pixels:
+            if ev.kind != "radar" and ev.token not in self._pixels:
                 self._pixels[ev.token] = self._read_image(ev)
 
     def _read_image(self, ev: Event) -> np.ndarray:
@@ -318,30 +359,29 @@ class Player(Recorder):
         self._record(TOPICS["ego_pose"], pose, ev.stamp)
         rec = r.sample_data(ev.token)
         self._publish_rig([ev], ev.stamp)  # a new calibration (another scene's rig)
+        header = make_header(ev.stamp, ev.channel.lower())
         if ev.kind == "radar":
-            cloud = array_to_pointcloud2(
-                read_radar_pcd(r.dataroot / rec["filename"], filtered=False), make_header(ev.stamp, FRAMES["radar"])
-            )
+            ((_, radar_topic_, _),) = self.topics[ev.channel]
+            cloud = array_to_pointcloud2(read_radar_pcd(r.dataroot / rec["filename"], filtered=False), header)
             t_pub = time.perf_counter()
-            self.pubs["radar"].publish(cloud)
-            self._record(TOPICS["radar"], cloud, ev.stamp)
+            self.pubs[f"radar {ev.channel}"].publish(cloud)
+            self._record(radar_topic_, cloud, ev.stamp)
             return t_pub
         pixels = self._pixels.get(ev.token)  # kept: a repeated sequence publishes it again
         if pixels is None:
             pixels = self._read_image(ev)
-        header = make_header(ev.stamp, FRAMES["camera"])
         cs = rec["calibrated_sensor_token"]
         if cs not in self._calibrations:  # one camera calibration per scene: that of its keyframes
-            self._calibrations[cs] = r.frame(ev.sample).camera
-        cal = self._calibrations[cs]
-        info = calibration_to_camera_info(cal, header)
-        self.pubs["camera_info"].publish(info)
+            self._calibrations[cs] = next(c for c in r.frame(ev.sample).cameras if c.channel == ev.channel)
+        info = calibration_to_camera_info(self._calibrations[cs], header)
+        (_, image_topic, _), (_, info_topic, _) = self.topics[ev.channel]
+        self.pubs[f"camera_info {ev.channel}"].publish(info)
         image = array_to_image(pixels, header)
         t_pub = time.perf_counter()
-        self.pubs["image"].publish(image)
+        self.pubs[f"image {ev.channel}"].publish(image)
         if ev.keyframe:
-            self._record(TOPICS["camera_info"], info, ev.stamp)
-            self._record(TOPICS["image"], image, ev.stamp)
+            self._record(info_topic, info, ev.stamp)
+            self._record(image_topic, image, ev.stamp)
         return t_pub
 
 
@@ -379,8 +419,12 @@ def play(
         t_pub = player.publish(ev)
         if ev.kind == "camera":
             published.append((ev, t_pub))
-            if lockstep and not player.wait_answer(ev.stamp, answer_timeout):
-                player.get_logger().warning(f"no detections for frame {ev.stamp} within {answer_timeout} s")
+        if ev.kind in ("camera", "view") and ev.last:  # a set complete: its latency counts from here
+            ref = ev.stamp if ev.kind == "camera" else ev.ref
+            if published and published[-1][0].stamp == ref:
+                published[-1] = (published[-1][0], t_pub)
+            if lockstep and not player.wait_answer(ref, answer_timeout):
+                player.get_logger().warning(f"no detections for frame {ref} within {answer_timeout} s")
             if lockstep:  # the data clock goes on from here in wall time
                 t_wall, t_data = clock(), ev.stamp
     if not lockstep and published:

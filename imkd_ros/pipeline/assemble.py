@@ -24,7 +24,7 @@ Markers: :func:`marker_specs` lays out what :func:`imkd_ros.ros.messages.boxes_t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -82,25 +82,30 @@ def default_parameters() -> dict[str, Any]:
     return flatten_parameters(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
 
 
-def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[Pose, dict[str, Pose]]:
-    """``camera_to_base`` and, per name of ``radars``, ``radar_to_base.<name>`` of flat node parameters
-    (:func:`imkd_ros.core.geometry.pose_parameter`). A radar without its mounting is an error when ``required`` (the
-    replay; the node with ``extrinsics_source: parameters``), else it is left out (tf must give it).
+def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[dict[str, Pose], dict[str, Pose]]:
+    """Per name of ``cameras``, ``camera_to_base.<name>``, and per name of ``radars``, ``radar_to_base.<name>`` of
+    flat node parameters (:func:`imkd_ros.core.geometry.pose_parameter`), in the lists' order. A sensor without its
+    mounting is an error when ``required`` (the replay; the node with ``extrinsics_source: parameters``), else it is
+    left out (tf must give it).
 
     Raises:
-        ParameterError: a required radar mounting that is not set (a ``ValueError``).
+        ParameterError: a required mounting that is not set (a ``ValueError``).
         ValueError: a bad mounting (named).
     """
-    camera = pose_parameter(params["camera_to_base.translation"], params["camera_to_base.rotation"], "camera")
-    radars = {}
-    for r in (str(r) for r in params["radars"]):
-        t, q = params.get(f"radar_to_base.{r}.translation"), params.get(f"radar_to_base.{r}.rotation")
-        if t is None or q is None:
-            if required:
-                raise ParameterError(f"parameter radar_to_base.{r} is not set (radar {r!r} needs its mounting)")
-            continue
-        radars[r] = pose_parameter(t, q, f"radar_to_base.{r}")
-    return camera, radars
+
+    def of(kind: str, names: Any) -> dict[str, Pose]:
+        out = {}
+        for name in (str(n) for n in names):
+            key = f"{kind}_to_base.{name}"
+            t, q = params.get(f"{key}.translation"), params.get(f"{key}.rotation")
+            if t is None or q is None:
+                if required:
+                    raise ParameterError(f"parameter {key} is not set ({kind} {name!r} needs its mounting)")
+                continue
+            out[name] = pose_parameter(t, q, key)
+        return out
+
+    return of("camera", params["cameras"]), of("radar", params["radars"])
 
 
 class FrameInputError(ImkdError, ValueError):
@@ -158,38 +163,43 @@ def check_image(image: np.ndarray, calibration: Calibration) -> None:
 
 def assemble_frame(
     stamp_ns: int,
-    image: np.ndarray,
-    camera: Calibration,
+    views: Sequence[tuple[int, np.ndarray | None, Calibration]],
     sweeps: Sequence[tuple[int, np.ndarray, Pose]],
     ego_pose_at: Callable[[int], Pose | None] | None = None,
     *,
     token: str = "",
 ) -> Frame:
-    """A :class:`Frame` (ego frame at ``stamp_ns``) from a camera image and radar sweeps.
+    """A :class:`Frame` (ego frame at ``stamp_ns``) from camera images and radar sweeps.
 
     Args:
-        stamp_ns: the camera stamp (ns), the reference time.
-        image: ``(H, W, 3)`` uint8 RGB.
-        camera: its calibration (intrinsics from CameraInfo, mounting from the parameters).
+        stamp_ns: the reference camera's stamp (ns), the reference time.
+        views: ``(stamp_ns, image (H, W, 3) uint8 RGB or None, calibration)`` per camera, the reference camera first
+            (intrinsics from CameraInfo, the sensor -> ``base_link`` mounting from tf or the parameters).
         sweeps: ``(stamp_ns, points (N, 6) sensor frame, sensor_to_ego)`` per sweep, any radar, any order.
-        ego_pose_at: ``stamp_ns -> ego -> fixed-frame pose`` (e.g. :meth:`PoseBuffer.lookup`). With poses at both
-            the camera and a sweep stamp, the sweep is moved ``sensor -> ego(sweep) -> fixed -> ego(camera)`` as
-            the reader does; otherwise the ego is taken as not moving between the two.
+        ego_pose_at: ``stamp_ns -> ego -> fixed-frame pose`` (e.g. :meth:`PoseBuffer.lookup`). With poses at the
+            reference stamp and a sweep's (or another camera's) stamp, it is moved ``sensor -> ego(its stamp) ->
+            fixed -> ego(reference)`` as the reader does; otherwise the ego is taken as not moving between the two.
         token: the Frame's token.
     """
     ref_pose = ego_pose_at(stamp_ns) if ego_pose_at is not None else None
-    parts = []
-    for t, pts, sensor_to_ego in sweeps:
-        sweep_pose = ego_pose_at(t) if ref_pose is not None and ego_pose_at is not None else None
-        pose = sweep_to_ref(sensor_to_ego, sweep_pose, ref_pose)
-        parts.append(radar_sweep_to_ref(pts, pose, lag_seconds(stamp_ns, t)))
+
+    def to_ref(t: int, sensor_to_ego: Pose) -> Pose:
+        at = ego_pose_at(t) if ref_pose is not None and ego_pose_at is not None else None
+        return sweep_to_ref(sensor_to_ego, at, ref_pose)
+
+    parts = [radar_sweep_to_ref(pts, to_ref(t, mount), lag_seconds(stamp_ns, t)) for t, pts, mount in sweeps]
     radar = np.concatenate(parts, axis=0) if parts else np.zeros((0, 7), np.float32)
+    cameras = tuple(
+        cal if i == 0 else replace(cal, sensor_to_ego=to_ref(t, cal.sensor_to_ego))
+        for i, (t, _, cal) in enumerate(views)
+    )
+    images = tuple(image for _, image, _ in views)
     return Frame(
         token=token,
         timestamp=int(stamp_ns // 1000),
         scene="",
-        images=None if image is None else (image,),
-        cameras=() if camera is None else (camera,),
+        images=None if any(image is None for image in images) else images,
+        cameras=cameras,
         radar=radar,
         lidar=None,
         ego_pose=ref_pose if ref_pose is not None else Pose.identity(),
@@ -221,8 +231,10 @@ class FrameAssembler:
         radar_to_base: radar name -> its mounting (sensor -> ``base_link``, the default of :meth:`add_radar`); the
             names are the sync's sources. A radar without a known mounting may be given as None (the node, which
             looks mountings up in tf per message).
-        max_delay, sweeps, max_sweep_age: :class:`~imkd_ros.pipeline.sync.CameraRadarSync` settings (the node's
-            ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``; seconds).
+        sync: :class:`~imkd_ros.pipeline.sync.CameraRadarSync`'s keyword settings: ``max_delay``, ``sweeps``,
+            ``max_sweep_age`` (the node's ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``), ``cameras``
+            (the reference camera first), ``camera_lead``, ``camera_window`` (``camera_set_lead``,
+            ``camera_set_window``); its defaults where not given.
         max_radar_points, radar_default_filters: :func:`radar_cloud_points` settings.
         use_ego_pose: move earlier sweeps with the ego poses given to :meth:`add_pose`.
 
@@ -234,26 +246,24 @@ class FrameAssembler:
         self,
         radar_to_base: Mapping[str, Pose | None],
         *,
-        max_delay: float = 0.1,
-        sweeps: int = 6,
-        max_sweep_age: float = 0.6,
         max_radar_points: int = 5000,
         radar_default_filters: bool = True,
         use_ego_pose: bool = True,
+        **sync: Any,
     ) -> None:
         self.radar_to_base = {k: v for k, v in radar_to_base.items() if v is not None}
-        radar_names = list(radar_to_base)
-        self.sync = CameraRadarSync(radar_names, max_delay=max_delay, sweeps=sweeps, max_sweep_age=max_sweep_age)
+        self.sync = CameraRadarSync(list(radar_to_base), **sync)
         self.poses = PoseBuffer()
-        self.calibration: Calibration | None = None
+        self.calibrations: dict[str, Calibration] = {}
         self.max_radar_points = int(max_radar_points)
         self.radar_default_filters = bool(radar_default_filters)
         self.use_ego_pose = bool(use_ego_pose)
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, Any], radar_to_base: Mapping[str, Pose | None]) -> FrameAssembler:
-        """From the detector node's parameters (``config/detector.yaml`` names: ``max_camera_radar_delay``,
-        ``radar_sweeps``, ``max_sweep_age``, ``max_radar_points``, ``radar_default_filters``, ``use_ego_pose``)."""
+        """From the detector node's parameters (``config/detector.yaml`` names: ``cameras``,
+        ``camera_set_lead``, ``camera_set_window``, ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``,
+        ``max_radar_points``, ``radar_default_filters``, ``use_ego_pose``)."""
         return cls(
             radar_to_base,
             max_delay=float(params["max_camera_radar_delay"]),
@@ -262,16 +272,29 @@ class FrameAssembler:
             max_radar_points=int(params["max_radar_points"]),
             radar_default_filters=bool(params["radar_default_filters"]),
             use_ego_pose=bool(params["use_ego_pose"]),
+            cameras=[str(c) for c in params["cameras"]],
+            camera_lead=float(params["camera_set_lead"]),
+            camera_window=float(params["camera_set_window"]),
         )
 
     @property
     def radars(self) -> tuple[str, ...]:
         return self.sync.sources
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.sync.cameras
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The reference camera's calibration (None before its first CameraInfo)."""
+        return self.calibrations.get(self.cameras[0])
+
     # -- inputs ------------------------------------------------------------------------------------------------
-    def set_calibration(self, calibration: Calibration) -> None:
-        """The camera's calibration from its latest CameraInfo (intrinsics, image size, mounting)."""
-        self.calibration = calibration
+    def set_calibration(self, calibration: Calibration, camera: str | None = None) -> None:
+        """A camera's calibration from its latest CameraInfo (intrinsics, image size, mounting); ``camera``: its
+        name in ``cameras`` (default: the reference camera)."""
+        self.calibrations[self.cameras[0] if camera is None else camera] = calibration
 
     def add_pose(self, stamp: int, pose: Pose) -> None:
         """An ego pose (``base_link`` -> a fixed frame) at ``stamp`` (ns)."""
@@ -300,21 +323,26 @@ class FrameAssembler:
         return self._emit(synced, events), events
 
     def add_camera(
-        self, stamp: int, image: np.ndarray, extra: Any = None
+        self, stamp: int, image: np.ndarray, extra: Any = None, camera: str | None = None
     ) -> tuple[AssembledFrame | None, list[SyncEvent]]:
-        """A camera image ``(H, W, 3)`` uint8 RGB stamped ``stamp`` (ns); ``extra`` travels with it to the
-        :class:`AssembledFrame`.
+        """An image ``(H, W, 3)`` uint8 RGB of ``camera`` (default: the reference camera) stamped ``stamp`` (ns);
+        ``extra`` travels with it to the :class:`AssembledFrame` (the frame's is the set's latest camera's).
 
         Returns:
             The frame it completes (or None) and what the synchroniser dropped.
 
         Raises:
-            FrameInputError: no CameraInfo yet, or an image whose size does not match it; nothing was buffered.
+            FrameInputError: an unknown camera, no CameraInfo of it yet, or an image whose size does not match it;
+                nothing was buffered.
         """
-        if self.calibration is None:
-            raise FrameInputError("no CameraInfo received yet")
-        check_image(image, self.calibration)
-        synced, events = self.sync.add_camera(int(stamp), (image, self.calibration, extra))
+        name = self.cameras[0] if camera is None else camera
+        if name not in self.cameras:
+            raise FrameInputError(f"camera {name!r} is not one of {', '.join(self.cameras)}")
+        calibration = self.calibrations.get(name)
+        if calibration is None:
+            raise FrameInputError("no CameraInfo received yet" + ("" if len(self.cameras) == 1 else f" for {name}"))
+        check_image(image, calibration)
+        synced, events = self.sync.add_camera(int(stamp), (image, calibration, extra), camera=name)
         return self._emit(synced, events), events
 
     # -- output ------------------------------------------------------------------------------------------------
@@ -323,10 +351,11 @@ class FrameAssembler:
             self.poses.clear()  # a new timeline: the poses of the old one would be interpolated against it
         if synced is None:
             return None
-        image, calibration, extra = synced.camera
+        views = [(v.stamp, v.data[0], v.data[1]) for v in synced.cameras.values()]
+        extra = max(synced.cameras.values(), key=lambda v: v.stamp).data[2]
         sweeps = [(s.stamp, s.data[0], s.data[1]) for lst in synced.radar.values() for s in lst]
         lookup = self.poses.lookup if self.use_ego_pose and len(self.poses) else None
-        frame = assemble_frame(synced.stamp, image, calibration, sweeps, lookup)
+        frame = assemble_frame(synced.stamp, views, sweeps, lookup)
         used = {name: tuple(s.stamp for s in lst) for name, lst in synced.radar.items()}
         return AssembledFrame(synced.stamp, frame, used, extra)
 

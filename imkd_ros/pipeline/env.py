@@ -13,15 +13,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from imkd_ros.pipeline.topics import PLAYER_TOPICS
+from imkd_ros.pipeline.topics import detector_remaps
 
 __all__ = ["stop_process", "fastdds_profile_path", "ros_env", "child_env", "node_command", "DETECTOR_REMAPS"]
 
 _PROFILE = Path("config") / "fastdds.xml"
-#: detector_node's inputs remapped to the player's topics (:data:`imkd_ros.pipeline.topics.PLAYER_TOPICS`).
-DETECTOR_REMAPS = tuple(
-    f"~/input/{role}:={PLAYER_TOPICS[role]}" for role in ("image", "camera_info", "radar", "ego_pose")
-)
+#: detector_node's inputs remapped to the player's topics (:data:`imkd_ros.pipeline.topics.PLAYER_TOPICS`) for the
+#: front rig (one camera, one radar; :func:`imkd_ros.pipeline.topics.detector_remaps` for any rig).
+DETECTOR_REMAPS = detector_remaps(["front"], ["front"])
 
 
 def fastdds_profile_path() -> Path:
@@ -95,10 +94,12 @@ def node_command(
     use_sim_time: bool = False,
     score_threshold: float | None = None,
     extrinsics_source: str | None = None,
+    cameras: tuple[str, ...] = ("front",),
+    radars: tuple[str, ...] = ("front",),
 ) -> list[str]:
-    """``detector_node`` with config/detector.yaml, then ``params`` (overrides), the model and the player's topics;
-    ``score_threshold`` overrides the file's (0: every box the model decodes, as ``imkd eval`` scores),
-    ``extrinsics_source`` the file's ``auto``."""
+    """``detector_node`` with config/detector.yaml, then ``params`` (overrides), the model and the player's topics
+    for a rig of ``cameras`` and ``radars`` (the names in ``params``); ``score_threshold`` overrides the file's (0:
+    every box the model decodes, as ``imkd eval`` scores), ``extrinsics_source`` the file's ``auto``."""
     from imkd_ros.core.shipped import shipped_file
 
     cmd = [sys.executable, "-m", "imkd_ros.nodes.detector_node", "--ros-args"]
@@ -110,6 +111,6 @@ def node_command(
         cmd += ["-p", f"score_threshold:={float(score_threshold)}"]
     if extrinsics_source is not None:
         cmd += ["-p", f"extrinsics_source:={extrinsics_source}"]
-    for r in DETECTOR_REMAPS:
+    for r in detector_remaps(cameras, radars):
         cmd += ["-r", r]
     return cmd

@@ -3,7 +3,7 @@
 what the node declares each parameter with (description, range, read-only).
 
 Pure Python (jsonschema, no rclpy). Names are the node's flat parameter names: nested YAML keys joined with dots
-(``camera_to_base.translation``, ``radar_to_base.front.rotation``, ``diagnostics.processing_warn_ms``).
+(``camera_to_base.front.translation``, ``radar_to_base.front.rotation``, ``diagnostics.processing_warn_ms``).
 
 * :func:`validate_parameters` checks a set of values (a parameter file's content, or the node's values after
   overrides) and raises :class:`ParameterError` with ONE sentence naming the first bad parameter, e.g.
@@ -24,6 +24,7 @@ from typing import Any
 from imkd_ros.core.errors import ImkdError
 
 __all__ = [
+    "MOUNTING_GROUPS",
     "ParameterError",
     "ParameterSpec",
     "schema_path",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: Parameters every rclpy node has (or that launch passes), never reported as unknown.
 ROS_PARAMETERS: tuple[str, ...] = ("use_sim_time", "start_type_description_service")
+
+#: The parameter groups holding one mounting per sensor name (``camera_to_base.<camera>.translation``, ...).
+MOUNTING_GROUPS: tuple[str, ...] = ("camera_to_base", "radar_to_base")
 
 
 class ParameterError(ImkdError, ValueError):
@@ -102,7 +106,7 @@ def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str,
 
 def node_properties() -> dict[str, Mapping[str, Any]]:
     """Flat parameter name -> its schema property (references resolved). Objects are flattened; the entries of
-    ``radar_to_base`` appear as ``radar_to_base.*.translation`` / ``.rotation``."""
+    ``camera_to_base`` and ``radar_to_base`` appear as ``camera_to_base.*.translation`` / ``.rotation``."""
     schema = load_schema()
     root = _resolve(schema, schema["properties"]["/**"]["properties"]["ros__parameters"])
     out: dict[str, Mapping[str, Any]] = {}
@@ -123,7 +127,7 @@ def node_properties() -> dict[str, Mapping[str, Any]]:
 
 
 def parameter_spec(name: str) -> ParameterSpec:
-    """The declaration of the flat parameter ``name`` (a radar's mounting matches ``radar_to_base.*.<part>``).
+    """The declaration of the flat parameter ``name`` (a sensor's mounting matches ``<kind>_to_base.*.<part>``).
 
     Raises:
         ParameterError: ``name`` is not a parameter of the node.
@@ -132,8 +136,8 @@ def parameter_spec(name: str) -> ParameterSpec:
     prop = props.get(name)
     if prop is None:
         parts = name.split(".")
-        if len(parts) == 3 and parts[0] == "radar_to_base":
-            prop = props.get(f"radar_to_base.*.{parts[2]}")
+        if len(parts) == 3 and parts[0] in MOUNTING_GROUPS:
+            prop = props.get(f"{parts[0]}.*.{parts[2]}")
     if prop is None:
         raise ParameterError(f"parameter {name}: not a parameter of detector_node")
     lo = prop.get("minimum", prop.get("exclusiveMinimum"))

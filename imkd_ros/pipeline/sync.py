@@ -18,6 +18,15 @@ The algorithm (:class:`CameraRadarSync`):
   should exceed one radar period. If a source's buffer already holds a sweep newer than ``t_c + max_delay`` but
   none in the window, the frame can never be paired and is dropped (``no radar``). Sweeps stay in the buffer
   (they serve several camera frames).
+* **Camera sets** (a rig of several cameras, ``cameras``): the first camera is the *reference*; its frames take
+  the keep-latest slot above and set the set's stamp (the model's reference time, as the dataset reader's first
+  camera). Every other camera keeps its few newest frames; a set takes, per other camera, its frame stamped within
+  ``[t_c - camera_lead, t_c + camera_window]`` nearest to ``t_c`` (nuScenes exposes the six cameras of a sample
+  one after the other as the LiDAR turns: up to 42 ms after CAM_FRONT; list first the camera exposed first). The set
+  is emitted when every camera and every radar source is there; frames a set used, and older ones, are forgotten.
+  A camera whose newest frame is already past the window without one in it misses the set: the reference frame is
+  dropped (``missing_camera``, naming the camera) rather than published with a blind sector, which the model was
+  never trained on and which would read as "no object there".
 * **Time going backwards** (a bag played in a loop, a restarted simulation): a camera frame or radar sweep more
   than ``reset_after`` older than the newest stamp seen resets everything (buffers, pending frame, last emitted
   stamp). That message is dropped, the next ones start the new timeline.
@@ -48,6 +57,9 @@ __all__ = [
 
 NS_PER_S = 1_000_000_000
 
+#: Frames kept per camera other than the reference one (a few camera periods).
+_VIEWS_KEPT = 4
+
 T = TypeVar("T")
 
 
@@ -64,14 +76,16 @@ class SyncedSet:
     """A camera frame paired with radar sweeps.
 
     Attributes:
-        stamp: the camera frame's stamp (ns); the output header's stamp.
-        camera: the camera payload as given to :meth:`CameraRadarSync.add_camera`.
+        stamp: the reference camera frame's stamp (ns); the output header's stamp.
+        camera: the reference camera's payload as given to :meth:`CameraRadarSync.add_camera`.
         radar: source name -> sweeps, newest (the key sweep) first, at most ``sweeps`` each.
+        cameras: camera name -> its frame in the set (the reference camera's included), in ``cameras`` order.
     """
 
     stamp: int
     camera: Any
     radar: dict[str, list[Sweep]]
+    cameras: dict[str, Sweep] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,8 +93,8 @@ class SyncEvent:
     """Something the synchroniser dropped or reset, for the node to log.
 
     Attributes:
-        kind: ``"superseded"``, ``"out_of_order"``, ``"duplicate"``, ``"no_radar"``, ``"time_reset"``,
-            ``"stale_radar"`` or ``"unknown_source"``.
+        kind: ``"superseded"``, ``"out_of_order"``, ``"duplicate"``, ``"no_radar"``, ``"missing_camera"``,
+            ``"time_reset"``, ``"stale_radar"``, ``"unknown_source"`` or ``"unknown_camera"``.
         stamp: the stamp of the message concerned (ns).
         text: a sentence naming the problem.
     """
@@ -107,6 +121,9 @@ class CameraRadarSync:
         max_sweep_age: largest ``t_camera - t_sweep`` of an accumulated earlier sweep, seconds.
         capacity: sweeps kept per source (default ``sweeps + 8``).
         reset_after: a stamp this much older than the newest seen resets the state, seconds.
+        cameras: camera names, the reference camera first (default: one camera, ``"camera"``).
+        camera_lead: how much earlier than the reference frame another camera's frame of its set may be stamped, s.
+        camera_window: how much later than the reference frame another camera's frame of its set may be stamped, s.
 
     Raises:
         ValueError: a bad argument (named in the message).
@@ -121,8 +138,17 @@ class CameraRadarSync:
         max_sweep_age: float = 0.6,
         capacity: int | None = None,
         reset_after: float = 1.0,
+        cameras: Sequence[str] = ("camera",),
+        camera_lead: float = 0.01,
+        camera_window: float = 0.06,
     ) -> None:
-        sources = tuple(sources)
+        sources, cameras = tuple(sources), tuple(cameras)
+        if not cameras or len(set(cameras)) != len(cameras):
+            raise ValueError(f"CameraRadarSync: cameras must be unique and non-empty, got {cameras}")
+        if camera_lead < 0 or camera_window < 0:
+            raise ValueError(
+                f"CameraRadarSync: camera_lead ({camera_lead}) and camera_window ({camera_window}) must be >= 0"
+            )
         if not sources or len(set(sources)) != len(sources):
             raise ValueError(f"CameraRadarSync: radar sources must be unique and non-empty, got {sources}")
         if max_delay <= 0 or max_sweep_age < 0 or reset_after <= 0:
@@ -133,6 +159,9 @@ class CameraRadarSync:
         if sweeps < 1:
             raise ValueError(f"CameraRadarSync: sweeps must be >= 1, got {sweeps}")
         self.sources = sources
+        self.cameras = cameras
+        self.camera_lead_ns = int(round(camera_lead * NS_PER_S))
+        self.camera_window_ns = int(round(camera_window * NS_PER_S))
         self.max_delay_ns = int(round(max_delay * NS_PER_S))
         self.sweeps = int(sweeps)
         self.max_sweep_age_ns = int(round(max_sweep_age * NS_PER_S))
@@ -149,6 +178,7 @@ class CameraRadarSync:
         """Forget all sweeps, the pending frame and the last emitted stamp (not the statistics)."""
         self._stamps: dict[str, list[int]] = {s: [] for s in self.sources}
         self._data: dict[str, list[Any]] = {s: [] for s in self.sources}
+        self._views: dict[str, list[Sweep]] = {c: [] for c in self.cameras[1:]}  # the other cameras' frames
         self._pending: tuple[int, Any] | None = None
         self._last_emitted: int | None = None
         self._newest: int | None = None
@@ -212,10 +242,13 @@ class CameraRadarSync:
             data_list.pop(0)
         return self._try_emit(events), events
 
-    def add_camera(self, stamp: int, data: Any) -> tuple[SyncedSet | None, list[SyncEvent]]:
-        """Offer a camera frame; returns the set it completes at once (or None) and what was dropped."""
+    def add_camera(self, stamp: int, data: Any, camera: str | None = None) -> tuple[SyncedSet | None, list[SyncEvent]]:
+        """Offer a frame of ``camera`` (default: the reference camera); returns the set it completes (or None) and
+        what was dropped."""
         events: list[SyncEvent] = []
         stamp = int(stamp)
+        if camera is not None and camera != self.cameras[0]:
+            return self._add_view(camera, stamp, data, events)
         if not self._check_time(stamp, "camera", events):
             return None, events
         if self._last_emitted is not None and stamp <= self._last_emitted:
@@ -236,19 +269,69 @@ class CameraRadarSync:
                 )
                 self._drop(kind, stamp, text, events)
                 return None, events
-            text = (
-                f"camera frame {old / NS_PER_S:.3f} s got no radar within {self.max_delay_ns / 1e6:.0f} ms before "
-                "a newer frame came: superseded"
-            )
-            self._drop("superseded", old, text, events)
+            # a set still short of a camera when the next reference frame comes lost that camera's frame
+            kind = "missing_camera" if any(self._view_of(c, old) is None for c in self.cameras[1:]) else "superseded"
+            text = f"camera frame {old / NS_PER_S:.3f} s got no {self._missing(old)} before a newer frame came: "
+            text += "dropped (a set is published with every camera or not at all)" if kind != "superseded" else kind
+            self._drop(kind, old, text, events)
         self._pending = (stamp, data)
         return self._try_emit(events), events
 
+    def _add_view(self, camera: str, stamp: int, data: Any, events: list[SyncEvent]) -> tuple[SyncedSet | None, list]:
+        """A frame of a camera other than the reference one: buffered by stamp (the newest few)."""
+        if camera not in self._views:
+            self._drop("unknown_camera", stamp, f"camera {camera!r} is not one of {self.cameras}", events)
+            return None, events
+        if not self._check_time(stamp, f"camera {camera}", events):
+            return None, events
+        frames = self._views[camera]
+        stamps = [f.stamp for f in frames]
+        i = bisect.bisect_left(stamps, stamp)
+        if i < len(stamps) and stamps[i] == stamp:
+            text = f"camera {camera}: a frame with stamp {stamp / NS_PER_S:.3f} s is already buffered (duplicate)"
+            self._drop("duplicate", stamp, text, events)
+            return None, events
+        frames.insert(i, Sweep(stamp, data))
+        del frames[: max(0, len(frames) - _VIEWS_KEPT)]
+        return self._try_emit(events), events
+
     # -- pairing -----------------------------------------------------------------------------------------------
+    def _view_of(self, camera: str, t_c: int) -> Sweep | None:
+        """``camera``'s frame for the set of reference stamp ``t_c``: the one nearest ``t_c`` in the window."""
+        lo, hi = t_c - self.camera_lead_ns, t_c + self.camera_window_ns
+        fits = [f for f in self._views[camera] if lo <= f.stamp <= hi]
+        return min(fits, key=lambda f: (abs(f.stamp - t_c), f.stamp)) if fits else None
+
+    def _missing(self, t_c: int) -> str:
+        """What the set of reference stamp ``t_c`` still lacks, in words."""
+        cams = [c for c in self.cameras[1:] if self._view_of(c, t_c) is None]
+        radars = [s for s in self.sources if not select_sweeps(self._stamps[s], t_c, self.window)]
+        parts = []
+        if cams:
+            parts.append(f"frame of camera {', '.join(cams)}")
+        if radars:
+            parts.append(f"radar {', '.join(radars)} within {self.max_delay_ns / 1e6:.0f} ms")
+        return " and ".join(parts) or "partner"
+
     def _try_emit(self, events: list[SyncEvent]) -> SyncedSet | None:
         if self._pending is None:
             return None
         t_c, camera = self._pending
+        views: dict[str, Sweep] = {self.cameras[0]: Sweep(t_c, camera)}
+        for name in self.cameras[1:]:
+            view = self._view_of(name, t_c)
+            if view is None:
+                frames = self._views[name]
+                if frames and frames[-1].stamp > t_c + self.camera_window_ns:
+                    self._pending = None
+                    text = (
+                        f"camera frame {t_c / NS_PER_S:.3f} s: camera {name} has no frame from "
+                        f"{self.camera_lead_ns / 1e6:.0f} ms before to {self.camera_window_ns / 1e6:.0f} ms after it; "
+                        "dropped (a set is published with every camera or not at all)"
+                    )
+                    self._drop("missing_camera", t_c, text, events)
+                return None
+            views[name] = view
         chosen: dict[str, list[int]] = {}
         for source in self.sources:
             idx = select_sweeps(self._stamps[source], t_c, self.window)
@@ -267,10 +350,13 @@ class CameraRadarSync:
             source: [Sweep(self._stamps[source][j], self._data[source][j]) for j in idx]
             for source, idx in chosen.items()
         }
+        for name, view in views.items():
+            if name in self._views:  # a frame used, and the ones before it, serve no later set
+                self._views[name] = [f for f in self._views[name] if f.stamp > view.stamp]
         self._pending = None
         self._last_emitted = t_c
         self.stats.emitted += 1
-        return SyncedSet(t_c, camera, radar)
+        return SyncedSet(t_c, camera, radar, views)
 
 
 # ------------------------------------------------------------------------------------------------------ ego poses

@@ -53,7 +53,8 @@ def known_scene_model(synth_root: Path, tmp_path_factory: pytest.TempPathFactory
 
 #: Deliberately wrong mountings: the node must take the rig from /tf_static instead.
 WRONG_EXTRINSICS = (
-    "-p", "camera_to_base.translation:=[0.0, 0.0, 0.0]", "-p", "camera_to_base.rotation:=[1.0, 0.0, 0.0, 0.0]",
+    "-p", "camera_to_base.front.translation:=[0.0, 0.0, 0.0]",
+    "-p", "camera_to_base.front.rotation:=[1.0, 0.0, 0.0, 0.0]",
     "-p", "radar_to_base.front.translation:=[-20.0, 5.0, 0.0]",
     "-p", "radar_to_base.front.rotation:=[0.0, 0.0, 0.0, 1.0]",
 )  # fmt: skip
@@ -161,7 +162,7 @@ def test_node_end_to_end_with_tf_extrinsics_burst_and_fuzz(synth_root: Path, nod
             np.testing.assert_allclose(o["center"], d["center"], atol=1e-5)
             assert o["existence_probability"] == pytest.approx(d["score"], abs=1e-6)
     assert "extrinsics of radar front (frame 'radar_front'): tf" in node_run.node_text, report
-    assert "extrinsics of camera (frame 'cam_front'): tf" in node_run.node_text, report
+    assert "extrinsics of camera front (frame 'cam_front'): tf" in node_run.node_text, report
     assert "parameters" not in node_run.node_text.split("extrinsics of", 1)[1].split("\n")[0]
 
     for text in (
@@ -267,7 +268,7 @@ def test_parameters_come_from_the_yaml_and_the_shipped_model_resolves(tmp_path: 
 
     params = default_parameters()
     assert params["output_frame"] == "base_link" and params["radars"] == ["front"]
-    assert params["camera_to_base.rotation"] == [0.5, -0.5, 0.5, -0.5]
+    assert params["camera_to_base.front.rotation"] == [0.5, -0.5, 0.5, -0.5] and params["cameras"] == ["front"]
     assert params["radar_to_base.front.translation"] == [3.41, 0.0, 0.50]
     assert params["checkpoint"] == "" and params["device"] == "cuda"
     with pytest.raises(FileNotFoundError, match="nope.pt"):

@@ -96,16 +96,70 @@ def test_time_going_back_resets_the_sync_and_forgets_the_poses() -> None:
 
 def test_parameters_and_mountings_come_from_the_node_yaml() -> None:
     p = default_parameters()
-    assert p["radars"] == ["front"] and p["radar_sweeps"] == 6
-    camera, radars = mountings(p)
+    assert p["radars"] == ["front"] and p["radar_sweeps"] == 6 and p["cameras"] == ["front"]
+    cameras, radars = mountings(p)
     np.testing.assert_allclose(radars["front"].translation, [3.41, 0.0, 0.5])
+    camera = cameras["front"]
     np.testing.assert_allclose(camera.rotation @ [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], atol=1e-12)  # optical z forward
     asm = FrameAssembler.from_parameters(p, radars)
-    assert asm.radars == ("front",) and asm.sync.sweeps == 6 and asm.use_ego_pose
+    assert asm.radars == ("front",) and asm.cameras == ("front",) and asm.sync.sweeps == 6 and asm.use_ego_pose
     with pytest.raises(ParameterError, match="radar_to_base.rear is not set"):
         mountings({**p, "radars": ["front", "rear"]})
-    camera2, radars2 = mountings({**p, "radars": ["front", "rear"]}, required=False)  # tf must give the rear one
-    assert list(radars2) == ["front"] and np.array_equal(camera2.matrix(), camera.matrix())
+    with pytest.raises(ParameterError, match="camera_to_base.back is not set"):
+        mountings({**p, "cameras": ["front", "back"]})
+    cameras2, radars2 = mountings({**p, "radars": ["front", "rear"]}, required=False)  # tf must give the rear one
+    assert list(radars2) == ["front"] and np.array_equal(cameras2["front"].matrix(), camera.matrix())
+
+
+def test_the_nuscenes_rig_file_gives_six_cameras_and_five_radars_in_the_readers_order() -> None:
+    """config/detector_nuscenes.yaml over the defaults: the synthetic nuScenes rig's sensors and mountings."""
+    import yaml
+
+    from imkd_ros.core.shipped import shipped_file
+    from imkd_ros.data.synth.rig import RIGS
+    from imkd_ros.pipeline.assemble import flatten_parameters
+
+    doc = yaml.safe_load(shipped_file("config/detector_nuscenes.yaml").read_text())["/**"]["ros__parameters"]
+    p = {k: v for k, v in default_parameters().items() if not k.startswith(("camera_to_base.", "radar_to_base."))}
+    p.update(flatten_parameters(doc))
+    cameras, radars = mountings(p)
+    rig = RIGS["nuscenes"]
+    assert [f"CAM_{c.upper()}" for c in cameras] == list(rig.cameras)
+    assert [f"RADAR_{r.upper()}" for r in radars] == list(rig.radars)
+    for name, pose in [*cameras.items(), *((f"_{r}", v) for r, v in radars.items())]:
+        channel = f"CAM_{name.upper()}" if not name.startswith("_") else f"RADAR{name.upper()}"
+        np.testing.assert_allclose(pose.matrix(), rig.calibrations[channel].sensor_to_ego.matrix(), atol=1e-5)
+    asm = FrameAssembler.from_parameters(p, radars)
+    assert asm.cameras[0] == "front" and len(asm.cameras) == 6 and len(asm.radars) == 5
+
+
+def test_a_camera_set_moves_each_camera_with_the_ego_poses_of_its_exposure() -> None:
+    """Two cameras exposed 40 ms apart while the ego drives at 10 m/s: the later camera's mounting in the frame
+    (ego at the reference stamp) is 0.4 m further ahead, as the dataset reader moves it; the frame waits for both."""
+    cam_a = Calibration("a", Pose.from_yaw(0.0, [1.0, 0.0, 1.5]), _K, (640, 480))
+    cam_b = Calibration("b", Pose.from_yaw(np.pi, [0.0, 0.0, 1.5]), _K, (640, 480))
+    asm = FrameAssembler({"front": Pose.identity()}, sweeps=1, cameras=("a", "b"), camera_window=0.05)
+    asm.set_calibration(cam_a, "a")
+    asm.set_calibration(cam_b, "b")
+    for i in range(6):
+        asm.add_pose(i * 20 * MS, Pose.from_yaw(0.0, [0.2 * i, 0.0, 0.0]))
+    asm.add_radar("front", 0, _cloud(2))
+    img_a, img_b = np.zeros((480, 640, 3), np.uint8), np.ones((480, 640, 3), np.uint8)
+    done, _ = asm.add_camera(20 * MS, img_a, "ta", camera="a")
+    assert done is None  # b is missing
+    done, events = asm.add_camera(60 * MS, img_b, "tb", camera="b")
+    assert events == [] and done is not None and done.stamp == 20 * MS and done.extra == "tb"
+    f = done.frame
+    assert [c.channel for c in f.cameras] == ["a", "b"] and f.images[0] is img_a and f.images[1] is img_b
+    np.testing.assert_allclose(f.cameras[0].sensor_to_ego.translation, [1.0, 0.0, 1.5])
+    np.testing.assert_allclose(f.cameras[1].sensor_to_ego.translation, [0.4, 0.0, 1.5], atol=1e-12)
+    np.testing.assert_allclose(f.cameras[1].sensor_to_ego.rotation, cam_b.sensor_to_ego.rotation, atol=1e-12)
+    with pytest.raises(FrameInputError, match="camera 'c' is not one of a, b"):
+        asm.add_camera(100 * MS, img_a, camera="c")
+    fresh = FrameAssembler({"front": Pose.identity()}, cameras=("a", "b"))
+    fresh.set_calibration(cam_a, "a")
+    with pytest.raises(FrameInputError, match="no CameraInfo received yet for b"):
+        fresh.add_camera(0, img_b, camera="b")
 
 
 def test_markers_of_the_node_and_of_the_replay_bag_are_the_same() -> None:

@@ -41,9 +41,8 @@ def test_the_shipped_file_is_valid_draft07() -> None:
 def test_every_parameter_is_described_and_yaml_and_schema_agree() -> None:
     props = node_properties()
     flat = default_parameters()
-    assert {n for n in flat if not n.startswith("radar_to_base.")} == {
-        n for n in props if not n.startswith("radar_to_base.")
-    }
+    mounting = ("camera_to_base.", "radar_to_base.")
+    assert {n for n in flat if not n.startswith(mounting)} == {n for n in props if not n.startswith(mounting)}
     for name, value in flat.items():
         spec = parameter_spec(name)
         assert len(spec.description) > 10, name
@@ -51,7 +50,8 @@ def test_every_parameter_is_described_and_yaml_and_schema_agree() -> None:
             assert props[name]["default"] == value, name
     read_only = {n for n in flat if parameter_spec(n).read_only}
     assert {"checkpoint", "device", "backend", "threads", "radars", "output_frame", "extrinsics_source"} <= read_only
-    assert "camera_to_base.rotation" in read_only and "radar_to_base.front.translation" in read_only
+    assert "camera_to_base.front.rotation" in read_only and "radar_to_base.front.translation" in read_only
+    assert {"cameras", "camera_set_lead", "camera_set_window"} <= read_only
     changeable = {"score_threshold", "diagnostics.processing_warn_ms", "diagnostics.processing_error_ms", "tf_wait"}
     assert not changeable & read_only
     s = parameter_spec("score_threshold")
@@ -67,7 +67,11 @@ def test_every_parameter_is_described_and_yaml_and_schema_agree() -> None:
         ({"score_treshold": 0.5}, "parameter score_treshold: not a parameter of detector_node"),
         ({"device": "gpu"}, "parameter device: 'gpu' is not one of"),
         ({"radar_sweeps": 0}, "parameter radar_sweeps: 0 is less than the minimum of 1"),
-        ({"camera_to_base": {"translation": [1, 2], "rotation": [1, 0, 0, 0]}}, "parameter camera_to_base.translation"),
+        (
+            {"camera_to_base": {"front": {"translation": [1, 2], "rotation": [1, 0, 0, 0]}}},
+            "parameter camera_to_base.front.translation",
+        ),
+        ({"cameras": ["front", "front"]}, "parameter cameras"),
         ({"extrinsics_source": "guess"}, "parameter extrinsics_source"),
         ({"diagnostics": {"period": 0.0}}, "parameter diagnostics"),
     ],

@@ -195,3 +195,96 @@ def test_pose_buffer_lookup_interpolates_and_refuses_gaps() -> None:
     assert len(buf) == 4 and buf.lookup(0) is None
     buf.clear()
     assert len(buf) == 0
+
+
+# ------------------------------------------------------------------------------------------------- camera sets
+
+#: nuScenes-like exposure delays after the reference camera (ms): the LiDAR's beam passes each camera in turn.
+_STAGGER_MS = {"front": 0, "front_right": 8, "back_right": 15, "back": 25, "back_left": 35, "front_left": 42}
+
+
+def _rig_streams(seconds: float, rng: np.random.Generator, lost: frozenset[tuple[str, int]] = frozenset()):
+    """Six cameras at 12 Hz exposed in turn, a radar at 13 Hz, jittered, each message delivered ``latency`` after
+    its stamp (so deliveries interleave across sets); ``lost`` (camera, frame index) never arrive."""
+    events = []
+    for i, t0 in enumerate(np.arange(0.05, seconds, 1 / 12) * NS_PER_S):
+        for cam, d in _STAGGER_MS.items():
+            if (cam, i) not in lost:
+                t = int(t0 + d * MS + rng.normal(0, 1.0) * MS)
+                events.append((t + int(rng.uniform(5, 60) * MS), "camera", cam, t, i))
+    for t in np.arange(0.0, seconds, 1 / 13) * NS_PER_S:
+        events.append((int(t) + 3 * MS, "radar", "front", int(t), -1))
+    return sorted(events)
+
+
+def _run_rig(sync: CameraRadarSync, events) -> tuple[list, list]:
+    sets, drops = [], []
+    for _, kind, name, t, i in events:
+        if kind == "camera":
+            out, ev = sync.add_camera(t, (name, i), camera=name)
+        else:
+            out, ev = sync.add_radar(name, t, f"pts{t}")
+        drops += ev
+        if out is not None:
+            sets.append(out)
+    return sets, drops
+
+
+def test_camera_sets_pair_staggered_cameras_of_the_same_sample_whatever_the_arrival_order() -> None:
+    """Cameras exposed up to 42 ms after the reference (half a 12 Hz period: a frame of sample i is as close to
+    sample i+1's reference as to its own), delivered with random latencies so that frames of consecutive samples
+    interleave: every set holds the six frames of one sample, none is reused. (A set whose last frame comes after
+    the next sample's reference frame is dropped: keep-latest.)"""
+    cams = tuple(_STAGGER_MS)
+    sync = CameraRadarSync(["front"], cameras=cams, camera_lead=0.01, camera_window=0.06)
+    sets, drops = _run_rig(sync, _rig_streams(4.0, np.random.default_rng(1)))
+    assert len(sets) >= 40 and all(d.kind == "missing_camera" for d in drops)
+    for s in sets:
+        assert list(s.cameras) == list(cams)
+        samples = {view.data[1] for view in s.cameras.values()}
+        assert len(samples) == 1 and s.camera == ("front", samples.pop())
+        assert all(0 <= v.stamp - s.stamp <= 50 * MS for v in s.cameras.values())
+        assert s.radar["front"][0].stamp <= s.stamp
+    used = [v.data for s in sets for v in s.cameras.values()]
+    assert len(used) == len(set(used))
+
+
+def test_a_missing_camera_drops_its_set_and_names_the_camera() -> None:
+    cams = tuple(_STAGGER_MS)
+    lost = frozenset({("back", 10), ("front_left", 20)})
+    sync = CameraRadarSync(["front"], cameras=cams, camera_lead=0.01, camera_window=0.06)
+    events = sorted((e[3] + 2 * MS, *e[1:]) for e in _rig_streams(3.0, np.random.default_rng(2), lost))  # stamp order
+    sets, drops = _run_rig(sync, events)
+    samples = sorted(s.camera[1] for s in sets)
+    n = len({e[4] for e in events if e[1] == "camera"})
+    assert samples == [i for i in range(n) if i not in (10, 20)]
+    missing = [d for d in drops if d.kind == "missing_camera"]
+    refs = {e[4]: e[3] for e in events if e[2] == "front" and e[1] == "camera"}
+    assert [d.stamp for d in missing] == [refs[10], refs[20]]
+    assert "camera back" in missing[0].text and "camera front_left" in missing[1].text
+    assert all("every camera or not at all" in d.text for d in missing)
+    assert not [d for d in drops if d.kind != "missing_camera"]
+
+
+def test_camera_set_arguments_and_unknown_cameras() -> None:
+    sync = CameraRadarSync(["front"], cameras=("a", "b"))
+    _, ev = sync.add_camera(0, "x", camera="c")
+    assert [e.kind for e in ev] == ["unknown_camera"] and "'c'" in ev[0].text
+    sync.add_camera(5 * MS, "b0", camera="b")
+    _, ev = sync.add_camera(5 * MS, "b0", camera="b")
+    assert [e.kind for e in ev] == ["duplicate"]
+    with pytest.raises(ValueError, match="cameras must be unique"):
+        CameraRadarSync(["front"], cameras=("a", "a"))
+    with pytest.raises(ValueError, match="camera_window"):
+        CameraRadarSync(["front"], cameras=("a",), camera_window=-1)
+
+
+def test_a_set_waiting_for_a_camera_is_superseded_with_the_camera_named() -> None:
+    sync = CameraRadarSync(["front"], cameras=("a", "b"), max_delay=0.1)
+    sync.add_radar("front", 0, "r")
+    out, _ = sync.add_camera(10 * MS, "a0", camera="a")
+    assert out is None and sync.pending_stamp == 10 * MS  # b's frame not there yet
+    out, ev = sync.add_camera(93 * MS, "a1", camera="a")
+    assert out is None and [e.kind for e in ev] == ["missing_camera"] and "frame of camera b" in ev[0].text
+    out, _ = sync.add_camera(100 * MS, "b1", camera="b")
+    assert out is not None and out.camera == "a1" and out.cameras["b"].data == "b1"

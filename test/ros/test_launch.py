@@ -46,12 +46,16 @@ def launch_executables() -> set[tuple[str, str]]:
 
 
 def launch_share_files() -> set[str]:
-    """Files named as ``os.path.join(share, ...)``."""
+    """Files named as ``os.path.join(share, "<const>", ...)`` and the rigs' parameter files and RViz layouts
+    (``RIG_PARAMS``, ``RIG_RVIZ``)."""
     out = set()
-    for call in ast.walk(_launch_tree()):
-        if isinstance(call, ast.Call) and ast.unparse(call.func) == "os.path.join" and call.args:
-            if ast.unparse(call.args[0]) == "share":
-                out.add("/".join(str(_const(a)) for a in call.args[1:]))
+    for node in ast.walk(_launch_tree()):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "os.path.join" and node.args:
+            parts = [_const(a) for a in node.args[1:]]
+            if ast.unparse(node.args[0]) == "share" and None not in parts:
+                out.add("/".join(parts))
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] in (["RIG_PARAMS"], ["RIG_RVIZ"]):
+            out |= {_const(v) for v in node.value.values}
     return out
 
 
@@ -88,7 +92,8 @@ def test_named_files_are_installed_into_share() -> None:
             sub = dest[len(prefix) :] if dest.startswith(prefix) else ""
             installed |= {f"{sub}/{Path(f).name}".lstrip("/") for f in files}
     named = launch_share_files()
-    assert {"config/detector.yaml", "config/fastdds.xml", "config/imkd.rviz"} <= named
+    assert {"config/detector.yaml", "config/detector_nuscenes.yaml", "config/fastdds.xml", "config/imkd.rviz"} <= named
+    assert "config/imkd_nuscenes.rviz" in named
     for rel in named:
         assert (REPO / rel).is_file(), rel
         assert rel in installed, rel
@@ -102,3 +107,22 @@ def test_launch_arguments_are_documented_in_the_readme() -> None:
     assert {"lifecycle", "autostart", "extrinsics_source", "params_file", "sensor_tf"} <= set(args)
     for name in args:
         assert re.search(rf"`{re.escape(name)}(:=[^`]*)?`", section), f"launch argument {name} not in the README"
+
+
+def test_each_rigs_rviz_layout_shows_the_topics_the_players_publish_for_it() -> None:
+    """config/imkd.rviz (front) and config/imkd_nuscenes.rviz: one image display per camera and one point cloud per
+    radar, on the topics the players publish for that rig (imkd_ros.pipeline.topics), plus the detector's outputs."""
+    import yaml
+
+    from imkd_ros.data.synth.rig import RIGS
+    from imkd_ros.pipeline.topics import camera_topic, radar_topic, sensor_name
+
+    for rig, layout in (("front", "imkd.rviz"), ("nuscenes", "imkd_nuscenes.rviz")):
+        doc = yaml.safe_load((REPO / "config" / layout).read_text())
+        shown = {(d["Class"].rsplit("/", 1)[1], d["Topic"]["Value"]) for d in doc["Visualization Manager"]["Displays"]
+                 if "Topic" in d}  # fmt: skip
+        cams, radars = RIGS[rig].cameras, RIGS[rig].radars
+        want = {("Image", camera_topic("image", sensor_name(c), len(cams))) for c in cams}
+        want |= {("PointCloud2", radar_topic(sensor_name(r), len(radars))) for r in radars}
+        want |= {("MarkerArray", "/detector_node/output/markers")}
+        assert want <= shown and len([k for k, _ in shown if k == "Image"]) == len(cams), (rig, shown)

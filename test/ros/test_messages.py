@@ -220,11 +220,12 @@ def test_assembled_frame_radar_matches_the_dataset_reader(synth_root: Path) -> N
         if not sd:
             break
     assert len(sweeps) > 1
-    frame = assemble_frame(ref_ns, np.zeros((900, 1600, 3), np.uint8), expected.camera, sweeps, poses.get)
+    view = [(ref_ns, np.zeros((900, 1600, 3), np.uint8), expected.camera)]
+    frame = assemble_frame(ref_ns, view, sweeps, poses.get)
     assert frame.timestamp == expected.timestamp and frame.radar.dtype == np.float32
     np.testing.assert_allclose(frame.radar, expected.radar, atol=1e-4)
     np.testing.assert_allclose(frame.ego_pose.matrix(), expected.ego_pose.matrix(), atol=1e-12)
     # without poses the ego is taken as standing still: older sweeps land elsewhere (the ego moves in the scene)
-    static = assemble_frame(ref_ns, np.zeros((900, 1600, 3), np.uint8), expected.camera, sweeps)
+    static = assemble_frame(ref_ns, view, sweeps)
     moved = np.abs(static.radar[:, :2] - expected.radar[:, :2]).max()
     assert moved > 0.5

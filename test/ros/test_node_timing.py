@@ -77,13 +77,13 @@ def _feed(node, stamp: int) -> None:  # noqa: ANN001
     """CameraInfo, one radar sweep just before ``stamp``, then the image (published 3 ms ago)."""
     k = np.array([[200.0, 0, W / 2], [0, 200.0, H / 2], [0, 0, 1]])
     cal = Calibration("CAM_FRONT", Pose.identity(), k, (W, H))
-    node.core._on_camera_info(calibration_to_camera_info(cal, make_header(stamp, "cam")))
+    node.core._on_camera_info("front", calibration_to_camera_info(cal, make_header(stamp, "cam")))
     rng = np.random.default_rng(0)
     cloud = np.zeros(30, dtype=[(f, "<f4") for f in RADAR_MSG_FIELDS])
     cloud["x"], cloud["y"], cloud["rcs"] = rng.uniform(5, 40, 30), rng.uniform(-8, 8, 30), 5.0
     node.core._on_radar("front", array_to_pointcloud2(cloud, make_header(stamp - 20_000_000, "radar_front")))
     image = array_to_image(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), make_header(stamp, "cam"))
-    node.core._on_image(image, {"source_timestamp": time.time_ns() - 3_000_000, "received_timestamp": 0})
+    node.core._on_image("front", image, {"source_timestamp": time.time_ns() - 3_000_000, "received_timestamp": 0})
 
 
 def _wait_done(node, n: int) -> None:  # noqa: ANN001
