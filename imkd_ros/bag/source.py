@@ -100,7 +100,8 @@ class BagSource:
 
     Attributes:
         path: the bag path as given.
-        topics: the roles' topics.
+        topics: the roles' topics (the single-camera, single-radar defaults widened to the bag's per-camera and
+            per-radar topics where it has them instead, :meth:`BagTopics.for_bag`).
         topics_in_bag: topic -> message type, for every topic of the bag.
         start_ns, end_ns: log time of the first message and just after the last (ns).
         duration_s: ``(end_ns - start_ns) / 1e9``.
@@ -146,6 +147,7 @@ class BagSource:
         for c in self._connections:
             self.topics_in_bag.setdefault(c.topic, c.msgtype)
         self._store = self._typestore()
+        self.topics = topics = topics.for_bag(self.topics_in_bag)
         missing = [(n, t) for n in need for t in topics.topics_of(n) if t not in self.topics_in_bag]
         if missing:
             name, topic = missing[0]
@@ -342,21 +344,22 @@ class BagSource:
         return ext[frame_id]
 
     def calibration(self, frame_id: str | None = None, *, at_ns: int | None = None) -> Calibration:
-        """The camera's :class:`Calibration`: intrinsics and size from the first ``camera_info`` message logged at
-        or after ``at_ns`` (default: the first), mounting from ``tf_static`` for its header ``frame_id``; channel =
-        that frame id upper-cased. With ``frame_id`` given (e.g. ``"lidar_top"``), that sensor's mounting without
-        intrinsics instead.
+        """The (reference) camera's :class:`Calibration`: intrinsics and size from the first message on its
+        ``camera_info`` topic (the first of them) logged at or after ``at_ns`` (default: the first), mounting from
+        ``tf_static`` for its header ``frame_id``; channel = that frame id upper-cased. With ``frame_id`` given (e.g.
+        ``"lidar_top"``), that sensor's mounting without intrinsics instead.
 
         Raises:
             BagError: no ``camera_info`` topic or message, an unusable CameraInfo, or no mounting for the frame.
         """
         if frame_id is not None:
             return Calibration(frame_id.upper(), self.sensor_to_ego(frame_id, at_ns))
-        info = next(iter(self.messages(["camera_info"], start_ns=at_ns)), None)
+        reference = self.topics.topics_of("camera_info")[:1]  # the reference camera's
+        info = next(iter(self.messages(reference, start_ns=at_ns)), None)
         if info is None and at_ns is not None:
-            info = next(iter(self.messages(["camera_info"])), None)
+            info = next(iter(self.messages(reference)), None)
         if info is None:
-            raise BagError(f"bag {self.path}: no message on {self.topics.camera_info} (camera_info)")
+            raise BagError(f"bag {self.path}: no message on {reference[0]} (camera_info)")
         cam_frame = str(info.msg.header.frame_id)
         try:
             return camera_info_to_calibration(info.msg, self.sensor_to_ego(cam_frame, info.log_ns), cam_frame.upper())

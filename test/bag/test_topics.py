@@ -53,3 +53,31 @@ def test_bad_overrides_are_named(mapping: object, match: str) -> None:
 def test_unknown_role_in_topics_of() -> None:
     with pytest.raises(BagError, match="unknown bag topic role 'lidars'"):
         BagTopics().topics_of("lidars")
+
+
+def test_several_cameras_from_a_rig_from_strings_and_from_a_bag() -> None:
+    t = BagTopics.for_rig(["front", "back_left"], ["front", "back_right"])
+    assert t.image == ("/camera/front/image", "/camera/back_left/image")
+    assert t.camera_info == ("/camera/front/camera_info", "/camera/back_left/camera_info")
+    assert t.radar == ("/radar/front", "/radar/back_right") and t.topics_of("image") == t.image
+    assert BagTopics.for_rig(["front"], ["front"]) == BagTopics()  # one camera, one radar: the defaults
+    assert BagTopics.from_mapping(t.to_dict()) == t and t.to_dict()["image"] == list(t.image)
+    s = BagTopics.from_mapping([f"image={','.join(t.image)}", f"camera_info={','.join(t.camera_info)}"])
+    assert s.image == t.image and s.radar == BagTopics().radar
+    assert BagTopics.from_mapping(["lidar=/points"], base=t) == BagTopics.for_rig(
+        ["front", "back_left"], ["front", "back_right"], lidar="/points"
+    )
+    with pytest.raises(BagError, match="2 image topics .* but 1 camera_info topics"):
+        BagTopics(image=("/a", "/b"))
+    # a bag of the players' surround topics, read with the defaults: front first, then the bag's order
+    in_bag = {topic: "sensor_msgs/msg/Image" for topic in reversed(t.image)}
+    in_bag.update({topic: "sensor_msgs/msg/CameraInfo" for topic in t.camera_info})
+    in_bag.update({topic: "sensor_msgs/msg/PointCloud2" for topic in reversed(t.radar)})
+    assert BagTopics().for_bag(in_bag) == t
+    assert BagTopics(lidar="/points").for_bag(in_bag) == BagTopics.for_rig(
+        ["front", "back_left"], ["front", "back_right"], lidar="/points"
+    )
+    named = BagTopics(image="/cam/img", camera_info="/cam/info", radar=("/r",))
+    assert named.for_bag(in_bag) == named  # topics named otherwise are kept
+    front = {"/camera/image": "sensor_msgs/msg/Image", "/radar/front": "sensor_msgs/msg/PointCloud2"}
+    assert BagTopics().for_bag(front) == BagTopics()  # a front-rig bag is read as before
