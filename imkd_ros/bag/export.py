@@ -4,13 +4,19 @@
 Written with ``rosbags`` (no ROS needed), rosbag2 format version 9, storage ``mcap`` (default) or ``sqlite3``.
 Per scene, in timestamp order, every message's log time equal to its header stamp (the sensor timestamp, ns):
 
-* ``tf_static`` (``tf2_msgs/TFMessage``) at the scene's first stamp: ``base_link`` -> ``cam_front``,
-  ``radar_front`` (one per exported radar, ``radar_<name>``), ``lidar_top`` (the calibrated_sensor records; frame
-  ids are the channel names in lower case). Repeated per scene: real datasets change calibration between logs.
-* the camera: ``sensor_msgs/Image`` rgb8 (the JPEG decoded, as the reader does) or, with ``compressed``,
-  ``sensor_msgs/CompressedImage`` holding the dataset's JPEG bytes unchanged; ``CameraInfo`` with every image.
-  Keyframes only unless ``all_camera_frames``.
-* every radar sweep of the scene's chain (including those before its first keyframe, so the first keyframes have
+* ``tf_static`` (``tf2_msgs/TFMessage``) at the scene's first stamp: ``base_link`` -> ``cam_front`` (one per
+  exported camera, ``cam_<name>``), ``radar_front`` (one per exported radar, ``radar_<name>``), ``lidar_top`` (the
+  calibrated_sensor records; frame ids are the channel names in lower case). Repeated per scene: real datasets
+  change calibration between logs.
+* every camera (default: all of the dataset's sensor table, ``CAM_FRONT`` first; the front rig has one, the nuScenes
+  surround rig six, exposed one after the other): ``sensor_msgs/Image`` rgb8 (the JPEG decoded, as the reader does)
+  or, with ``compressed``, ``sensor_msgs/CompressedImage`` holding the dataset's JPEG bytes unchanged; ``CameraInfo``
+  with every image, each at its own exposure stamp. Keyframes only unless ``all_camera_frames``. Topics: the
+  players' (:meth:`BagTopics.for_rig`): ``/camera/image`` and ``/camera/camera_info`` for one camera,
+  ``/camera/<name>/image`` and ``/camera/<name>/camera_info`` for several (``<name>`` as
+  :func:`imkd_ros.pipeline.topics.sensor_name`: ``CAM_FRONT_LEFT`` -> ``front_left``).
+* every radar sweep of every radar (default: all of the dataset's; ``/radar/front`` for one, ``/radar/<name>`` for
+  several) over the scene's chain (including those before its first keyframe, so the first keyframes have
   their history): ``PointCloud2`` with the 18 nuScenes radar fields in their file dtypes, unfiltered, sensor frame.
 * every LiDAR sweep likewise: ``PointCloud2`` ``x y z intensity`` float32 and ``ring`` uint16 (float32 if a file
   holds non-integer rings), sensor frame.
@@ -18,13 +24,14 @@ Per scene, in timestamp order, every message's log time equal to its header stam
   ``/tf`` ``map -> base_link``, ``/odom`` ``nav_msgs/Odometry`` whose twist (in ``base_link``) is the central
   difference of the neighbouring poses (one-sided at a scene's ends; linear m/s, yaw rate rad/s). Quaternions and
   translations are the dataset's records, written unchanged, so a bag reader gets the reader's poses bit for bit.
-* per keyframe, at the camera keyframe's stamp: the ground truth ``vision_msgs/Detection3DArray`` in ``base_link``
-  at that stamp (the reader's :attr:`Frame.gt`: detection classes only), the same boxes as
-  ``autoware_perception_msgs/DetectedObjects`` with the devkit velocities (``ground_truth_objects``), and the sample
-  token (``std_msgs/String``), so that caches and results built from the bag are keyed like the
-  dataset's. Unlabelled scenes (:meth:`imkd_ros.data.reader.NuScenesReader.is_labelled` False, e.g. ``imkd synth
-  --unlabelled-scenes``) get no ground-truth message at all (an empty one would claim "no object here"), only the
-  sample token: teacher targets cover their keyframes, replay evaluation scores only the labelled ones.
+* per keyframe, at the reference camera keyframe's stamp (the reader's reference time): the ground truth
+  ``vision_msgs/Detection3DArray`` in ``base_link`` at that stamp (the reader's :attr:`Frame.gt`: detection classes
+  only), the same boxes as ``autoware_perception_msgs/DetectedObjects`` with the devkit velocities
+  (``ground_truth_objects``), and the sample token (``std_msgs/String``), so that caches and results built from the
+  bag are keyed like the dataset's. Unlabelled scenes (:meth:`imkd_ros.data.reader.NuScenesReader.is_labelled`
+  False, e.g. ``imkd synth --unlabelled-scenes``) get no ground-truth message at all (an empty one would claim "no
+  object here"), only the sample token: teacher targets cover their keyframes, replay evaluation scores only the
+  labelled ones.
 
 Ground-truth filter (as the devkit's detection eval, ``filter_eval_boxes``): boxes whose annotation has no LiDAR
 and no radar point (``num_lidar_pts + num_radar_pts == 0``) are not exported. The devkit's class-range filter is
@@ -36,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -166,11 +173,11 @@ def export_bag(
     version: str = "v1.0-synth",
     storage: str = "mcap",
     scenes: Sequence[str] | None = None,
-    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+    topics: BagTopics | Mapping[str, Any] | Iterable[str] | None = None,
     compressed: bool = False,
     all_camera_frames: bool = False,
-    camera: str = "CAM_FRONT",
-    radars: Sequence[str] = ("RADAR_FRONT",),
+    cameras: Sequence[str] | None = None,
+    radars: Sequence[str] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Write ``scenes`` (default: all, in time order) of the dataset at ``data`` into a new bag ``out`` (see the
@@ -182,12 +189,16 @@ def export_bag(
         version: the table folder, e.g. ``"v1.0-synth"``, ``"v1.0-mini"``.
         storage: ``"mcap"`` or ``"sqlite3"``.
         scenes: scene names; they must not overlap in time.
-        topics: topic names (``topics.radar`` pairs with ``radars`` in order).
-        compressed: camera as CompressedImage (the dataset's JPEG bytes) instead of rgb8 Image.
-        all_camera_frames: also the camera's non-keyframes (sweeps; ``imkd bag export`` sets it unless
+        topics: topic names (``topics.image`` / ``topics.camera_info`` pair with ``cameras``, ``topics.radar``
+            with ``radars``, in order); default :meth:`BagTopics.for_rig` of the exported sensors (the players'
+            topics; for one camera and one radar :class:`BagTopics`' defaults); a mapping or ``ROLE=TOPIC`` strings
+            override those defaults (:meth:`BagTopics.from_mapping`, ``--topic``).
+        compressed: cameras as CompressedImage (the dataset's JPEG bytes) instead of rgb8 Image.
+        all_camera_frames: also the cameras' non-keyframes (sweeps; ``imkd bag export`` sets it unless
             ``--keyframes-only``: a recorded drive has every frame).
-        camera: the camera channel.
-        radars: the radar channels, one topic each.
+        cameras: the camera channels, the reference camera first (default: the dataset's, as
+            :class:`~imkd_ros.data.reader.NuScenesReader` orders them: ``CAM_FRONT`` first).
+        radars: the radar channels, one topic each (default: the dataset's).
         progress: show a progress bar.
 
     Returns:
@@ -198,7 +209,8 @@ def export_bag(
 
     Raises:
         BagError: ``out`` exists or ends in ``.bag`` (:func:`imkd_ros.bag.errors.check_output_bag`), no scene,
-            unknown storage, radar channels and topics of different lengths, overlapping scenes, or a failure while
+            unknown storage, camera or radar channels and topics of different lengths, overlapping scenes, or a
+            failure while
             writing (the partial bag is removed). The bag is written in a temporary folder beside ``out`` and renamed
             when complete (:func:`imkd_ros.core.atomic.atomic_dir`): a killed export leaves no ``out``, only
             ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
@@ -210,16 +222,18 @@ def export_bag(
     from imkd_ros.data.reader import NuScenesReader
 
     t0 = time.perf_counter()
-    out = _check_arguments(out, storage, radars, topics)
+    out = _check_arguments(out, storage)
     reader = NuScenesReader(
-        data, version, cameras=(camera,), radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
+        data, version, cameras=cameras, radars=radars, radar_sweeps=1, load_lidar=False, load_image=False
     )
+    cameras, radars = reader.cameras, reader.radars
+    topics = _check_topics(topics, cameras, radars)
     root = Path(data)
     names = list(scenes) if scenes is not None else reader.scene_names
     if not names:
         raise BagError(f"no scene to export from {root / version} (an empty scene list or split)")
-    plans = _plan(reader, names, camera, radars, all_camera_frames)
-    _check_files(reader, plans, camera, f"scenes {', '.join(names)} of {root / version}")
+    plans = _plan(reader, names, cameras, radars, all_camera_frames)
+    _check_files(reader, plans, cameras, f"scenes {', '.join(names)} of {root / version}")
     unlabelled = {name for name in names if not reader.is_labelled(name)}
     types = _message_types(topics, compressed)
 
@@ -228,7 +242,7 @@ def export_bag(
         writer = Writer(inner, version=9, storage_plugin=plugin)
         try:
             writer.open()
-            bag = _SceneWriter(writer, reader, root, version, topics, types, compressed, camera, radars)
+            bag = _SceneWriter(writer, reader, root, version, topics, types, compressed, cameras, radars)
             bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
             for name, samples, events in plans:
                 bag.write_scene(samples, events, name in unlabelled, bar.update)
@@ -264,40 +278,58 @@ def _stats(
     }
 
 
-def _check_arguments(out: str | PathLike[str], storage: str, radars: Sequence[str], topics: BagTopics) -> Path:
+def _check_arguments(out: str | PathLike[str], storage: str) -> Path:
     """The output bag's path, after the checks that need no dataset (see :func:`export_bag`'s Raises)."""
     out = check_output_bag(out)
     if storage not in STORAGES:
         raise BagError(f"unknown bag storage {storage!r}; choose from {', '.join(STORAGES)}")
     if out.exists():
         raise BagError(f"{out} exists; a bag is never overwritten (choose another --out)")
+    return out
+
+
+def _check_topics(topics: Any, cameras: Sequence[str], radars: Sequence[str]) -> BagTopics:
+    """``topics``, or the players' topics of the rig (:meth:`BagTopics.for_rig`) with the overrides ``topics``
+    names, checked against the channels.
+
+    Raises:
+        BagError: a different number of camera (radar) channels and image (radar) topics.
+    """
+    from imkd_ros.pipeline.topics import sensor_name
+
+    if not isinstance(topics, BagTopics):
+        rig = BagTopics.for_rig([sensor_name(c) for c in cameras], [sensor_name(r) for r in radars])
+        topics = BagTopics.from_mapping(topics, base=rig)
+    images = topics.topics_of("image")
+    if len(cameras) != len(images):
+        raise BagError(f"{len(cameras)} camera channels {list(cameras)} but {len(images)} image topics {list(images)}")
     if len(radars) != len(topics.radar):
         raise BagError(
             f"{len(radars)} radar channels {list(radars)} but {len(topics.radar)} radar topics {list(topics.radar)}"
         )
-    return out
+    return topics
 
 
 _Plan = tuple[str, list[str], list[_Event]]
 
 
 def _plan(
-    reader: Any, names: Sequence[str], camera: str, radars: Sequence[str], all_camera_frames: bool
+    reader: Any, names: Sequence[str], cameras: Sequence[str], radars: Sequence[str], all_camera_frames: bool
 ) -> list[_Plan]:
     """Each scene's events in time order (scene name, its samples, events), scenes in time order.
 
     Raises:
         BagError: two scenes overlap in time.
     """
-    order = {camera: 0, **{r: 1 for r in radars}, _LIDAR: 2}
+    order = {**{c: 0 for c in cameras}, **{r: 1 for r in radars}, _LIDAR: 2}
     plans = []
     for name in names:
         samples = reader.scene_samples(name)
         events = []
-        for ch in (camera, *radars, _LIDAR):
+        for ch in (*cameras, *radars, _LIDAR):
             for sd in _chain(reader, samples, ch):
                 rec = reader.sample_data(sd)
-                if ch == camera and not (all_camera_frames or rec["is_key_frame"]):
+                if ch in cameras and not (all_camera_frames or rec["is_key_frame"]):
                     continue
                 events.append(
                     _Event(
@@ -313,7 +345,7 @@ def _plan(
     return plans
 
 
-def _check_files(reader: Any, plans: list[_Plan], camera: str, where: str) -> None:
+def _check_files(reader: Any, plans: list[_Plan], cameras: Sequence[str], where: str) -> None:
     """Every file the bag will hold, checked before anything is written: all bad files in one error."""
     from imkd_ros.data.check import FileProblem, bad_files_error, check_file
 
@@ -321,7 +353,7 @@ def _check_files(reader: Any, plans: list[_Plan], camera: str, where: str) -> No
     for _, _, events in plans:
         for ev in events:
             path = reader.dataroot / reader.sample_data(ev.token)["filename"]
-            kind = "image" if ev.channel == camera else "lidar" if ev.channel == _LIDAR else "radar"
+            kind = "image" if ev.channel in cameras else "lidar" if ev.channel == _LIDAR else "radar"
             reason = check_file(kind, path)
             if reason is not None:
                 problems.append(FileProblem(str(path), reason, (ev.token,)))
@@ -337,9 +369,10 @@ def _message_types(topics: BagTopics, compressed: bool) -> dict[str, str]:
     Raises:
         BagError: two roles share a topic.
     """
+    image = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     types = {
-        topics.image: "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image",
-        topics.camera_info: "sensor_msgs/msg/CameraInfo",
+        **{t: image for t in topics.topics_of("image")},
+        **{t: "sensor_msgs/msg/CameraInfo" for t in topics.topics_of("camera_info")},
         **{t: "sensor_msgs/msg/PointCloud2" for t in topics.radar},
         topics.lidar: "sensor_msgs/msg/PointCloud2",
         topics.ego_pose: "geometry_msgs/msg/PoseStamped",
@@ -350,7 +383,7 @@ def _message_types(topics: BagTopics, compressed: bool) -> dict[str, str]:
         topics.ground_truth_objects: "autoware_perception_msgs/msg/DetectedObjects",
         topics.sample_token: "std_msgs/msg/String",
     }
-    if len(types) != 11 + len(topics.radar) - 1:
+    if len(types) != 8 + 2 * len(topics.topics_of("image")) + len(topics.radar):
         raise BagError(f"two roles share a topic: {topics.to_dict()}")
     return types
 
@@ -369,14 +402,18 @@ class _SceneWriter:
         topics: BagTopics,
         types: dict[str, str],
         compressed: bool,
-        camera: str,
+        cameras: Sequence[str],
         radars: Sequence[str],
     ) -> None:
         self.store = default_typestore()
         self.types = types
         self.writer, self.reader, self.topics, self.compressed = writer, reader, topics, compressed
-        self.camera, self.radars = camera, tuple(radars)
-        self.topic_of = {camera: topics.image, _LIDAR: topics.lidar, **dict(zip(radars, topics.radar, strict=True))}
+        self.cameras, self.radars = tuple(cameras), tuple(radars)
+        self.camera = self.cameras[0]  # the reference camera: keyframes are stamped with its exposure
+        self.topic_of = {_LIDAR: topics.lidar, **dict(zip(radars, topics.radar, strict=True))}
+        self.camera_topics = dict(
+            zip(cameras, zip(topics.topics_of("image"), topics.topics_of("camera_info"), strict=True), strict=True)
+        )
         self.ego_rec, self.cs_rec = _load(root, version, "ego_pose"), _load(root, version, "calibrated_sensor")
         self.counts = dict.fromkeys(self.types, 0)
         self.gt_kept = self.gt_dropped = self.keyframes = self.unlabelled_keyframes = 0
@@ -413,7 +450,7 @@ class _SceneWriter:
     def _tf_static(self, samples: list[str], first: int) -> None:
         """The mountings of this scene's keyframe sample_data."""
         store, statics = self.store, []
-        for ch in (self.camera, *self.radars, _LIDAR):
+        for ch in (*self.cameras, *self.radars, _LIDAR):
             sd = self.reader.sample_data(self.reader.keyframe_token(samples[0], ch))
             cs = self.cs_rec[sd["calibrated_sensor_token"]]
             header = make_header(first, "base_link", store)
@@ -445,23 +482,25 @@ class _SceneWriter:
         rec = self.reader.sample_data(ev.token)
         path = self.reader.dataroot / rec["filename"]
         header = make_header(t, frame_id_of(ev.channel), store)
-        if ev.channel == self.camera:
+        if ev.channel in self.camera_topics:
             cs_token = rec["calibrated_sensor_token"]
-            if cs_token not in info_of:
-                info_of[cs_token] = self.reader.frame(ev.sample).camera
+            if cs_token not in info_of:  # intrinsics and size: those of the sample's frame
+                info_of[cs_token] = next(c for c in self.reader.frame(ev.sample).cameras if c.channel == ev.channel)
             if self.compressed:
                 img = compressed_image_msg(path.read_bytes(), header, "jpeg", store)
             else:
                 img = image_msg(read_image(path), header, store)
-            self.write(topics.image, t, img)
-            self.write(topics.camera_info, t, camera_info_msg(info_of[cs_token], header, store))
+            image_topic, info_topic = self.camera_topics[ev.channel]
+            self.write(image_topic, t, img)
+            self.write(info_topic, t, camera_info_msg(info_of[cs_token], header, store))
         elif ev.channel == _LIDAR:
             self.write(topics.lidar, t, cloud_msg(lidar_cloud(read_lidar_bin(path)), header, store))
         else:
             self.write(self.topic_of[ev.channel], t, cloud_msg(read_radar_pcd(path, filtered=False), header, store))
 
     def _keyframe(self, ev: _Event, unlabelled: bool) -> None:
-        """A camera keyframe's ground truth (boxes without a LiDAR or radar point dropped) and sample token."""
+        """A reference camera keyframe's ground truth (boxes without a LiDAR or radar point dropped) and sample
+        token."""
         store, topics, t = self.store, self.topics, ev.stamp
         self.keyframes += 1
         if unlabelled:

@@ -33,7 +33,6 @@ def add_topic_argument(p: argparse.ArgumentParser) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from imkd_ros.bag.export import export_bag
-    from imkd_ros.bag.topics import BagTopics
 
     scenes = args.scenes
     if args.split:
@@ -46,9 +45,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         version=args.version,
         storage=args.storage,
         scenes=scenes,
-        topics=BagTopics.from_mapping(args.topic),
+        topics=args.topic,
         compressed=args.compressed,
         all_camera_frames=not args.keyframes_only,
+        cameras=args.cameras,
+        radars=args.radars,
         progress=True,
     )
     print(json.dumps(rounded(stats, 3)))
@@ -175,6 +176,14 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
         "--keyframes-only", action="store_true", help="only the camera keyframes (default: every camera frame)"
     )
     frames.add_argument("--all-camera-frames", action="store_true", help="every camera frame (the default)")
+    e.add_argument(
+        "--cameras",
+        nargs="+",
+        default=None,
+        metavar="CHANNEL",
+        help="camera channels, the reference first (default: every camera of the dataset, CAM_FRONT first)",
+    )
+    e.add_argument("--radars", nargs="+", default=None, metavar="CHANNEL", help="radar channels (default: every radar)")
     add_topic_argument(e)
     e.set_defaults(func=_cmd_export)
 

@@ -172,6 +172,11 @@ def test_bad_arguments_are_refused(synth_root: Path, exported_bag: Path, tmp_pat
         export_bag(synth_root, tmp_path / "a", storage="zip")
     with pytest.raises(BagError, match="1 radar channels"):
         export_bag(synth_root, tmp_path / "b", topics=BagTopics(radar=("/r1", "/r2")))
+    two_cameras = BagTopics(image=("/c1/image", "/c2/image"), camera_info=("/c1/info", "/c2/info"))
+    with pytest.raises(BagError, match=r"1 camera channels \['CAM_FRONT'\] but 2 image topics"):
+        export_bag(synth_root, tmp_path / "b", topics=two_cameras)
+    with pytest.raises(BagError, match="two roles share a topic"):
+        export_bag(synth_root, tmp_path / "b", topics=["camera_info=/lidar/top"])
     from imkd_ros.data.errors import DatasetError
 
     with pytest.raises(DatasetError, match="scene 'scene-9999'"):
