@@ -23,6 +23,13 @@ ground-truth frame that sync dropped or the node missed is scored with no detect
 Which camera frames are fed: ``frames="keyframes"`` (default) only images whose stamp has ground truth (as the
 player publishes keyframes only), ``"all"`` every image (detections of all, scores of the keyframes).
 
+Several cameras (a bag of the nuScenes surround rig, :meth:`imkd_ros.bag.topics.BagTopics.for_bag`): every camera
+of the bag goes into the assembler (node parameter ``cameras``: the bag's camera names, the reference camera first,
+:attr:`SensorRig.camera_names`; a parameter file may name fewer, e.g. ``cameras: [front]`` for a front-rig model),
+paired into camera sets as the node pairs them, each camera's mounting moved into the reference camera's ego frame
+with the ego pose at its own exposure. With ``frames="keyframes"`` the other cameras' images are those that can
+belong to a keyframe's set (:func:`in_camera_set`). The frames equal the dataset reader's bit for bit.
+
 Known difference to ``imkd eval`` on an exported dataset: the node pairs a camera frame with the newest radar sweep
 not later than it (it cannot wait for the future), the dataset reader with the radar keyframe, the sweep nearest
 to the LiDAR keyframe, which can be up to half a radar period after the camera. Where they differ the frame's radar
@@ -49,7 +56,7 @@ if TYPE_CHECKING:  # imported where used: this module is imported whenever the `
     import numpy as np
 
     from imkd_ros.bag.source import BagMessage, BagSource
-    from imkd_ros.core.types import Boxes
+    from imkd_ros.core.types import Boxes, Calibration
     from imkd_ros.evaluation.coverage import Coverage
     from imkd_ros.model import ModelConfig
 
@@ -66,6 +73,7 @@ __all__ = [
     "node_parameters",
     "read_params_file",
     "ordered_messages",
+    "in_camera_set",
     "sample_keys",
     "replay_offline",
     "range_poses",
@@ -80,9 +88,17 @@ MAX_GAP_S = 1.0
 #: Values of the ``frames`` option.
 FRAME_CHOICES: tuple[str, ...] = ("keyframes", "all")
 #: Sync event kinds that drop a camera frame (the others drop radar sweeps).
-FRAME_DROP_KINDS: tuple[str, ...] = ("superseded", "no_radar", "out_of_order", "duplicate", "time_reset")
-_CAMERA_ONLY = ("superseded", "no_radar")  # the kinds add_radar can report about a camera frame
-#: The camera's name in the node's parameters (``cameras``): bags carry one camera today.
+FRAME_DROP_KINDS: tuple[str, ...] = (
+    "superseded",
+    "no_radar",
+    "missing_camera",
+    "out_of_order",
+    "duplicate",
+    "time_reset",
+)
+#: The kinds a radar sweep or another camera's frame can report about the reference camera's frame.
+_CAMERA_ONLY = ("superseded", "no_radar", "missing_camera")
+#: The camera's name in the node's parameters (``cameras``) on a bag of one camera.
 _CAMERA = "front"
 
 #: At equal log times, as the player publishes: the rig first, then the ego pose, CameraInfo, radar, image.
@@ -94,23 +110,38 @@ class SensorRig:
     """The sensors' names and mountings as the node's parameters hold them.
 
     Attributes:
-        camera_frame: the camera's ``frame_id``.
-        compressed_image: the image topic carries ``sensor_msgs/CompressedImage``.
-        camera_to_base: camera (optical frame) -> ``base_link``.
+        camera_names: camera name per image topic (in :attr:`BagTopics.image` order, the reference camera
+            first): ``"front"`` for a bag of one camera, else the topic's part before its last
+            (``/camera/front_left/image`` -> ``"front_left"``).
+        image_topics, info_topics: the cameras' image and camera_info topics.
+        camera_frames: the cameras' ``frame_id`` (of their first camera_info).
+        compressed_image: the image topics carry ``sensor_msgs/CompressedImage``.
+        camera_to_base: camera name -> mounting (optical frame -> ``base_link``).
+        calibrations: camera name -> its first CameraInfo with its static mounting (for the coverage region).
         radar_names: radar name per radar topic (in :attr:`BagTopics.radar` order), e.g. ``"front"``.
         radar_topics: the radar topics.
         radar_to_base: radar name -> mounting.
     """
 
-    camera_frame: str
+    camera_names: tuple[str, ...]
+    image_topics: tuple[str, ...]
+    info_topics: tuple[str, ...]
+    camera_frames: tuple[str, ...]
     compressed_image: bool
-    camera_to_base: Pose
+    camera_to_base: dict[str, Pose]
+    calibrations: dict[str, Calibration]
     radar_names: tuple[str, ...]
     radar_topics: tuple[str, ...]
     radar_to_base: dict[str, Pose]
 
     def name_of(self, topic: str) -> str:
+        """The radar name of a radar topic."""
         return self.radar_names[self.radar_topics.index(topic)]
+
+    def camera_of(self, topic: str) -> str:
+        """The camera name of an image or camera_info topic."""
+        topics = self.image_topics if topic in self.image_topics else self.info_topics
+        return self.camera_names[topics.index(topic)]
 
 
 @dataclass
@@ -200,16 +231,42 @@ def _first(src: BagSource, role_or_topic: str) -> BagMessage:
     return msg
 
 
+def _camera_names(image_topics: Sequence[str]) -> tuple[str, ...]:
+    """The cameras' names: ``("front",)`` for one camera, else each image topic's part before its last."""
+    if len(image_topics) == 1:
+        return (_CAMERA,)
+    parts = [t.strip("/").split("/") for t in image_topics]
+    return tuple(p[-2] if len(p) > 1 else p[-1] for p in parts)
+
+
 def sensor_rig(src: BagSource) -> SensorRig:
-    """The camera and radar mountings from the bag's ``tf_static`` (for the frame ids of the first camera_info and
-    radar messages); radar names from the topics' last parts (``/radar/front`` -> ``front``).
+    """The camera and radar mountings from the bag's ``tf_static`` (for the frame ids of the first camera_info
+    message of each camera and the first message of each radar); camera names from the image topics
+    (:attr:`SensorRig.camera_names`), radar names from the topics' last parts (``/radar/front`` -> ``front``).
 
     Raises:
-        BagError: no message on a needed topic, no static transform for a sensor frame, or two radar topics with
-            the same last part.
+        BagError: no message on a needed topic, no static transform for a sensor frame, two cameras or radars
+            with the same name, or cameras of both image types.
     """
-    info = _first(src, "camera_info")
-    cam_frame = str(info.msg.header.frame_id)
+    from imkd_ros.bag.convert import MessageError, camera_info_to_calibration
+
+    image_topics, info_topics = src.topics.topics_of("image"), src.topics.topics_of("camera_info")
+    cameras = _camera_names(image_topics)
+    if len(set(cameras)) != len(cameras):
+        raise BagError(f"image topics {list(image_topics)} do not give distinct camera names ({list(cameras)})")
+    frames, cam_mounts, calibrations = [], {}, {}
+    for name, topic in zip(cameras, info_topics, strict=True):
+        info = _first(src, topic)
+        frame = str(info.msg.header.frame_id)
+        frames.append(frame)
+        cam_mounts[name] = src.sensor_to_ego(frame, info.log_ns)
+        try:
+            calibrations[name] = camera_info_to_calibration(info.msg, cam_mounts[name], frame.upper())
+        except MessageError as exc:
+            raise BagError(f"bag {src.path}: {topic} at log time {info.log_ns}: {exc}") from exc
+    kinds = {src.topics_in_bag[t].endswith("/CompressedImage") for t in image_topics}
+    if len(kinds) != 1:
+        raise BagError(f"bag {src.path}: image topics {list(image_topics)} mix Image and CompressedImage")
     topics = tuple(src.topics.radar)
     names = tuple(t.rstrip("/").rsplit("/", 1)[-1] for t in topics)
     if len(set(names)) != len(names):
@@ -218,8 +275,18 @@ def sensor_rig(src: BagSource) -> SensorRig:
     for name, topic in zip(names, topics, strict=True):
         first = _first(src, topic)
         mounts[name] = src.sensor_to_ego(str(first.msg.header.frame_id), first.log_ns)
-    compressed = src.topics_in_bag[src.topics.image].endswith("/CompressedImage")
-    return SensorRig(cam_frame, compressed, src.sensor_to_ego(cam_frame, info.log_ns), names, topics, mounts)
+    return SensorRig(
+        cameras,
+        tuple(image_topics),
+        tuple(info_topics),
+        tuple(frames),
+        kinds.pop(),
+        cam_mounts,
+        calibrations,
+        names,
+        topics,
+        mounts,
+    )
 
 
 def _flow(pose: Pose) -> dict[str, list[float]]:
@@ -227,21 +294,39 @@ def _flow(pose: Pose) -> dict[str, list[float]]:
 
 
 def node_parameters(rig: SensorRig, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The detector node's parameters for this bag: ``config/detector.yaml`` defaults, the rig's mountings, radar
-    names and image type, then ``overrides`` (flat dotted names). Flat dict (``"radar_to_base.front.rotation"``)."""
+    """The detector node's parameters for this bag: ``config/detector.yaml`` defaults, the rig's mountings, camera
+    and radar names and image type, then ``overrides`` (flat dotted names). Flat dict
+    (``"radar_to_base.front.rotation"``)."""
     from imkd_ros.pipeline.assemble import default_parameters
 
     params = {k: v for k, v in default_parameters().items() if not k.startswith(("camera_to_base.", "radar_to_base."))}
-    params["cameras"] = [_CAMERA]
+    params["cameras"] = list(rig.camera_names)
     params["radars"] = list(rig.radar_names)
     params["compressed_image"] = rig.compressed_image
-    for part, values in _flow(rig.camera_to_base).items():
-        params[f"camera_to_base.{_CAMERA}.{part}"] = values
+    for name, pose in rig.camera_to_base.items():
+        for part, values in _flow(pose).items():
+            params[f"camera_to_base.{name}.{part}"] = values
     for name, pose in rig.radar_to_base.items():
         for part, values in _flow(pose).items():
             params[f"radar_to_base.{name}.{part}"] = values
     params.update(overrides or {})
     return params
+
+
+def _bag_poses(
+    mounts: Mapping[str, Pose], bag: Mapping[str, Pose], params: Mapping[str, Any], kind: str
+) -> dict[str, Pose]:
+    """``mounts`` (of the parameters) with the bag's own :class:`Pose` wherever the parameter holds the bag's
+    mounting (not overridden): a pose's way through the ``[w, x, y, z]`` parameter changes its last bits, and a
+    camera moved into the reference frame would then differ from the reader's by ~1e-16."""
+    out = {}
+    for name, pose in mounts.items():
+        ours = bag.get(name)
+        same = ours is not None and all(
+            params.get(f"{kind}_to_base.{name}.{part}") == values for part, values in _flow(ours).items()
+        )
+        out[name] = ours if same else pose
+    return out
 
 
 def read_params_file(path: str | PathLike[str]) -> dict[str, Any]:
@@ -274,6 +359,14 @@ def ordered_messages(src: BagSource, roles: Sequence[str]) -> Iterator[BagMessag
             batch = []
         batch.append(m)
     yield from sorted(batch, key=lambda b: _ORDER[src.topics.role_of(b.topic) or "image"])
+
+
+def in_camera_set(stamp: int, refs: Sequence[int], lead_ns: int, window_ns: int) -> bool:
+    """Whether another camera's frame stamped ``stamp`` can belong to the camera set of one of the reference stamps
+    ``refs`` (ascending): ``ref - lead_ns <= stamp <= ref + window_ns`` (the sync's ``camera_lead`` and
+    ``camera_window``)."""
+    i = bisect.bisect_left(refs, stamp - window_ns)
+    return i < len(refs) and refs[i] <= stamp + lead_ns
 
 
 def sample_keys(src: BagSource) -> dict[int, str]:
@@ -319,13 +412,15 @@ def replay_offline(
     rig = sensor_rig(src)
     p = node_parameters(rig, params)
     try:
-        cameras, radar_to_base = mountings(p)
-        if list(cameras) != [_CAMERA]:
-            raise ValueError(f"a bag replay has one camera, {_CAMERA!r}; parameter cameras names {list(cameras)}")
-        camera_to_base = cameras[_CAMERA]
+        camera_to_base, radar_to_base = mountings(p)
+        camera_to_base = _bag_poses(camera_to_base, rig.camera_to_base, p, "camera")
+        radar_to_base = _bag_poses(radar_to_base, rig.radar_to_base, p, "radar")
         assembler = FrameAssembler.from_parameters(p, radar_to_base)
     except ValueError as exc:
         raise BagError(f"bag {src.path}: node parameters: {exc}") from exc
+    unknown = [c for c in camera_to_base if c not in rig.camera_names]
+    if unknown:
+        raise BagError(f"camera {unknown[0]!r} (parameter cameras) has no topic; the bag's cameras: {rig.camera_names}")
     unknown = [r for r in radar_to_base if r not in rig.radar_names]
     if unknown:
         raise BagError(f"radar {unknown[0]!r} (parameter radars) has no topic; the bag's radars: {rig.radar_names}")
@@ -347,7 +442,8 @@ class _OfflineRun:
     and error counts, and the :class:`Replay` at the end (:meth:`result`).
 
     Args:
-        mountings: camera -> base and radar name -> base (:func:`imkd_ros.pipeline.assemble.mountings`).
+        mountings: camera name -> base and radar name -> base (:func:`imkd_ros.pipeline.assemble.mountings`; the
+            cameras of the node's parameters, the reference camera first).
         gts: the ground-truth stamps.
         keyframes_only: replay only the images with ground truth.
     """
@@ -357,13 +453,15 @@ class _OfflineRun:
         src: BagSource,
         rig: SensorRig,
         assembler: Any,
-        mountings: tuple[Pose, Mapping[str, Pose]],
+        mountings: tuple[Mapping[str, Pose], Mapping[str, Pose]],
         gts: set[int],
         keyframes_only: bool,
     ) -> None:
         self.src, self.rig, self.assembler = src, rig, assembler
         self.camera_to_base, self.radar_to_base = mountings
         self.gts, self.keyframes_only = gts, keyframes_only
+        self.reference = next(iter(self.camera_to_base))
+        self.gt_sorted = sorted(gts)
         self.keys = sample_keys(src)
         self.records: dict[int, FrameRecord] = {}
         self.frame_drops: Counter[str] = Counter()
@@ -396,21 +494,23 @@ class _OfflineRun:
             return
         if fed is None:
             return
-        done, events, from_camera = fed
+        done, events, source = fed
         for e in events:
-            if e.kind in _CAMERA_ONLY or (from_camera and e.kind in FRAME_DROP_KINDS):
+            if e.kind in _CAMERA_ONLY or (source == "camera" and e.kind in FRAME_DROP_KINDS):
                 self.note(self.frame_drops, e.kind, e.text)
+            elif source == "view":  # another camera's frame the sync rejected (a duplicate, a time reset)
+                self.note(self.errors, f"camera_{e.kind}", e.text)
             else:
                 self.note(self.radar_drops, e.kind, e.text)
         if done is not None:
             self._detect(done, detector, t0)
 
-    def _feed(self, role: str | None, m: Any) -> tuple[Any, list[Any], bool] | None:
-        """(assembled frame or None, sync events, whether the message was a camera image); None: skipped."""
+    def _feed(self, role: str | None, m: Any) -> tuple[Any, list[Any], str] | None:
+        """(assembled frame or None, sync events, what the message was: ``"camera"`` the reference camera's image,
+        ``"view"`` another camera's, ``"radar"``); None: skipped."""
         from imkd_ros.bag.convert import (
             camera_info_to_calibration,
             cloud_to_array,
-            image_msg_to_array,
             pose_msg_to_pose,
         )
 
@@ -418,24 +518,44 @@ class _OfflineRun:
         if role == "ego_pose":
             asm.add_pose(m.stamp_ns, pose_msg_to_pose(m.msg.pose))
         elif role == "camera_info":
-            asm.set_calibration(camera_info_to_calibration(m.msg, self.camera_to_base))
+            camera = self.rig.camera_of(m.topic)
+            if camera in self.camera_to_base:
+                mount = self.camera_to_base[camera]
+                asm.set_calibration(camera_info_to_calibration(m.msg, mount, m.msg.header.frame_id.upper()), camera)
         elif role == "radar":
             name = self.rig.name_of(m.topic)
             if name not in self.radar_to_base:
                 return None
             self.radar_stamps.setdefault(name, []).append(m.stamp_ns)
-            return (*asm.add_radar(name, m.stamp_ns, cloud_to_array(m.msg)), False)
+            return (*asm.add_radar(name, m.stamp_ns, cloud_to_array(m.msg)), "radar")
         else:  # image
+            return self._image(m)
+        return None, [], "radar"
+
+    def _image(self, m: Any) -> tuple[Any, list[Any], str] | None:
+        """A camera image into the assembler (see :meth:`_feed`); the reference camera's gets a record."""
+        from imkd_ros.bag.convert import image_msg_to_array
+
+        asm = self.assembler
+        camera = self.rig.camera_of(m.topic)
+        if camera not in self.camera_to_base:
+            return None
+        if camera == self.reference:
             if self.keyframes_only and m.stamp_ns not in self.gts:
                 return None
             key = self.keys.get(m.stamp_ns, str(m.stamp_ns))
             self.records[m.stamp_ns] = FrameRecord(m.stamp_ns, key, m.stamp_ns in self.gts)
-            if asm.calibration is None:
-                text = f"image {m.stamp_ns}: no CameraInfo received yet; image dropped"
-                self.note(self.errors, "no_camera_info", text)
+        elif self.keyframes_only:
+            sync = asm.sync
+            if not in_camera_set(m.stamp_ns, self.gt_sorted, sync.camera_lead_ns, sync.camera_window_ns):
                 return None
-            return (*asm.add_camera(m.stamp_ns, image_msg_to_array(m.msg)), True)
-        return None, [], False
+        if camera not in asm.calibrations:
+            where = "" if len(self.camera_to_base) == 1 else f" of camera {camera}"
+            text = f"image {m.stamp_ns}{where}: no CameraInfo received yet; image dropped"
+            self.note(self.errors, "no_camera_info", text)
+            return None
+        source = "camera" if camera == self.reference else "view"
+        return (*asm.add_camera(m.stamp_ns, image_msg_to_array(m.msg), None, camera), source)
 
     def _detect(self, done: Any, detector: Any, t0: float) -> None:
         try:
@@ -516,17 +636,19 @@ def range_poses(src: BagSource, stamps: Sequence[int], max_offset_s: float = 0.1
     return out
 
 
-def bag_coverage(src: BagSource, config: ModelConfig) -> Coverage:
-    """The coverage region of a model on the bag's rig (:func:`imkd_ros.evaluation.coverage.rig_coverage`): the camera
-    of the
-    first ``camera_info`` (:meth:`BagSource.calibration`), the radar mountings of :func:`sensor_rig`."""
+def bag_coverage(src: BagSource, config: ModelConfig, cameras: Sequence[str] | None = None) -> Coverage:
+    """The coverage region of a model on the bag's rig (:func:`imkd_ros.evaluation.coverage.rig_coverage`): each
+    camera's first ``camera_info`` with its static mounting, the radar mountings (:func:`sensor_rig`). ``cameras``:
+    only these camera names (the node's ``cameras`` parameter; default every camera of the bag)."""
     from imkd_ros.evaluation.coverage import rig_coverage
 
     if config.is_teacher:
         return rig_coverage(config, (), {})
-    cameras = (src.calibration(),) if "camera" in config.modalities else ()
-    radars = sensor_rig(src).radar_to_base if "radar" in config.modalities else {}
-    return rig_coverage(config, cameras, radars)
+    rig = sensor_rig(src)
+    names = rig.camera_names if cameras is None else tuple(cameras)
+    calibrations = tuple(rig.calibrations[n] for n in names if n in rig.calibrations)
+    radars = rig.radar_to_base if "radar" in config.modalities else {}
+    return rig_coverage(config, calibrations if "camera" in config.modalities else (), radars)
 
 
 def evaluate_replay(

@@ -135,7 +135,7 @@ def _score(
     from imkd_ros.evaluation.eval_detector import model_region
 
     summary = evaluate_replay(src, replay, out, region=model_region(config), gt=gt, gt_attributes=gt_attributes)
-    coverage = bag_coverage(src, config)
+    coverage = bag_coverage(src, config, replay.extra.get("parameters", {}).get("cameras"))
     coverage_summary = evaluate_replay(
         src, replay, out / "coverage", region=coverage, gt=gt, gt_attributes=gt_attributes
     )
