@@ -34,7 +34,6 @@ from imkd_ros.bag.errors import BagError
 from imkd_ros.bag.source import BagSource
 from imkd_ros.core.types import Boxes
 from imkd_ros.pipeline.env import stop_process
-from imkd_ros.pipeline.topics import radar_topic
 
 __all__ = ["write_node_parameters", "bag_player_command", "replay_live"]
 
@@ -111,6 +110,11 @@ def replay_live(
     unknown = [r for r in p["radars"] if r not in rig.radar_names]
     if unknown:
         raise BagError(f"radar {unknown[0]!r} (parameter radars) has no topic; the bag's radars: {rig.radar_names}")
+    if len(rig.camera_names) > 1 and sorted(p["cameras"]) != sorted(rig.camera_names):
+        raise BagError(
+            f"a live replay feeds the node every camera of the bag ({', '.join(rig.camera_names)}); parameter "
+            f"cameras names {list(p['cameras'])} (replay offline to use fewer)"
+        )
     node_cmd = _node_command(live, checkpoint, p, params, device, score_threshold)
     summary_path, outputs = live / "player.json", live / "outputs"
     player_cmd = bag_player_command(src, summary_path, outputs, rate=rate, frames=frames, wait=timeout, settle=timeout)
@@ -178,7 +182,8 @@ def _node_command(
     score_threshold: float | None,
 ) -> list[str]:
     """detector_node's command line: the rig's parameters and the user's overrides in ``live/detector_params.yaml``,
-    each radar's input remapped to the player's topic when there are several."""
+    each camera's and radar's inputs remapped to the bag player's topics
+    (:func:`imkd_ros.pipeline.topics.detector_remaps`)."""
     from imkd_ros.pipeline.env import node_command
 
     of_rig = ("cameras", "radars", "compressed_image", "camera_to_base.", "radar_to_base.")
@@ -190,10 +195,9 @@ def _node_command(
         device=device,
         use_sim_time=True,
         score_threshold=0.0 if score_threshold is None else score_threshold,
+        cameras=tuple(str(c) for c in p["cameras"]),
+        radars=tuple(str(r) for r in p["radars"]),
     )
-    if len(p["radars"]) > 1:  # the node subscribes ~/input/radar/<name>; the player publishes radar_topic(name)
-        for name in p["radars"]:
-            node_cmd += ["-r", f"~/input/radar/{name}:={radar_topic(name, len(p['radars']))}"]
     return node_cmd
 
 

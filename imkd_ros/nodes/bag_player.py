@@ -5,12 +5,15 @@ The bag is read with :class:`imkd_ros.bag.source.BagSource` (any bag; topics by 
 messages published in log-time order (:func:`imkd_ros.apps.replay.ordered_messages`), paced at ``--rate`` x real time,
 free-running (the detector keeps up as it can): ``/clock`` at each message's log time, then the message re-serialised
 from the bag (``Publisher.publish`` takes serialised bytes) on the topics the dataset player of
-:mod:`imkd_ros.nodes.player` uses -- ``/camera/image``, ``/camera/camera_info``, ``/radar/front`` (with several radars
-``/radar/<name>``, the name being the last part of the bag's topic), ``/ego_pose`` and ``/tf_static`` (latched:
-reliable, transient local), so ``detector_node`` runs with the demo's remappings and finds its extrinsics in tf. Camera
-frames: those with ground truth (``--frames keyframes``, default) or all. Messages are read from the bag as they are
-played (one pass ahead to plan), so a long bag needs no memory for its images. The detector's outputs go to an MCAP bag
-(``--out-bag``) and a JSON summary (``--summary``, as the dataset player writes it).
+:mod:`imkd_ros.nodes.player` uses -- ``/camera/image``, ``/camera/camera_info`` (with several cameras
+``/camera/<name>/image`` and ``/camera/<name>/camera_info``, the names of :func:`imkd_ros.apps.replay.sensor_rig`),
+``/radar/front`` (with several radars ``/radar/<name>``, the name being the last part of the bag's topic),
+``/ego_pose`` and ``/tf_static`` (latched: reliable, transient local), so ``detector_node`` runs with the remappings
+of :func:`imkd_ros.pipeline.topics.detector_remaps` and finds its extrinsics in tf. Camera frames: those with ground
+truth (``--frames keyframes``, default; the other cameras' frames that can belong to their sets, within
+``camera_set_lead`` / ``camera_set_window`` of ``config/detector.yaml``) or all. Messages are read from the bag as
+they are played (one pass ahead to plan), so a long bag needs no memory for its images. The detector's outputs go to
+an MCAP bag (``--out-bag``) and a JSON summary (``--summary``, as the dataset player writes it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import importlib
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +31,11 @@ import rclpy
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 
-from imkd_ros.apps.replay import MAX_GAP_S, ordered_messages, sensor_rig
+from imkd_ros.apps.replay import MAX_GAP_S, in_camera_set, ordered_messages, sensor_rig
 from imkd_ros.bag.source import BagMessage, BagSource
 from imkd_ros.bag.topics import BagTopics
 from imkd_ros.nodes.player import NODE, STATIC_QOS, TOPICS, Event, Recorder, add_serve_arguments, serve
-from imkd_ros.pipeline.topics import radar_topic
+from imkd_ros.pipeline.topics import camera_topic, radar_topic
 from imkd_ros.ros.messages import ns_to_stamp
 
 __all__ = ["BagPlayer", "main"]
@@ -63,11 +67,15 @@ class BagPlayer(Recorder):
         self.src = src
         self._roles = ["image", "camera_info", "radar"] + [r for r in ("ego_pose", "tf_static") if src.has(r)]
         rig = sensor_rig(src)
-        out_topic = {src.topics.image: TOPICS["image"], src.topics.camera_info: TOPICS["camera_info"]}
+        n = len(rig.camera_names)
+        out_topic = {t: camera_topic("image", rig.camera_of(t), n) for t in rig.image_topics}
+        out_topic.update({t: camera_topic("camera_info", rig.camera_of(t), n) for t in rig.info_topics})
         out_topic.update({t: radar_topic(rig.name_of(t), len(rig.radar_topics)) for t in rig.radar_topics})
+        self._reference, self._views = rig.image_topics[0], set(rig.image_topics[1:])
         out_topic[src.topics.ego_pose] = TOPICS["ego_pose"]
         out_topic[src.topics.tf_static] = "/tf_static"
         self._gt = set(src.ground_truth())
+        self._gt_sorted = sorted(self._gt)
         self._keyframes_only = frames == "keyframes"
         keys = {stamp: key for key, stamp in src.keyframes()} if src.has("sample_token") else {}
         qos = QoSProfile(depth=10)
@@ -80,14 +88,25 @@ class BagPlayer(Recorder):
                 topic_qos = STATIC_QOS if role == "tf_static" else qos  # latched, as a static broadcaster's
                 self._pub_of[m.topic] = self.create_publisher(_msg_class(m.msgtype), out_topic[m.topic], topic_qos)
                 self.pubs.setdefault(role, self._pub_of[m.topic])  # the first of each role, for wait_matched
+            if role == "image":  # wait_matched waits for the node to subscribe to every camera
+                self.pubs.setdefault(f"image {m.topic}", self._pub_of[m.topic])
             stamp = m.stamp_ns if role == "image" else m.log_ns  # answers are matched by the image's stamp
-            self.events.append(Event(stamp, _KIND[role], str(i), m.stamp_ns in self._gt, keys.get(m.stamp_ns, "")))
+            kind = "view" if m.topic in self._views else _KIND[role]
+            self.events.append(Event(stamp, kind, str(i), m.stamp_ns in self._gt, keys.get(m.stamp_ns, "")))
+        self.events = _camera_sets(self.events)
         self._next: Iterator[tuple[int, BagMessage]] | None = None
 
     def _played(self) -> Iterator[BagMessage]:
+        from imkd_ros.pipeline.assemble import default_parameters
+
+        p = default_parameters()
+        lead, window = (int(round(float(p[k]) * 1e9)) for k in ("camera_set_lead", "camera_set_window"))
         for m in ordered_messages(self.src, self._roles):
-            if self._keyframes_only and m.topic == self.src.topics.image and m.stamp_ns not in self._gt:
+            if self._keyframes_only and m.topic == self._reference and m.stamp_ns not in self._gt:
                 continue
+            if self._keyframes_only and m.topic in self._views:
+                if not in_camera_set(m.stamp_ns, self._gt_sorted, lead, window):
+                    continue
             yield m
 
     def prepare(self, events: Sequence[Event]) -> None:
@@ -115,6 +134,25 @@ class BagPlayer(Recorder):
         t_pub = time.perf_counter()
         self._pub_of[m.topic].publish(raw)
         return t_pub
+
+
+def _camera_sets(events: list[Event]) -> list[Event]:
+    """``events`` (in play order) with the last camera frame of each set (a reference frame and the other cameras'
+    frames up to the next one) marked ``last`` and given the set's reference stamp ``ref``, so that a frame's
+    latency counts from its set's last image, as the dataset player's."""
+    out = [replace(ev, last=False) if ev.kind in ("camera", "view") else ev for ev in events]
+    ref, last = 0, None
+    for i, ev in enumerate(out):
+        if ev.kind == "camera":
+            if last is not None:
+                out[last] = replace(out[last], last=True)
+            ref, last = ev.stamp, i
+        elif ev.kind == "view":
+            out[i] = replace(ev, ref=ref)
+            last = i if ref else last
+    if last is not None:
+        out[last] = replace(out[last], last=True)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
