@@ -35,6 +35,11 @@ not later than it (it cannot wait for the future), the dataset reader with the r
 to the LiDAR keyframe, which can be up to half a radar period after the camera. Where they differ the frame's radar
 is one sweep (about 77 ms) older; scores then differ slightly. The report counts such frames only indirectly
 (per frame it lists the key sweep's offset from the camera stamp, ``key_sweep_offset_ms``).
+
+Another: a radar sweep without points (an empty cloud, or every point rejected by the default filters) is refused
+by the node's frame assembly (an input error, counted under ``radar``), while the reader takes it as a sweep of no
+points; the frames that would have used it then hold that radar's next older sweep instead. Radars that look at
+empty space do this (the synthetic surround rig's side radars now and then).
 """
 
 from __future__ import annotations

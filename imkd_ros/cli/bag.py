@@ -170,7 +170,7 @@ def add_bag_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="bag storage (default mcap)")
     e.add_argument("--scenes", nargs="+", default=None, help="scene names (default: all scenes)")
     e.add_argument("--split", default=None, help="add the scenes of this split (splits.json or the devkit's)")
-    e.add_argument("--compressed", action="store_true", help="camera as CompressedImage (the dataset's JPEGs)")
+    e.add_argument("--compressed", action="store_true", help="cameras as CompressedImage (the dataset's JPEGs)")
     frames = e.add_mutually_exclusive_group()
     frames.add_argument(
         "--keyframes-only", action="store_true", help="only the camera keyframes (default: every camera frame)"
