@@ -36,10 +36,9 @@ to the LiDAR keyframe, which can be up to half a radar period after the camera. 
 is one sweep (about 77 ms) older; scores then differ slightly. The report counts such frames only indirectly
 (per frame it lists the key sweep's offset from the camera stamp, ``key_sweep_offset_ms``).
 
-Another: a radar sweep without points (an empty cloud, or every point rejected by the default filters) is refused
-by the node's frame assembly (an input error, counted under ``radar``), while the reader takes it as a sweep of no
-points; the frames that would have used it then hold that radar's next older sweep instead. Radars that look at
-empty space do this (the synthetic surround rig's side radars now and then).
+A radar sweep without points (an empty cloud, or every point rejected by the default filters; radars facing empty
+space send them) is a sweep of no points to the node's frame assembly, as to the reader: the same sweeps are
+selected.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[dict
 
 
 class FrameInputError(ImkdError, ValueError):
-    """An input the assembler cannot use (empty or oversized radar cloud, missing field, NaN, image size that
+    """An input the assembler cannot use (oversized radar cloud, missing field, NaN, image size that
     does not match the CameraInfo, no CameraInfo yet); the text names the problem (bad input: an
     :class:`~imkd_ros.core.errors.ImkdError`, and a ``ValueError``)."""
 
@@ -119,30 +119,28 @@ def radar_cloud_points(cloud: np.ndarray, *, max_points: int = 5000, default_fil
     float32 columns :data:`RADAR_MSG_FIELDS`.
 
     With ``default_filters`` and the fields ``invalid_state``, ``dyn_prop``, ``ambig_state`` present, the points the
-    nuScenes devkit's default filters reject are dropped first (as the dataset reader does).
+    nuScenes devkit's default filters reject are dropped first (as the dataset reader does). A cloud without points
+    (a radar facing empty space), or whose every point the filters reject, is a sweep of no points, ``(0, 6)``: the
+    dataset reader counts such a sweep too, so the node selects the same sweeps as training did.
 
     Raises:
-        FrameInputError: an empty cloud (before or after filtering), more than ``max_points`` points, a missing
-            or multi-count field, or a non-finite value.
+        FrameInputError: more than ``max_points`` points, a missing or multi-count field, or a non-finite value.
     """
     n = len(cloud)
-    if n == 0:
-        raise FrameInputError("radar PointCloud2 is empty")
     if n > max_points:
         raise FrameInputError(f"radar PointCloud2 has {n} points, more than max_radar_points {max_points}")
     names = cloud.dtype.names or ()
-    if default_filters and all(f in names for f in _FILTER_FIELDS):
-        from imkd_ros.data.pcd import radar_default_mask
-
-        cloud = cloud[radar_default_mask(cloud)]
-        if len(cloud) == 0:
-            raise FrameInputError(f"radar PointCloud2: all {n} points rejected by the default filters")
-    pts = np.empty((len(cloud), len(RADAR_MSG_FIELDS)), dtype=np.float32)
-    for j, name in enumerate(RADAR_MSG_FIELDS):
+    for name in RADAR_MSG_FIELDS:
         if name not in names:
             raise FrameInputError(f"PointCloud2 has no field '{name}' (fields: {', '.join(names) or 'none'})")
         if cloud.dtype[name].shape:
             raise FrameInputError(f"PointCloud2 field '{name}' has count {cloud.dtype[name].shape[0]}, expected 1")
+    if default_filters and all(f in names for f in _FILTER_FIELDS):
+        from imkd_ros.data.pcd import radar_default_mask
+
+        cloud = cloud[radar_default_mask(cloud)]
+    pts = np.empty((len(cloud), len(RADAR_MSG_FIELDS)), dtype=np.float32)
+    for j, name in enumerate(RADAR_MSG_FIELDS):
         pts[:, j] = cloud[name]
     bad = ~np.isfinite(pts).all(axis=1)
     if bad.any():

@@ -5,9 +5,9 @@ rebuilds the reader's frames from the bag and detects what ``Detector.detect`` d
 
 The hard case: every keyframe's cameras span ~42 ms while the ego drives, and radar sweeps of the five radars are
 stamped before, between and after them; the replay must move each camera's mounting with the ego pose at its own
-exposure and select the radar sweeps causally at the reference camera's stamp, as the reader does. Seed 1 is used
-because its radars never return an empty sweep: the node's frame assembly rejects an empty radar cloud, the reader
-takes it as a key sweep of no points, and the frames would then differ (the test checks that none was dropped).
+exposure and select the radar sweeps causally at the reference camera's stamp, as the reader does. Seed 5 is used
+because one of its radars returns a sweep without points (after the default filters): the reader takes it as a
+sweep of no points, and so must the node's frame assembly (it once refused it and then picked an older sweep).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def surround(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
 
     root = tmp_path_factory.mktemp("surround_bag")
     data = root / "data"
-    write_dataset(data, scenes=2, samples_per_scene=3, seed=1, weathers=("clear",), camera_sweeps=False, workers=1,
+    write_dataset(data, scenes=2, samples_per_scene=3, seed=5, weathers=("clear",), camera_sweeps=False, workers=1,
                   rig="nuscenes")  # fmt: skip
     model = root / "surround_tiny.pt"
     cfg = TrainConfig(epochs=1, batch_size=2, lr=3e-3, seed=0, val_every=10**6)
@@ -105,13 +105,17 @@ def test_offline_replay_eval_detects_what_the_detector_detects_on_the_readers_fr
     ``run_replay_eval`` records, frame by frame, the boxes ``Detector.detect`` gives on the reader's frames."""
     from imkd_ros.apps.replay import bag_coverage, open_bag, replay_offline
     from imkd_ros.apps.replay_eval import run_replay_eval
+    from imkd_ros.bag.convert import cloud_to_array
     from imkd_ros.bag.interfaces import read_detections
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.inference.detector import Detector
+    from imkd_ros.pipeline.assemble import radar_cloud_points
 
     data, model, bag = surround
     reader = NuScenesReader(data, load_lidar=False)
     tokens = reader.sample_tokens
+    sweeps = [radar_cloud_points(cloud_to_array(m.msg)) for m in open_bag(bag).messages(["radar"])]
+    assert any(len(points) == 0 for points in sweeps)  # the hard case: a sweep of no points
     cap = _Capture()
     rep = replay_offline(open_bag(bag), cap)
     assert rep.frame_drops == {} and rep.radar_drops == {} and rep.input_errors == {}, rep.examples

@@ -5,9 +5,9 @@ frame, while recording ``/diagnostics``; prints ``SUMMARY <json>``.
 Phases (stamps in ns):
     0. an image before any CameraInfo (must give no output);
     1. the scene's first keyframes in lockstep (each must give detections with its stamp);
-    2. the burst: wrong encoding, image size not matching CameraInfo, a zero camera matrix, empty / NaN /
-       field-less / oversized radar clouds, a repeated (already processed) frame, and a frame from an hour ago
-       (time going backwards);
+    2. the burst: wrong encoding, image size not matching CameraInfo, a zero camera matrix, NaN / field-less /
+       oversized radar clouds (and an empty one: a sweep of no points, no warning), a repeated (already processed)
+       frame, and a frame from an hour ago (time going backwards);
     3. the fuzz: ``--fuzz`` malformed messages spread over every input (image, CameraInfo, radar, ego pose, /tf,
        /tf_static): broken sizes, encodings, steps and fields, NaN and inf, zero and non-unit quaternions, loops in
        the tf tree, unknown frames;

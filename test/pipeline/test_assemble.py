@@ -68,22 +68,33 @@ def test_bad_input_is_named_and_changes_nothing() -> None:
     asm = _assembler()
     with pytest.raises(FrameInputError, match="image size 320x240 does not match CameraInfo 640x480"):
         asm.add_camera(0, np.zeros((240, 320, 3), np.uint8))
-    with pytest.raises(FrameInputError, match="radar PointCloud2 is empty"):
-        asm.add_radar("front", 0, _cloud(0))
     with pytest.raises(FrameInputError, match="more than max_radar_points 3"):
         radar_cloud_points(_cloud(4), max_points=3)
     nan = _cloud(3)
     nan["rcs"][1] = np.nan
     with pytest.raises(FrameInputError, match="1 of 3 points with NaN"):
         asm.add_radar("front", 0, nan)
-    invalid = _cloud(3)
-    invalid["invalid_state"] = 1
-    with pytest.raises(FrameInputError, match="all 3 points rejected by the default filters"):
-        asm.add_radar("front", 0, invalid)
-    assert radar_cloud_points(invalid, default_filters=False).shape == (3, 6)
     with pytest.raises(FrameInputError, match="no field 'rcs'"):
         radar_cloud_points(_cloud(2)[["x", "y", "z", "vx_comp", "vy_comp"]])
+    with pytest.raises(FrameInputError, match="no field 'rcs'"):  # fields are checked on an empty cloud too
+        radar_cloud_points(_cloud(0)[["x", "y", "z", "vx_comp", "vy_comp"]])
     assert asm.sync.buffered("front") == [] and asm.sync.pending_stamp is None
+
+
+def test_a_sweep_without_points_is_a_sweep_as_the_reader_counts_it() -> None:
+    """An empty cloud, or one whose every point the default filters reject, is buffered as a sweep of no points:
+    the next frame's key sweep is that one (as NuScenesReader selects it), not an older sweep with points."""
+    invalid = _cloud(3)
+    invalid["invalid_state"] = 1
+    assert radar_cloud_points(invalid).shape == (0, 6) and radar_cloud_points(_cloud(0)).shape == (0, 6)
+    assert radar_cloud_points(invalid, default_filters=False).shape == (3, 6)
+    for empty in (_cloud(0), invalid):
+        asm = _assembler()
+        asm.add_radar("front", 0, _cloud(2))
+        asm.add_radar("front", 50 * MS, empty)
+        done, events = asm.add_camera(60 * MS, np.zeros((480, 640, 3), np.uint8))
+        assert events == [] and done.sweeps == {"front": (50 * MS, 0)}
+        assert done.frame.radar.shape == (2, 7)  # the earlier sweep's two points; the key sweep had none
 
 
 def test_time_going_back_resets_the_sync_and_forgets_the_poses() -> None:

@@ -186,8 +186,7 @@ def test_radar_points_from_a_full_nuscenes_cloud_and_bad_clouds() -> None:
 
     with pytest.raises(FrameInputError, match="no field 'rcs'"):
         radar_points(array_to_pointcloud2(pts[["x", "y", "z", "vx_comp", "vy_comp"]]))
-    with pytest.raises(FrameInputError, match="is empty"):
-        radar_points(array_to_pointcloud2(pts[:0]))
+    assert radar_points(array_to_pointcloud2(pts[:0])).shape == (0, 6)  # a sweep of no points
     nan = pts.copy()
     nan["vx_comp"][7] = np.nan
     with pytest.raises(FrameInputError, match="1 of 35 points with NaN"):
@@ -196,8 +195,7 @@ def test_radar_points_from_a_full_nuscenes_cloud_and_bad_clouds() -> None:
         radar_points(array_to_pointcloud2(pts), max_points=10)
     bad = pts.copy()
     bad["invalid_state"] = 1
-    with pytest.raises(FrameInputError, match="all 40 points rejected"):
-        radar_points(array_to_pointcloud2(bad))
+    assert radar_points(array_to_pointcloud2(bad)).shape == (0, 6)  # every point filtered: no points
 
 
 def test_assembled_frame_radar_matches_the_dataset_reader(synth_root: Path) -> None:
