@@ -24,6 +24,25 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def surround_drive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A nuScenes-rig drive (six cameras exposed one after the other, five radars): 2 clear scenes x 3 keyframes,
+    seed 5 (one of its radars sends a sweep of no points after the default filters), camera keyframes only; and a
+    tiny surround student trained one epoch on it (1 thread). Returns ``(dataroot, checkpoint)``."""
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.training.train import TrainConfig, model_config_for, train
+
+    root = tmp_path_factory.mktemp("surround")
+    data = root / "data"
+    write_dataset(data, scenes=2, samples_per_scene=3, seed=5, weathers=("clear",), camera_sweeps=False, workers=1,
+                  rig="nuscenes")  # fmt: skip
+    model = root / "surround_tiny.pt"
+    cfg = TrainConfig(epochs=1, batch_size=2, lr=3e-3, seed=0, val_every=10**6)
+    with torch_threads(1):
+        train(data, model, model_config_for("fusion", "tiny", "surround"), cfg, progress=False)
+    return data, model
+
+
+@pytest.fixture(scope="session")
 def synth_unlabelled_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A label-scarce dataroot: 3 scenes (clear, rain, fog) x 2 samples, seed 0, camera keyframes only, written with
     ``unlabelled_scenes=1``: ``synth_train`` scene-0000, ``synth_unlabelled`` scene-0001 (no annotations),

@@ -25,21 +25,11 @@ from imkd_ros.core.types import Boxes
 
 
 @pytest.fixture(scope="module")
-def surround(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A 2-scene x 3-keyframe nuScenes-rig drive, a tiny surround student trained one epoch on it, and both scenes
-    exported with ``imkd bag export`` (defaults: every camera and radar of the dataset)."""
-    from imkd_ros.data.synth import write_dataset
-    from imkd_ros.training.train import TrainConfig, model_config_for, train
-
-    root = tmp_path_factory.mktemp("surround_bag")
-    data = root / "data"
-    write_dataset(data, scenes=2, samples_per_scene=3, seed=5, weathers=("clear",), camera_sweeps=False, workers=1,
-                  rig="nuscenes")  # fmt: skip
-    model = root / "surround_tiny.pt"
-    cfg = TrainConfig(epochs=1, batch_size=2, lr=3e-3, seed=0, val_every=10**6)
-    with torch_threads(1):
-        train(data, model, model_config_for("fusion", "tiny", "surround"), cfg, progress=False)
-    bag = root / "bag"
+def surround(surround_drive: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The session's nuScenes-rig drive and tiny surround student (conftest ``surround_drive``), both scenes exported
+    with ``imkd bag export`` (defaults: every camera and radar of the dataset)."""
+    data, model = surround_drive
+    bag = tmp_path_factory.mktemp("surround_bag") / "bag"
     assert cli_main(["bag", "export", "--data", str(data), "--out", str(bag)]) == 0
     return data, model, bag
 

@@ -15,31 +15,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
-
-from imkd_ros.data.synth import write_dataset
 
 TIMEOUT_S = 180.0
 
 
-@pytest.fixture(scope="module")
-def surround(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A 2-scene nuScenes-rig drive (synth_train, synth_val) and a tiny surround student trained one epoch on it."""
-    from imkd_ros.training.train import TrainConfig, model_config_for, train
-
-    root = tmp_path_factory.mktemp("surround_node")
-    data = root / "data"
-    write_dataset(data, scenes=2, samples_per_scene=4, seed=5, weathers=("clear",), camera_sweeps=False, workers=1,
-                  rig="nuscenes")  # fmt: skip
-    model = root / "surround_tiny.pt"
-    cfg = TrainConfig(epochs=1, batch_size=2, lr=3e-3, seed=0, val_every=10**6)
-    train(data, model, model_config_for("fusion", "tiny", "surround"), cfg, progress=False)
-    return data, model
-
-
 def test_the_node_detects_on_six_staggered_cameras_and_five_radars_as_offline(
-    surround: tuple[Path, Path], tmp_path: Path
+    surround_drive: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from imkd_ros.apps.demo import rig_parameters
     from imkd_ros.bag.interfaces import read_detections
@@ -48,7 +30,7 @@ def test_the_node_detects_on_six_staggered_cameras_and_five_radars_as_offline(
     from imkd_ros.nodes.player import timeline
     from imkd_ros.pipeline.env import child_env, node_command, stop_process
 
-    data, model = surround
+    data, model = surround_drive  # conftest: 2 scenes x 3 keyframes, a radar sweep of no points among them
     params, cameras, radars = rig_parameters(data, tmp_path / "rig.yaml")
     assert len(cameras) == 6 and len(radars) == 5 and cameras[0] == "front"
     doc = yaml.safe_load(params.read_text())
