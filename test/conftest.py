@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,16 @@ def one_torch_thread() -> Iterator[None]:
     an autouse fixture that requests it; a module with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
     with torch_threads(1):
         yield
+
+
+def assert_same_boxes(have: Any, want: Any, key: str = "") -> int:
+    """``have`` and ``want`` (:class:`imkd_ros.core.types.Boxes`, same order) are the same detections: labels equal,
+    centres, sizes and velocities within 1e-4, scores within 1e-5; at least one box. Returns the box count."""
+    import numpy as np
+
+    assert len(have) == len(want) > 0, (key, len(have), len(want))
+    np.testing.assert_array_equal(have.label, want.label, err_msg=key)
+    for field in ("center", "size", "velocity"):
+        np.testing.assert_allclose(getattr(have, field), getattr(want, field), atol=1e-4, err_msg=f"{key} {field}")
+    np.testing.assert_allclose(have.score, want.score, atol=1e-5, err_msg=key)
+    return len(want)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import assert_same_boxes
 
 from imkd_ros.apps.replay import open_bag, replay_offline
 from imkd_ros.apps.replay_eval import run_replay_eval
@@ -126,12 +127,7 @@ def test_offline_replay_eval_scores_what_imkd_eval_scores(
     assert len(got_dets) == 16
     for t in reader.split_samples(split):
         frame = image_reader.frame(t)
-        want, have = detector.detect(frame), got_dets[frame.timestamp * 1000]
-        assert len(have) == len(want) > 0, t
-        np.testing.assert_array_equal(have.label, want.label)
-        np.testing.assert_allclose(have.center, want.center, atol=1e-4)
-        np.testing.assert_allclose(have.velocity, want.velocity, atol=1e-4)
-        np.testing.assert_allclose(have.score, want.score, atol=1e-5)
+        assert_same_boxes(got_dets[frame.timestamp * 1000], detector.detect(frame), t)
     assert rep["sync"]["frames_key_sweep_differs_from_nuscenes"] >= 4
     got = json.loads((out / "metrics_summary.json").read_text())
     assert got["nd_score"] == pytest.approx(ref["nd_score"], abs=1e-6)

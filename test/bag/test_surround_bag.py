@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import torch_threads
+from conftest import assert_same_boxes, torch_threads
 
 from imkd_ros.bag.source import BagSource
 from imkd_ros.cli import main as cli_main
@@ -129,14 +129,7 @@ def test_offline_replay_eval_detects_what_the_detector_detects_on_the_readers_fr
     compared = 0
     for token in tokens:
         frame = reader.frame(token)
-        want, have = detector.detect(frame), recorded[frame.timestamp * 1000]
-        assert len(have) == len(want) > 0, token
-        np.testing.assert_array_equal(have.label, want.label)
-        np.testing.assert_allclose(have.center, want.center, atol=1e-4)
-        np.testing.assert_allclose(have.size, want.size, atol=1e-4)
-        np.testing.assert_allclose(have.velocity, want.velocity, atol=1e-4)
-        np.testing.assert_allclose(have.score, want.score, atol=1e-5)
-        compared += len(want)
+        compared += assert_same_boxes(recorded[frame.timestamp * 1000], detector.detect(frame), token)
     assert compared > 0
     # the coverage region: one sector per camera and per radar of the bag
     coverage = bag_coverage(open_bag(bag), detector.config)
