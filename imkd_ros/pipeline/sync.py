@@ -270,8 +270,9 @@ class CameraRadarSync:
                 self._drop(kind, stamp, text, events)
                 return None, events
             # a set still short of a camera when the next reference frame comes lost that camera's frame
-            kind = "missing_camera" if any(self._view_of(c, old) is None for c in self.cameras[1:]) else "superseded"
-            text = f"camera frame {old / NS_PER_S:.3f} s got no {self._missing(old)} before a newer frame came: "
+            cams = [c for c in self.cameras[1:] if self._view_of(c, old) is None]
+            kind = "missing_camera" if cams else "superseded"
+            text = f"camera frame {old / NS_PER_S:.3f} s got no {self._missing(old, cams)} before a newer frame came: "
             text += "dropped (a set is published with every camera or not at all)" if kind != "superseded" else kind
             self._drop(kind, old, text, events)
         self._pending = (stamp, data)
@@ -302,9 +303,8 @@ class CameraRadarSync:
         fits = [f for f in self._views[camera] if lo <= f.stamp <= hi]
         return min(fits, key=lambda f: (abs(f.stamp - t_c), f.stamp)) if fits else None
 
-    def _missing(self, t_c: int) -> str:
-        """What the set of reference stamp ``t_c`` still lacks, in words."""
-        cams = [c for c in self.cameras[1:] if self._view_of(c, t_c) is None]
+    def _missing(self, t_c: int, cams: list[str]) -> str:
+        """What the set of reference stamp ``t_c`` still lacks, in words (``cams``: its cameras without a frame)."""
         radars = [s for s in self.sources if not select_sweeps(self._stamps[s], t_c, self.window)]
         parts = []
         if cams:
