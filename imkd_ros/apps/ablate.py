@@ -133,6 +133,7 @@ class StudyPlan:
             (:mod:`imkd_ros.data.augment`).
         tta: gather the teacher's targets with mirror test-time augmentation (:mod:`imkd_ros.distill.targets`).
         jobs: training runs at a time, each in its own process with one torch thread (1: one after another here).
+        precision: every model's training precision (``TrainConfig.precision``: ``fp32`` or ``bf16``).
     """
 
     data: Path
@@ -153,6 +154,7 @@ class StudyPlan:
     teacher_augment: bool = True
     tta: bool = False
     jobs: int = 1
+    precision: str = "fp32"
 
     def seeds_of(self, key: str) -> tuple[int, ...]:
         return tuple(self.seeds.get(key, self.default_seeds))
@@ -180,7 +182,7 @@ def _meta(path: Path) -> dict[str, Any] | None:
 
 
 #: Train-config fields older checkpoints do not record, with the value they had.
-_TRAIN_DEFAULTS: dict[str, Any] = {"augment": False}
+_TRAIN_DEFAULTS: dict[str, Any] = {"augment": False, "precision": "fp32"}
 
 
 def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
@@ -218,12 +220,12 @@ def _train_config(plan: StudyPlan, split: str, steps: int, seed: int, augment: b
 
     return TrainConfig(epochs=10**6, batch_size=plan.batch_size, lr=plan.lr, seed=seed, val_every=0,
                        version=plan.version, train_split=split, val_split=plan.val_split, max_steps=steps,
-                       augment=augment)  # fmt: skip
+                       augment=augment, precision=plan.precision)  # fmt: skip
 
 
 def _want(cfg: Any, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False)) -> dict[str, Any]:
     """What :func:`_matches` compares a checkpoint's meta with."""
-    keys = ("batch_size", "lr", "seed", "train_split", "max_steps", "augment")
+    keys = ("batch_size", "lr", "seed", "train_split", "max_steps", "augment", "precision")
     return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
 
 

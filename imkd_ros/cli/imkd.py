@@ -219,6 +219,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         teacher_augment=args.teacher_augment,
         tta=args.tta,
         jobs=args.jobs,
+        precision=args.precision,
         rows=keys,
         size=args.size,
         version=args.version,
@@ -409,6 +410,12 @@ def _add_ablate_verb(sub: Any) -> None:
     a.add_argument("--rows", default=None, help="comma list of row keys (default: all)")
     a.add_argument("--steps", type=int, default=1000, help="optimiser steps of every student (default 1000)")
     a.add_argument("--teacher-steps", type=int, default=1600, help="optimiser steps of the teacher (default 1600)")
+    a.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),  # imkd_ros.model.precision.PRECISIONS (not imported: the CLI starts without torch)
+        help="training precision of every model (bf16: bfloat16 autocast forward, float32 losses and weights)",
+    )
     a.add_argument(
         "--teacher-augment",
         action=argparse.BooleanOptionalAction,

@@ -122,6 +122,7 @@ from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.depth import depth_bin_centers
 from imkd_ros.model.errors import ModelInputError
 from imkd_ros.model.lift_splat import frustum_points
+from imkd_ros.model.precision import full_precision
 from imkd_ros.model.student import StudentOutput
 
 __all__ = [
@@ -407,6 +408,7 @@ class DistillLosses:
         return {f"kd_{f.name}": getattr(self, f.name) for f in fields(self)}
 
 
+@full_precision
 def distill_losses(
     output: StudentOutput,
     targets: TargetsBatch,

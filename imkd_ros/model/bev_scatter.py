@@ -42,6 +42,8 @@ def bev_cell_index(points: torch.Tensor, grid: GridConfig, valid: torch.Tensor |
 def scatter_sum(values: torch.Tensor, index: torch.Tensor, num_cells: int) -> torch.Tensor:
     """Sum ``values`` ``(B, P, C)`` into ``(B * num_cells, C)`` rows by ``index`` ``(B, P)`` (dump row dropped)."""
     b, _, c = values.shape
+    if values.dtype in (torch.bfloat16, torch.float16):  # mixed-precision training: sums accumulate in float32
+        values = values.float()
     flat_values = values.reshape(-1, c)
     flat_index = index.reshape(-1, 1).expand(-1, c)
     out = values.new_zeros(b * num_cells + 1, c).scatter_add_(0, flat_index, flat_values)

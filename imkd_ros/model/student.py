@@ -43,6 +43,7 @@ from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.inputs import StudentInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import PillarBEVOutput, RadarPillarBEV
+from imkd_ros.model.precision import full_precision
 from imkd_ros.model.preprocess import prepare_camera_images
 from imkd_ros.model.targets import HeadTargets, as_targets
 
@@ -167,6 +168,7 @@ class Student(BEVDetector):
             cam_to_ego=cam_to_ego,
         )
 
+    @full_precision
     def loss(
         self,
         output: StudentOutput,

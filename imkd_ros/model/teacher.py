@@ -26,6 +26,7 @@ from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.inputs import TeacherInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
 from imkd_ros.model.pillars import LidarPillarBEV
+from imkd_ros.model.precision import full_precision
 from imkd_ros.model.targets import HeadTargets, as_targets
 
 __all__ = ["Teacher", "TeacherOutput"]
@@ -81,6 +82,7 @@ class Teacher(BEVDetector):
         bev = self.bev_backbone(pil.bev)
         return TeacherOutput(pil.bev, pil.intensity, bev, self.head(bev))
 
+    @full_precision
     def loss(self, output: TeacherOutput, gt: Sequence[Boxes] | HeadTargets) -> DetectionLosses:
         """Detection losses (depth 0) of ``output`` against ``gt``."""
         b = output.bev.shape[0]

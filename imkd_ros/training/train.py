@@ -68,6 +68,7 @@ from imkd_ros.distill.pseudo import PseudoLabelConfig, SemiSupervisedStudent, ps
 from imkd_ros.inference.detector import Detector, model_inputs
 from imkd_ros.model import ModelConfig, Student, Teacher
 from imkd_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from imkd_ros.model.precision import PRECISIONS, training_autocast
 from imkd_ros.model.preprocess import shrink_frame
 from imkd_ros.training.streaming import StreamedFrames, frame_scenes, frame_tokens
 
@@ -117,6 +118,8 @@ class TrainConfig:
         stream: read training (and unlabelled) frames from disk as batches need them instead of keeping them in
             memory (:mod:`imkd_ros.training.streaming`); the same batches either way.
         workers: DataLoader worker processes reading ahead (0: the training process reads).
+        precision: ``fp32``, or ``bf16``: the forward pass under bfloat16 autocast, losses, weights and optimiser
+            in float32 (:mod:`imkd_ros.model.precision`); about 1.8x faster steps on CPUs with AMX/AVX512-BF16.
     """
 
     epochs: int = 20
@@ -134,6 +137,11 @@ class TrainConfig:
     augment: bool = False
     stream: bool = False
     workers: int = 0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(f"TrainConfig.precision: {self.precision!r}; choose from {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -644,7 +652,8 @@ def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
             seen["frames_unlabelled"] += sum(flags)
             seen["frames_labelled"] += len(flags) - sum(flags)
             seen["pseudo_boxes"] += sum(len(run.pseudo_of[t]) for t in batch.tokens if t in run.pseudo_of)
-        losses = _losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo)
+        with training_autocast(config.precision, run.dist.device):
+            losses = _losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo)
         run.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         nn.utils.clip_grad_norm_(run.trainable.parameters(), config.grad_clip)
@@ -829,6 +838,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, default=0, help="DataLoader processes reading frames ahead (with --stream)")
     p.add_argument(
+        "--precision",
+        default=TrainConfig.precision,
+        choices=PRECISIONS,
+        help="bf16: the forward pass under bfloat16 autocast, losses and weights in float32 (imkd_ros.model.precision)",
+    )
+    p.add_argument(
         "--imagenet-weights",
         default=None,
         help="torchvision-format ResNet-50 state_dict file (e.g. resnet50-0676ba61.pth) for --size paper's image trunk",
@@ -998,6 +1013,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=_augment_of(args),
         stream=getattr(args, "stream", False),
         workers=getattr(args, "workers", 0),
+        precision=getattr(args, "precision", TrainConfig.precision),
     )
 
 
