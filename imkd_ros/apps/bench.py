@@ -22,6 +22,7 @@ __all__ = [
     "bench_synth",
     "bench_reader",
     "bench_distill",
+    "bench_train",
     "bench_node",
     "bench_onnx",
     "bench_bag",
@@ -422,6 +423,60 @@ def bench_cuda(repeats: int, workdir: Path) -> dict[str, float | str]:
     return out
 
 
+def _train_step(cfg: object, batch: object, precision: str) -> Callable[[], None]:
+    """One training step of a fresh default student (seed 0) on ``batch``, in ``precision``."""
+    import torch
+
+    from imkd_ros.inference.detector import model_inputs
+    from imkd_ros.model.precision import training_autocast
+    from imkd_ros.model.student import Student
+
+    torch.manual_seed(0)
+    model = Student(config=cfg).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with training_autocast(precision, "cpu"):
+            losses = model(model_inputs(model, batch), gt=batch.gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask)
+        optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        optimizer.step()
+
+    return step
+
+
+def bench_train(repeats: int, workdir: Path) -> dict[str, float]:
+    """Training step of the default fusion student (forward, losses, backward, AdamW; batch 4 of real synthetic
+    frames, 1 thread): ``train_step_fp32_ms_median`` and ``train_step_bf16_ms_median`` (``--precision bf16``:
+    :mod:`imkd_ros.model.precision`), ``train_step_bf16_speedup`` = fp32 / bf16 (below 1 on a CPU without
+    bfloat16 instructions: keep fp32 there)."""
+    import torch
+
+    from imkd_ros.data.dataset import collate_frames
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.model.preprocess import shrink_frame
+    from imkd_ros.training.train import model_config_for
+
+    root = workdir / "train-frames"
+    write_dataset(root, scenes=1, samples_per_scene=4, seed=0, weathers=("clear",), camera_sweeps=False)
+    cfg = model_config_for("fusion")
+    reader = NuScenesReader(dataroot=root, version="v1.0-synth", lidar_sweeps=1, load_lidar=True)
+    batch = collate_frames([shrink_frame(reader.frame(t), cfg) for t in reader.split_samples("synth_all")[:4]])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out: dict[str, float] = {}
+    try:
+        for precision in ("fp32", "bf16"):
+            out[f"train_step_{precision}_ms_median"] = _median_ms(
+                _train_step(cfg, batch, precision), max(5, repeats * 2), warmup=2
+            )
+    finally:
+        torch.set_num_threads(threads)
+    out["train_step_bf16_speedup"] = out["train_step_fp32_ms_median"] / out["train_step_bf16_ms_median"]
+    return out
+
+
 def bench_distill(repeats: int, workdir: Path) -> dict[str, float]:
     """Distillation overheads at the default size (C = 48, 64 x 64 head grid, 10 classes, batch 4):
     ``distill_losses_ms_median``, forward + backward of all three stages' losses and adapters on random maps (what
@@ -543,6 +598,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("detect", bench_detect),
     ("surround", bench_surround),
     ("cuda", bench_cuda),
+    ("train", bench_train),
     ("distill", bench_distill),
     ("node", bench_node),
     ("bag", bench_bag),
