@@ -293,3 +293,28 @@ def test_the_contract_sees_imports(tmp_path: Path) -> None:
     assert _cycles(
         {"imkd_ros.core.types": {"imkd_ros.core.classes"}, "imkd_ros.core.classes": {"imkd_ros.core.types"}}
     ) == [["imkd_ros.core.classes", "imkd_ros.core.types"]]
+
+
+#: The longest a function may be (issue 13), docstring included; the synthetic world's renderers are exempt.
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(root: Path) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        if "synth" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    out.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({n} lines)")
+    return out
+
+
+def test_no_function_over_80_lines_outside_the_synthetic_renderers(tmp_path: Path) -> None:
+    assert _long_functions(PACKAGE) == []
+    long = tmp_path / "pkg" / "mod.py"  # the check sees a long function
+    long.parent.mkdir()
+    long.write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES)
+    assert _long_functions(long.parent) == [f"pkg/mod.py:1 f ({MAX_FUNCTION_LINES + 1} lines)"]

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -210,15 +210,11 @@ def export_bag(
     Raises:
         BagError: ``out`` exists or ends in ``.bag`` (:func:`imkd_ros.bag.errors.check_output_bag`), no scene,
             unknown storage, camera or radar channels and topics of different lengths, overlapping scenes, or a
-            failure while
-            writing (the partial bag is removed). The bag is written in a temporary folder beside ``out`` and renamed
-            when complete (:func:`imkd_ros.core.atomic.atomic_dir`): a killed export leaves no ``out``, only
-            ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
+            failure while writing (the partial bag is removed). The bag is written in a temporary folder beside
+            ``out`` and renamed when complete (:func:`imkd_ros.core.atomic.atomic_dir`): a killed export leaves no
+            ``out``, only ``.<name>.partial/``, whose readable part ``imkd bag recover`` saves.
         DatasetError: the dataset is missing, malformed, or lacks a scene or a channel's keyframe.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from tqdm import tqdm
-
     from imkd_ros.data.reader import NuScenesReader
 
     t0 = time.perf_counter()
@@ -237,12 +233,32 @@ def export_bag(
     unlabelled = {name for name in names if not reader.is_labelled(name)}
     types = _message_types(topics, compressed)
 
+    def scene_writer(writer: Any) -> _SceneWriter:
+        return _SceneWriter(writer, reader, root, version, topics, types, compressed, cameras, radars)
+
+    bag = _write(out, storage, scene_writer, plans, unlabelled, progress)
+    return _stats(out, storage, plans, unlabelled, bag, time.perf_counter() - t0)
+
+
+def _write(
+    out: Path,
+    storage: str,
+    scene_writer: Callable[[Any], _SceneWriter],
+    plans: list[_Plan],
+    unlabelled: set[str],
+    progress: bool,
+) -> _SceneWriter:
+    """Write every planned scene into a bag that appears under ``out`` only when complete (a failure removes the
+    partial bag); the scene writer, with its counts."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from tqdm import tqdm
+
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    with atomic_dir(out) as inner:  # the bag appears under `out` only when complete
+    with atomic_dir(out) as inner:
         writer = Writer(inner, version=9, storage_plugin=plugin)
         try:
             writer.open()
-            bag = _SceneWriter(writer, reader, root, version, topics, types, compressed, cameras, radars)
+            bag = scene_writer(writer)
             bar = tqdm(total=sum(len(p[2]) for p in plans), desc="bag export", unit="msg", disable=not progress)
             for name, samples, events in plans:
                 bag.write_scene(samples, events, name in unlabelled, bar.update)
@@ -252,7 +268,7 @@ def export_bag(
             if writer.storage is not None:
                 writer.abort()  # the partial bag is removed with its temporary folder
             raise
-    return _stats(out, storage, plans, unlabelled, bag, time.perf_counter() - t0)
+    return bag
 
 
 def _stats(
