@@ -117,3 +117,15 @@ def test_a_student_of_another_teacher_or_targets_is_not_reused() -> None:
     want_u = dict(want, unlabelled="u", soft=(True, True, True), teacher=("abc", None))
     assert ablate_mod._matches(pseudo, dict(want_u, threshold=0.3))
     assert not ablate_mod._matches(pseudo, dict(want_u, threshold=0.4))
+
+
+def test_a_study_in_bf16_trains_in_bf16_and_reuses_no_float32_checkpoint(tmp_path: Path) -> None:
+    plan = ablate_mod.StudyPlan(data=tmp_path, out=tmp_path / "o", precision="bf16")
+    cfg = ablate_mod._train_config(plan, "labelled", 10, 0)
+    assert cfg.precision == "bf16"
+    want = ablate_mod._want(cfg, (), None)
+    assert want["train"]["precision"] == "bf16"
+    meta = {"train": {k: v for k, v in want["train"].items() if k != "precision"}}  # before precision was recorded
+    assert not ablate_mod._matches(meta, want)  # such a checkpoint trained in float32
+    assert ablate_mod._matches(meta, dict(want, train=dict(want["train"], precision="fp32")))
+    assert ablate_mod._matches({"train": dict(meta["train"], precision="bf16")}, want)
