@@ -298,16 +298,22 @@ def _losses(
     core: Student | Teacher,
     bank: TargetBank | None = None,
     pseudo: tuple[list[bool], list[Any]] | None = None,
+    precision: str = "fp32",
 ) -> Any:
     """The model's losses on ``batch``: ``bank`` gives the teacher targets (distillation), ``pseudo`` the per-frame
-    unlabelled flags and the ground truth with those frames' pseudo-labels (runs with unlabelled frames)."""
+    unlabelled flags and the ground truth with those frames' pseudo-labels (runs with unlabelled frames). Only the
+    model's call runs under ``precision``'s autocast (:func:`~imkd_ros.model.precision.training_autocast`): the
+    targets are gathered (float16 in the cache) and cast to float32 outside it."""
+    autocast = training_autocast(precision, batch.radar.device)
     if isinstance(core, Teacher):
-        return model(model_inputs(core, batch), gt=batch.gt)
+        with autocast:
+            return model(model_inputs(core, batch), gt=batch.gt)
     extra: dict[str, Any] = {} if bank is None else {"targets": bank.batch(batch.tokens, batch.radar.device)}
     gt = batch.gt
     if pseudo is not None:
         extra["pseudo"], gt = pseudo
-    return model(model_inputs(core, batch), gt=gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
+    with autocast:
+        return model(model_inputs(core, batch), gt=gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask, **extra)
 
 
 def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
@@ -652,8 +658,7 @@ def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
             seen["frames_unlabelled"] += sum(flags)
             seen["frames_labelled"] += len(flags) - sum(flags)
             seen["pseudo_boxes"] += sum(len(run.pseudo_of[t]) for t in batch.tokens if t in run.pseudo_of)
-        with training_autocast(config.precision, run.dist.device):
-            losses = _losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo)
+        losses = _losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo, config.precision)
         run.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         nn.utils.clip_grad_norm_(run.trainable.parameters(), config.grad_clip)

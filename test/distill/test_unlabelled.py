@@ -166,8 +166,9 @@ def test_student_learns_from_labelled_and_unlabelled_frames(
     data = str(synth_unlabelled_root)
     args = ["train", "student", "--data", data, "--size", "tiny", "--epochs", "2", "--max-steps", "3",
             "--batch-size", "2", "--out", str(out), "--targets", str(caches.labelled), "--targets",
-            str(caches.unlabelled), "--kd", "stage1,stage2", "--unlabelled-split", "synth_unlabelled",
-            "--pseudo-label-threshold", str(caches.threshold), "--threads", "1"]  # fmt: skip
+            str(caches.unlabelled), "--kd", "stage1,stage2,stage3", "--unlabelled-split", "synth_unlabelled",
+            "--pseudo-label-threshold", str(caches.threshold), "--pseudo-label-soft", "--threads", "1",
+            "--precision", "bf16"]  # fmt: skip
     assert cli_main(args) == 0
     det = Detector.from_checkpoint(out)
     assert det.config == model_config_for("fusion", "tiny")
@@ -180,7 +181,8 @@ def test_student_learns_from_labelled_and_unlabelled_frames(
         2,
         1,
     )
-    assert u["pseudo_boxes"] > 0 and meta["train_frames"] == 2
+    assert u["pseudo_boxes"] > 0 and meta["train_frames"] == 2 and u["soft"]
+    assert meta["train"]["precision"] == "bf16"  # the cache's float16 targets meet bfloat16 autocast
     assert meta["targets"]["path"] == [str(caches.labelled), str(caches.unlabelled)]
     log = _log(out)
     assert sum(r["frames_unlabelled"] for r in log) > 0 and sum(r["frames_labelled"] for r in log) > 0
