@@ -82,8 +82,7 @@ def test_bf16_step_runs_the_network_in_bf16_and_the_losses_in_fp32(synth_root: P
     ref = _losses(model, batch, model)
     assert set(conv_dtypes) == {torch.float32}
     conv_dtypes.clear()
-    with training_autocast("bf16", "cpu"):
-        got = _losses(model, batch, model)
+    got = _losses(model, batch, model, precision="bf16")
     assert torch.bfloat16 in conv_dtypes  # the network ran under autocast
     for name, v in got.as_dict().items():
         assert v.dtype == torch.float32 and torch.isfinite(v), name
