@@ -427,17 +427,15 @@ def _train_step(cfg: object, batch: object, precision: str) -> Callable[[], None
     """One training step of a fresh default student (seed 0) on ``batch``, in ``precision``."""
     import torch
 
-    from imkd_ros.inference.detector import model_inputs
-    from imkd_ros.model.precision import training_autocast
     from imkd_ros.model.student import Student
+    from imkd_ros.training.train import step_losses
 
     torch.manual_seed(0)
     model = Student(config=cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
-        with training_autocast(precision, "cpu"):
-            losses = model(model_inputs(model, batch), gt=batch.gt, lidar=batch.lidar, lidar_mask=batch.lidar_mask)
+        losses = step_losses(model, batch, model, precision=precision)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         optimizer.step()

@@ -180,9 +180,16 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
     from imkd_ros.cli.options import cache_summary, rounded, run_teacher_targets
     from imkd_ros.distill.targets import build_target_cache
 
-    scope = {"split": args.split, "version": args.version, "skip_bad_frames": args.skip_bad_frames}
-    options = {"radar_sweeps": args.radar_sweeps, "tta": args.tta, **scope}
-    rep = run_teacher_targets(args, build_target_cache, args.data, **options)
+    rep = run_teacher_targets(
+        args,
+        build_target_cache,
+        args.data,
+        split=args.split,
+        version=args.version,
+        radar_sweeps=args.radar_sweeps,
+        skip_bad_frames=args.skip_bad_frames,
+        tta=args.tta,
+    )
     _print_skipped([s.to_dict() for s in rep.skipped], Path(args.out) / "index.json")
     print(json.dumps(rounded({**cache_summary(rep), "skipped_frames": len(rep.skipped)}, 1)))
     return 0

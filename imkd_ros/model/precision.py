@@ -1,8 +1,8 @@
 """Mixed-precision training: the network in bfloat16 (``torch.autocast``), every loss in float32.
 
 ``imkd train --precision bf16`` runs the model's forward pass under ``torch.autocast(dtype=torch.bfloat16)``: the
-convolutions and matrix products compute in bfloat16 (on CPUs with AVX512-BF16/AMX about 1.8x faster per training
-step of the default student, ``imkd bench``-style measurement in the README), the weights, gradients and optimiser
+convolutions and matrix products compute in bfloat16 (on CPUs with AVX512-BF16/AMX about 1.6-1.7x faster per training
+step of the default student, ``imkd bench --only train``), the weights, gradients and optimiser
 state stay float32. What must not lose precision leaves autocast:
 
 - every loss (:func:`full_precision` on :meth:`Student.loss <imkd_ros.model.student.Student.loss>`,

@@ -78,6 +78,7 @@ __all__ = [
     "VARIANTS",
     "model_config_for",
     "train",
+    "step_losses",
     "distill_config_from_args",
     "pseudo_config_from_args",
     "main",
@@ -119,7 +120,8 @@ class TrainConfig:
             memory (:mod:`imkd_ros.training.streaming`); the same batches either way.
         workers: DataLoader worker processes reading ahead (0: the training process reads).
         precision: ``fp32``, or ``bf16``: the forward pass under bfloat16 autocast, losses, weights and optimiser
-            in float32 (:mod:`imkd_ros.model.precision`); about 1.8x faster steps on CPUs with AMX/AVX512-BF16.
+            in float32 (:mod:`imkd_ros.model.precision`); about 1.6-1.7x faster steps on CPUs with AMX/AVX512-BF16
+            (``imkd bench --only train``).
     """
 
     epochs: int = 20
@@ -292,7 +294,7 @@ def _read_unlabelled(
     return splits.frames(unlabelled.split, "unlabelled")
 
 
-def _losses(
+def step_losses(
     model: nn.Module,
     batch: Any,
     core: Student | Teacher,
@@ -658,7 +660,7 @@ def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
             seen["frames_unlabelled"] += sum(flags)
             seen["frames_labelled"] += len(flags) - sum(flags)
             seen["pseudo_boxes"] += sum(len(run.pseudo_of[t]) for t in batch.tokens if t in run.pseudo_of)
-        losses = _losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo, config.precision)
+        losses = step_losses(run.model, batch, run.core, run.bank if wants_bank else None, pseudo, config.precision)
         run.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         nn.utils.clip_grad_norm_(run.trainable.parameters(), config.grad_clip)

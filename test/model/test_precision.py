@@ -18,7 +18,7 @@ from imkd_ros.model.checkpoint import load_checkpoint
 from imkd_ros.model.precision import float32, full_precision, training_autocast
 from imkd_ros.model.preprocess import shrink_frame
 from imkd_ros.model.student import Student
-from imkd_ros.training.train import TrainConfig, _losses, model_config_for, train
+from imkd_ros.training.train import TrainConfig, model_config_for, step_losses, train
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,10 @@ def test_bf16_step_runs_the_network_in_bf16_and_the_losses_in_fp32(synth_root: P
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             m.register_forward_hook(lambda _m, _i, o: conv_dtypes.append(o.dtype))
-    ref = _losses(model, batch, model)
+    ref = step_losses(model, batch, model)
     assert set(conv_dtypes) == {torch.float32}
     conv_dtypes.clear()
-    got = _losses(model, batch, model, precision="bf16")
+    got = step_losses(model, batch, model, precision="bf16")
     assert torch.bfloat16 in conv_dtypes  # the network ran under autocast
     for name, v in got.as_dict().items():
         assert v.dtype == torch.float32 and torch.isfinite(v), name
