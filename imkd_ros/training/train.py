@@ -77,6 +77,7 @@ __all__ = [
     "TrainResult",
     "VARIANTS",
     "model_config_for",
+    "parse_image_size",
     "train",
     "step_losses",
     "distill_config_from_args",
@@ -159,11 +160,14 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
-def model_config_for(variant: str, size: str = "default", grid: str = "front") -> ModelConfig:
+def model_config_for(
+    variant: str, size: str = "default", grid: str = "front", image_size: tuple[int, int] | None = None
+) -> ModelConfig:
     """The model config of a ``--variant`` at ``size`` ``"default"``, ``"tiny"`` or ``"paper"`` (ResNet-50, 704x256:
     :meth:`ModelConfig.paper`; with ``--grid surround`` the paper's +-51.2 m BEV) on the BEV ``grid`` of
     :data:`GRIDS` (``"front"``: ahead of the ego, for a front rig; ``"surround"``: all around it, for a 360-degree
-    rig; the cell size is the size's)."""
+    rig; the cell size is the size's). ``image_size`` ``(width, height)`` replaces the size's camera input (e.g.
+    ``(352, 128)``, Lift-Splat-Shoot's, for six cameras on a CPU)."""
     if variant not in VARIANTS:
         raise InputError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
     if size not in ("default", "tiny", "paper"):
@@ -172,7 +176,17 @@ def model_config_for(variant: str, size: str = "default", grid: str = "front") -
         raise InputError(f"unknown BEV grid {grid!r}: choose from {', '.join(GRIDS)}")
     cfg = getattr(ModelConfig, size)(VARIANTS[variant])
     x_range, y_range = GRIDS[grid]
-    return replace(cfg, grid=replace(cfg.grid, x_range=x_range, y_range=y_range))
+    cfg = replace(cfg, grid=replace(cfg.grid, x_range=x_range, y_range=y_range))
+    return cfg if image_size is None else replace(cfg, image=replace(cfg.image, input_size=tuple(image_size)))
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` (``--image-size``) -> ``(width, height)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--image-size {text!r}: expected WIDTHxHEIGHT, e.g. 352x128") from None
+    return w, h
 
 
 # -- distributed helpers ------------------------------------------------------------------------------------------
@@ -861,6 +875,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         choices=tuple(GRIDS),
         help="BEV grid: front (0..51.2 m ahead, +-25.6 m; a front rig) or surround (+-51.2 m; a 360-degree rig)",
     )
+    p.add_argument(
+        "--image-size",
+        default=None,
+        help="camera input WIDTHxHEIGHT (multiples of 16) instead of the size's (default 704x256), e.g. 352x128",
+    )
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -1034,10 +1053,11 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> Train
     kd = distill_config_from_args(args)
     unlabelled = pseudo_config_from_args(args)
     cfg = train_config_from_args(args)
+    image_size = parse_image_size(args.image_size) if getattr(args, "image_size", None) else None
     return train(
         args.data,
         args.out,
-        model_config_for(variant, args.size, args.grid),
+        model_config_for(variant, args.size, args.grid, image_size),
         cfg,
         resume=args.resume,
         device=args.device,

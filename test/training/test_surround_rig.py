@@ -28,9 +28,11 @@ def test_train_and_eval_a_surround_student(surround_root: Path, tmp_path: Path) 
     ckpt = tmp_path / "surround.pt"
     args = ["train", "student", "--data", str(surround_root), "--out", str(ckpt), "--size", "tiny", "--grid"]
     args += ["surround", "--epochs", "1", "--batch-size", "2", "--val-every", "0", "--threads", "1"]
-    assert cli_main(args) == 0
+    assert cli_main([*args, "--image-size", "96x40"]) == 2  # 40 is not a multiple of 16: refused, named
+    assert cli_main([*args, "--image-size", "96x48"]) == 0
     loaded = load_checkpoint(ckpt)
     assert loaded.config.grid.x_range == (-51.2, 51.2) and loaded.config.grid.y_range == (-51.2, 51.2)
+    assert loaded.config.image.input_size == (96, 48)
     assert all(torch.isfinite(v).all() for v in loaded.state_dict.values())
     out = tmp_path / "eval"
     assert cli_main(["eval", "--data", str(surround_root), "--checkpoint", str(ckpt), "--out", str(out)]) == 0
