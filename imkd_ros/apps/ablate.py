@@ -134,6 +134,9 @@ class StudyPlan:
         tta: gather the teacher's targets with mirror test-time augmentation (:mod:`imkd_ros.distill.targets`).
         jobs: training runs at a time, each in its own process with one torch thread (1: one after another here).
         precision: every model's training precision (``TrainConfig.precision``: ``fp32`` or ``bf16``).
+        grid: the BEV grid of every model (:data:`imkd_ros.training.train.GRIDS`: ``front``, or ``surround`` for a
+            360-degree rig such as ``imkd synth --rig nuscenes``).
+        image_size: the students' camera input ``(width, height)``; None: the size's.
     """
 
     data: Path
@@ -155,6 +158,8 @@ class StudyPlan:
     tta: bool = False
     jobs: int = 1
     precision: str = "fp32"
+    grid: str = "front"
+    image_size: tuple[int, int] | None = None
 
     def seeds_of(self, key: str) -> tuple[int, ...]:
         return tuple(self.seeds.get(key, self.default_seeds))
@@ -176,9 +181,10 @@ def _meta(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return load_checkpoint(path).meta
+        ck = load_checkpoint(path)
     except CheckpointError:
         return None
+    return {**ck.meta, "model_config": ck.config.to_dict()}
 
 
 #: Train-config fields older checkpoints do not record, with the value they had.
@@ -186,9 +192,10 @@ _TRAIN_DEFAULTS: dict[str, Any] = {"augment": False, "precision": "fp32"}
 
 
 def _matches(meta: dict[str, Any] | None, want: dict[str, Any]) -> bool:
-    """A finished checkpoint trained with the settings ``want`` (train-config fields, distill stages, unlabelled
-    split, and for students that learnt from targets the teacher and its test-time augmentation) asks for."""
-    if meta is None:
+    """A finished checkpoint trained with the settings ``want`` (its model config, train-config fields, distill
+    stages, unlabelled split, and for students that learnt from targets the teacher and its test-time augmentation)
+    asks for."""
+    if meta is None or ("model" in want and meta.get("model_config") != want["model"]):
         return False
     train = meta.get("train") or {}
     if any(train.get(k, _TRAIN_DEFAULTS.get(k)) != v for k, v in want["train"].items()):
@@ -223,10 +230,13 @@ def _train_config(plan: StudyPlan, split: str, steps: int, seed: int, augment: b
                        augment=augment, precision=plan.precision)  # fmt: skip
 
 
-def _want(cfg: Any, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False)) -> dict[str, Any]:
-    """What :func:`_matches` compares a checkpoint's meta with."""
+def _want(
+    cfg: Any, stages: Sequence[str], unl: str | None, soft: tuple[bool, ...] = (False, False), model: Any = None
+) -> dict[str, Any]:
+    """What :func:`_matches` compares a checkpoint's meta with (``model``: its ModelConfig, when given)."""
     keys = ("batch_size", "lr", "seed", "train_split", "max_steps", "augment", "precision")
-    return {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
+    want = {"train": {k: getattr(cfg, k) for k in keys}, "stages": tuple(stages), "unlabelled": unl, "soft": soft}
+    return want if model is None else {**want, "model": model.to_dict()}
 
 
 def _teacher_job(plan: StudyPlan, labelled: str) -> tuple[Path, dict[str, Any]] | None:
@@ -236,9 +246,10 @@ def _teacher_job(plan: StudyPlan, labelled: str) -> tuple[Path, dict[str, Any]] 
 
     teacher = plan.out / "teacher.pt"
     t_cfg = _train_config(plan, labelled, plan.teacher_steps, 0, plan.teacher_augment)
-    if _matches(_meta(teacher), _want(t_cfg, (), None)):
+    model = model_config_for("lidar", plan.size, plan.grid)
+    if _matches(_meta(teacher), _want(t_cfg, (), None, model=model)):
         return None
-    kwargs = {"model_cfg": model_config_for("lidar", plan.size), "cfg": t_cfg, "command": "imkd ablate (teacher)"}
+    kwargs = {"model_cfg": model, "cfg": t_cfg, "command": "imkd ablate (teacher)"}
     return teacher, kwargs
 
 
@@ -251,7 +262,8 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
     split = plan.source if row.unlabelled == "labels" else labelled
     cfg = _train_config(plan, split, plan.steps, seed)
     unl = unlabelled if row.unlabelled == "pseudo" else None
-    want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation))
+    model = model_config_for("fusion", plan.size, plan.grid, plan.image_size)
+    want = _want(cfg, row.stages, unl, (row.soft, row.velocity, row.rotation), model)
     if unl:
         want["threshold"] = row.threshold
         want["weight"] = row.weight
@@ -261,7 +273,7 @@ def _row_job(plan: StudyPlan, row: StudyRow, seed: int, labelled: str, unlabelle
     if _matches(_meta(plan.checkpoint(row.key, seed)), want):
         return None
     return {
-        "model_cfg": model_config_for("fusion", plan.size),
+        "model_cfg": model,
         "cfg": cfg,
         "command": f"imkd ablate (row {row.key}, seed {seed})",
         "distill": DistillConfig(stages=row.stages) if uses_targets else None,

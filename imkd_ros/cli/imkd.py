@@ -198,6 +198,7 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from imkd_ros.apps.ablate import STUDY_ROWS, StudyPlan, run_study, score_study
     from imkd_ros.cli.options import set_torch_threads
+    from imkd_ros.training.train import parse_image_size
 
     set_torch_threads(args.threads)
     keys = (
@@ -220,6 +221,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         tta=args.tta,
         jobs=args.jobs,
         precision=args.precision,
+        grid=args.grid,
+        image_size=parse_image_size(args.image_size) if args.image_size else None,
         rows=keys,
         size=args.size,
         version=args.version,
@@ -416,6 +419,13 @@ def _add_ablate_verb(sub: Any) -> None:
         choices=("fp32", "bf16"),  # imkd_ros.model.precision.PRECISIONS (not imported: the CLI starts without torch)
         help="training precision of every model (bf16: bfloat16 autocast forward, float32 losses and weights)",
     )
+    a.add_argument(
+        "--grid",
+        default="front",
+        choices=("front", "surround"),  # imkd_ros.training.train.GRIDS
+        help="BEV grid of every model: front, or surround (+-51.2 m) for a 360-degree rig (imkd synth --rig nuscenes)",
+    )
+    a.add_argument("--image-size", default=None, help="students' camera input WIDTHxHEIGHT, e.g. 352x128")
     a.add_argument(
         "--teacher-augment",
         action=argparse.BooleanOptionalAction,

@@ -13,6 +13,7 @@ from imkd_ros.apps import ablate as ablate_mod
 from imkd_ros.cli import main as cli_main
 from imkd_ros.distill.cache import file_sha256
 from imkd_ros.model.checkpoint import load_checkpoint
+from imkd_ros.training.train import model_config_for
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +130,18 @@ def test_a_study_in_bf16_trains_in_bf16_and_reuses_no_float32_checkpoint(tmp_pat
     assert not ablate_mod._matches(meta, want)  # such a checkpoint trained in float32
     assert ablate_mod._matches(meta, dict(want, train=dict(want["train"], precision="fp32")))
     assert ablate_mod._matches({"train": dict(meta["train"], precision="bf16")}, want)
+
+
+def test_a_surround_study_trains_surround_models_and_reuses_no_front_checkpoint(tmp_path: Path) -> None:
+    plan = ablate_mod.StudyPlan(data=tmp_path, out=tmp_path / "o", grid="surround", image_size=(352, 128))
+    teacher = ablate_mod._teacher_job(plan, "labelled")
+    assert teacher is not None and teacher[1]["model_cfg"].grid.x_range == (-51.2, 51.2)
+    row = ablate_mod._row_job(plan, ablate_mod._row("nokd"), 0, "labelled", "unlabelled", None)
+    model = row["model_cfg"]
+    assert model.grid.y_range == (-51.2, 51.2) and model.image.input_size == (352, 128)
+    want = ablate_mod._want(row["cfg"], (), None, (False, False, True), model)
+    meta = {"train": dict(want["train"]), "unlabelled": None}
+    assert ablate_mod._matches(dict(meta, model_config=model.to_dict()), want)
+    for other in (model_config_for("fusion"), model_config_for("fusion", grid="surround")):  # front grid; 704x256
+        assert not ablate_mod._matches(dict(meta, model_config=other.to_dict()), want)
+    assert not ablate_mod._matches(meta, want)  # no model config known: not reused
