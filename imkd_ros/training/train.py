@@ -120,6 +120,8 @@ class TrainConfig:
         stream: read training (and unlabelled) frames from disk as batches need them instead of keeping them in
             memory (:mod:`imkd_ros.training.streaming`); the same batches either way.
         workers: DataLoader worker processes reading ahead (0: the training process reads).
+        frame_cache: with ``stream``, a folder keeping each shrunk frame after its first read
+            (:mod:`imkd_ros.training.frame_cache`); None: every read decodes the dataset's files.
         precision: ``fp32``, or ``bf16``: the forward pass under bfloat16 autocast, losses, weights and optimiser
             in float32 (:mod:`imkd_ros.model.precision`); about 1.6-1.7x faster steps on CPUs with AMX/AVX512-BF16
             (``imkd bench --only train``).
@@ -141,10 +143,13 @@ class TrainConfig:
     stream: bool = False
     workers: int = 0
     precision: str = "fp32"
+    frame_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise InputError(f"TrainConfig.precision: {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.frame_cache is not None and not self.stream:
+            raise InputError("TrainConfig.frame_cache (--frame-cache) needs stream (--stream)")
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,7 @@ class _SplitReader:
     progress: bool
     skip_bad: bool
     stream: dict[str, Any] | None = None
+    cache: str | None = None
     skipped: list[SkippedFrame] = field(default_factory=list)
 
     def frames(self, split: str, what: str) -> Sequence[Frame] | StreamedFrames:
@@ -253,7 +259,7 @@ class _SplitReader:
         if self.stream is not None:
             good, bad = usable_samples(reader, tokens, skip_bad=self.skip_bad, what=where)
             frames: Sequence[Frame] | StreamedFrames = StreamedFrames(
-                self.stream, good, self.config, [reader.scene_of(t) for t in good]
+                self.stream, good, self.config, [reader.scene_of(t) for t in good], self.cache
             )
         else:
             bar = {"desc": f"reading {what}", "unit": "frame", "disable": not self.progress, "leave": False}
@@ -567,7 +573,8 @@ def _setup(
     }
     reader = NuScenesReader(**options)
     show = progress and dist.main
-    splits = _SplitReader(reader, model_config, show, skip_bad_frames, options if config.stream else None)
+    stream = options if config.stream else None
+    splits = _SplitReader(reader, model_config, show, skip_bad_frames, stream, config.frame_cache)
     train_frames = splits.frames(config.train_split, "train")
     unlabelled_frames: Sequence[Frame] | StreamedFrames = []
     if unlabelled is not None:
@@ -859,6 +866,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, default=0, help="DataLoader processes reading frames ahead (with --stream)")
     p.add_argument(
+        "--frame-cache",
+        default=None,
+        help="with --stream: folder keeping each frame shrunk to the model input after its first read (later epochs "
+        "and runs skip decoding; imkd_ros.training.frame_cache)",
+    )
+    p.add_argument(
         "--precision",
         default=TrainConfig.precision,
         choices=PRECISIONS,
@@ -1040,6 +1053,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         stream=getattr(args, "stream", False),
         workers=getattr(args, "workers", 0),
         precision=getattr(args, "precision", TrainConfig.precision),
+        frame_cache=getattr(args, "frame_cache", None),
     )
 
 
