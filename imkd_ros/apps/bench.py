@@ -59,7 +59,8 @@ def bench_synth(repeats: int, workdir: Path) -> dict[str, float]:
 
 
 def bench_reader(repeats: int, workdir: Path) -> dict[str, float]:
-    """``reader_frames_per_s``: Frames per second read (image, 6 radar sweeps, LiDAR, GT) from a small dataset."""
+    """``reader_frames_per_s``: Frames per second read (image, 6 radar sweeps, LiDAR, GT) from a small dataset; the
+    training frame cache's miss and hit times (:func:`_bench_frame_cache`)."""
     from imkd_ros.data.reader import NuScenesReader
     from imkd_ros.data.synth import write_dataset
 
@@ -73,7 +74,37 @@ def bench_reader(repeats: int, workdir: Path) -> dict[str, float]:
         for tok in tokens:
             reader.frame(tok)
         rates.append(len(tokens) / (time.perf_counter() - t0))
-    return {"reader_frames_per_s": statistics.median(rates)}
+    return {"reader_frames_per_s": statistics.median(rates), **_bench_frame_cache(workdir)}
+
+
+def _bench_frame_cache(workdir: Path) -> dict[str, float]:
+    """A surround keyframe (``--rig nuscenes``, LiDAR too) through ``imkd train --stream --frame-cache``'s cache, for
+    the 352x128 surround student: ``frame_cache_miss_ms_median`` (read from the dataset, shrunk, written),
+    ``frame_cache_hit_ms_median`` (read back), ``frame_cache_mb_per_frame``."""
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.data.synth import write_dataset
+    from imkd_ros.model.preprocess import shrink_frame
+    from imkd_ros.training.frame_cache import FrameCache
+    from imkd_ros.training.train import model_config_for
+
+    root = workdir / "frame-cache-data"
+    write_dataset(root, scenes=1, samples_per_scene=5, seed=3, weathers=("clear",), camera_sweeps=False, rig="nuscenes")
+    options = {"dataroot": root, "version": "v1.0-synth", "load_lidar": True}
+    reader = NuScenesReader(**options)
+    config = model_config_for("fusion", grid="surround", image_size=(352, 128))
+    cache = FrameCache(workdir / "frame-cache", options, config)
+    times: dict[str, list[float]] = {"miss": [], "hit": []}
+    for kind in ("miss", "hit"):
+        for tok in reader.sample_tokens:
+            t0 = time.perf_counter()
+            cache.get(tok, lambda tok=tok: shrink_frame(reader.frame(tok), config))
+            times[kind].append((time.perf_counter() - t0) * 1e3)
+    sizes = [cache.path(t).stat().st_size / 1e6 for t in reader.sample_tokens]
+    return {
+        "frame_cache_miss_ms_median": statistics.median(times["miss"]),
+        "frame_cache_hit_ms_median": statistics.median(times["hit"]),
+        "frame_cache_mb_per_frame": statistics.median(sizes),
+    }
 
 
 def _median_ms(
