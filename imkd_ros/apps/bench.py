@@ -124,13 +124,14 @@ def _median_ms(
     return statistics.median(times)
 
 
-def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
+def bench_models(repeats: int, workdir: Path) -> dict[str, float | str]:
     """Detector latency, batch 1, default configs, full eval forward including decoding, on 2 CPU threads (and on
     CUDA when available): ``student_forward_ms_median``, the same student exported to ONNX and run in ONNX Runtime
     on 2 threads with the same pre-processing and decoding (``student_ort_ms_median``, ``student_ort_speedup`` =
     PyTorch / ONNX Runtime), ``student_params``, ``student_gflops``, the lift-splat
     pooling (``student_lift_splat_ms_median``) and the fusion (``student_fusion_ms_median``) timed on their own,
-    and the camera-only, radar-only and teacher models' medians."""
+    and the camera-only, radar-only and teacher models' medians; the surround rig's full detect
+    (:func:`bench_surround`: ``surround_detect_ms_median``)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -190,7 +191,7 @@ def bench_models(repeats: int, workdir: Path) -> dict[str, float]:
                 )
     finally:
         torch.set_num_threads(threads)
-    return out
+    return {**out, **bench_surround(repeats, workdir)}
 
 
 def _ort_runtime(student: object, path: Path, threads: int) -> object:
@@ -625,7 +626,6 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("models", bench_models),
     ("onnx", bench_onnx),
     ("detect", bench_detect),
-    ("surround", bench_surround),
     ("cuda", bench_cuda),
     ("train", bench_train),
     ("distill", bench_distill),
