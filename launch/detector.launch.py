@@ -2,7 +2,7 @@
 wheels, where the same executables run directly, see the README).
 
     ros2 launch imkd_ros detector.launch.py image:=/cam_front/image_raw radar:=/radar_front/points rviz:=true
-    ros2 launch imkd_ros detector.launch.py rig:=nuscenes checkpoint:=student_nuscenes.pt
+    ros2 launch imkd_ros detector.launch.py rig:=nuscenes   (its params file names models/student_nuscenes.pt)
 
 Arguments (documented in the README, section "The detector as a ROS 2 node"): rig (front: the default params file
 <share>/imkd_ros/config/detector.yaml; nuscenes: config/detector_nuscenes.yaml, six cameras and five radars),

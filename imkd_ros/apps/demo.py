@@ -145,9 +145,11 @@ def run_demo(
     figures.update({f"node_processing_ms_{k}": v for k, v in pro.items()})
     tokens = list(frames)
     pngs = []
+    view = {} if rig == "front" else {"x_range": (-55.0, 55.0), "y_range": (-55.0, 55.0)}  # all around the ego
     for t in tokens[:: max(1, len(tokens) // 3)][:3]:
         f = frames[t]
-        pngs.append(draw_bev(out / "bev" / f"{f.scene}_{t[:8]}.png", f, dets[t], title=f"{f.scene} {t[:8]}: node"))
+        png = out / "bev" / f"{f.scene}_{t[:8]}.png"
+        pngs.append(draw_bev(png, f, dets[t], title=f"{f.scene} {t[:8]}: node", **view))
     figures["wall_s"] = time.perf_counter() - t_start
     (out / "demo_summary.json").write_text(json.dumps({**figures, "model": str(model)}, indent=2) + "\n")
 

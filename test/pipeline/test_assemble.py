@@ -142,6 +142,12 @@ def test_the_nuscenes_rig_file_gives_six_cameras_and_five_radars_in_the_readers_
         np.testing.assert_allclose(pose.matrix(), rig.calibrations[channel].sensor_to_ego.matrix(), atol=1e-5)
     asm = FrameAssembler.from_parameters(p, radars)
     assert asm.cameras[0] == "front" and len(asm.cameras) == 6 and len(asm.radars) == 5
+    # the rig's file names the shipped surround student: a +-51.2 m grid, not the front model
+    from imkd_ros.core.shipped import resolve_checkpoint
+    from imkd_ros.model.checkpoint import load_checkpoint
+
+    config = load_checkpoint(resolve_checkpoint(doc["checkpoint"])).config
+    assert config.grid.x_range == (-51.2, 51.2) and config.grid.y_range == (-51.2, 51.2)
 
 
 def test_a_camera_set_moves_each_camera_with_the_ego_poses_of_its_exposure() -> None:
