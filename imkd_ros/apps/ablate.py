@@ -247,7 +247,7 @@ def _teacher_job(plan: StudyPlan, labelled: str) -> tuple[Path, dict[str, Any]] 
     teacher = plan.out / "teacher.pt"
     t_cfg = _train_config(plan, labelled, plan.teacher_steps, 0, plan.teacher_augment)
     model = model_config_for("lidar", plan.size, plan.grid)
-    if _matches(_meta(teacher), _want(t_cfg, (), None, model=model)):
+    if _matches(_meta(teacher), _want(t_cfg, (), None, (False, False), model)):
         return None
     kwargs = {"model_cfg": model, "cfg": t_cfg, "command": "imkd ablate (teacher)"}
     return teacher, kwargs

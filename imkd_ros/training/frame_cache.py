@@ -1,10 +1,11 @@
 """On-disk cache of shrunk training frames (``imkd train --stream --frame-cache DIR``).
 
 A streamed training step reads each of its frames from the dataset: six 1600x900 JPEGs decoded and resized, radar
-and LiDAR sweeps parsed and moved into the keyframe's ego frame (about 0.4-1 s per surround keyframe on one core,
-more than the step itself). The cache keeps each frame as :func:`~imkd_ros.model.preprocess.shrink_frame` left it
-(images at the model input, LiDAR cut to the grid: about 1.6 MB per surround keyframe with LiDAR) in one ``.npz``
-per sample, written on first use and read (a few ms) ever after, by any run with the same recipe.
+and LiDAR sweeps parsed and moved into the keyframe's ego frame (a surround keyframe: 74 ms idle from files in the
+page cache, about 1 s from cold files beside training jobs). The cache keeps each frame as
+:func:`~imkd_ros.model.preprocess.shrink_frame` left it (images at the model input, LiDAR cut to the grid: about
+1.6 MB per surround keyframe with LiDAR) in one ``.npz`` per sample, written on first use and read back (3 ms idle;
+``imkd bench --only reader``) ever after, by any run with the same recipe.
 
 The recipe (the reader's options and what of the model config shrinking depends on: modalities, image config,
 grid) names a sub-folder by its sha256, so a cache folder can hold frames of several datasets and models without
