@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +32,8 @@ def _shutting_down() -> bool:
 
 
 def run_node(name: str, make: Callable[[], Node], args: Sequence[str] | None = None) -> int:
-    """Run the node ``make()`` builds until Ctrl-C or an external shutdown.
+    """Run the node ``make()`` builds until Ctrl-C or an external shutdown. ``SIGUSR1`` prints every thread's
+    Python stack to stderr and the node goes on (to see where a stuck node waits).
 
     Returns:
         0 on a clean stop, whenever the Ctrl-C lands: while the node is being built (rclpy's signal handler shuts the
@@ -38,6 +41,8 @@ def run_node(name: str, make: Callable[[], Node], args: Sequence[str] | None = N
         (missing file, bad parameter, :class:`~imkd_ros.core.errors.ImkdError`), printed as one line
         ``<name>: error: ...``.
     """
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>`: every thread's Python stack to stderr (a hung node)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return _run(name, make, args)
     except KeyboardInterrupt:  # a second Ctrl-C, or the first one landing in the teardown

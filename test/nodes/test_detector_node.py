@@ -18,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,11 +316,16 @@ def test_lifecycle_transitions_driven_from_another_process(tmp_path: Path) -> No
                 env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S * 3,
             )  # fmt: skip
             alive = node.poll() is None
+            node.send_signal(signal.SIGUSR1)  # a live node dumps its threads' stacks and goes on
+            time.sleep(1.0)
+            alive = alive and node.poll() is None
         finally:
             node.send_signal(signal.SIGINT)
             try:
                 node_rc = node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # stuck: its threads' stacks into the log (spin.run_node), then kill
+                node.send_signal(signal.SIGUSR1)
+                time.sleep(2.0)
                 node.kill()
                 node_rc = node.wait()
     report = f"--- node:\n{node_log.read_text()}\n--- driver:\n{res.stdout}{res.stderr}"
@@ -341,3 +347,4 @@ def test_lifecycle_transitions_driven_from_another_process(tmp_path: Path) -> No
     assert inactive["image_subscribers"] == 0 and inactive["objects_publishers"] == 0, report
     assert steps[5]["image_subscribers"] == 1 and steps[6]["image_subscribers"] == 0, report
     assert "model " in node_log.read_text()  # loaded at configure
+    assert "(most recent call first)" in node_log.read_text(), report  # the SIGUSR1 stack dump
