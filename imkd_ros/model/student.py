@@ -109,10 +109,8 @@ class Student(BEVDetector):
         config: ModelConfig | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        config = ModelConfig.default() if config is None else config
-        if config.is_teacher:
-            raise ModelConfigError("Student: config.modalities is ('lidar',), which is the Teacher's; use Teacher")
-        super().__init__(config)
+        super().__init__(config, teacher=False)
+        config = self.config
         mods = config.modalities
         c = config.bev.channels
         for name, part in (("camera", camera_bev), ("radar", radar_bev)):

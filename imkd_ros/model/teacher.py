@@ -21,7 +21,6 @@ from imkd_ros.model.bev_detector import BEVDetector
 from imkd_ros.model.checks import check_shape, require
 from imkd_ros.model.config import ModelConfig
 from imkd_ros.model.decode import Detections, decode
-from imkd_ros.model.errors import ModelConfigError
 from imkd_ros.model.head import HeadOutput
 from imkd_ros.model.inputs import TeacherInputs
 from imkd_ros.model.losses import DetectionLosses, detection_losses
@@ -65,11 +64,8 @@ class Teacher(BEVDetector):
         config: ModelConfig | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        config = ModelConfig.default(("lidar",)) if config is None else config
-        if not config.is_teacher:
-            raise ModelConfigError(f"Teacher: config.modalities must be ('lidar',), got {config.modalities}")
-        super().__init__(config)
-        self.lidar_bev = lidar_bev or LidarPillarBEV(config)
+        super().__init__(config, teacher=True)
+        self.lidar_bev = lidar_bev or LidarPillarBEV(self.config)
         self.add_bev_and_head(bev_backbone, head, device)
 
     def features(self, x: TeacherInputs) -> TeacherOutput:
