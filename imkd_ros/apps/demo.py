@@ -101,6 +101,17 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}  # fmt: skip
 
 
+def _bev_view(model: Path | str) -> dict[str, tuple[float, float]]:
+    """``draw_bev``'s view: its default where the model's grid fits in it (the front grid), else the grid with 3.8 m
+    around it (a surround grid of +-51.2 m: +-55 m)."""
+    from imkd_ros.model.checkpoint import load_checkpoint
+
+    g = load_checkpoint(model).config.grid
+    if g.x_range[0] >= -10.0 and g.x_range[1] <= 60.0 and g.y_range[0] >= -30.0 and g.y_range[1] <= 30.0:
+        return {}
+    return {"x_range": (g.x_range[0] - 3.8, g.x_range[1] + 3.8), "y_range": (g.y_range[0] - 3.8, g.y_range[1] + 3.8)}
+
+
 def run_demo(
     out: Path,
     *,
@@ -145,7 +156,7 @@ def run_demo(
     figures.update({f"node_processing_ms_{k}": v for k, v in pro.items()})
     tokens = list(frames)
     pngs = []
-    view = {} if rig == "front" else {"x_range": (-55.0, 55.0), "y_range": (-55.0, 55.0)}  # all around the ego
+    view = _bev_view(model)
     for t in tokens[:: max(1, len(tokens) // 3)][:3]:
         f = frames[t]
         png = out / "bev" / f"{f.scene}_{t[:8]}.png"

@@ -2,8 +2,8 @@
 
 :class:`BEVDetector` is the base of :class:`~imkd_ros.model.student.Student` and
 :class:`~imkd_ros.model.teacher.Teacher`. A subclass passes its config up (defaulted and checked here), builds its
-sensor branches, then calls
-:meth:`BEVDetector.add_bev_and_head`, so the parameters are registered branches first, BEV network and head last.
+sensor branches, then calls :meth:`BEVDetector.add_bev_and_head`, so the parameters are registered branches first,
+BEV network and head last.
 """
 
 from __future__ import annotations
