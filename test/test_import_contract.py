@@ -318,3 +318,42 @@ def test_no_function_over_80_lines_outside_the_synthetic_renderers(tmp_path: Pat
     long.parent.mkdir()
     long.write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES)
     assert _long_functions(long.parent) == [f"pkg/mod.py:1 f ({MAX_FUNCTION_LINES + 1} lines)"]
+
+
+def _layout_gaps(readme: str, package: Path) -> list[str]:
+    """Modules and folders of ``package`` that the README's layout block does not name (each module's name as a word
+    in the text of its folder's entry, ``  folder/   text...`` up to the next entry)."""
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    entries: dict[str, str] = {}
+    folder = None
+    for line in block.splitlines():
+        head = line[2:].split(" ", 1)[0] if line.startswith("  ") and not line.startswith("   ") else ""
+        if head.endswith("/"):
+            folder = head[:-1]
+            entries[folder] = line[2 + len(head) :]
+        elif folder is not None and line.startswith("   "):
+            entries[folder] += " " + line
+        else:
+            folder = None
+    gaps = []
+    for sub in sorted(p for p in package.iterdir() if (p / "__init__.py").exists()):
+        text = entries.get(sub.name)
+        if text is None:
+            gaps.append(f"{sub.name}/")
+            continue
+        words = set(text.replace("(", " ").replace(")", " ").replace(",", " ").replace(";", " ").split())
+        words |= {"__init__", "__main__"}
+        gaps += [f"{sub.name}/{m.stem}" for m in sorted(sub.glob("*.py")) if m.stem not in words]
+    return gaps
+
+
+def test_readme_layout_names_every_folder_and_module(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert _layout_gaps(readme, PACKAGE) == []
+    extra = tmp_path / "imkd_ros" / "core"  # the check sees a module the README does not name
+    extra.mkdir(parents=True)
+    for name in ("__init__.py", "types.py", "newthing.py"):
+        (extra / name).write_text("")
+    (tmp_path / "imkd_ros" / "newlayer").mkdir()
+    (tmp_path / "imkd_ros" / "newlayer" / "__init__.py").write_text("")
+    assert _layout_gaps(readme, tmp_path / "imkd_ros") == ["core/newthing", "newlayer/"]

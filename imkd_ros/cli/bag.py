@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from imkd_ros.cli.options import add_device_argument, rounded
+from imkd_ros.cli.options import add_device_argument, picked, rounded
 
 __all__ = ["add_bag_parser", "add_replay_eval", "add_topic_argument"]
 
@@ -42,14 +42,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     stats = export_bag(
         args.data,
         args.out,
-        version=args.version,
-        storage=args.storage,
+        **picked(args, "version", "storage", "compressed", "cameras", "radars"),
         scenes=scenes,
         topics=args.topic,
-        compressed=args.compressed,
         all_camera_frames=not args.keyframes_only,
-        cameras=args.cameras,
-        radars=args.radars,
         progress=True,
     )
     print(json.dumps(rounded(stats, 3)))
@@ -94,17 +90,10 @@ def _cmd_replay_eval(args: argparse.Namespace) -> int:
         args.bag,
         args.checkpoint,
         args.out,
-        live=args.live,
-        rate=args.rate,
+        **picked(args, "live", "rate", "device", "frames", "params_file", "score_threshold", "bev_frames"),
+        **picked(args, "timeout", "runtime"),
         topics=BagTopics.from_mapping(args.topic),
-        device=args.device,
-        frames=args.frames,
-        params_file=args.params_file,
-        score_threshold=args.score_threshold,
-        bev_frames=args.bev_frames,
-        timeout=args.timeout,
         progress=not args.quiet,
-        runtime=args.runtime,
     )
     m, c, f, lat, live = rep["metrics"], rep["coverage_metrics"], rep["frames"], rep["latency_ms"], rep["live"]
     missed = f", {live['frames_missed']} missed by the node at {args.rate:g}x" if live else ""

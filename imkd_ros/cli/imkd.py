@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imkd_ros.cli.options import add_device_argument
+from imkd_ros.cli.options import add_dataset_arguments, add_device_argument, picked
 
 __all__ = ["main", "build_parser"]
 
@@ -25,17 +25,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     weathers = tuple(w.strip() for w in args.weather.split(",") if w.strip())
     summary = write_dataset(
         Path(args.out),
-        scenes=args.scenes,
-        samples_per_scene=args.samples_per_scene,
-        seed=args.seed,
+        **picked(args, "scenes", "samples_per_scene", "seed", "version", "workers", "overwrite", "rig"),
         weathers=weathers,
-        version=args.version,
         camera_sweeps=not args.no_camera_sweeps,
-        workers=args.workers,
-        overwrite=args.overwrite,
         progress=True,
         unlabelled_scenes=args.unlabelled_scenes,
-        rig=args.rig,
         scene_names=devkit_scene_names(args.scene_names) if args.scene_names else None,
     )
     print(summary)
@@ -121,10 +115,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         None,
         args.out,
         dataroot=args.data,
-        version=args.version,
-        split=args.split,
-        bev_pngs=args.bev_pngs,
-        skip_bad_frames=args.skip_bad_frames,
+        **picked(args, "version", "split", "bev_pngs", "skip_bad_frames"),
     )
     for name, key in (("coverage", "coverage_summary"), ("grid", "summary")):
         h = headline(res[key])
@@ -158,10 +149,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         args.split,
         args.checkpoint,
         args.out,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=args.device,
+        **picked(args, "bootstrap", "seed", "batch_size", "device"),
         runtimes=args.runtime or (),
     )
     for region in res.regions.values():
@@ -180,16 +168,8 @@ def _cmd_teacher_targets(args: argparse.Namespace) -> int:
     from imkd_ros.cli.options import cache_summary, rounded, run_teacher_targets
     from imkd_ros.distill.targets import build_target_cache
 
-    rep = run_teacher_targets(
-        args,
-        build_target_cache,
-        args.data,
-        split=args.split,
-        version=args.version,
-        radar_sweeps=args.radar_sweeps,
-        skip_bad_frames=args.skip_bad_frames,
-        tta=args.tta,
-    )
+    options = picked(args, "split", "version", "radar_sweeps", "skip_bad_frames", "tta")
+    rep = run_teacher_targets(args, build_target_cache, args.data, **options)
     _print_skipped([s.to_dict() for s in rep.skipped], Path(args.out) / "index.json")
     print(json.dumps(rounded({**cache_summary(rep), "skipped_frames": len(rep.skipped)}, 1)))
     return 0
@@ -215,18 +195,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         fraction=args.labelled_fraction,
         default_seeds=tuple(range(args.seeds)),
         seeds=seeds,
-        steps=args.steps,
-        teacher_steps=args.teacher_steps,
-        teacher_augment=args.teacher_augment,
-        tta=args.tta,
-        jobs=args.jobs,
-        precision=args.precision,
-        grid=args.grid,
+        **picked(args, "steps", "teacher_steps", "teacher_augment", "tta", "jobs", "precision", "grid"),
+        **picked(args, "size", "version", "device"),
         image_size=parse_image_size(args.image_size) if args.image_size else None,
         rows=keys,
-        size=args.size,
-        version=args.version,
-        device=args.device,
     )
     trained = run_study(plan)
     report = score_study(
@@ -300,16 +272,12 @@ def _add_dataset_verbs(sub: Any) -> None:
     ls = sub.add_parser(
         "label-scarce", help="split a labelled split into scarce<P>_labelled / scarce<P>_unlabelled (splits.json)"
     )
-    ls.add_argument("--data", required=True, help="nuScenes-format dataroot written by imkd synth")
+    add_dataset_arguments(ls, "synth_train", "the labelled split to divide")
     ls.add_argument("--fraction", type=float, default=0.25, help="share of each weather's scenes labelled")
-    ls.add_argument("--split", default="synth_train", help="the labelled split to divide (default synth_train)")
-    ls.add_argument("--version", default="v1.0-synth")
     ls.set_defaults(func=_cmd_label_scarce)
 
     e = sub.add_parser("eval-results", help="score a results JSON with the nuscenes-devkit detection eval")
-    e.add_argument("--data", required=True, help="nuScenes-format dataroot")
-    e.add_argument("--version", default="v1.0-synth", help="dataset version folder (default v1.0-synth)")
-    e.add_argument("--split", default="synth_val", help="split name (splits.json or the devkit's)")
+    add_dataset_arguments(e, "synth_val")
     e.add_argument("--results", required=True, help="results JSON in the devkit submission format")
     e.add_argument("--out", required=True, help="METRICS.json to write (the devkit files go beside it)")
     e.set_defaults(func=_cmd_eval_results)
@@ -317,6 +285,8 @@ def _add_dataset_verbs(sub: Any) -> None:
 
 def _add_model_verbs(sub: Any) -> None:
     """``imkd train``, ``imkd eval``, ``imkd compare``."""
+    from imkd_ros.data.check import add_skip_bad_frames_argument
+
     t = sub.add_parser("train", help="train the LiDAR teacher or a radar-camera student")
     from imkd_ros.training.train import add_train_arguments
 
@@ -324,11 +294,9 @@ def _add_model_verbs(sub: Any) -> None:
     t.set_defaults(func=_cmd_train)
 
     v = sub.add_parser("eval", help="run a checkpoint over a split and score it with the devkit")
-    v.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    add_dataset_arguments(v, "synth_val")
     v.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
     v.add_argument("--out", required=True, help="output folder (results.json, metrics_summary.json, BEV PNGs)")
-    v.add_argument("--split", default="synth_val")
-    v.add_argument("--version", default="v1.0-synth")
     add_device_argument(v)
     v.add_argument(
         "--backend", default="torch", help="inference backend: torch, onnxruntime, openvino or auto (default torch)"
@@ -336,18 +304,13 @@ def _add_model_verbs(sub: Any) -> None:
     v.add_argument("--precision", default="fp32", help="numeric precision the backend runs (fp32, bf16: see README)")
     v.add_argument("--threads", type=int, default=None, help="onnxruntime/openvino threads (default: theirs)")
     v.add_argument("--bev-pngs", type=int, default=3, help="BEV pictures to draw")
-    v.add_argument(
-        "--skip-bad-frames",
-        action="store_true",
-        help="leave frames whose files are missing, truncated or corrupt out of the score (listed in "
-        "skipped_frames.json and eval_scope) instead of stopping with the list of bad files",
-    )
+    add_skip_bad_frames_argument(v, "skipped_frames.json and the metrics' eval_scope")
     v.set_defaults(func=_cmd_eval)
 
     c = sub.add_parser(
         "compare", help="compare checkpoints on one split: devkit metrics and paired bootstrap CIs over scenes"
     )
-    c.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    add_dataset_arguments(c, "synth_val")
     c.add_argument(
         "--checkpoint",
         action="append",
@@ -355,8 +318,6 @@ def _add_model_verbs(sub: Any) -> None:
         help="model checkpoint (.pt); repeat it, the first is the reference",
     )
     c.add_argument("--out", required=True, help="output folder (per model results and metrics, compare.md/.json/.png)")
-    c.add_argument("--split", default="synth_val")
-    c.add_argument("--version", default="v1.0-synth")
     c.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
     c.add_argument("--seed", type=int, default=0, help="seed of the scene draws (default 0)")
     c.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
@@ -373,15 +334,10 @@ def _add_model_verbs(sub: Any) -> None:
 def _add_teacher_targets_verb(sub: Any) -> None:
     """``imkd teacher-targets``."""
     from imkd_ros.cli.options import add_teacher_target_arguments
+    from imkd_ros.data.check import add_skip_bad_frames_argument
 
     tt = sub.add_parser("teacher-targets", help="run the LiDAR teacher once over a split into a teacher-target cache")
-    tt.add_argument("--data", required=True, help="nuScenes-format dataroot")
-    tt.add_argument(
-        "--split",
-        default="synth_train",
-        help="split(s) to cover, comma list (default synth_train; e.g. synth_unlabelled)",
-    )
-    tt.add_argument("--version", default="v1.0-synth")
+    add_dataset_arguments(tt, "synth_train", "split(s) to cover, comma list (e.g. synth_train,synth_unlabelled)")
     tt.add_argument("--radar-sweeps", type=int, default=6, help="reader setting (as in training)")
     add_teacher_target_arguments(tt)
     tt.add_argument(
@@ -389,12 +345,7 @@ def _add_teacher_targets_verb(sub: Any) -> None:
         action="store_true",
         help="merge each frame's teacher head with its left-right mirrored pass (better pseudo-labels, 2x time)",
     )
-    tt.add_argument(
-        "--skip-bad-frames",
-        action="store_true",
-        help="leave samples whose files are missing, truncated or corrupt out of the cache (listed in its header) "
-        "instead of stopping with the list of bad files",
-    )
+    add_skip_bad_frames_argument(tt, "the cache header")
     tt.set_defaults(func=_cmd_teacher_targets)
 
 

@@ -4,8 +4,9 @@
 same cache format: :func:`add_teacher_target_arguments` adds their common options (the teacher, the cache folder,
 the build settings), :func:`run_teacher_targets` runs a cache builder with them (:func:`teacher_target_options`:
 the keyword arguments both builders take) and :func:`cache_summary` is what both print of the build.
-:func:`set_torch_threads` applies ``--threads``; :func:`add_device_argument` is every verb's ``--device``;
-:func:`rounded` rounds a printed summary.
+:func:`set_torch_threads` applies ``--threads``; :func:`add_device_argument` is every verb's ``--device`` and
+:func:`add_dataset_arguments` the ``--data --version --split`` of every verb that reads a dataset;
+:func:`rounded` rounds a printed summary; :func:`picked` hands options on under their own names.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "add_dataset_arguments",
     "add_device_argument",
     "add_teacher_target_arguments",
     "cache_summary",
+    "picked",
     "rounded",
     "run_teacher_targets",
     "set_torch_threads",
@@ -28,6 +31,21 @@ __all__ = [
 def add_device_argument(p: argparse.ArgumentParser) -> None:
     """``--device cpu|cuda`` (default cpu)."""
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+
+
+def picked(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """``{name: args.name}`` for each of ``names``: the options a verb hands to its library function under the
+    same keyword (``f(**picked(args, "version", "split"))`` for ``f(version=args.version, split=args.split)``)."""
+    return {name: getattr(args, name) for name in names}
+
+
+def add_dataset_arguments(
+    p: argparse.ArgumentParser, split: str, split_help: str = "split name (splits.json or the devkit's)"
+) -> None:
+    """``--data`` (required), ``--version`` (default v1.0-synth) and ``--split`` (default ``split``)."""
+    p.add_argument("--data", required=True, help="nuScenes-format dataroot")
+    p.add_argument("--version", default="v1.0-synth", help="dataset version folder (default v1.0-synth)")
+    p.add_argument("--split", default=split, help=f"{split_help} (default {split})")
 
 
 def add_teacher_target_arguments(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ read: :func:`read_frames` then raises that one file's error, or skips the frame 
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
@@ -33,6 +34,7 @@ from imkd_ros.data.pcd import check_lidar_bin, check_radar_pcd
 
 __all__ = [
     "FileProblem",
+    "add_skip_bad_frames_argument",
     "SkippedFrame",
     "check_file",
     "check_samples",
@@ -161,6 +163,17 @@ def bad_files_error(
         f"{len(problems)} bad input file{'s' if len(problems) != 1 else ''} in {what} ({len(hit)} of {frames} "
         f"{unit} read them): {listed}{more}; {hint}",
         problems,
+    )
+
+
+def add_skip_bad_frames_argument(p: argparse.ArgumentParser, listed_in: str) -> None:
+    """``--skip-bad-frames``: ``skip_bad`` of :func:`usable_samples` for a verb whose run lists what it skipped in
+    ``listed_in``."""
+    p.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help=f"leave out frames whose files are missing, truncated or corrupt (listed in {listed_in}) instead of "
+        "stopping with the list of bad files",
     )
 
 

@@ -13,11 +13,10 @@ frame); out ``~/output/targets`` (``imkd_msgs/msg/TeacherTargets``: header = the
 ``output_frame``; ``sample_token`` = the stamp in ns as text, the key ``imkd bag teacher-targets`` gives frames of a
 bag without sample tokens).
 
-Parameters (defaults in :data:`DEFAULTS`): ``checkpoint`` (teacher ``.pt``; a bare name is looked up under the
-shipped ``models/``; default ``teacher.pt``), ``device`` (``cpu``/``cuda``), ``output_frame`` (``base_link``),
-``lidar_to_base.translation`` [x, y, z] (m) and ``lidar_to_base.rotation`` [w, x, y, z] (the LiDAR's mounting;
-default nuScenes' and the synthetic world's LIDAR_TOP), ``density_saturation`` (LiDAR points per cell at density 1),
-``max_points`` (a larger cloud is rejected), ``warn_period`` (s between warnings of one kind).
+Parameters: ``config/teacher.yaml`` (their defaults and meaning), read at start-up into a
+:class:`~imkd_ros.pipeline.teacher_params.TeacherNodeConfig` (a bad or unknown one stops the node with one line
+naming it): ``checkpoint``, ``device``, ``output_frame``, ``lidar_to_base.translation`` / ``.rotation`` (the
+LiDAR's mounting), ``density_saturation``, ``max_points``, ``warn_period``.
 
 One sweep per message (no accumulation yet; the shipped teacher is trained on ``lidar.sweeps`` = 5 accumulated
 sweeps, so live targets see fewer points than the offline caches). Clouds are processed in the subscription
@@ -39,30 +38,18 @@ from sensor_msgs.msg import PointCloud2
 
 from imkd_ros.apps.bag_targets import lidar_frame, targets_msg_fields
 from imkd_ros.bag.source import LIDAR_MSG_FIELDS
-from imkd_ros.core.geometry import pose_parameter
 from imkd_ros.core.shipped import resolve_checkpoint
 from imkd_ros.core.sweeps import lidar_sweep_to_ref
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.distill.intensity import IntensitySpec
 from imkd_ros.distill.targets import compute_teacher_targets, load_teacher, target_header
 from imkd_ros.nodes.spin import run_node
+from imkd_ros.pipeline.teacher_params import TeacherNodeConfig, teacher_default_parameters
 from imkd_ros.pipeline.throttle import WarningThrottle
 from imkd_ros.ros.convert import ConversionError, fields_to_matrix, pointcloud2_to_array
 from imkd_ros.ros.messages import stamp_to_ns
 
-__all__ = ["DEFAULTS", "TeacherNode", "main"]
-
-#: Parameter defaults (see the module docstring).
-DEFAULTS: dict[str, Any] = {
-    "checkpoint": "teacher.pt",
-    "device": "cpu",
-    "output_frame": "base_link",
-    "lidar_to_base.translation": [0.99, 0.0, 1.84],
-    "lidar_to_base.rotation": [0.7071067811865476, 0.0, 0.0, -0.7071067811865475],
-    "density_saturation": 64.0,
-    "max_points": 400000,
-    "warn_period": 5.0,
-}
+__all__ = ["TeacherNode", "main"]
 
 
 class TeacherNode(Node):
@@ -70,17 +57,13 @@ class TeacherNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("teacher_node", **kwargs)
-        p = {name: self.declare_parameter(name, value).value for name, value in DEFAULTS.items()}
-        self.lidar_to_base = pose_parameter(
-            p["lidar_to_base.translation"], p["lidar_to_base.rotation"], "lidar_to_base"
-        )
-        self.output_frame = str(p["output_frame"])
-        self._max_points = int(p["max_points"])
-        self._warn = WarningThrottle(self.get_logger().warning, float(p["warn_period"])).warn
+        values = {n: self.declare_parameter(n, v).value for n, v in teacher_default_parameters().items()}
+        self.config = cfg = TeacherNodeConfig.from_parameters(values)
+        self._warn = WarningThrottle(self.get_logger().warning, cfg.warn_period).warn
 
-        path = resolve_checkpoint(str(p["checkpoint"]))
-        self.teacher = load_teacher(path, str(p["device"]))
-        self.spec = IntensitySpec(density_saturation=float(p["density_saturation"]))
+        path = resolve_checkpoint(cfg.checkpoint)
+        self.teacher = load_teacher(path, cfg.device)
+        self.spec = IntensitySpec(density_saturation=cfg.density_saturation)
         self.header = target_header(self.teacher, path, self.spec, {"live": self.get_name()})
         self.get_logger().info(f"teacher {path} on {next(self.teacher.parameters()).device}")
 
@@ -93,9 +76,9 @@ class TeacherNode(Node):
         stamp = stamp_to_ns(msg.header.stamp)
         try:
             cloud = pointcloud2_to_array(msg)
-            if len(cloud) > self._max_points:
+            if len(cloud) > self.config.max_points:
                 raise ConversionError(
-                    f"LiDAR PointCloud2 has {len(cloud)} points, more than max_points {self._max_points}"
+                    f"LiDAR PointCloud2 has {len(cloud)} points, more than max_points {self.config.max_points}"
                 )
             pts = fields_to_matrix(cloud, LIDAR_MSG_FIELDS, np.float32)
             if not np.isfinite(pts).all():
@@ -103,7 +86,8 @@ class TeacherNode(Node):
         except ConversionError as exc:
             self._warn("lidar", f"~/input/lidar: {exc}; cloud dropped")
             return
-        frame = lidar_frame(str(stamp), stamp, lidar_sweep_to_ref(pts, self.lidar_to_base, 0.0), self.teacher.config)
+        points = lidar_sweep_to_ref(pts, self.config.lidar_to_base, 0.0)
+        frame = lidar_frame(str(stamp), stamp, points, self.teacher.config)
         try:
             targets = compute_teacher_targets(self.teacher, collate_frames([frame]), self.spec)[0]
         except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
@@ -111,7 +95,7 @@ class TeacherNode(Node):
             return
         out = TeacherTargetsMsg(**targets_msg_fields(targets, self.header))
         out.header = msg.header
-        out.header.frame_id = self.output_frame
+        out.header.frame_id = self.config.output_frame
         self.pub.publish(out)
         self.frames_done += 1
 

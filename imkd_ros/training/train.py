@@ -55,7 +55,7 @@ from torch import nn
 from imkd_ros.core.errors import InputError
 from imkd_ros.core.types import Frame
 from imkd_ros.data.augment import GlobalAugment, augment_lidar_batch
-from imkd_ros.data.check import SkippedFrame, read_frames, usable_samples
+from imkd_ros.data.check import SkippedFrame, add_skip_bad_frames_argument, read_frames, usable_samples
 from imkd_ros.data.dataset import collate_frames
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.distill.adapters import DistillHeads
@@ -912,12 +912,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="move each frame and its boxes by a random rotation and scale (imkd_ros.data.augment); default: on for "
         "the teacher, which alone can (students: the camera cannot follow)",
     )
-    p.add_argument(
-        "--skip-bad-frames",
-        action="store_true",
-        help="leave out frames whose files are missing, truncated or corrupt (listed in the checkpoint meta) "
-        "instead of stopping with the list of bad files",
-    )
+    add_skip_bad_frames_argument(p, "the checkpoint meta")
     _add_distill_arguments(p)
 
 

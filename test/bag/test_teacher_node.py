@@ -46,16 +46,13 @@ def node_command(checkpoint: Path, *extra: str) -> list[str]:
 
 def _offline(bag: Path, teacher: Path, stamps: list[int]) -> dict[int, object]:
     """The targets of the bag's first sweeps computed in this process, keyed by stamp (one sweep, ego frame at it)."""
-    import torch
-
     from imkd_ros.apps.bag_targets import lidar_frame
     from imkd_ros.bag.source import BagSource
     from imkd_ros.bag.topics import BagTopics
     from imkd_ros.data.dataset import collate_frames
     from imkd_ros.distill.targets import compute_teacher_targets, load_teacher
 
-    torch.set_num_threads(1)
-    t = load_teacher(teacher)
+    t = load_teacher(teacher)  # on one torch thread: test/bag/conftest.py
     src = BagSource(bag, BagTopics(sample_token="/not/there"))  # no sample tokens: frames are LiDAR sweeps
     out = {}
     for key, stamp, pts in src.lidar_frames(1, keys={str(s) for s in stamps}):
@@ -125,3 +122,12 @@ def test_node_exits_with_a_clear_error_for_a_missing_checkpoint(tmp_path: Path) 
     )
     assert res.returncode == 2, res.stdout + res.stderr
     assert "teacher_node: error:" in res.stderr and "missing.pt" in res.stderr
+
+
+def test_node_exits_naming_a_bad_parameter(bag_teacher: Path) -> None:
+    res = subprocess.run(
+        node_command(bag_teacher, "-p", "max_points:=0"), env=_env(), cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "teacher_node: error: parameter max_points: 0 is below the minimum of 1" in res.stderr

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import torch_threads
 
 from imkd_ros.distill.targets import CacheBuildReport, build_target_cache
 from imkd_ros.model import Teacher
@@ -16,11 +16,8 @@ from imkd_ros.training.train import model_config_for
 
 
 @pytest.fixture(autouse=True)
-def _single_thread_torch() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every distillation test on one torch thread (test/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +33,6 @@ def tiny_teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_cache(synth_root: Path, tiny_teacher_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> CacheBuildReport:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         out = tmp_path_factory.mktemp("targets") / "cache"
         return build_target_cache(synth_root, tiny_teacher_ckpt, out, shard_size=4, progress=False, debug_pngs=1)
-    finally:
-        torch.set_num_threads(old)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import stop_after
+from conftest import stop_after, torch_threads
 
 from imkd_ros.cli import main as cli_main
 from imkd_ros.data.reader import NuScenesReader
@@ -69,9 +69,7 @@ def caches(synth_unlabelled_root: Path, tiny_teacher_ckpt: Path, tmp_path_factor
     teacher-targets`` of the labelled training split."""
     work = tmp_path_factory.mktemp("unlabelled_caches")
     data = str(synth_unlabelled_root)
-    old = torch.get_num_threads()
-    try:  # the CLI leaves torch's thread count alone without --threads
-        torch.set_num_threads(1)
+    with torch_threads(1):  # the CLI leaves torch's thread count alone without --threads
         bag = work / "drive_bag"
         assert cli_main(["bag", "export", "--data", data, "--out", str(bag), "--split", "synth_unlabelled",
                          "--all-camera-frames"]) == 0  # fmt: skip
@@ -81,8 +79,6 @@ def caches(synth_unlabelled_root: Path, tiny_teacher_ckpt: Path, tmp_path_factor
                          "--shard-size", "1", "--debug-pngs", "0"]) == 0  # fmt: skip
         assert cli_main(["teacher-targets", "--data", data, "--teacher", teacher, "--out", str(cl),
                          "--split", "synth_train", "--debug-pngs", "0"]) == 0  # fmt: skip
-    finally:
-        torch.set_num_threads(old)
     scores = np.concatenate([t.scores for t in TargetCache(cu).load_all().values()])
     return Caches(cl, cu, bag, float(np.median(scores)))
 

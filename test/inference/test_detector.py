@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -19,13 +18,7 @@ from imkd_ros.inference.detector import Detector, inference_threads, model_input
 from imkd_ros.model import ModelConfig, Student
 from imkd_ros.model.doppler import refine_velocity
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _frame(seed: int, size: tuple[int, int] = (320, 180)) -> Frame:
