@@ -301,7 +301,7 @@ def node_parameters(rig: SensorRig, overrides: Mapping[str, Any] | None = None) 
     """The detector node's parameters for this bag: ``config/detector.yaml`` defaults, the rig's mountings, camera
     and radar names and image type, then ``overrides`` (flat dotted names). Flat dict
     (``"radar_to_base.front.rotation"``)."""
-    from imkd_ros.pipeline.assemble import default_parameters
+    from imkd_ros.pipeline.detector_params import default_parameters
 
     params = {k: v for k, v in default_parameters().items() if not k.startswith(("camera_to_base.", "radar_to_base."))}
     params["cameras"] = list(rig.camera_names)
@@ -341,7 +341,7 @@ def read_params_file(path: str | PathLike[str]) -> dict[str, Any]:
     """
     import yaml
 
-    from imkd_ros.pipeline.assemble import flatten_parameters
+    from imkd_ros.pipeline.params import flatten_parameters
 
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -409,7 +409,8 @@ def replay_offline(
     """
     from tqdm import tqdm
 
-    from imkd_ros.pipeline.assemble import FrameAssembler, mountings
+    from imkd_ros.pipeline.assemble import FrameAssembler
+    from imkd_ros.pipeline.detector_params import DetectorNodeConfig, mountings
 
     if frames not in FRAME_CHOICES:
         raise BagError(f"frames must be one of {FRAME_CHOICES}, got {frames!r}")
@@ -419,7 +420,7 @@ def replay_offline(
         camera_to_base, radar_to_base = mountings(p)
         camera_to_base = _bag_poses(camera_to_base, rig.camera_to_base, p, "camera")
         radar_to_base = _bag_poses(radar_to_base, rig.radar_to_base, p, "radar")
-        assembler = FrameAssembler.from_parameters(p, radar_to_base)
+        assembler = FrameAssembler.from_config(DetectorNodeConfig.from_parameters(p), radar_to_base)
     except ValueError as exc:
         raise BagError(f"bag {src.path}: node parameters: {exc}") from exc
     unknown = [c for c in camera_to_base if c not in rig.camera_names]
@@ -446,7 +447,7 @@ class _OfflineRun:
     and error counts, and the :class:`Replay` at the end (:meth:`result`).
 
     Args:
-        mountings: camera name -> base and radar name -> base (:func:`imkd_ros.pipeline.assemble.mountings`; the
+        mountings: camera name -> base and radar name -> base (:func:`imkd_ros.pipeline.detector_params.mountings`; the
             cameras of the node's parameters, the reference camera first).
         gts: the ground-truth stamps.
         keyframes_only: replay only the images with ground truth.

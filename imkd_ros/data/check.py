@@ -22,7 +22,7 @@ read: :func:`read_frames` then raises that one file's error, or skips the frame 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "bad_files_error",
     "usable_samples",
     "read_frames",
+    "iter_frames",
     "SKIP_HINT",
 ]
 
@@ -226,8 +227,26 @@ def read_frames(
         DataError: a file the cheap checks passed fails to read (e.g. a corrupt JPEG body), without ``skip_bad``.
     """
     good, skipped = usable_samples(reader, tokens, skip_bad=skip_bad, what=what)
-    frames: list[Frame] = []
-    for t in progress(good) if progress is not None else good:
+    frames = [
+        transform(f) if transform is not None else f
+        for f in iter_frames(reader, progress(good) if progress is not None else good, skipped, skip_bad=skip_bad)
+    ]
+    order = {t: i for i, t in enumerate(tokens)}
+    skipped.sort(key=lambda s: order.get(s.sample, 0))
+    return frames, skipped
+
+
+def iter_frames(
+    reader: Any, tokens: Iterable[str], skipped: list[SkippedFrame], *, skip_bad: bool = False
+) -> Iterator[Frame]:
+    """The frames of ``tokens`` (files checked already: :func:`usable_samples`), read one at a time as they are
+    asked for, so that a caller that does not keep them holds one at a time (a nuScenes val keyframe with six
+    full-size images is ~26 MB). With ``skip_bad``, a frame that fails to read is appended to ``skipped`` instead.
+
+    Raises:
+        DataError: a file the cheap checks passed fails to read, without ``skip_bad``.
+    """
+    for t in tokens:
         try:
             frame = reader.frame(t)
         except DataError as exc:
@@ -235,7 +254,4 @@ def read_frames(
                 raise
             skipped.append(SkippedFrame(t, _scene(reader, t), str(exc)))
             continue
-        frames.append(transform(frame) if transform is not None else frame)
-    order = {t: i for i, t in enumerate(tokens)}
-    skipped.sort(key=lambda s: order.get(s.sample, 0))
-    return frames, skipped
+        yield frame

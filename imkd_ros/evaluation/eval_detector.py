@@ -19,9 +19,10 @@ and in every summary's ``eval_scope.skipped_samples``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ import numpy as np
 
 from imkd_ros.core.atomic import atomic_write_text
 from imkd_ros.core.types import Boxes, Frame
-from imkd_ros.data.check import SkippedFrame, read_frames
+from imkd_ros.data.check import SkippedFrame, iter_frames, usable_samples
+from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.evaluation.coverage import Coverage, dataset_coverage, grid_region
 from imkd_ros.evaluation.evaluate import CAMERA_RADAR_META, Region, boxes_to_results, evaluate_regions
@@ -89,22 +91,23 @@ def evaluate_detector(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if frames is None:
+    skipped = list(skipped)
+    if frames is None:  # read as detected: one batch in memory, not the split (nuScenes val: 6019 x ~26 MB)
         reader = reader or _reader_for(detector, dataroot, version, bev_pngs)
-        frames, skipped = read_frames(
+        tokens, skipped = usable_samples(
             reader, reader.split_samples(split), skip_bad=skip_bad_frames, what=f"split {split} of {dataroot}"
         )
-    skipped = list(skipped)
-    if not frames:
-        from imkd_ros.data.errors import DatasetError
-
+        count, stream = len(tokens), iter_frames(reader, tokens, skipped, skip_bad=skip_bad_frames)
+    else:
+        count, stream = len(frames), iter(frames)
+    results, latencies, dets_of, first, pictures = _detect_all(detector, stream, batch_size, _picks(count, bev_pngs))
+    if first is None:
         raise DatasetError(f"split {split} of {dataroot}: every one of its {len(skipped)} frames was skipped")
-    results, latencies, dets_of = _detect_all(detector, frames, batch_size, skipped)
-    results_path = _write_results(out_dir / "results.json", detector, results)
+    results_path = _write_results(out_dir / "results.json", detector, {**results, **{s.sample: [] for s in skipped}})
     if coverage is None:
         if reader is None and "radar" in detector.config.modalities:
             reader = NuScenesReader(dataroot, version, load_lidar=False, load_image=False)
-        coverage = dataset_coverage(detector.config, reader, frames[0].token, cameras=frames[0].cameras)
+        coverage = dataset_coverage(detector.config, reader, first.token, cameras=first.cameras)
     grid, cov = evaluate_regions(
         dataroot,
         version,
@@ -114,10 +117,12 @@ def evaluate_detector(
         by_weather=by_weather,
         exclude=[s.sample for s in skipped],
     )
+    order = {t: i for i, t in enumerate(reader.split_samples(split))} if reader is not None and skipped else {}
+    skipped.sort(key=lambda s: order.get(s.sample, 0))
     weather, cov_weather = _weather_headlines(out_dir, grid, cov) if by_weather else ({}, {})
     if skipped:
         atomic_write_text(out_dir / "skipped_frames.json", json.dumps([s.to_dict() for s in skipped], indent=2) + "\n")
-    _draw_bevs(out_dir / "bev", frames, dets_of, bev_pngs)
+    _draw_bevs(out_dir / "bev", pictures, dets_of)
     return {
         "summary": grid.summary,
         "by_weather": weather,
@@ -125,7 +130,7 @@ def evaluate_detector(
         "coverage_by_weather": cov_weather,
         "coverage": coverage.to_dict(),
         "latency_ms_median": float(np.median(latencies)) if latencies else float("nan"),
-        "frames": len(frames),
+        "frames": len(dets_of),
         "skipped_frames": [s.to_dict() for s in skipped],
     }
 
@@ -163,28 +168,40 @@ def _weather_headlines(out_dir: Path, grid: Any, cov: Any) -> tuple[dict[str, An
     return weather, cov_weather
 
 
+def _picks(count: int, bev_pngs: int) -> set[int]:
+    """Indices of the ``bev_pngs`` frames, of ``count``, drawn as BEV pictures: evenly spread."""
+    return set(range(0, count, max(1, count // max(1, bev_pngs)))[:bev_pngs])
+
+
 def _detect_all(
-    detector: Detector, frames: Sequence[Frame], batch_size: int, skipped: Sequence[SkippedFrame]
-) -> tuple[dict[str, list[dict[str, Any]]], list[float], dict[str, Boxes]]:
-    """Detections on ``frames`` in batches: devkit results by sample (skipped samples with none), per-frame latencies
-    (ms, one per batch) and the boxes by sample."""
-    results: dict[str, list[dict[str, Any]]] = {s.sample: [] for s in skipped}
+    detector: Detector, frames: Iterator[Frame], batch_size: int, picks: set[int]
+) -> tuple[dict[str, list[dict[str, Any]]], list[float], dict[str, Boxes], Frame | None, list[Frame]]:
+    """Detections on ``frames`` in batches of ``batch_size``, each batch dropped once detected: devkit results by
+    sample, per-frame latencies (ms, one per batch), the boxes by sample, and the only frames kept: the first (the
+    rig the coverage region is built from; None when there was none) and those whose index is in ``picks`` (the BEV
+    pictures)."""
+    results: dict[str, list[dict[str, Any]]] = {}
     latencies = []
     dets_of = {}
-    for i in range(0, len(frames), batch_size):
-        chunk = list(frames[i : i + batch_size])
+    first, pictures = None, []
+    index = 0
+    while chunk := list(itertools.islice(frames, batch_size)):
         t0 = time.perf_counter()
         boxes = detector.detect_batch(chunk)
         latencies.append((time.perf_counter() - t0) * 1e3 / len(chunk))
         for f, b in zip(chunk, boxes, strict=True):
             results[f.token] = boxes_to_results(f, b)
             dets_of[f.token] = b
-    return results, latencies, dets_of
+            first = f if first is None else first
+            if index in picks:
+                pictures.append(f)
+            index += 1
+    return results, latencies, dets_of, first, pictures
 
 
-def _draw_bevs(folder: Path, frames: Sequence[Frame], dets_of: Mapping[str, Boxes], count: int) -> None:
-    """``count`` BEV pictures, of frames evenly spread over ``frames``."""
+def _draw_bevs(folder: Path, frames: Sequence[Frame], dets_of: Mapping[str, Boxes]) -> None:
+    """A BEV picture of each of ``frames`` with its detections."""
     from imkd_ros.evaluation.viz import draw_bev
 
-    for f in list(frames)[:: max(1, len(frames) // max(1, count))][:count]:
+    for f in frames:
         draw_bev(folder / f"{f.scene}_{f.token[:8]}.png", f, dets_of[f.token])

@@ -97,10 +97,10 @@ class BagPlayer(Recorder):
         self._next: Iterator[tuple[int, BagMessage]] | None = None
 
     def _played(self) -> Iterator[BagMessage]:
-        from imkd_ros.pipeline.assemble import default_parameters
+        from imkd_ros.pipeline.detector_params import DetectorNodeConfig
 
-        p = default_parameters()
-        lead, window = (int(round(float(p[k]) * 1e9)) for k in ("camera_set_lead", "camera_set_window"))
+        cfg = DetectorNodeConfig.defaults()
+        lead, window = (int(round(v * 1e9)) for v in (cfg.camera_set_lead, cfg.camera_set_window))
         for m in ordered_messages(self.src, self._roles):
             if self._keyframes_only and m.topic == self._reference and m.stamp_ns not in self._gt:
                 continue

@@ -2,7 +2,9 @@
 subscriptions, publishers, the model thread and ``/diagnostics``, attached to an rclpy node in four steps.
 
 * :meth:`DetectorCore.__init__` declares every parameter with its descriptor from ``config/detector.schema.json``
-  and checks the values (a bad one: :class:`~imkd_ros.pipeline.params.ParameterError` naming it);
+  and reads the values into :attr:`DetectorCore.config`, a frozen
+  :class:`~imkd_ros.pipeline.detector_params.DetectorNodeConfig` (a bad one:
+  :class:`~imkd_ros.pipeline.params.ParameterError` naming it); a ``ros2 param set`` replaces it with a new one;
 * :meth:`DetectorCore.load` loads the model and builds the pipeline (lifecycle: configure);
 * :meth:`DetectorCore.start` creates the subscriptions (camera, CameraInfo, radars, ego pose, ``/tf_static``,
   ``/tf``), publishers and the diagnostics timer (lifecycle: activate);
@@ -53,22 +55,11 @@ from visualization_msgs.msg import MarkerArray
 
 from imkd_ros.core.transforms import Pose
 from imkd_ros.core.types import Frame
-from imkd_ros.pipeline.assemble import (
-    AssembledFrame,
-    FrameAssembler,
-    FrameInputError,
-    default_parameters,
-    mountings,
-)
+from imkd_ros.pipeline.assemble import AssembledFrame, FrameAssembler, FrameInputError
+from imkd_ros.pipeline.detector_params import DetectorNodeConfig, default_parameters
 from imkd_ros.pipeline.diagnostics import DiagnosticsMonitor
 from imkd_ros.pipeline.extrinsics import ExtrinsicsResolver
-from imkd_ros.pipeline.params import (
-    MOUNTING_GROUPS,
-    ParameterError,
-    check_names,
-    parameter_spec,
-    validate_parameters,
-)
+from imkd_ros.pipeline.params import MOUNTING_GROUPS, ParameterError, check_names, parameter_spec, validate_parameters
 from imkd_ros.pipeline.sync import NS_PER_S, SyncEvent
 from imkd_ros.pipeline.tf import TfBuffer, transforms_of
 from imkd_ros.pipeline.throttle import WarningThrottle
@@ -94,20 +85,6 @@ _SPANS = ("transport", "callback", "handoff", "model", "detections", "markers")
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 TF_STATIC_QOS = QoSProfile(
     depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-
-#: Parameters applied while the node runs (the others are read-only: the schema's ``readOnly``).
-_RUNTIME = (
-    "score_threshold",
-    "max_radar_points",
-    "radar_default_filters",
-    "tf_wait",
-    "publish_markers",
-    "warn_period",
-    "debug_timing",
-    "diagnostics.processing_warn_ms",
-    "diagnostics.processing_error_ms",
-    "diagnostics.input_timeout",
 )
 
 
@@ -169,9 +146,7 @@ class DetectorCore:
             if not _is_mounting(name):
                 self._declare(name, value)
         p = {name: node.get_parameter(name).value for name in defaults if not _is_mounting(name)}
-        self.cameras = [str(c) for c in p["cameras"]]
-        self.radars = [str(r) for r in p["radars"]]
-        for group, names in (("camera_to_base", self.cameras), ("radar_to_base", self.radars)):
+        for group, names in (("camera_to_base", p["cameras"]), ("radar_to_base", p["radars"])):
             for name in names:  # one mounting per sensor named in cameras / radars
                 for part in ("translation", "rotation"):
                     key = f"{group}.{name}.{part}"
@@ -182,26 +157,23 @@ class DetectorCore:
                         value = None
                     if value is not None:
                         p[key] = list(value)
-        validate_parameters(p)
-        self.params = p
-        self._fallback = self._mountings(p)
+        self._values = p  # the flat values, which a ros2 param set changes
+        self.config = cfg = DetectorNodeConfig.from_parameters(p)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._warn = WarningThrottle(lambda text: self.log.warning(text), float(p["warn_period"])).warn
-        self.output_frame = str(p["output_frame"])
+        self._warn = WarningThrottle(lambda text: self.log.warning(text), cfg.warn_period).warn
         self.tf = TfBuffer()
-        self.extrinsics = ExtrinsicsResolver(
-            self.tf, self.output_frame, self._fallback, str(p["extrinsics_source"]), float(p["tf_wait"])
-        )
-        diag = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("diagnostics.")}
+        fallback = {
+            **{f"camera {c}": pose for c, pose in cfg.camera_to_base.items()},
+            **{f"radar {r}": pose for r, pose in cfg.radar_to_base.items()},
+        }
+        self.extrinsics = ExtrinsicsResolver(self.tf, cfg.output_frame, fallback, cfg.extrinsics_source, cfg.tf_wait)
         self.monitor = DiagnosticsMonitor(
             node.get_name(),
-            processing_warn_ms=float(diag["processing_warn_ms"]),
-            processing_error_ms=float(diag["processing_error_ms"]),
-            input_timeout=float(diag["input_timeout"]),
+            processing_warn_ms=cfg.diagnostics.processing_warn_ms,
+            processing_error_ms=cfg.diagnostics.processing_error_ms,
+            input_timeout=cfg.diagnostics.input_timeout,
         )
-        self._markers = bool(p["publish_markers"])
-        self._timing = bool(p["debug_timing"])
         self.detector: Any = None
         self.assembler: FrameAssembler | None = None
         self._subs: list[Any] = []
@@ -232,49 +204,38 @@ class DetectorCore:
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             raise ParameterError(f"parameter {name}: {exc}") from exc
 
-    def _mountings(self, p: dict[str, Any]) -> dict[str, Pose]:
-        """The parameters' mountings by sensor (``"camera <name>"``, ``"radar <name>"``); a sensor without them has
-        none (tf must give it; with ``extrinsics_source: parameters`` that is an error)."""
-        cameras, radars = mountings(p, required=p["extrinsics_source"] == "parameters")
-        return {**{f"camera {c}": pose for c, pose in cameras.items()}, **{f"radar {r}": v for r, v in radars.items()}}
-
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Thresholds change at run time (checked against the schema first); read-only ones are refused by rclpy
         (their descriptor) before this is called."""
-        new = dict(self.params)
+        values = dict(self._values)
         for prm in params:
-            if prm.name not in new and not _is_mounting(prm.name):
+            if prm.name not in values and not _is_mounting(prm.name):
                 continue  # use_sim_time and other ROS parameters
-            new[prm.name] = prm.value
+            values[prm.name] = prm.value
         try:
-            validate_parameters(new)
+            new = DetectorNodeConfig.from_parameters(values)
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        changed = [prm.name for prm in params if prm.name in _RUNTIME]
-        self.params = new
-        for name in changed:
-            self._apply(name, new[name])
+        changed = self.config.changed(new)
+        self._values, self.config = values, new
+        self._apply(new, changed)
         if changed:
-            self.log.info("parameters changed: " + ", ".join(f"{n}={new[n]}" for n in changed))
+            self.log.info("parameters changed: " + ", ".join(f"{n}={values[n]}" if n in values else n for n in changed))
         return SetParametersResult(successful=True)
 
-    def _apply(self, name: str, value: Any) -> None:
-        if name == "score_threshold" and self.detector is not None:
-            self.detector.score_threshold = float(value)
-        elif name == "max_radar_points" and self.assembler is not None:
-            self.assembler.max_radar_points = int(value)
-        elif name == "radar_default_filters" and self.assembler is not None:
-            self.assembler.radar_default_filters = bool(value)
-        elif name == "tf_wait":
-            self.extrinsics.tf_wait = float(value)
-        elif name == "publish_markers":
-            self._markers = bool(value)
-        elif name == "warn_period":
-            self._warn = WarningThrottle(lambda text: self.log.warning(text), float(value)).warn
-        elif name == "debug_timing":
-            self._timing = bool(value)
-        elif name.startswith("diagnostics."):
-            setattr(self.monitor, name.split(".", 1)[1], float(value))
+    def _apply(self, cfg: DetectorNodeConfig, changed: list[str]) -> None:
+        """Hand the changeable settings among ``changed`` to the parts that hold them (``publish_markers`` and
+        ``debug_timing`` are read from :attr:`config` per frame)."""
+        if "score_threshold" in changed and self.detector is not None:
+            self.detector.score_threshold = cfg.score_threshold
+        if self.assembler is not None:
+            self.assembler.max_radar_points = cfg.max_radar_points
+            self.assembler.radar_default_filters = cfg.radar_default_filters
+        self.extrinsics.tf_wait = cfg.tf_wait
+        if "warn_period" in changed:
+            self._warn = WarningThrottle(lambda text: self.log.warning(text), cfg.warn_period).warn
+        for name in ("processing_warn_ms", "processing_error_ms", "input_timeout"):
+            setattr(self.monitor, name, getattr(cfg.diagnostics, name))
 
     # -- life cycle --------------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -288,18 +249,13 @@ class DetectorCore:
         from imkd_ros.core.shipped import resolve_checkpoint
         from imkd_ros.inference.detector import Detector, inference_threads, torch_threads_for
 
-        p = self.params
-        path = resolve_checkpoint(str(p["checkpoint"]))
-        threads = inference_threads(int(p["threads"]))
+        cfg = self.config
+        path = resolve_checkpoint(cfg.checkpoint)
+        threads = inference_threads(cfg.threads)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.detector = Detector.from_checkpoint(
-                path,
-                str(p["device"]),
-                float(p["score_threshold"]),
-                backend=str(p["backend"]),
-                threads=threads,
-                precision=str(p["precision"]),
+                path, cfg.device, cfg.score_threshold, backend=cfg.backend, threads=threads, precision=cfg.precision
             )
         for w in caught:
             self.log.warning(str(w.message))
@@ -311,21 +267,21 @@ class DetectorCore:
         )
         self.log.info(
             f"model {path} ({used}, {self.detector.precision}, {threads} threads) on {self.detector.device}, "
-            f"cameras {self.cameras} (reference {self.cameras[0]}), radars {self.radars}"
+            f"cameras {self.config.cameras} (reference {self.config.cameras[0]}), radars {self.config.radars}"
         )
         self.log.info(self.extrinsics.describe())
-        self.assembler = FrameAssembler.from_parameters(p, dict.fromkeys(self.radars))
+        self.assembler = FrameAssembler.from_config(cfg, dict.fromkeys(cfg.radars))
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="detector", daemon=True)
         self._worker.start()
 
     def start(self) -> None:
         """Subscriptions, publishers and the diagnostics timer."""
-        node, p = self.node, self.params
+        node, cfg = self.node, self.config
         qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability)
         # radar sweeps and poses are accumulated, not just the latest used: a short queue so none is lost in a burst
         qos_acc = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability)
-        image_type = CompressedImage if p["compressed_image"] else Image
+        image_type = CompressedImage if cfg.compressed_image else Image
         with self._pub_lock:
             self._pubs = {
                 "detected_objects": node.create_publisher(DetectedObjects, "~/output/detected_objects", 10),
@@ -344,21 +300,21 @@ class DetectorCore:
         # the radar before the image, as the offline replay (imkd_ros.apps.replay) orders equal log times.
         if self.assembler is not None and self.assembler.use_ego_pose:
             subs.append(("ego_pose", node.create_subscription(PoseStamped, "~/input/ego_pose", self._on_pose, qos_acc)))
-        for c in self.cameras:
+        for c in self.config.cameras:
             cb = lambda m, c=c: self._on_camera_info(c, m)  # noqa: E731
-            topic = _input_topic("camera_info", c, self.cameras)
+            topic = _input_topic("camera_info", c, self.config.cameras)
             subs.append((f"camera_info {c}", node.create_subscription(CameraInfo, topic, cb, qos)))
-        for r in self.radars:
+        for r in self.config.radars:
             cb = lambda m, r=r: self._on_radar(r, m)  # noqa: E731
             subs.append(
                 (
                     f"radar {r}",
-                    node.create_subscription(PointCloud2, _input_topic("radar", r, self.radars), cb, qos_acc),
+                    node.create_subscription(PointCloud2, _input_topic("radar", r, self.config.radars), cb, qos_acc),
                 )
             )
-        for c in self.cameras:
+        for c in self.config.cameras:
             cb = lambda m, info, c=c: self._on_image(c, m, info)  # noqa: E731
-            topic = _input_topic("image", c, self.cameras)
+            topic = _input_topic("image", c, self.config.cameras)
             subs.append((f"image {c}", node.create_subscription(image_type, topic, cb, qos)))
         self._subs = [s for _, s in subs]
         self._inputs = {key: s.topic_name for key, s in subs if key}  # input key -> resolved topic
@@ -366,7 +322,7 @@ class DetectorCore:
             self.monitor.watch(topic, optional=key == "ego_pose")
         # a steady clock: diagnostics go on while a bag is paused or /clock is missing (use_sim_time)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._timers = [node.create_timer(float(p["diagnostics.period"]), self.publish_diagnostics, clock=steady)]
+        self._timers = [node.create_timer(cfg.diagnostics.period, self.publish_diagnostics, clock=steady)]
 
     def stop(self) -> None:
         """Destroy the subscriptions, publishers and timers (the model stays loaded)."""
@@ -533,7 +489,7 @@ class DetectorCore:
     def _dispatch(self, done: AssembledFrame, callback_s: float, transport_s: float) -> None:
         """Hand an assembled frame to the worker; ``callback_s``: executor time spent on it (conversion, pairing,
         assembly); ``transport_s``: its image's time from the publisher to the callback."""
-        header = make_header(done.stamp, self.output_frame)
+        header = make_header(done.stamp, self.config.output_frame)
         job = _Job(done.frame, header, callback_s, transport_s, time.perf_counter())
         with self._cv:
             if self._mailbox is not None:
@@ -555,7 +511,8 @@ class DetectorCore:
             detector = self.detector
             if detector is None:
                 continue
-            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt if self._timing else 0
+            timing = self.config.debug_timing
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt if timing else 0
             t0 = time.perf_counter()
             try:
                 boxes = detector.detect(job.frame)
@@ -563,20 +520,21 @@ class DetectorCore:
                 self._bad("model", f"detector failed on frame {job.header.stamp.sec}.{job.header.stamp.nanosec}: {exc}")
                 continue
             t1 = time.perf_counter()
-            if self._timing:  # fresh memory pages the model call touched (each costs ~2 us)
+            if timing:  # fresh memory pages the model call touched (each costs ~2 us)
                 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
             # the velocities first: a consumer that waits for ~/output/objects finds them there
             self._publish("detected_objects", boxes_to_objects(boxes, job.header))
             self._publish("objects", boxes_to_detections(boxes, job.header))
             t2 = time.perf_counter()
-            if self._markers:  # after the detections: RViz's markers do not delay the consumers of the objects
+            # after the detections: RViz's markers do not delay the consumers of the objects
+            if self.config.publish_markers:
                 self._publish("markers", boxes_to_markers(boxes, job.header))
             t3 = time.perf_counter()
             self.frames_done += 1
             processing_ms = (job.callback_s + t3 - t0) * 1e3
             self.monitor.processed(processing_ms)
             self._publish("processing", Float64(data=processing_ms))
-            if self._timing:
+            if timing:
                 spans = (job.transport_s, job.callback_s, t0 - job.dispatched, t1 - t0, t2 - t1, t3 - t2)
                 record = {f"{k}_ms": round(v * 1e3, 3) for k, v in zip(_SPANS, spans, strict=True)}
                 record.update({f"detect_{k}": round(v, 3) for k, v in detector.last_timing.items()})

@@ -17,7 +17,7 @@ from rclpy.node import Node
 from imkd_ros.core.shipped import DEFAULT_MODEL, resolve_checkpoint
 from imkd_ros.nodes.detector_core import DetectorCore
 from imkd_ros.nodes.spin import run_node
-from imkd_ros.pipeline.assemble import default_parameters
+from imkd_ros.pipeline.detector_params import default_parameters
 
 __all__ = ["DEFAULT_MODEL", "DetectorNode", "default_parameters", "resolve_checkpoint", "main"]  # re-exported
 

@@ -1,8 +1,8 @@
 """The detector node's logic without rclpy or ROS message types, shared by the nodes and the offline bag replay:
-camera-radar sync (:mod:`.sync`), frame assembly and the node's mounting and model settings (:mod:`.assemble`), the
-tf tree (:mod:`.tf`), where extrinsics come from (:mod:`.extrinsics`), ``/diagnostics`` contents
-(:mod:`.diagnostics`), the parameter schema (:mod:`.params`), the DetectedObjects layout (:mod:`.objects`), message
-field arrays -> numpy (:mod:`.arrays`), warning throttling (:mod:`.throttle`) and the environment of ROS child
+camera-radar sync (:mod:`.sync`), frame assembly (:mod:`.assemble`), the nodes' typed configs (:mod:`.detector_params`,
+:mod:`.teacher_params`), the tf tree (:mod:`.tf`), where extrinsics come from (:mod:`.extrinsics`), ``/diagnostics``
+contents (:mod:`.diagnostics`), the parameter schema (:mod:`.params`), the DetectedObjects layout (:mod:`.objects`),
+message field arrays -> numpy (:mod:`.arrays`), warning throttling (:mod:`.throttle`) and the environment of ROS child
 processes (:mod:`.env`).
 
 Imports no rclpy and no message package (the import contract, ``test/test_import_contract.py``, checks it). Import

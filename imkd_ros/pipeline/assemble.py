@@ -1,4 +1,4 @@
-"""The detector node without ROS: its parameters' defaults, its input side (radar sweeps, camera frames,
+"""The detector node without ROS: its input side (radar sweeps, camera frames,
 CameraInfo and ego poses in, the :class:`~imkd_ros.core.types.Frame` the model gets out) and the geometry of its RViz
 markers.
 
@@ -25,21 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imkd_ros.core.errors import ImkdError
-from imkd_ros.core.geometry import pose_parameter
 from imkd_ros.core.sweeps import lag_seconds, radar_sweep_to_ref, sweep_to_ref
 from imkd_ros.core.transforms import Pose
 from imkd_ros.core.types import Boxes, Calibration, Frame
-from imkd_ros.pipeline.params import ParameterError
 from imkd_ros.pipeline.sync import CameraRadarSync, PoseBuffer, SyncedSet, SyncEvent
 
+if TYPE_CHECKING:
+    from imkd_ros.pipeline.detector_params import DetectorNodeConfig
+
 __all__ = [
-    "default_parameters",
-    "mountings",
     "RADAR_MSG_FIELDS",
     "FrameInputError",
     "radar_cloud_points",
@@ -59,53 +58,6 @@ __all__ = [
 #: radar fields) are used for the devkit's default filters when present.
 RADAR_MSG_FIELDS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx_comp", "vy_comp")
 _FILTER_FIELDS = ("invalid_state", "dyn_prop", "ambig_state")
-
-
-def flatten_parameters(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> ``{"a.b.c": value}`` (the ROS parameter names of nested YAML keys)."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        out.update(flatten_parameters(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def default_parameters() -> dict[str, Any]:
-    """The detector node's parameter defaults: ``config/detector.yaml`` (``/**: ros__parameters``), nested keys
-    joined with dots (``"radar_to_base.front.translation"``)."""
-    import yaml
-
-    from imkd_ros.core.shipped import shipped_file
-
-    path = shipped_file("config/detector.yaml")
-    return flatten_parameters(yaml.safe_load(path.read_text(encoding="utf-8"))["/**"]["ros__parameters"])
-
-
-def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[dict[str, Pose], dict[str, Pose]]:
-    """Per name of ``cameras``, ``camera_to_base.<name>``, and per name of ``radars``, ``radar_to_base.<name>`` of
-    flat node parameters (:func:`imkd_ros.core.geometry.pose_parameter`), in the lists' order. A sensor without its
-    mounting is an error when ``required`` (the replay; the node with ``extrinsics_source: parameters``), else it is
-    left out (tf must give it).
-
-    Raises:
-        ParameterError: a required mounting that is not set (a ``ValueError``).
-        ValueError: a bad mounting (named).
-    """
-
-    def of(kind: str, names: Any) -> dict[str, Pose]:
-        out = {}
-        for name in (str(n) for n in names):
-            key = f"{kind}_to_base.{name}"
-            t, q = params.get(f"{key}.translation"), params.get(f"{key}.rotation")
-            if t is None or q is None:
-                if required:
-                    raise ParameterError(f"parameter {key} is not set ({kind} {name!r} needs its mounting)")
-                continue
-            out[name] = pose_parameter(t, q, key)
-        return out
-
-    return of("camera", params["cameras"]), of("radar", params["radars"])
 
 
 class FrameInputError(ImkdError, ValueError):
@@ -258,21 +210,21 @@ class FrameAssembler:
         self.use_ego_pose = bool(use_ego_pose)
 
     @classmethod
-    def from_parameters(cls, params: Mapping[str, Any], radar_to_base: Mapping[str, Pose | None]) -> FrameAssembler:
-        """From the detector node's parameters (``config/detector.yaml`` names: ``cameras``,
-        ``camera_set_lead``, ``camera_set_window``, ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``,
-        ``max_radar_points``, ``radar_default_filters``, ``use_ego_pose``)."""
+    def from_config(cls, config: DetectorNodeConfig, radar_to_base: Mapping[str, Pose | None]) -> FrameAssembler:
+        """With the detector node's settings (``cameras``, ``camera_set_lead``, ``camera_set_window``,
+        ``max_camera_radar_delay``, ``radar_sweeps``, ``max_sweep_age``, ``max_radar_points``,
+        ``radar_default_filters``, ``use_ego_pose``)."""
         return cls(
             radar_to_base,
-            max_delay=float(params["max_camera_radar_delay"]),
-            sweeps=int(params["radar_sweeps"]),
-            max_sweep_age=float(params["max_sweep_age"]),
-            max_radar_points=int(params["max_radar_points"]),
-            radar_default_filters=bool(params["radar_default_filters"]),
-            use_ego_pose=bool(params["use_ego_pose"]),
-            cameras=[str(c) for c in params["cameras"]],
-            camera_lead=float(params["camera_set_lead"]),
-            camera_window=float(params["camera_set_window"]),
+            max_delay=config.max_camera_radar_delay,
+            sweeps=config.radar_sweeps,
+            max_sweep_age=config.max_sweep_age,
+            max_radar_points=config.max_radar_points,
+            radar_default_filters=config.radar_default_filters,
+            use_ego_pose=config.use_ego_pose,
+            cameras=list(config.cameras),
+            camera_lead=config.camera_set_lead,
+            camera_window=config.camera_set_window,
         )
 
     @property

@@ -31,6 +31,7 @@ __all__ = [
     "load_schema",
     "node_properties",
     "parameter_spec",
+    "flatten_parameters",
     "nest",
     "validate_parameters",
     "validate_file",
@@ -151,6 +152,16 @@ def parameter_spec(name: str) -> ParameterSpec:
         maximum=None if hi is None else float(hi),
         enum=tuple(prop.get("enum", ())),
     )
+
+
+def flatten_parameters(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``{"a.b.c": value}`` (the ROS parameter names of nested YAML keys; :func:`nest` undoes it)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out.update(flatten_parameters(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
 
 
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:

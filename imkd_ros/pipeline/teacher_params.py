@@ -17,8 +17,7 @@ from typing import Any
 from imkd_ros.core.errors import InputError
 from imkd_ros.core.geometry import pose_parameter
 from imkd_ros.core.transforms import Pose
-from imkd_ros.pipeline.assemble import flatten_parameters
-from imkd_ros.pipeline.params import ROS_PARAMETERS, ParameterError
+from imkd_ros.pipeline.params import ROS_PARAMETERS, ParameterError, flatten_parameters
 
 __all__ = ["DEVICES", "TeacherNodeConfig", "teacher_default_parameters"]
 

@@ -74,7 +74,7 @@ def test_node_parameters_are_the_training_window() -> None:
     """The node pairs with the window the reader trains and evaluates with (config/detector.yaml vs the
     defaults of :class:`SweepWindow` and the shipped model's radar sweeps)."""
     from imkd_ros.model import ModelConfig
-    from imkd_ros.pipeline.assemble import default_parameters
+    from imkd_ros.pipeline.detector_params import default_parameters
 
     p = default_parameters()
     w = SweepWindow()

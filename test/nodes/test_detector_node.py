@@ -189,9 +189,10 @@ def _offline_frames(reader, events):  # noqa: ANN001, ANN202 - the node's assemb
     from PIL import Image as PILImage
 
     from imkd_ros.data.pcd import read_radar_pcd
-    from imkd_ros.pipeline.assemble import FrameAssembler, default_parameters
+    from imkd_ros.pipeline.assemble import FrameAssembler
+    from imkd_ros.pipeline.detector_params import DetectorNodeConfig
 
-    asm = FrameAssembler.from_parameters(default_parameters(), {"front": None})
+    asm = FrameAssembler.from_config(DetectorNodeConfig.defaults(), {"front": None})
     out = {}
     for ev in events:
         asm.add_pose(ev.stamp, reader.ego_pose_of(ev.token))

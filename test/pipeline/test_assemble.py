@@ -9,15 +9,7 @@ import pytest
 
 from imkd_ros.core.transforms import Pose
 from imkd_ros.core.types import Boxes, Calibration
-from imkd_ros.pipeline.assemble import (
-    FrameAssembler,
-    FrameInputError,
-    default_parameters,
-    marker_specs,
-    mountings,
-    radar_cloud_points,
-)
-from imkd_ros.pipeline.params import ParameterError
+from imkd_ros.pipeline.assemble import FrameAssembler, FrameInputError, marker_specs, radar_cloud_points
 
 MS = 1_000_000  # ns
 _K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
@@ -103,51 +95,6 @@ def test_time_going_back_resets_the_sync_and_forgets_the_poses() -> None:
     asm.add_radar("front", 10_000 * MS, _cloud(1))
     done, events = asm.add_radar("front", 0, _cloud(1))  # a bag played again from the start
     assert done is None and [e.kind for e in events] == ["time_reset"] and len(asm.poses) == 0
-
-
-def test_parameters_and_mountings_come_from_the_node_yaml() -> None:
-    p = default_parameters()
-    assert p["radars"] == ["front"] and p["radar_sweeps"] == 6 and p["cameras"] == ["front"]
-    cameras, radars = mountings(p)
-    np.testing.assert_allclose(radars["front"].translation, [3.41, 0.0, 0.5])
-    camera = cameras["front"]
-    np.testing.assert_allclose(camera.rotation @ [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], atol=1e-12)  # optical z forward
-    asm = FrameAssembler.from_parameters(p, radars)
-    assert asm.radars == ("front",) and asm.cameras == ("front",) and asm.sync.sweeps == 6 and asm.use_ego_pose
-    with pytest.raises(ParameterError, match="radar_to_base.rear is not set"):
-        mountings({**p, "radars": ["front", "rear"]})
-    with pytest.raises(ParameterError, match="camera_to_base.back is not set"):
-        mountings({**p, "cameras": ["front", "back"]})
-    cameras2, radars2 = mountings({**p, "radars": ["front", "rear"]}, required=False)  # tf must give the rear one
-    assert list(radars2) == ["front"] and np.array_equal(cameras2["front"].matrix(), camera.matrix())
-
-
-def test_the_nuscenes_rig_file_gives_six_cameras_and_five_radars_in_the_readers_order() -> None:
-    """config/detector_nuscenes.yaml over the defaults: the synthetic nuScenes rig's sensors and mountings."""
-    import yaml
-
-    from imkd_ros.core.shipped import shipped_file
-    from imkd_ros.data.synth.rig import RIGS
-    from imkd_ros.pipeline.assemble import flatten_parameters
-
-    doc = yaml.safe_load(shipped_file("config/detector_nuscenes.yaml").read_text())["/**"]["ros__parameters"]
-    p = {k: v for k, v in default_parameters().items() if not k.startswith(("camera_to_base.", "radar_to_base."))}
-    p.update(flatten_parameters(doc))
-    cameras, radars = mountings(p)
-    rig = RIGS["nuscenes"]
-    assert [f"CAM_{c.upper()}" for c in cameras] == list(rig.cameras)
-    assert [f"RADAR_{r.upper()}" for r in radars] == list(rig.radars)
-    for name, pose in [*cameras.items(), *((f"_{r}", v) for r, v in radars.items())]:
-        channel = f"CAM_{name.upper()}" if not name.startswith("_") else f"RADAR{name.upper()}"
-        np.testing.assert_allclose(pose.matrix(), rig.calibrations[channel].sensor_to_ego.matrix(), atol=1e-5)
-    asm = FrameAssembler.from_parameters(p, radars)
-    assert asm.cameras[0] == "front" and len(asm.cameras) == 6 and len(asm.radars) == 5
-    # the rig's file names the shipped surround student: a +-51.2 m grid, not the front model
-    from imkd_ros.core.shipped import resolve_checkpoint
-    from imkd_ros.model.checkpoint import load_checkpoint
-
-    config = load_checkpoint(resolve_checkpoint(doc["checkpoint"])).config
-    assert config.grid.x_range == (-51.2, 51.2) and config.grid.y_range == (-51.2, 51.2)
 
 
 def test_a_camera_set_moves_each_camera_with_the_ego_poses_of_its_exposure() -> None:

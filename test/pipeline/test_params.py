@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from imkd_ros.pipeline.assemble import default_parameters
+from imkd_ros.pipeline.detector_params import default_parameters
 from imkd_ros.pipeline.env import ros_env
 from imkd_ros.pipeline.params import (
     ParameterError,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,6 +118,46 @@ def test_imkd_eval_cli(
     assert len(list((out / "bev").glob("*.png"))) == 1
     assert json.loads((out / "by_weather.json").read_text())
     assert cli_main(["eval", "--data", str(synth_root), "--checkpoint", str(tmp_path / "x.pt"), "--out", str(out)]) == 2
+
+
+def test_eval_holds_one_batch_of_frames_not_the_split(
+    synth_root: Path, tiny_student: tuple[Path, train_mod.TrainResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate_detector reads the split's frames as it detects them: when a batch reaches the model, the frames
+    still alive are that batch, the last of the one before, the first frame (its rig gives the coverage region) and
+    the BEV picture's; not all 16 (reading the split up front took 17 GB for 864 surround keyframes)."""
+    import gc
+    import weakref
+
+    from imkd_ros.data.reader import NuScenesReader
+    from imkd_ros.evaluation.eval_detector import evaluate_detector
+    from imkd_ros.inference.detector import Detector
+
+    refs: list[weakref.ref[Any]] = []
+    read = NuScenesReader.frame
+
+    def frame(self: NuScenesReader, token: str) -> Any:
+        f = read(self, token)
+        refs.append(weakref.ref(f))
+        return f
+
+    monkeypatch.setattr(NuScenesReader, "frame", frame)
+    det = Detector.from_checkpoint(tiny_student[0], "cpu")
+    alive: list[int] = []
+    detect = det.detect_batch
+
+    def detect_batch(frames: Any) -> Any:
+        gc.collect()
+        alive.append(sum(r() is not None for r in refs))
+        return detect(frames)
+
+    det.detect_batch = detect_batch  # type: ignore[method-assign]
+    res = evaluate_detector(
+        det, None, tmp_path / "eval", dataroot=synth_root, split="synth_all", batch_size=2, bev_pngs=1
+    )
+    assert res["frames"] == 16 and len(alive) == 8
+    assert max(alive) <= 2 + 1 + 1 + 1, alive
+    assert len(list((tmp_path / "eval" / "bev").glob("*.png"))) == 1
 
 
 def test_imkd_eval_runtime_options(

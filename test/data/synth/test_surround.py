@@ -164,7 +164,7 @@ def test_a_student_runs_on_the_six_cameras(nusc: NuScenes, tmp_path: Path, monke
 
     from imkd_ros.data.dataset import collate_frames
     from imkd_ros.inference.detector import Detector, model_inputs
-    from imkd_ros.inference.ort_backend import box_difference
+    from imkd_ros.inference.ort_backend import torch_parity
     from imkd_ros.model import ModelConfig, Student
     from imkd_ros.model.preprocess import fit_frame
 
@@ -185,4 +185,13 @@ def test_a_student_runs_on_the_six_cameras(nusc: NuScenes, tmp_path: Path, monke
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     ort = Detector(student, backend="onnxruntime", threads=1, score_threshold=0.0)
     assert ort.runtime.cameras == 1
-    assert box_difference(ort.detect(frame), boxes) < 1e-3 and ort.runtime.cameras == 6
+    got = ort.detect(frame)
+    assert ort.runtime.cameras == 6
+    # the same head outputs on the six cameras; the boxes of this untrained head score 0.1000 +- 3e-5, so the
+    # kernels' last bits (they differ between CPUs) may reorder near-ties: every box but a few found in both
+    parity = torch_parity(student, ort.runtime, model_inputs(student, collate_frames([fit_frame(frame, cfg.image)])))
+    assert parity["heatmap"] < 1e-4 and parity["regression"] < 1e-4, parity
+    assert len(got) == len(boxes)
+    dist = np.linalg.norm(got.center[:, None, :2] - boxes.center[None, :, :2], axis=-1)
+    dist[got.label[:, None] != boxes.label[None, :]] = np.inf
+    assert (dist.min(axis=0) < 1e-3).mean() >= 0.95
