@@ -410,17 +410,18 @@ def replay_offline(
     from tqdm import tqdm
 
     from imkd_ros.pipeline.assemble import FrameAssembler
-    from imkd_ros.pipeline.detector_params import DetectorNodeConfig, mountings
+    from imkd_ros.pipeline.detector_params import DetectorNodeConfig
 
     if frames not in FRAME_CHOICES:
         raise BagError(f"frames must be one of {FRAME_CHOICES}, got {frames!r}")
     rig = sensor_rig(src)
     p = node_parameters(rig, params)
     try:
-        camera_to_base, radar_to_base = mountings(p)
+        config = DetectorNodeConfig.from_parameters(p)
+        camera_to_base, radar_to_base = config.required_mountings()
         camera_to_base = _bag_poses(camera_to_base, rig.camera_to_base, p, "camera")
         radar_to_base = _bag_poses(radar_to_base, rig.radar_to_base, p, "radar")
-        assembler = FrameAssembler.from_config(DetectorNodeConfig.from_parameters(p), radar_to_base)
+        assembler = FrameAssembler.from_config(config, radar_to_base)
     except ValueError as exc:
         raise BagError(f"bag {src.path}: node parameters: {exc}") from exc
     unknown = [c for c in camera_to_base if c not in rig.camera_names]
@@ -447,7 +448,7 @@ class _OfflineRun:
     and error counts, and the :class:`Replay` at the end (:meth:`result`).
 
     Args:
-        mountings: camera name -> base and radar name -> base (:func:`imkd_ros.pipeline.detector_params.mountings`; the
+        mountings: camera name -> base and radar name -> base (``DetectorNodeConfig.required_mountings``; the
             cameras of the node's parameters, the reference camera first).
         gts: the ground-truth stamps.
         keyframes_only: replay only the images with ground truth.

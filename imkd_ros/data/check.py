@@ -42,6 +42,7 @@ __all__ = [
     "usable_samples",
     "read_frames",
     "iter_frames",
+    "sort_skipped",
     "SKIP_HINT",
 ]
 
@@ -231,9 +232,14 @@ def read_frames(
         transform(f) if transform is not None else f
         for f in iter_frames(reader, progress(good) if progress is not None else good, skipped, skip_bad=skip_bad)
     ]
+    sort_skipped(skipped, tokens)
+    return frames, skipped
+
+
+def sort_skipped(skipped: list[SkippedFrame], tokens: Sequence[str]) -> None:
+    """Put ``skipped`` in the order of ``tokens`` (in place): those found up front and those that failed to read."""
     order = {t: i for i, t in enumerate(tokens)}
     skipped.sort(key=lambda s: order.get(s.sample, 0))
-    return frames, skipped
 
 
 def iter_frames(

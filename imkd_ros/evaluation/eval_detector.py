@@ -30,7 +30,7 @@ import numpy as np
 
 from imkd_ros.core.atomic import atomic_write_text
 from imkd_ros.core.types import Boxes, Frame
-from imkd_ros.data.check import SkippedFrame, iter_frames, usable_samples
+from imkd_ros.data.check import SkippedFrame, iter_frames, sort_skipped, usable_samples
 from imkd_ros.data.errors import DatasetError
 from imkd_ros.data.reader import NuScenesReader
 from imkd_ros.evaluation.coverage import Coverage, dataset_coverage, grid_region
@@ -94,13 +94,16 @@ def evaluate_detector(
     skipped = list(skipped)
     if frames is None:  # read as detected: one batch in memory, not the split (nuScenes val: 6019 x ~26 MB)
         reader = reader or _reader_for(detector, dataroot, version, bev_pngs)
+        split_tokens = reader.split_samples(split)
         tokens, skipped = usable_samples(
-            reader, reader.split_samples(split), skip_bad=skip_bad_frames, what=f"split {split} of {dataroot}"
+            reader, split_tokens, skip_bad=skip_bad_frames, what=f"split {split} of {dataroot}"
         )
         count, stream = len(tokens), iter_frames(reader, tokens, skipped, skip_bad=skip_bad_frames)
     else:
         count, stream = len(frames), iter(frames)
     results, latencies, dets_of, first, pictures = _detect_all(detector, stream, batch_size, _picks(count, bev_pngs))
+    if frames is None:  # frames that failed to read were appended as they came
+        sort_skipped(skipped, split_tokens)
     if first is None:
         raise DatasetError(f"split {split} of {dataroot}: every one of its {len(skipped)} frames was skipped")
     results_path = _write_results(out_dir / "results.json", detector, {**results, **{s.sample: [] for s in skipped}})
@@ -117,8 +120,6 @@ def evaluate_detector(
         by_weather=by_weather,
         exclude=[s.sample for s in skipped],
     )
-    order = {t: i for i, t in enumerate(reader.split_samples(split))} if reader is not None and skipped else {}
-    skipped.sort(key=lambda s: order.get(s.sample, 0))
     weather, cov_weather = _weather_headlines(out_dir, grid, cov) if by_weather else ({}, {})
     if skipped:
         atomic_write_text(out_dir / "skipped_frames.json", json.dumps([s.to_dict() for s in skipped], indent=2) + "\n")

@@ -224,9 +224,9 @@ class DetectorCore:
         return SetParametersResult(successful=True)
 
     def _apply(self, cfg: DetectorNodeConfig, changed: list[str]) -> None:
-        """Hand the changeable settings among ``changed`` to the parts that hold them (``publish_markers`` and
-        ``debug_timing`` are read from :attr:`config` per frame)."""
-        if "score_threshold" in changed and self.detector is not None:
+        """Hand the changeable settings to the parts that hold them (``publish_markers`` and ``debug_timing`` are read
+        from :attr:`config` per frame); the warning throttle is rebuilt only when ``warn_period`` is in ``changed``."""
+        if self.detector is not None:
             self.detector.score_threshold = cfg.score_threshold
         if self.assembler is not None:
             self.assembler.max_radar_points = cfg.max_radar_points

@@ -57,12 +57,16 @@ def mountings(params: Mapping[str, Any], *, required: bool = True) -> tuple[dict
             t, q = params.get(f"{key}.translation"), params.get(f"{key}.rotation")
             if t is None or q is None:
                 if required:
-                    raise ParameterError(f"parameter {key} is not set ({kind} {name!r} needs its mounting)")
+                    raise _unset(kind, name)
                 continue
             out[name] = pose_parameter(t, q, key)
         return out
 
     return of("camera", params["cameras"]), of("radar", params["radars"])
+
+
+def _unset(kind: str, name: str) -> ParameterError:
+    return ParameterError(f"parameter {kind}_to_base.{name} is not set ({kind} {name!r} needs its mounting)")
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,20 @@ class DetectorNodeConfig:
     def defaults(cls) -> DetectorNodeConfig:
         """``config/detector.yaml`` as it is."""
         return cls.from_parameters(default_parameters())
+
+    def required_mountings(self) -> tuple[Mapping[str, Pose], Mapping[str, Pose]]:
+        """:attr:`camera_to_base` and :attr:`radar_to_base`, every sensor of ``cameras`` / ``radars`` in them (the
+        offline replay, which has no tf).
+
+        Raises:
+            ParameterError: the first sensor without its mounting, named.
+        """
+        sensors = (("camera", self.cameras, self.camera_to_base), ("radar", self.radars, self.radar_to_base))
+        for kind, names, have in sensors:
+            missing = [n for n in names if n not in have]
+            if missing:
+                raise _unset(kind, missing[0])
+        return self.camera_to_base, self.radar_to_base
 
     def changed(self, other: DetectorNodeConfig) -> list[str]:
         """The flat parameter names whose values differ in ``other`` (``diagnostics.<field>`` for the diagnostics;

@@ -58,6 +58,8 @@ def test_a_missing_parameter_is_named_and_a_missing_mounting_only_without_tf() -
     two = {**p, "radars": ["front", "rear"]}
     assert list(DetectorNodeConfig.from_parameters(two).radar_to_base) == ["front"]  # tf must give the rear one
     with pytest.raises(ParameterError, match="radar_to_base.rear is not set"):
+        DetectorNodeConfig.from_parameters(two).required_mountings()  # the offline replay has no tf
+    with pytest.raises(ParameterError, match="radar_to_base.rear is not set"):
         DetectorNodeConfig.from_parameters({**two, "extrinsics_source": "parameters"})
 
 
